@@ -1,0 +1,50 @@
+package jobrun
+
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Backoff policies as stored with each job.
+const (
+	backoffDefault     byte = iota // Backoff(defaultBackoffMin, defaultBackoffMax)
+	backoffExponential             // exponential from min to max, ±50% jitter
+	backoffConstant                // always min
+)
+
+// backoffPolicy is data, not a stateful backoff.BackOff, so that it survives restarts:
+// the delay is computed from the stored attempt number each time.
+type backoffPolicy struct {
+	kind     byte
+	min, max time.Duration
+}
+
+// delay returns how long to wait after the given failed attempt (1 for the first run).
+// The exponential policy builds a fresh backoff.ExponentialBackOff and steps it to the
+// attempt: cenkalti's type is stateful and not safe for concurrent use, so none is kept.
+func (p backoffPolicy) delay(attempt int) time.Duration {
+	switch p.kind {
+	case backoffConstant:
+		return backoff.NewConstantBackOff(p.min).NextBackOff()
+	case backoffExponential, backoffDefault:
+		lo, hi := p.min, p.max
+		if p.kind == backoffDefault {
+			lo, hi = defaultBackoffMin, defaultBackoffMax
+		}
+		b := backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(lo),
+			backoff.WithMaxInterval(hi),
+			backoff.WithMultiplier(2),
+			backoff.WithRandomizationFactor(0.5),
+			backoff.WithMaxElapsedTime(0),
+		)
+		// The interval stops growing at max, which 2^63 ns reaches within 64 doublings.
+		d := b.NextBackOff()
+		for i := 1; i < min(attempt, 64); i++ {
+			d = b.NextBackOff()
+		}
+		return d
+	}
+	return defaultBackoffMin
+}

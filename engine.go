@@ -1,0 +1,765 @@
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"golang.org/x/time/rate"
+)
+
+// Limits of one commit-loop cycle, so that one commit (and the latency of everything
+// waiting for it) stays bounded under load.
+const (
+	maxOpsPerCycle     = 4096
+	maxPromotePerCycle = 1000
+	maxCommitBackoff   = time.Second
+)
+
+// Operations sent to the commit loop, besides *execution (a finished attempt).
+type enqueueOp struct {
+	recs  []*record
+	ids   []ID
+	reply chan error
+}
+
+type progressOp struct{ e *execution }
+
+const (
+	ctlStart   = iota + 1 // begin feeding a session's workers
+	ctlDrain              // stop claiming; unclaim what workers have not started
+	ctlForce              // record every running job as interrupted; cancel handlers
+	ctlBarrier            // reply once everything sent before is committed
+	ctlClose              // final commit, then exit
+)
+
+type controlOp struct {
+	kind  int
+	s     *session
+	reply chan error
+}
+
+// session is one Run or RunUntilIdle: the workers of every configured queue and the
+// contexts of their handlers.
+type session struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	untilIdle bool
+	queues    []*sessionQueue
+	workers   workerGroup
+	idle      chan struct{} // closed by the loop when nothing is due or running (untilIdle)
+	forced    chan struct{} // closed by the loop when it interrupted the running jobs
+	ended     chan struct{} // closed when the session is over
+
+	stopMu   sync.Mutex
+	stopping bool
+}
+
+type sessionQueue struct {
+	name    string
+	workers int
+	jobs    chan *execution // claimed jobs, fed by the loop; capacity workers+prefetch
+}
+
+func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
+	sctx, cancel := context.WithCancelCause(ctx)
+	s := &session{
+		ctx: sctx, cancel: cancel, untilIdle: untilIdle,
+		idle: make(chan struct{}), forced: make(chan struct{}), ended: make(chan struct{}),
+	}
+	for _, name := range cfg.order {
+		q := cfg.queues[name]
+		s.queues = append(s.queues, &sessionQueue{
+			name: name, workers: q.workers,
+			jobs: make(chan *execution, q.workers+prefetch(q.workers)),
+		})
+	}
+	return s
+}
+
+// prefetch is how many jobs of a queue are claimed ahead of its workers, so a worker
+// that finishes takes the next job from memory instead of waiting for a commit.
+func prefetch(workers int) int { return min(max(2*workers, 4), maxPrefetch) }
+
+// workerGroup counts running worker goroutines and signals when none is left.
+type workerGroup struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{}
+}
+
+func (g *workerGroup) spawn(f func()) {
+	g.mu.Lock()
+	if g.n == 0 {
+		g.zero = make(chan struct{})
+	}
+	g.n++
+	g.mu.Unlock()
+	go func() {
+		defer g.exit()
+		f()
+	}()
+}
+
+func (g *workerGroup) exit() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n--; g.n == 0 {
+		close(g.zero)
+	}
+}
+
+func (g *workerGroup) done() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.zero == nil {
+		g.zero = make(chan struct{})
+		close(g.zero)
+	}
+	return g.zero
+}
+
+func (g *workerGroup) wait() { <-g.done() }
+
+// Workers.
+
+func (r *Runner) startWorker(s *session, q *sessionQueue, handlers map[string]*handler) {
+	s.workers.spawn(func() {
+		for e := range q.jobs {
+			if !r.execute(s, q, handlers, e) {
+				return
+			}
+		}
+	})
+}
+
+// execute runs one attempt and reports its outcome to the commit loop. It returns
+// false when the attempt timed out while the handler ignored its context: a
+// replacement worker took this one's place, so this goroutine ends.
+func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handler, e *execution) bool {
+	if e.status.Load() != execRunning {
+		return true // interrupted before it started
+	}
+	e.startedAt = time.Now()
+	e.info.StartedAt = e.startedAt
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	var stopTimeout func() bool
+	if d := e.timeout; d > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeoutCause(ctx, d, &timeoutError{d: d})
+		defer cancelTimeout()
+		attemptCtx := ctx
+		stopTimeout = context.AfterFunc(attemptCtx, func() {
+			var te *timeoutError
+			if !errors.As(context.Cause(attemptCtx), &te) || !e.status.CompareAndSwap(execRunning, execTimedOut) {
+				return
+			}
+			// The handler has not returned: fail the attempt now and give its slot to a
+			// new worker, so a handler that ignores its context cannot hold the queue.
+			e.outcome, e.err = outcomeFailed, te
+			r.report(e)
+			r.startWorker(s, q, handlers)
+		})
+	}
+	h := handlers[e.kind]
+	var rd RetryDelayer
+	err := callHandler(ctx, h, e, &rd)
+	if stopTimeout != nil {
+		stopTimeout()
+	}
+	if !e.status.CompareAndSwap(execRunning, execReturned) {
+		return e.status.Load() != execTimedOut
+	}
+	var (
+		te *timeoutError
+		sn *snoozeError
+		pe *permanentError
+	)
+	switch {
+	case err == nil:
+		e.outcome = outcomeDone
+	case s.ctx.Err() != nil:
+		e.outcome = outcomeInterrupted
+	case errors.As(context.Cause(ctx), &te):
+		e.outcome, e.err = outcomeFailed, fmt.Errorf("%w: %w", te, err)
+	case errors.As(err, &sn):
+		e.outcome, e.snooze = outcomeSnoozed, sn.d
+	case errors.As(err, &pe):
+		e.outcome, e.err = outcomePermanent, err
+	default:
+		e.outcome, e.err = outcomeFailed, err
+	}
+	if rd != nil && (e.outcome == outcomeFailed) {
+		e.retryDelay, e.customDelay = max(rd.RetryDelay(e.info.Attempt, err), 0), true
+	}
+	r.report(e)
+	return true
+}
+
+// callHandler decodes the args and runs the handler, turning a panic into an error
+// that carries the stack. It sets *rd if the args choose their own retry delay.
+func callHandler(ctx context.Context, h *handler, e *execution, rd *RetryDelayer) (err error) {
+	if h == nil {
+		return fmt.Errorf("%w %q: no handler registered in this process", ErrUnknownKind, e.kind)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n\n%s", v, debug.Stack())
+		}
+	}()
+	args, err := h.decode(e.info.RawArgs)
+	if err != nil {
+		return err
+	}
+	*rd, _ = args.(RetryDelayer)
+	return h.call(ctx, e, args)
+}
+
+// report hands a finished attempt to the commit loop. If the loop has exited the
+// outcome is dropped: the job is still recorded as running and is recovered, without
+// spending an attempt, at the next open.
+func (r *Runner) report(e *execution) {
+	select {
+	case r.ops <- e:
+	case <-r.loopDone:
+	}
+}
+
+func (r *Runner) notifyProgress(e *execution) {
+	select {
+	case r.ops <- progressOp{e}:
+	case <-r.loopDone:
+	}
+}
+
+// The commit loop.
+
+// queueState is the loop's view of one configured queue.
+type queueState struct {
+	name     string
+	workers  int
+	prefetch int
+	limiter  *rate.Limiter
+	inflight int             // claimed and not yet committed as finished
+	mayReady bool            // it may hold ready jobs: false once a claim came back short
+	starved  time.Time       // when the limiter has a token again, if it ran out
+	jobs     chan *execution // the current session's channel
+}
+
+type engine struct {
+	r        *Runner
+	queues   map[string]*queueState
+	order    []*queueState
+	s        *session // the session being fed, nil if none
+	feeding  bool     // s is set and not draining
+	inflight map[ID]*execution
+	nextDue  time.Time
+	timer    *time.Timer
+
+	// Gathered for the next commit.
+	fresh    bool // something arrived since the last cycle
+	enqueues []*enqueueOp
+	done     []*execution
+	progress map[*execution]bool
+	controls []*controlOp
+	closing  bool
+
+	failures     int       // consecutive failed commits
+	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
+}
+
+// cycleResult is what one commit did, applied to the loop's memory only once the
+// commit succeeded.
+type cycleResult struct {
+	touched map[string]bool // queues that got ready jobs
+	claims  map[*queueState][]*execution
+	more    map[*queueState]bool // the claim filled its capacity or ran out of tokens
+	nextDue time.Time
+}
+
+func newEngine(r *Runner) *engine {
+	en := &engine{r: r, queues: map[string]*queueState{}, inflight: map[ID]*execution{},
+		progress: map[*execution]bool{}}
+	for _, name := range r.cfg.order {
+		c := r.cfg.queues[name]
+		q := &queueState{name: name, workers: c.workers, prefetch: prefetch(c.workers), limiter: c.limiter}
+		en.queues[name] = q
+		en.order = append(en.order, q)
+	}
+	return en
+}
+
+func (en *engine) loop() {
+	defer close(en.r.loopDone)
+	en.timer = time.NewTimer(0)
+	en.r.db.View(func(tx *bbolt.Tx) error {
+		if t, err := openTxn(tx, time.Now()); err == nil {
+			en.nextDue = t.nextDue()
+		}
+		return nil
+	})
+	for {
+		if !en.fresh {
+			select {
+			case op := <-en.r.ops:
+				en.take(op)
+			case <-en.r.wake:
+				en.takeWake()
+			case <-en.timer.C:
+			}
+		}
+	gather:
+		for n := 0; n < maxOpsPerCycle; n++ {
+			select {
+			case op := <-en.r.ops:
+				en.take(op)
+			case <-en.r.wake:
+				en.takeWake()
+			default:
+				break gather
+			}
+		}
+		en.cycle()
+		if en.closing {
+			en.exit()
+			return
+		}
+	}
+}
+
+func (en *engine) take(op any) {
+	en.fresh = true
+	switch op := op.(type) {
+	case *enqueueOp:
+		en.enqueues = append(en.enqueues, op)
+	case *execution:
+		en.done = append(en.done, op)
+	case progressOp:
+		en.progress[op.e] = true
+	case *controlOp:
+		en.control(op)
+		en.controls = append(en.controls, op)
+	}
+}
+
+// takeWake picks up what EnqueueTx committed.
+func (en *engine) takeWake() {
+	en.fresh = true
+	r := en.r
+	r.wakeMu.Lock()
+	for name := range r.woken {
+		if q := en.queues[name]; q != nil {
+			q.mayReady = true
+		}
+		delete(r.woken, name)
+	}
+	if !r.wokenDue.IsZero() && (en.nextDue.IsZero() || r.wokenDue.Before(en.nextDue)) {
+		en.nextDue = r.wokenDue
+	}
+	r.wokenDue = time.Time{}
+	r.wakeMu.Unlock()
+}
+
+// control applies the in-memory part of a control operation; its reply waits for the
+// commit.
+func (en *engine) control(op *controlOp) {
+	switch op.kind {
+	case ctlStart:
+		en.s, en.feeding = op.s, true
+		for _, sq := range op.s.queues {
+			q := en.queues[sq.name]
+			q.jobs, q.mayReady, q.starved = sq.jobs, true, time.Time{}
+		}
+	case ctlDrain:
+		if en.s != op.s || !en.feeding {
+			return
+		}
+		en.feeding = false
+		for _, q := range en.order {
+			en.drain(q)
+		}
+	case ctlForce:
+		if en.s != op.s {
+			return
+		}
+		if en.feeding {
+			en.feeding = false
+			for _, q := range en.order {
+				en.drain(q)
+			}
+		}
+		for _, e := range en.inflight {
+			if e.status.CompareAndSwap(execRunning, execInterrupted) {
+				e.outcome = outcomeInterrupted
+				en.done = append(en.done, e)
+			}
+		}
+		select {
+		case <-op.s.forced:
+		default:
+			close(op.s.forced)
+		}
+		op.s.cancel(ErrClosed)
+	case ctlClose:
+		en.closing = true
+	}
+}
+
+// drain takes back the jobs a queue's workers have not started and closes the
+// channel, so the workers exit after their current job.
+func (en *engine) drain(q *queueState) {
+	if q.jobs == nil {
+		return
+	}
+	for {
+		select {
+		case e := <-q.jobs:
+			if e.status.CompareAndSwap(execRunning, execInterrupted) {
+				e.outcome = outcomeInterrupted
+				en.done = append(en.done, e)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	close(q.jobs)
+	q.jobs = nil
+}
+
+// cycle commits everything gathered, plus due promotions and claims, in one
+// transaction, then applies the result.
+func (en *engine) cycle() {
+	now := time.Now()
+	en.fresh = false
+	pending := len(en.enqueues) + len(en.done) + len(en.progress)
+	if pending > 0 && en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues) == 0 {
+		// Retrying a failed commit: wait out the backoff unless a caller is waiting.
+		en.finishCycle(now, nil)
+		return
+	}
+	promote := !en.nextDue.IsZero() && !now.Before(en.nextDue)
+	claim := false
+	if en.feeding {
+		for _, q := range en.order {
+			claim = claim || en.capacity(q) > 0 && (q.mayReady || pending > 0)
+		}
+	}
+	if pending == 0 && !promote && !claim {
+		en.finishCycle(now, nil)
+		return
+	}
+	var res *cycleResult
+	err := en.r.db.Update(func(tx *bbolt.Tx) error {
+		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
+			more: map[*queueState]bool{}, nextDue: en.nextDue}
+		t, err := openTxn(tx, now)
+		if err != nil {
+			return err
+		}
+		return en.commit(t, res, promote)
+	})
+	if err != nil {
+		en.failures++
+		wait := min(10*time.Millisecond<<min(en.failures, 10), maxCommitBackoff)
+		en.backoffUntil = now.Add(wait)
+		en.r.log.Error("jobrun: commit failed; retrying", "error", err, "retry_in", wait,
+			"enqueues", len(en.enqueues), "completions", len(en.done))
+		for _, op := range en.enqueues {
+			op.reply <- err
+		}
+		en.enqueues = nil
+		en.finishCycle(now, err)
+		return
+	}
+	en.failures = 0
+	en.applied(now, res)
+	en.finishCycle(now, nil)
+}
+
+func (en *engine) capacity(q *queueState) int {
+	if q.jobs == nil {
+		return 0
+	}
+	return q.workers + q.prefetch - q.inflight
+}
+
+// commit writes one cycle's changes into t.
+func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
+	for _, op := range en.enqueues {
+		op.ids = make([]ID, len(op.recs))
+		for i, rec := range op.recs {
+			id, err := t.insert(rec)
+			if err != nil {
+				return fmt.Errorf("insert job: %w", err)
+			}
+			op.ids[i] = id
+			if rec.state == stReady {
+				res.touched[rec.queue] = true
+			} else {
+				res.due(rec.runAt)
+			}
+		}
+	}
+	finished := make(map[*execution]bool, len(en.done))
+	freed := map[*queueState]int{} // slots this commit frees, for its own claims
+	for _, e := range en.done {
+		finished[e] = true
+		if q := en.queues[e.rec.queue]; q != nil && en.inflight[e.id] == e {
+			freed[q]++
+		}
+		if err := en.finish(t, e, res); err != nil {
+			return fmt.Errorf("record outcome of job %d: %w", e.id, err)
+		}
+	}
+	for e := range en.progress {
+		p, ok := e.takeProgress()
+		if !ok || finished[e] || en.inflight[e.id] != e {
+			continue
+		}
+		e.rec.progress = p
+		if err := t.put(e.id, e.rec); err != nil {
+			e.setProgress(p) // try again with the next commit
+			return fmt.Errorf("record progress of job %d: %w", e.id, err)
+		}
+	}
+	if promote {
+		next, err := t.promote(maxPromotePerCycle, res.touched)
+		if err != nil {
+			return fmt.Errorf("promote due jobs: %w", err)
+		}
+		res.nextDue = next
+	}
+	if en.feeding {
+		for _, q := range en.order {
+			n := en.capacity(q) + freed[q]
+			if n <= 0 || !(q.mayReady || res.touched[q.name]) {
+				continue
+			}
+			var take func() bool
+			starved := false
+			if q.limiter != nil {
+				take = func() bool {
+					rv := q.limiter.ReserveN(t.now, 1)
+					if d := rv.DelayFrom(t.now); !rv.OK() || d > 0 {
+						rv.CancelAt(t.now)
+						starved = true
+						if rv.OK() {
+							q.starved = t.now.Add(d)
+						}
+						return false
+					}
+					return true
+				}
+			}
+			claimed, err := t.claim(q.name, n, take)
+			if err != nil {
+				return fmt.Errorf("claim jobs of queue %s: %w", q.name, err)
+			}
+			res.claims[q] = claimed
+			res.more[q] = len(claimed) == n || starved
+		}
+	}
+	return t.flush()
+}
+
+func (res *cycleResult) due(at time.Time) {
+	if res.nextDue.IsZero() || at.Before(res.nextDue) {
+		res.nextDue = at
+	}
+}
+
+// finish records the outcome of an attempt. It works on a copy of the claimed record,
+// so a commit that fails can be retried with the same outcome.
+func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
+	rec := e.rec.clone()
+	if p, ok := e.peekProgress(); ok {
+		rec.progress = p
+	}
+	attempt := rec.attempt + 1
+	if err := t.removeActive(e.id); err != nil {
+		return err
+	}
+	var err error
+	switch e.outcome {
+	case outcomeInterrupted:
+		rec.state = stReady
+		err = t.addReady(e.id, rec)
+		res.touched[rec.queue] = true
+	case outcomeDone:
+		rec.attempt, rec.startedAt, rec.finishedAt, rec.state = attempt, e.startedAt, t.now, stDone
+		e.mu.Lock()
+		rec.result = e.result
+		e.mu.Unlock()
+		err = t.addFinished(e.id, rec)
+	case outcomeSnoozed:
+		rec.startedAt = e.startedAt
+		err = en.reschedule(t, e.id, rec, t.now.Add(e.snooze), stScheduled, res)
+	case outcomeFailed, outcomePermanent:
+		rec.attempt, rec.startedAt = attempt, e.startedAt
+		rec.appendError(int(attempt), t.now, e.err.Error())
+		if e.outcome == outcomePermanent || attempt >= max(rec.maxAttempts, 1) {
+			rec.state, rec.finishedAt = stFailed, t.now
+			err = t.addFinished(e.id, rec)
+			break
+		}
+		delay := e.retryDelay
+		if !e.customDelay {
+			delay = rec.backoff.delay(int(attempt))
+		}
+		err = en.reschedule(t, e.id, rec, t.now.Add(delay), stRetrying, res)
+	default:
+		return fmt.Errorf("unknown outcome %d", e.outcome)
+	}
+	if err != nil {
+		return err
+	}
+	t.count(rec.queue, stRunning, rec.state)
+	return t.put(e.id, rec)
+}
+
+// reschedule puts a job back to wait until at, or straight to ready if at has come.
+func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byte, res *cycleResult) error {
+	rec.runAt = at
+	if at.After(t.now) {
+		rec.state = state
+		res.due(at)
+		return t.addScheduled(id, rec)
+	}
+	rec.state = stReady
+	res.touched[rec.queue] = true
+	return t.addReady(id, rec)
+}
+
+// applied updates the loop's memory after a successful commit and hands the claimed
+// jobs to the workers.
+func (en *engine) applied(now time.Time, res *cycleResult) {
+	for _, op := range en.enqueues {
+		op.reply <- nil
+	}
+	en.enqueues = nil
+	for _, e := range en.done {
+		if en.inflight[e.id] == e {
+			delete(en.inflight, e.id)
+			if q := en.queues[e.rec.queue]; q != nil {
+				q.inflight--
+			}
+		}
+		en.logOutcome(e)
+	}
+	en.done = en.done[:0]
+	clear(en.progress)
+	for name := range res.touched {
+		if q := en.queues[name]; q != nil {
+			q.mayReady = true
+		}
+	}
+	for q, claimed := range res.claims {
+		q.mayReady = res.more[q]
+		for _, e := range claimed {
+			e.r = en.r
+			e.kind, e.timeout = e.rec.kind, e.rec.timeout
+			e.info = e.rec.info(e.id)
+			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
+			en.inflight[e.id] = e
+			q.inflight++
+			q.jobs <- e // never blocks: the channel holds workers+prefetch, the most in flight
+		}
+	}
+	en.nextDue = res.nextDue
+}
+
+func (en *engine) logOutcome(e *execution) {
+	if e.outcome != outcomeFailed && e.outcome != outcomePermanent {
+		return
+	}
+	en.r.log.Warn("jobrun: attempt failed", "id", uint64(e.id), "kind", e.rec.kind, "queue", e.rec.queue,
+		"attempt", e.rec.attempt+1, "max_attempts", e.rec.maxAttempts, "error", e.err)
+}
+
+// finishCycle replies to control operations, signals idleness and sets the timer.
+func (en *engine) finishCycle(now time.Time, err error) {
+	for _, op := range en.controls {
+		op.reply <- err
+	}
+	en.controls = en.controls[:0]
+
+	if s := en.s; s != nil && s.untilIdle && en.feeding && en.isIdle(now) {
+		select {
+		case <-s.idle:
+		default:
+			close(s.idle)
+		}
+	}
+	if en.s != nil && !en.feeding {
+		select {
+		case <-en.s.ended:
+			en.s = nil
+		default:
+		}
+	}
+
+	var wake time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	earliest(en.nextDue)
+	if len(en.done)+len(en.progress) > 0 {
+		earliest(en.backoffUntil)
+	}
+	if en.feeding {
+		for _, q := range en.order {
+			if q.mayReady && !q.starved.IsZero() {
+				earliest(q.starved)
+			}
+		}
+	}
+	if wake.IsZero() {
+		en.timer.Stop()
+	} else {
+		en.timer.Reset(max(wake.Sub(now), 0))
+	}
+}
+
+// isIdle reports that nothing is running, claimable or due: RunUntilIdle can return.
+func (en *engine) isIdle(now time.Time) bool {
+	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || en.failures > 0 {
+		return false
+	}
+	if !en.nextDue.IsZero() && !now.Before(en.nextDue) {
+		return false
+	}
+	for _, q := range en.order {
+		if q.mayReady {
+			return false
+		}
+	}
+	return true
+}
+
+// exit ends the loop after its final commit: every operation still queued gets
+// ErrClosed; finished attempts still queued stay recorded as running and are
+// recovered at the next open.
+func (en *engine) exit() {
+	en.timer.Stop()
+	for {
+		select {
+		case op := <-en.r.ops:
+			switch op := op.(type) {
+			case *enqueueOp:
+				op.reply <- ErrClosed
+			case *controlOp:
+				op.reply <- ErrClosed
+			}
+		default:
+			return
+		}
+	}
+}

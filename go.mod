@@ -1,0 +1,11 @@
+module github.com/jobrun/jobrun
+
+go 1.26.0
+
+require (
+	github.com/cenkalti/backoff/v4 v4.3.0
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/time v0.16.0
+)
+
+require golang.org/x/sys v0.45.0 // indirect

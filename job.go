@@ -1,0 +1,258 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Args is what a job carries: a Go value encoded as JSON in the database. Kind names the
+// job type; it is persisted with every job and selects the handler, so it must be
+// constant for the type (it is called on the zero value) and never change once jobs of
+// that kind exist in a file.
+type Args interface {
+	Kind() string
+}
+
+// RetryDelayer may be implemented by an Args type to choose the delay before the next
+// attempt itself, instead of the stored Backoff policy. attempt is the attempt that just
+// failed (1 for the first run) and err what the handler returned.
+type RetryDelayer interface {
+	RetryDelay(attempt int, err error) time.Duration
+}
+
+// ID identifies a job in its database file. IDs increase in enqueue order and are never
+// reused.
+type ID uint64
+
+// State is where a job is in its life:
+//
+//	           Enqueue
+//	              │
+//	  ┌─ delay ───┴── now ─┐
+//	  ▼                    ▼
+//	scheduled ──due──▶ ready ──claim──▶ running ──ok──────────▶ done
+//	  ▲                  ▲                 │ ├──error, attempts left──▶ retrying ──due──▶ ready
+//	  └──────Snooze──────┼─────────────────┘ ├──error, none left / Permanent──▶ failed
+//	                     └──interrupted──────┘
+//
+// Jobs that a crash or shutdown interrupted go back to ready without spending an
+// attempt. done, failed and canceled are final.
+type State string
+
+// The states of a job.
+const (
+	StateScheduled State = "scheduled" // waiting for its run time (Delay, At, Snooze)
+	StateReady     State = "ready"     // due, waiting for a worker
+	StateRunning   State = "running"   // claimed by a worker
+	StateRetrying  State = "retrying"  // failed an attempt, waiting for the next one
+	StateDone      State = "done"      // succeeded
+	StateFailed    State = "failed"    // attempts exhausted or ended by Permanent: the dead-letter state
+	StateCanceled  State = "canceled"  // canceled before it finished
+)
+
+// States lists every State in lifecycle order.
+var States = []State{StateScheduled, StateReady, StateRunning, StateRetrying, StateDone, StateFailed, StateCanceled}
+
+// AttemptError records one failed attempt.
+type AttemptError struct {
+	Attempt int       // the attempt that failed, 1 for the first run
+	At      time.Time // when the failure was recorded
+	Error   string    // the handler's error, or the panic value with its stack
+}
+
+// Info is everything the runner knows about a job, as returned by Get and embedded in
+// the Job a handler receives.
+type Info struct {
+	ID          ID
+	Kind        string
+	Queue       string
+	State       State
+	Priority    int
+	Attempt     int // attempts spent; while running, the attempt in progress (1 on the first run)
+	MaxAttempts int
+	CreatedAt   time.Time
+	RunAt       time.Time // when the job became or becomes due
+	StartedAt   time.Time // start of the latest attempt
+	FinishedAt  time.Time // when it reached a final state
+	LastError   string    // the latest entry of Errors, "" if none
+	Errors      []AttemptError
+	RawArgs     json.RawMessage
+	Progress    json.RawMessage // the latest value given to SetProgress
+	Result      json.RawMessage // the value given to SetResult on success
+}
+
+// Job is what a handler receives: the job's Info as of the start of this attempt, and
+// its decoded Args.
+type Job[T Args] struct {
+	Info
+	Args T
+
+	exec *execution
+}
+
+// SetResult records v, encoded as JSON, as the job's result. It is stored with the
+// job's success in the same commit, so it is visible exactly when the job is done; it
+// is not stored if the attempt fails. Calling it again replaces the value.
+func (j *Job[T]) SetResult(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("set result of job %d: %w", j.ID, err)
+	}
+	j.exec.mu.Lock()
+	j.exec.result = b
+	j.exec.mu.Unlock()
+	return nil
+}
+
+// SetProgress records v, encoded as JSON, as the job's progress (a percentage, "step 3
+// of 10", any JSON value), visible to Get while the job runs. Writes are coalesced: the
+// runner stores the latest value with its next commit, so calling it often costs no
+// more than calling it once per commit. It returns once the value is queued, before it
+// is durable.
+func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("set progress of job %d: %w", j.ID, err)
+	}
+	if j.exec.setProgress(b) {
+		j.exec.r.notifyProgress(j.exec)
+	}
+	return nil
+}
+
+// handler is a registered handler with the type erased.
+type handler struct {
+	kind     string
+	defaults []EnqueueOption
+	decode   func(raw []byte) (Args, error)
+	call     func(ctx context.Context, e *execution, args Args) error
+}
+
+// Handle registers fn as the handler of the jobs whose args have type T, under the kind
+// T's Kind method returns. defaults apply to every job of that kind enqueued through
+// this runner; options given to Enqueue override them.
+//
+// Handle panics if the kind is empty or already registered, if a default is invalid, or
+// if the runner has started running jobs: handlers are set up once, before Run, as with
+// [net/http.ServeMux.Handle].
+func Handle[T Args](r *Runner, fn func(ctx context.Context, job *Job[T]) error, defaults ...EnqueueOption) {
+	var zero T
+	kind := zero.Kind()
+	if err := validateKind(kind); err != nil {
+		panic(fmt.Sprintf("jobrun: Handle[%s]: %v", reflect.TypeFor[T](), err))
+	}
+	if fn == nil {
+		panic("jobrun: Handle " + kind + ": nil handler")
+	}
+	var o enqueueOptions
+	o.apply(defaults)
+	if o.err != nil {
+		panic(fmt.Sprintf("jobrun: Handle %s: %v", kind, o.err))
+	}
+	h := &handler{
+		kind:     kind,
+		defaults: defaults,
+		decode: func(raw []byte) (Args, error) {
+			var args T
+			if err := json.Unmarshal(raw, &args); err != nil {
+				return nil, fmt.Errorf("decode args of kind %s: %w", kind, err)
+			}
+			return args, nil
+		},
+		call: func(ctx context.Context, e *execution, args Args) error {
+			return fn(ctx, &Job[T]{Info: e.info, Args: args.(T), exec: e})
+		},
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.started:
+		panic("jobrun: Handle " + kind + " after the runner started running jobs")
+	case r.handlers[kind] != nil:
+		panic("jobrun: Handle " + kind + ": kind already registered")
+	}
+	r.handlers[kind] = h
+}
+
+// Outcomes of an attempt, decided by the worker and applied by the commit loop.
+const (
+	outcomeDone        = iota + 1 // handler returned nil
+	outcomeFailed                 // handler failed: retry or dead-letter by attempts
+	outcomePermanent              // handler returned Permanent
+	outcomeSnoozed                // handler returned Snooze
+	outcomeInterrupted            // shutdown or crash: back to ready, no attempt spent
+)
+
+// Claim status of an execution, raced for by the worker (handler returned), the
+// attempt's timeout and a forced shutdown; the winner reports the outcome.
+const (
+	execRunning int32 = iota
+	execReturned
+	execTimedOut
+	execInterrupted
+)
+
+// execution is one claimed job on its way through a worker. The commit loop owns rec;
+// the worker owns info and the outcome fields until it hands the execution back.
+type execution struct {
+	r       *Runner
+	id      ID
+	rec     *record // as stored; the loop applies the outcome to a copy
+	kind    string
+	timeout time.Duration
+	info    Info // what the handler sees
+	claimed time.Time
+
+	status atomic.Int32
+
+	// Set by whoever wins status, read by the loop after it receives the execution.
+	outcome     int
+	err         error
+	snooze      time.Duration
+	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay
+	customDelay bool
+	startedAt   time.Time
+
+	mu            sync.Mutex
+	result        []byte
+	progress      []byte
+	progressDirty bool
+}
+
+// setProgress stores the latest progress and reports whether the commit loop must be
+// told: only the first change since the last commit needs a message.
+func (e *execution) setProgress(b []byte) (notify bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.progress = b
+	notify = !e.progressDirty
+	e.progressDirty = true
+	return notify
+}
+
+// peekProgress returns the latest progress, if any was set.
+func (e *execution) peekProgress() ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.progress, e.progress != nil
+}
+
+// takeProgress returns the progress set since the last call, if any.
+func (e *execution) takeProgress() ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.progressDirty {
+		return nil, false
+	}
+	e.progressDirty = false
+	return e.progress, true
+}

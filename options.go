@@ -1,0 +1,284 @@
+package jobrun
+
+import (
+	"log/slog"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults of the runner and of every job, listed once here and in the Open doc.
+const (
+	// DefaultQueue is the queue of jobs enqueued without the Queue option. It always
+	// exists, with DefaultWorkers workers unless WithQueue configures it.
+	DefaultQueue = "default"
+
+	// DefaultWorkers is the concurrency of the default queue.
+	DefaultWorkers = 10
+
+	// DefaultMaxAttempts is the number of runs a job gets, the first included.
+	DefaultMaxAttempts = 25
+
+	// MaxArgsSize is the largest encoded args a job may carry, in bytes. Larger payloads
+	// belong in a file or the application's own bucket, with their key in the args.
+	MaxArgsSize = 1 << 20
+
+	defaultBackoffMin    = time.Second
+	defaultBackoffMax    = time.Hour
+	defaultLockTimeout   = time.Second
+	defaultMaxRecoveries = 5
+	maxPrefetch          = 64
+	maxNameLen           = 255
+)
+
+// Option configures a Runner; pass options to Open or New.
+type Option func(*config)
+
+type config struct {
+	queues        map[string]*queueConfig
+	order         []string // queue names in configuration order
+	logger        *slog.Logger
+	lockTimeout   time.Duration
+	maxRecoveries int
+	strictKinds   bool
+	err           error
+}
+
+type queueConfig struct {
+	name    string
+	workers int
+	limiter *rate.Limiter
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
+		queues:        map[string]*queueConfig{},
+		logger:        slog.New(slog.DiscardHandler),
+		lockTimeout:   defaultLockTimeout,
+		maxRecoveries: defaultMaxRecoveries,
+		strictKinds:   true,
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		opt(c)
+		if c.err != nil {
+			return nil, c.err
+		}
+	}
+	if c.queues[DefaultQueue] == nil {
+		c.queues[DefaultQueue] = &queueConfig{name: DefaultQueue, workers: DefaultWorkers}
+		c.order = append([]string{DefaultQueue}, c.order...)
+	}
+	return c, nil
+}
+
+// WithQueue configures the queue name to run with the given number of concurrent
+// workers and, if limiter is not nil, at most the rate it allows: a token is taken
+// only when a job is claimed to run. One limiter may be shared by several queues (and
+// by the application) to cap them together; retune it at any time with its SetLimit.
+// Queues that are not configured keep their jobs until a runner that configures them
+// runs; the default queue always runs, with DefaultWorkers unless configured here.
+func WithQueue(name string, workers int, limiter *rate.Limiter) Option {
+	return func(c *config) {
+		if err := validateName("queue", name); err != nil {
+			c.err = err
+			return
+		}
+		if workers < 1 {
+			c.err = invalidf("queue %q: workers must be at least 1, got %d", name, workers)
+			return
+		}
+		if limiter != nil && limiter.Limit() != rate.Inf && (limiter.Limit() <= 0 || limiter.Burst() < 1) {
+			c.err = invalidf("queue %q: rate limit must be positive with a burst of at least 1, got %v/s burst %d",
+				name, float64(limiter.Limit()), limiter.Burst())
+			return
+		}
+		if c.queues[name] != nil {
+			c.err = invalidf("queue %q configured twice", name)
+			return
+		}
+		c.queues[name] = &queueConfig{name: name, workers: workers, limiter: limiter}
+		c.order = append(c.order, name)
+	}
+}
+
+// WithLogger sets the logger the runner reports to (failed attempts, recoveries, storage
+// errors), with the job's id, kind, queue and attempt as attributes. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.err = invalidf("nil logger")
+			return
+		}
+		c.logger = l
+	}
+}
+
+// WithLockTimeout sets how long Open waits for a file that another process holds before
+// failing with ErrLocked. Default: 1s. It has no effect on New.
+func WithLockTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.err = invalidf("lock timeout must be positive, got %v", d)
+			return
+		}
+		c.lockTimeout = d
+	}
+}
+
+// WithMaxRecoveries sets how many times a job may be found running after its process
+// died before it is failed instead of run again, so that a job that kills the process
+// cannot crash-loop it. Default: 5.
+func WithMaxRecoveries(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.err = invalidf("max recoveries must be at least 1, got %d", n)
+			return
+		}
+		c.maxRecoveries = n
+	}
+}
+
+// WithStrictKinds sets whether Enqueue refuses a kind that has no handler registered
+// with Handle (ErrUnknownKind). Default: true, which catches a forgotten Handle at the
+// call site. Turn it off in a process that only enqueues for a process that runs.
+func WithStrictKinds(strict bool) Option {
+	return func(c *config) { c.strictKinds = strict }
+}
+
+// EnqueueOption sets a property of a job; pass them to Enqueue, EnqueueTx, EnqueueMany
+// or, as a kind's defaults, to Handle.
+type EnqueueOption func(*enqueueOptions)
+
+type enqueueOptions struct {
+	queue       string
+	priority    int
+	delay       time.Duration
+	at          time.Time
+	maxAttempts int
+	backoff     backoffPolicy
+	timeout     time.Duration
+	err         error
+}
+
+func (o *enqueueOptions) apply(opts []EnqueueOption) {
+	for _, opt := range opts {
+		if opt != nil && o.err == nil {
+			opt(o)
+		}
+	}
+}
+
+// Queue puts the job on the named queue. Default: DefaultQueue.
+func Queue(name string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if err := validateName("queue", name); err != nil {
+			o.err = err
+			return
+		}
+		o.queue = name
+	}
+}
+
+// Priority sets the job's priority within its queue: higher runs first, and jobs of one
+// priority run in enqueue order. Default: 0. A steady stream of high-priority jobs
+// starves lower ones; that is the point of priorities.
+func Priority(p int) EnqueueOption {
+	return func(o *enqueueOptions) { o.priority = p }
+}
+
+// Delay makes the job due d after it is enqueued instead of at once. It replaces an
+// earlier At.
+func Delay(d time.Duration) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if d < 0 {
+			o.err = invalidf("negative delay %v", d)
+			return
+		}
+		o.delay, o.at = d, time.Time{}
+	}
+}
+
+// At makes the job due at t; a time in the past means now. It replaces an earlier Delay.
+func At(t time.Time) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if t.IsZero() {
+			o.err = invalidf("zero time given to At")
+			return
+		}
+		o.at, o.delay = t, 0
+	}
+}
+
+// MaxAttempts sets how many times the job may run, the first run included, before it
+// fails for good. Default: DefaultMaxAttempts (25); 1 means no retries.
+func MaxAttempts(n int) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if n < 1 || n > math.MaxInt32 {
+			o.err = invalidf("max attempts must be between 1 and %d, got %d", math.MaxInt32, n)
+			return
+		}
+		o.maxAttempts = n
+	}
+}
+
+// Backoff sets exponential backoff between attempts: min after the first failure,
+// doubling with each further one up to max, each delay randomized by ±50% so that jobs
+// failing together do not retry together. The policy is stored with the job, so it
+// holds across restarts. Default: Backoff(1s, 1h).
+func Backoff(min, max time.Duration) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if min <= 0 || max < min {
+			o.err = invalidf("backoff needs 0 < min <= max, got min %v max %v", min, max)
+			return
+		}
+		o.backoff = backoffPolicy{kind: backoffExponential, min: min, max: max}
+	}
+}
+
+// ConstantBackoff waits d between attempts, without randomization.
+func ConstantBackoff(d time.Duration) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if d < 0 {
+			o.err = invalidf("negative constant backoff %v", d)
+			return
+		}
+		o.backoff = backoffPolicy{kind: backoffConstant, min: d, max: d}
+	}
+}
+
+// Timeout bounds each attempt: when d passes, the handler's context is canceled and
+// the attempt fails. A handler that ignores its context is abandoned: its worker slot
+// is given to the next job and its return value is ignored. Default: no timeout.
+func Timeout(d time.Duration) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if d <= 0 {
+			o.err = invalidf("timeout must be positive, got %v", d)
+			return
+		}
+		o.timeout = d
+	}
+}
+
+func validateName(what, name string) error {
+	switch {
+	case name == "":
+		return invalidf("empty %s name", what)
+	case len(name) > maxNameLen:
+		return invalidf("%s name longer than %d bytes", what, maxNameLen)
+	case !utf8.ValidString(name):
+		return invalidf("%s name %q is not valid UTF-8", what, name)
+	}
+	for _, r := range name {
+		if r < ' ' || r == 0x7f {
+			return invalidf("%s name %q contains a control character", what, name)
+		}
+	}
+	return nil
+}
+
+func validateKind(kind string) error { return validateName("kind", kind) }

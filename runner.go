@@ -1,0 +1,559 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Runner persists jobs in a bbolt database and runs them. Create one with Open or New,
+// register handlers with Handle, then call Run (or RunUntilIdle in tests). All methods
+// are safe for concurrent use.
+//
+// Writes go through one commit loop that takes every enqueue, completion, progress
+// update and claim waiting at that moment and commits them together, so concurrent
+// callers share fsyncs instead of queueing for one each.
+type Runner struct {
+	db     *bbolt.DB
+	ownsDB bool
+	cfg    *config
+	log    *slog.Logger
+
+	mu       sync.RWMutex
+	handlers map[string]*handler
+	started  bool     // a session has run; Handle is closed
+	session  *session // the session running jobs, if any
+	closing  bool     // Shutdown or Close began: no new sessions
+	closed   bool     // the commit loop has exited
+
+	ops      chan any      // to the commit loop
+	wake     chan struct{} // EnqueueTx commits: look at the woken set
+	wakeMu   sync.Mutex
+	woken    map[string]bool // queues that EnqueueTx made ready
+	wokenDue time.Time       // earliest run time EnqueueTx scheduled
+	loopDone chan struct{}   // closed when the commit loop has exited
+}
+
+// Open opens the bbolt file at path, creating it with mode 0600 if needed, and returns
+// a Runner that owns it: Close closes the file. Only one process can hold the file;
+// another Open waits up to the lock timeout (WithLockTimeout, 1s by default) and then
+// fails with ErrLocked.
+//
+// The defaults, which options change: the default queue runs DefaultWorkers (10) jobs at
+// once and no other queue runs (WithQueue); logs are discarded (WithLogger); Enqueue
+// refuses kinds without a handler (WithStrictKinds); a job found running after a crash
+// is run again at most 5 times (WithMaxRecoveries). Each job, unless its options say
+// otherwise: queue "default", priority 0, due now, DefaultMaxAttempts (25) attempts,
+// Backoff(1s, 1h), no timeout.
+func Open(path string, opts ...Option) (*Runner, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout})
+	if err != nil {
+		switch {
+		case errors.Is(err, bolterrors.ErrTimeout):
+			return nil, fmt.Errorf("open %s: %w (waited %v)", path, ErrLocked, cfg.lockTimeout)
+		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
+			errors.Is(err, bolterrors.ErrChecksum):
+			return nil, fmt.Errorf("open %s: not a bbolt database file: %w", path, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r, err := newRunner(db, cfg)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.ownsDB = true
+	return r, nil
+}
+
+// New returns a Runner that keeps its data in db, an application's open bbolt database,
+// under the top-level bucket "jobrun"; the application's other buckets are untouched.
+// Close leaves db open. Sharing the database is what makes EnqueueTx possible. Only
+// one Runner may use a database at a time. The defaults are those listed on Open.
+func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
+	if db == nil {
+		return nil, invalidf("nil database")
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newRunner(db, cfg)
+}
+
+func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
+	if db.IsReadOnly() {
+		return nil, invalidf("database %s is open read-only; the runner needs to write", db.Path())
+	}
+	var recovered, failed int
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := initSchema(tx); err != nil {
+			return err
+		}
+		t, err := openTxn(tx, time.Now())
+		if err != nil {
+			return err
+		}
+		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
+			return fmt.Errorf("recover interrupted jobs: %w", err)
+		}
+		return t.flush()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if recovered+failed > 0 {
+		cfg.logger.Warn("jobrun: recovered jobs interrupted by a process exit",
+			"ready_again", recovered, "failed", failed)
+	}
+	r := &Runner{
+		db:       db,
+		cfg:      cfg,
+		log:      cfg.logger,
+		handlers: map[string]*handler{},
+		ops:      make(chan any, 4096),
+		wake:     make(chan struct{}, 1),
+		woken:    map[string]bool{},
+		loopDone: make(chan struct{}),
+	}
+	en := newEngine(r)
+	go en.loop()
+	return r, nil
+}
+
+// DB returns the runner's database, for the application's own transactions (see
+// EnqueueTx) and for backups.
+func (r *Runner) DB() *bbolt.DB { return r.db }
+
+// Enqueue stores a job and returns its ID once the job is durable: committed and
+// fsynced. Concurrent calls share commits. ctx bounds the wait; if it ends first,
+// Enqueue returns its error and the job may or may not have been stored.
+//
+// Do not call Enqueue inside the application's own write transaction on the same
+// database (db.Update): bbolt allows one writer, so Enqueue would wait for that
+// transaction forever. Use EnqueueTx there.
+func (r *Runner) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (ID, error) {
+	rec, err := r.prepare(args, opts, time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("enqueue: %w", err)
+	}
+	op := &enqueueOp{recs: []*record{rec}, reply: make(chan error, 1)}
+	if err := r.send(ctx, op, op.reply); err != nil {
+		return 0, fmt.Errorf("enqueue %s: %w", rec.kind, err)
+	}
+	return op.ids[0], nil
+}
+
+// EnqueueMany stores a batch of jobs in one transaction, one fsync for all, and returns
+// their IDs in order. opts apply to every job. Either every job is stored or none is.
+func (r *Runner) EnqueueMany(ctx context.Context, batch []Args, opts ...EnqueueOption) ([]ID, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	recs := make([]*record, len(batch))
+	for i, args := range batch {
+		rec, err := r.prepare(args, opts, now)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue many: job %d: %w", i, err)
+		}
+		recs[i] = rec
+	}
+	op := &enqueueOp{recs: recs, reply: make(chan error, 1)}
+	if err := r.send(ctx, op, op.reply); err != nil {
+		return nil, fmt.Errorf("enqueue many: %w", err)
+	}
+	return op.ids, nil
+}
+
+// EnqueueTx stores a job inside tx, a write transaction the application opened on the
+// runner's database: the job exists if and only if tx commits, and workers are woken
+// only after it does. The job is durable when tx's commit returns.
+func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ...EnqueueOption) (ID, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	switch {
+	case tx == nil:
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("nil transaction"))
+	case !tx.Writable():
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("read-only transaction"))
+	case tx.DB() != r.db:
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("transaction of another database"))
+	}
+	if r.isClosed() {
+		return 0, fmt.Errorf("enqueue in tx: %w", ErrClosed)
+	}
+	now := time.Now()
+	rec, err := r.prepare(args, opts, now)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue in tx: %w", err)
+	}
+	t, err := openTxn(tx, now)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
+	}
+	id, err := t.insert(rec)
+	if err == nil {
+		err = t.flush()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
+	}
+	queue, state, runAt := rec.queue, rec.state, rec.runAt
+	tx.OnCommit(func() {
+		r.wakeMu.Lock()
+		if state == stReady {
+			r.woken[queue] = true
+		} else if r.wokenDue.IsZero() || runAt.Before(r.wokenDue) {
+			r.wokenDue = runAt
+		}
+		r.wakeMu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	})
+	return id, nil
+}
+
+// prepare validates args and options and builds the record to store.
+func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*record, error) {
+	if args == nil {
+		return nil, invalidf("nil args")
+	}
+	kind := args.Kind()
+	if err := validateKind(kind); err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	h := r.handlers[kind]
+	r.mu.RUnlock()
+	if h == nil && r.cfg.strictKinds {
+		return nil, fmt.Errorf("%w %q: register a handler with jobrun.Handle first, or open the runner WithStrictKinds(false)",
+			ErrUnknownKind, kind)
+	}
+	o := enqueueOptions{queue: DefaultQueue, maxAttempts: DefaultMaxAttempts}
+	if h != nil {
+		o.apply(h.defaults)
+	}
+	o.apply(opts)
+	if o.err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, o.err)
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode args of %s: %w", ErrInvalid, kind, err)
+	}
+	if len(raw) > MaxArgsSize {
+		return nil, invalidf("args of %s encode to %d bytes, over the limit of %d (MaxArgsSize)", kind, len(raw), MaxArgsSize)
+	}
+	runAt := now
+	if !o.at.IsZero() {
+		runAt = o.at
+	} else if o.delay > 0 {
+		runAt = now.Add(o.delay)
+	}
+	return &record{
+		kind:        kind,
+		queue:       o.queue,
+		args:        raw,
+		priority:    int64(o.priority),
+		maxAttempts: int64(o.maxAttempts),
+		backoff:     o.backoff,
+		timeout:     o.timeout,
+		createdAt:   now,
+		runAt:       runAt,
+	}, nil
+}
+
+// send hands an operation to the commit loop and waits for its reply.
+func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
+	select {
+	case r.ops <- op:
+	case <-r.loopDone:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.loopDone:
+		// The loop replies to everything it took before it exits.
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// Get returns everything stored about a job, or an error wrapping ErrNotFound.
+func (r *Runner) Get(ctx context.Context, id ID) (*Info, error) {
+	var in *Info
+	err := r.view(ctx, func(t *txn) (err error) {
+		in, err = t.infoOf(id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get job %d: %w", id, err)
+	}
+	return in, nil
+}
+
+// Counts returns how many jobs of queue are in each state, every State present; with
+// queue "" it sums all queues. The counters are kept in the same transaction as every
+// state change, so they are exact and cost O(states) to read, not O(jobs).
+func (r *Runner) Counts(ctx context.Context, queue string) (map[State]int, error) {
+	var out map[State]int
+	err := r.view(ctx, func(t *txn) error {
+		out = t.readCounts(queue)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counts: %w", err)
+	}
+	return out, nil
+}
+
+// Queues returns the name of every queue that has held a job, in byte order.
+func (r *Runner) Queues(ctx context.Context) ([]string, error) {
+	var out []string
+	err := r.view(ctx, func(t *txn) error {
+		out = t.queueNames()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queues: %w", err)
+	}
+	return out, nil
+}
+
+func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.isClosed() {
+		return ErrClosed
+	}
+	return r.db.View(func(tx *bbolt.Tx) error {
+		t, err := openTxn(tx, time.Now())
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	})
+}
+
+func (r *Runner) isClosed() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.closed
+}
+
+// Run runs jobs until ctx ends or Shutdown or Close is called, and returns ErrClosed
+// in the latter case. Handlers' contexts derive from ctx. When ctx ends, Run stops at
+// once: it cancels the running handlers and records their jobs as ready again, without
+// spending an attempt, then returns ctx's error. For a graceful stop that lets
+// handlers finish, call Shutdown.
+//
+// Only one Run or RunUntilIdle may be active at a time.
+func (r *Runner) Run(ctx context.Context) error {
+	s, err := r.startSession(ctx, false)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		r.stopSession(s, ctx)
+		return ctx.Err()
+	case <-s.ended:
+		return ErrClosed
+	}
+}
+
+// RunUntilIdle runs jobs in the caller until none is due or running, then returns nil.
+// Jobs scheduled for later (delays, retries) stay scheduled: in a test, advance time
+// (testing/synctest) and call it again. It makes tests and examples deterministic:
+// enqueue, RunUntilIdle, assert.
+func (r *Runner) RunUntilIdle(ctx context.Context) error {
+	s, err := r.startSession(ctx, true)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-s.idle:
+		return r.stopSession(s, ctx)
+	case <-ctx.Done():
+		r.stopSession(s, ctx)
+		return ctx.Err()
+	case <-s.ended:
+		return ErrClosed
+	}
+}
+
+// Shutdown stops the runner gracefully: it stops claiming jobs, waits for running
+// handlers to return until ctx ends, then cancels the ones still running and records
+// their jobs as ready again (no attempt spent), and closes the runner like Close.
+// Handlers may still enqueue follow-up jobs while it waits. It returns ctx's error if
+// it had to cancel handlers; it returns when ctx ends even if a handler ignores its
+// context, and that handler's job runs again at the next start.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	s, err := r.beginClose()
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		err = r.stopSession(s, ctx)
+	}
+	if cerr := r.finishClose(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close stops the runner at once: it cancels running handlers, records their jobs as
+// ready again (no attempt spent), waits for the handlers to return, and releases the
+// database, closing it if Open opened it. Calling Close again returns ErrClosed.
+func (r *Runner) Close() error {
+	s, err := r.beginClose()
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		canceled, cancel := context.WithCancel(context.Background())
+		cancel()
+		r.stopSession(s, canceled)
+		s.workers.wait()
+	}
+	return r.finishClose()
+}
+
+// beginClose refuses new sessions and returns the running one, if any.
+func (r *Runner) beginClose() (*session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return nil, ErrClosed
+	}
+	r.closing = true
+	return r.session, nil
+}
+
+// finishClose stops the commit loop after its final commit and releases the database.
+func (r *Runner) finishClose() error {
+	op := &controlOp{kind: ctlClose, reply: make(chan error, 1)}
+	r.send(context.Background(), op, op.reply)
+	<-r.loopDone
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	if r.ownsDB {
+		if err := r.db.Close(); err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
+	}
+	return nil
+}
+
+// startSession starts the workers of every configured queue and tells the commit loop
+// to feed them.
+func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	switch {
+	case r.closing:
+		r.mu.Unlock()
+		return nil, ErrClosed
+	case r.session != nil:
+		r.mu.Unlock()
+		return nil, invalidf("the runner is already running (Run or RunUntilIdle is active)")
+	}
+	s := newSession(ctx, r.cfg, untilIdle)
+	r.session = s
+	r.started = true
+	handlers := r.handlers
+	r.mu.Unlock()
+
+	for _, q := range s.queues {
+		for range q.workers {
+			r.startWorker(s, q, handlers)
+		}
+	}
+	op := &controlOp{kind: ctlStart, s: s, reply: make(chan error, 1)}
+	if err := r.send(context.WithoutCancel(ctx), op, op.reply); err != nil {
+		s.cancel(err)
+		r.endSession(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// stopSession ends a session: no more claims, jobs claimed but not started go back to
+// ready, running handlers get until ctx ends to return, then are canceled and their
+// jobs recorded as ready again. It returns ctx's error if it had to cancel.
+func (r *Runner) stopSession(s *session, ctx context.Context) error {
+	s.stopMu.Lock()
+	first := !s.stopping
+	s.stopping = true
+	s.stopMu.Unlock()
+	if !first {
+		// Someone else is stopping it; escalate if our patience runs out first.
+		select {
+		case <-s.ended:
+			return nil
+		case <-ctx.Done():
+			r.sendControl(ctlForce, s)
+			<-s.ended
+			return ctx.Err()
+		}
+	}
+
+	var err error
+	r.sendControl(ctlDrain, s)
+	select {
+	case <-s.workers.done():
+	case <-s.forced:
+		err = context.Canceled
+	case <-ctx.Done():
+		err = ctx.Err()
+		r.sendControl(ctlForce, s)
+	}
+	// Everything the workers reported was sent before this barrier, so it is committed
+	// (or was tried) when the barrier returns.
+	r.sendControl(ctlBarrier, s)
+	s.cancel(ErrClosed)
+	r.endSession(s)
+	return err
+}
+
+func (r *Runner) endSession(s *session) {
+	r.mu.Lock()
+	if r.session == s {
+		r.session = nil
+	}
+	r.mu.Unlock()
+	close(s.ended)
+}
+
+func (r *Runner) sendControl(kind int, s *session) {
+	op := &controlOp{kind: kind, s: s, reply: make(chan error, 1)}
+	r.send(context.Background(), op, op.reply)
+}

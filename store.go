@@ -1,0 +1,468 @@
+package jobrun
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// The runner keeps everything under one top-level bucket, so it can share a file with
+// the application's own buckets (New) and enqueue inside the application's
+// transactions (EnqueueTx).
+//
+//	jobrun/
+//	  meta       "schema" → version (1 byte)
+//	  jobs       id (8 B big-endian) → record (record.go)
+//	  ready      len(queue) ‖ queue ‖ ^priority (8 B) ‖ id → ∅        next job of a queue: one Seek
+//	  scheduled  run-at (8 B Unix ns) ‖ id → state (1 B) ‖ queue     earliest due first
+//	  active     id → claim time (8 B Unix ns) ‖ queue               running; at open: crashed
+//	  finished   finished-at (8 B Unix ns) ‖ id → ∅                  retention, latest-first lists
+//	  counts     len(queue) ‖ queue ‖ state (1 B) → uint64 (8 B)   maintained in every commit
+//	  corrupt    id → the undecodable record, kept for inspection
+const schemaVersion = 1
+
+var (
+	bucketRoot      = []byte("jobrun")
+	bucketMeta      = []byte("meta")
+	bucketJobs      = []byte("jobs")
+	bucketReady     = []byte("ready")
+	bucketScheduled = []byte("scheduled")
+	bucketActive    = []byte("active")
+	bucketFinished  = []byte("finished")
+	bucketCounts    = []byte("counts")
+	bucketCorrupt   = []byte("corrupt")
+	keySchema       = []byte("schema")
+
+	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
+		bucketFinished, bucketCounts, bucketCorrupt}
+)
+
+// txn is one write or read transaction over the runner's buckets, with the count
+// changes it makes gathered and written once at flush.
+type txn struct {
+	tx        *bbolt.Tx
+	now       time.Time
+	jobs      *bbolt.Bucket
+	ready     *bbolt.Bucket
+	scheduled *bbolt.Bucket
+	active    *bbolt.Bucket
+	finished  *bbolt.Bucket
+	counts    *bbolt.Bucket
+	corrupt   *bbolt.Bucket
+	deltas    map[string]*[numStates]int64 // queue → change per state
+}
+
+// errNoRunnerData means the file holds no runner bucket, as in a transaction the
+// application began before New initialized the file.
+var errNoRunnerData = fmt.Errorf("%w: no runner bucket in this database; was it opened with jobrun.New?", ErrSchema)
+
+func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return nil, errNoRunnerData
+	}
+	t := &txn{tx: tx, now: now}
+	for _, p := range []struct {
+		b    **bbolt.Bucket
+		name []byte
+	}{{&t.jobs, bucketJobs}, {&t.ready, bucketReady}, {&t.scheduled, bucketScheduled},
+		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
+		{&t.corrupt, bucketCorrupt}} {
+		if *p.b = root.Bucket(p.name); *p.b == nil {
+			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
+		}
+	}
+	// Jobs are appended in ID order and rarely grow after; fuller pages mean fewer
+	// pages to write per commit.
+	t.jobs.FillPercent = 0.9
+	return t, nil
+}
+
+// initSchema creates the buckets of a new file and checks the schema of an existing one.
+func initSchema(tx *bbolt.Tx) error {
+	root, err := tx.CreateBucketIfNotExists(bucketRoot)
+	if err != nil {
+		return fmt.Errorf("create runner bucket: %w", err)
+	}
+	for _, name := range allBuckets {
+		if v := root.Get(name); v != nil {
+			return fmt.Errorf("%w: %q in the runner bucket is a value, not a bucket", ErrSchema, name)
+		}
+		if _, err := root.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := root.Bucket(bucketMeta)
+	switch v := meta.Get(keySchema); {
+	case v == nil:
+		return meta.Put(keySchema, []byte{schemaVersion})
+	case len(v) != 1:
+		return fmt.Errorf("%w: unreadable schema version %x", ErrSchema, v)
+	case v[0] > schemaVersion:
+		return fmt.Errorf("%w: the file has schema version %d, this build of jobrun reads up to %d; upgrade jobrun",
+			ErrSchema, v[0], schemaVersion)
+	}
+	return nil
+}
+
+// Keys.
+
+func idKey(id ID) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(id)) }
+
+func keyID(k []byte) ID { return ID(binary.BigEndian.Uint64(k[len(k)-8:])) }
+
+func queuePrefix(queue string) []byte {
+	b := make([]byte, 0, 1+len(queue)+16)
+	b = append(b, byte(len(queue)))
+	return append(b, queue...)
+}
+
+// readyKey sorts a queue's jobs by priority, highest first, then by ID (FIFO).
+func readyKey(queue string, priority int64, id ID) []byte {
+	b := queuePrefix(queue)
+	b = binary.BigEndian.AppendUint64(b, ^(uint64(priority) ^ 1<<63))
+	return binary.BigEndian.AppendUint64(b, uint64(id))
+}
+
+func readyKeyQueue(k []byte) string { return string(k[1 : 1+int(k[0])]) }
+
+func timeKey(t time.Time, id ID) []byte {
+	b := make([]byte, 0, 16)
+	b = binary.BigEndian.AppendUint64(b, unixNanos(t))
+	return binary.BigEndian.AppendUint64(b, uint64(id))
+}
+
+func keyTime(k []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))) }
+
+func unixNanos(t time.Time) uint64 {
+	if t.IsZero() || t.UnixNano() < 0 {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func countKey(queue string, state byte) []byte { return append(queuePrefix(queue), state) }
+
+// Records.
+
+func (t *txn) get(id ID) (*record, error) {
+	v := t.jobs.Get(idKey(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return decodeRecord(v)
+}
+
+func (t *txn) put(id ID, r *record) error {
+	return t.jobs.Put(idKey(id), r.encode())
+}
+
+// insert stores a new job, ready or scheduled by its run time, and returns its ID.
+func (t *txn) insert(r *record) (ID, error) {
+	seq, err := t.jobs.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	id := ID(seq)
+	if r.runAt.After(t.now) {
+		r.state = stScheduled
+		err = t.addScheduled(id, r)
+	} else {
+		r.state = stReady
+		err = t.addReady(id, r)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := t.put(id, r); err != nil {
+		return 0, err
+	}
+	t.count(r.queue, 0, r.state)
+	return id, nil
+}
+
+// count moves one job of queue from one state to another in the counters; 0 is
+// "nowhere" (a new or deleted job).
+func (t *txn) count(queue string, from, to byte) {
+	if from == to {
+		return
+	}
+	d := t.deltas[queue]
+	if d == nil {
+		if t.deltas == nil {
+			t.deltas = map[string]*[numStates]int64{}
+		}
+		d = new([numStates]int64)
+		t.deltas[queue] = d
+	}
+	d[from]--
+	d[to]++
+}
+
+// flush writes the gathered count changes; call it last in every write transaction.
+func (t *txn) flush() error {
+	for queue, d := range t.deltas {
+		for st := stScheduled; st < numStates; st++ {
+			if d[st] == 0 {
+				continue
+			}
+			k := countKey(queue, st)
+			var n int64
+			if v := t.counts.Get(k); len(v) == 8 {
+				n = int64(binary.BigEndian.Uint64(v))
+			}
+			n = max(n+d[st], 0)
+			if err := t.counts.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+				return err
+			}
+		}
+	}
+	t.deltas = nil
+	return nil
+}
+
+// readCounts returns the counters of one queue, or of all queues summed if queue is "".
+func (t *txn) readCounts(queue string) map[State]int {
+	out := make(map[State]int, len(States))
+	for _, s := range States {
+		out[s] = 0
+	}
+	c := t.counts.Cursor()
+	var prefix []byte
+	if queue != "" {
+		prefix = queuePrefix(queue)
+	}
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		st := k[len(k)-1]
+		if len(v) == 8 && st > 0 && st < numStates && (queue != "" || int(k[0])+2 == len(k)) {
+			out[stateNames[st]] += int(binary.BigEndian.Uint64(v))
+		}
+	}
+	return out
+}
+
+// queueNames returns every queue that has counters, in byte order.
+func (t *txn) queueNames() []string {
+	var names []string
+	c := t.counts.Cursor()
+	for k, _ := c.First(); k != nil; {
+		q := readyKeyQueue(k)
+		names = append(names, q)
+		// Skip the queue's other state keys.
+		k, _ = c.Seek(append(queuePrefix(q), 0xff))
+	}
+	return names
+}
+
+// Claims and indexes.
+
+// claim takes up to n ready jobs of queue, best first, marks them running and returns
+// them. take, if not nil, is asked before each job (a rate limiter's token) and stops
+// the claim when it says no. A record that cannot be decoded is failed on the spot.
+func (t *txn) claim(queue string, n int, take func() bool) ([]*execution, error) {
+	prefix := queuePrefix(queue)
+	c := t.ready.Cursor()
+	var keys [][]byte
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n; k, _ = c.Next() {
+		if take != nil && !take() {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	claimed := make([]*execution, 0, len(keys))
+	stamp := append(binary.BigEndian.AppendUint64(nil, unixNanos(t.now)), queue...)
+	for _, k := range keys {
+		if err := t.ready.Delete(k); err != nil {
+			return nil, err
+		}
+		id := keyID(k)
+		r, err := t.get(id)
+		if err != nil {
+			if err := t.quarantine(id, queue, stReady, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := t.active.Put(idKey(id), stamp); err != nil {
+			return nil, err
+		}
+		t.count(queue, stReady, stRunning)
+		claimed = append(claimed, &execution{id: id, rec: r, claimed: t.now})
+	}
+	return claimed, nil
+}
+
+// quarantine handles a job whose record is missing or cannot be decoded: the raw bytes
+// move to the corrupt bucket and the job is stored as failed with the reason, so it
+// stays visible and the runner goes on with other jobs.
+func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
+	raw := t.jobs.Get(idKey(id))
+	if raw == nil {
+		// An index entry without a job: nothing to keep.
+		t.count(queue, from, 0)
+		return nil
+	}
+	if err := t.corrupt.Put(idKey(id), bytes.Clone(raw)); err != nil {
+		return err
+	}
+	r := &record{queue: queue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
+	r.appendError(0, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt bucket", cause))
+	if err := t.put(id, r); err != nil {
+		return err
+	}
+	t.count(queue, from, stFailed)
+	return t.finished.Put(timeKey(t.now, id), nil)
+}
+
+func (t *txn) addReady(id ID, r *record) error {
+	return t.ready.Put(readyKey(r.queue, r.priority, id), nil)
+}
+
+func (t *txn) addScheduled(id ID, r *record) error {
+	return t.scheduled.Put(timeKey(r.runAt, id), append([]byte{r.state}, r.queue...))
+}
+
+func (t *txn) addFinished(id ID, r *record) error {
+	return t.finished.Put(timeKey(r.finishedAt, id), nil)
+}
+
+func (t *txn) removeActive(id ID) error { return t.active.Delete(idKey(id)) }
+
+// promote makes up to n scheduled jobs whose time has come ready, and reports the
+// queues it touched and the time the next scheduled job is due (zero if none).
+func (t *txn) promote(n int, touched map[string]bool) (next time.Time, err error) {
+	c := t.scheduled.Cursor()
+	now := unixNanos(t.now)
+	type due struct{ key, val []byte }
+	var dues []due
+	k, v := c.First()
+	for ; k != nil && len(dues) < n; k, v = c.Next() {
+		if binary.BigEndian.Uint64(k[:8]) > now {
+			break
+		}
+		dues = append(dues, due{bytes.Clone(k), bytes.Clone(v)})
+	}
+	if k != nil {
+		next = keyTime(k)
+	}
+	for _, d := range dues {
+		if err := t.scheduled.Delete(d.key); err != nil {
+			return time.Time{}, err
+		}
+		id := keyID(d.key)
+		r, err := t.get(id)
+		if err != nil {
+			from, queue := stScheduled, ""
+			if len(d.val) > 0 {
+				from, queue = d.val[0], string(d.val[1:])
+			}
+			if err := t.quarantine(id, queue, from, err); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		from := r.state
+		r.state = stReady
+		if err := t.put(id, r); err != nil {
+			return time.Time{}, err
+		}
+		if err := t.addReady(id, r); err != nil {
+			return time.Time{}, err
+		}
+		t.count(r.queue, from, stReady)
+		touched[r.queue] = true
+	}
+	if len(dues) == n && next.IsZero() {
+		// Stopped at the batch size: more may be due now.
+		next = t.now
+	}
+	return next, nil
+}
+
+// nextDue returns when the earliest scheduled job is due, zero if none is.
+func (t *txn) nextDue() time.Time {
+	k, _ := t.scheduled.Cursor().First()
+	if k == nil {
+		return time.Time{}
+	}
+	return keyTime(k)
+}
+
+// recoverActive makes every job left running by a process that died ready again
+// without spending an attempt, or fails it once it has been recovered more than limit
+// times. It returns how many it made ready and how many it failed.
+func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
+	type entry struct {
+		id    ID
+		queue string
+	}
+	var entries []entry
+	c := t.active.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(k) == 8 && len(v) >= 8 {
+			entries = append(entries, entry{keyID(k), string(v[8:])})
+		}
+	}
+	for _, e := range entries {
+		id := e.id
+		if err := t.removeActive(id); err != nil {
+			return ready, failed, err
+		}
+		r, err := t.get(id)
+		if err != nil {
+			if err := t.quarantine(id, e.queue, stRunning, err); err != nil {
+				return ready, failed, err
+			}
+			failed++
+			continue
+		}
+		r.recoveries++
+		if r.recoveries > int64(limit) {
+			r.state, r.finishedAt = stFailed, t.now
+			r.appendError(int(r.attempt)+1, t.now, fmt.Sprintf(
+				"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
+				r.recoveries))
+			err = t.addFinished(id, r)
+			failed++
+		} else {
+			r.state = stReady
+			err = t.addReady(id, r)
+			ready++
+		}
+		if err != nil {
+			return ready, failed, err
+		}
+		if err := t.put(id, r); err != nil {
+			return ready, failed, err
+		}
+		t.count(r.queue, stRunning, r.state)
+	}
+	return ready, failed, nil
+}
+
+// activeSince returns when a running job was claimed, and false if it is not running.
+func (t *txn) activeSince(id ID) (time.Time, bool) {
+	v := t.active.Get(idKey(id))
+	if len(v) < 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))), true
+}
+
+// infoOf reads the public view of a job, with its running state from the active index.
+func (t *txn) infoOf(id ID) (*Info, error) {
+	r, err := t.get(id)
+	if err != nil {
+		return nil, err
+	}
+	in := r.info(id)
+	if at, ok := t.activeSince(id); ok {
+		in.State = StateRunning
+		in.Attempt++
+		in.StartedAt = at
+	}
+	return &in, nil
+}
