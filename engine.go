@@ -50,7 +50,8 @@ type session struct {
 	cancel    context.CancelCauseFunc
 	untilIdle bool
 	queues    []*sessionQueue
-	workers   workerGroup
+	active    group // workers holding a slot: what a graceful stop waits for
+	all       group // every worker goroutine, abandoned ones included: what Close waits for
 	idle      chan struct{} // closed by the loop when nothing is due or running (untilIdle)
 	forced    chan struct{} // closed by the loop when it interrupted the running jobs
 	ended     chan struct{} // closed when the session is over
@@ -85,27 +86,23 @@ func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
 // that finishes takes the next job from memory instead of waiting for a commit.
 func prefetch(workers int) int { return min(max(2*workers, 4), maxPrefetch) }
 
-// workerGroup counts running worker goroutines and signals when none is left.
-type workerGroup struct {
+// group counts goroutines and signals when none is left.
+type group struct {
 	mu   sync.Mutex
 	n    int
 	zero chan struct{}
 }
 
-func (g *workerGroup) spawn(f func()) {
+func (g *group) add() {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.n == 0 {
 		g.zero = make(chan struct{})
 	}
 	g.n++
-	g.mu.Unlock()
-	go func() {
-		defer g.exit()
-		f()
-	}()
 }
 
-func (g *workerGroup) exit() {
+func (g *group) exit() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.n--; g.n == 0 {
@@ -113,7 +110,7 @@ func (g *workerGroup) exit() {
 	}
 }
 
-func (g *workerGroup) done() <-chan struct{} {
+func (g *group) done() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.zero == nil {
@@ -123,24 +120,29 @@ func (g *workerGroup) done() <-chan struct{} {
 	return g.zero
 }
 
-func (g *workerGroup) wait() { <-g.done() }
-
 // Workers.
 
 func (r *Runner) startWorker(s *session, q *sessionQueue, handlers map[string]*handler) {
-	s.workers.spawn(func() {
+	s.active.add()
+	s.all.add()
+	go func() {
+		defer s.all.exit()
+		var once sync.Once
+		leave := func() { once.Do(s.active.exit) }
+		defer leave()
 		for e := range q.jobs {
-			if !r.execute(s, q, handlers, e) {
+			if !r.execute(s, q, handlers, e, leave) {
 				return
 			}
 		}
-	})
+	}()
 }
 
 // execute runs one attempt and reports its outcome to the commit loop. It returns
 // false when the attempt timed out while the handler ignored its context: a
-// replacement worker took this one's place, so this goroutine ends.
-func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handler, e *execution) bool {
+// replacement worker took this one's slot (leave gave it up), so this goroutine ends
+// once the handler returns.
+func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handler, e *execution, leave func()) bool {
 	if e.status.Load() != execRunning {
 		return true // interrupted before it started
 	}
@@ -164,6 +166,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 			e.outcome, e.err = outcomeFailed, te
 			r.report(e)
 			r.startWorker(s, q, handlers)
+			leave()
 		})
 	}
 	h := handlers[e.kind]

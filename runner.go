@@ -439,7 +439,7 @@ func (r *Runner) Close() error {
 		canceled, cancel := context.WithCancel(context.Background())
 		cancel()
 		r.stopSession(s, canceled)
-		s.workers.wait()
+		<-s.all.done()
 	}
 	return r.finishClose()
 }
@@ -529,7 +529,7 @@ func (r *Runner) stopSession(s *session, ctx context.Context) error {
 	var err error
 	r.sendControl(ctlDrain, s)
 	select {
-	case <-s.workers.done():
+	case <-s.active.done():
 	case <-s.forced:
 		err = context.Canceled
 	case <-ctx.Done():
