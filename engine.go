@@ -50,8 +50,8 @@ type session struct {
 	cancel    context.CancelCauseFunc
 	untilIdle bool
 	queues    []*sessionQueue
-	active    group // workers holding a slot: what a graceful stop waits for
-	all       group // every worker goroutine, abandoned ones included: what Close waits for
+	active    group         // workers holding a slot: what a graceful stop waits for
+	all       group         // every worker goroutine, abandoned ones included: what Close waits for
 	idle      chan struct{} // closed by the loop when nothing is due or running (untilIdle)
 	forced    chan struct{} // closed by the loop when it interrupted the running jobs
 	ended     chan struct{} // closed when the session is over
