@@ -1,0 +1,77 @@
+// Package jobrun is an embeddable background job runner: it persists jobs in a local
+// bbolt file and runs them on goroutine pools inside your process, with retries,
+// backoff, priorities, delays, rate limits and crash recovery, and no server to run.
+//
+// # Jobs and handlers
+//
+// A job's args are a Go type with a Kind method, stored as JSON. Handle registers the
+// handler of a kind; Enqueue stores a job and returns its ID once it is durable:
+//
+//	type Email struct{ To string }
+//
+//	func (Email) Kind() string { return "email" }
+//
+//	r, err := jobrun.Open("jobs.db")
+//	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[Email]) error {
+//		return send(ctx, job.Args.To)
+//	})
+//	id, err := r.Enqueue(ctx, Email{To: "ada@example.com"})
+//	go r.Run(ctx)
+//	...
+//	r.Shutdown(ctx)
+//
+// # Queues
+//
+// Every job belongs to a queue (Queue option, "default" otherwise). Each queue
+// configured with WithQueue has its own workers and, optionally, a rate limiter; a
+// slow queue never starves another. Within a queue, higher Priority runs first and
+// jobs of equal priority run in enqueue order.
+//
+// # Failures and retries
+//
+// A handler's error, a panic (recovered, with its stack) or a passed Timeout fails
+// the attempt. The job is retried after a delay from its Backoff policy (exponential
+// with jitter by default, ConstantBackoff, or the args' own RetryDelayer) until
+// MaxAttempts runs are spent; then it is failed, the dead-letter state, and keeps its
+// error history. Permanent ends a job without retries; Snooze runs it again later
+// without spending an attempt. The states and their transitions are drawn on State.
+//
+// # Durability
+//
+// Enqueue returns after the job is committed and fsynced. Every state change (a
+// claim, a completion, a retry) is one bbolt transaction that also updates the
+// per-queue counters, so a crash leaves the file consistent. Execution is
+// at-least-once: a job whose handler finished but whose completion was not yet
+// committed when the process died runs again. Jobs that were running when the
+// process died are ready again at the next Open, without spending an attempt; a job
+// found running after more than WithMaxRecoveries crashes is failed, so a job that
+// kills the process cannot crash-loop it.
+//
+// # Throughput
+//
+// One goroutine owns every write: it takes all the enqueues, completions, progress
+// updates and claims waiting at that moment and commits them in one transaction, so
+// producers and workers share fsyncs. Workers take claimed jobs from memory, and the
+// loop claims the next ones in the same commit that records the previous ones done.
+// An idle runner sleeps on one timer, for the earliest delayed job or rate-limit token.
+//
+// # Shutdown
+//
+// Shutdown(ctx) stops claiming, lets running handlers finish until ctx ends, then
+// cancels them; interrupted jobs are ready again without spending an attempt. Close
+// does the same without waiting. Cancelling Run's context is a hard stop.
+//
+// # Testing
+//
+// RunUntilIdle runs every due job in the caller and returns when nothing is due or
+// running, so a test can enqueue, run and assert. With testing/synctest, delays,
+// backoffs and rate limits run on the bubble's fake clock: time.Sleep(time.Hour) in the
+// test, RunUntilIdle again, and the retry due in an hour has run.
+//
+// # Limits
+//
+// One process at a time can hold a database file (bbolt's file lock); Open waits
+// WithLockTimeout and then fails with ErrLocked. Args are limited to MaxArgsSize. A
+// bbolt file does not shrink by itself when jobs are deleted; its free pages are
+// reused.
+package jobrun

@@ -1,0 +1,141 @@
+package jobrun_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/jobrun/jobrun"
+)
+
+// WelcomeEmail is a job's args: any JSON-encodable type with a Kind.
+type WelcomeEmail struct {
+	UserID int    `json:"user_id"`
+	To     string `json:"to"`
+}
+
+// Kind is the name stored with each job; it selects the handler.
+func (WelcomeEmail) Kind() string { return "welcome_email" }
+
+func Example() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		fmt.Printf("sending welcome email to %s\n", job.Args.To)
+		return job.SetResult(map[string]string{"status": "sent"})
+	})
+
+	ctx := context.Background()
+	id, err := r.Enqueue(ctx, WelcomeEmail{UserID: 1, To: "ada@example.com"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// In a service: go r.Run(ctx), then r.Shutdown(ctx) on exit. In tests and here:
+	if err := r.RunUntilIdle(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.State, info.Attempt, string(info.Result))
+	// Output:
+	// sending welcome email to ada@example.com
+	// done 1 {"status":"sent"}
+}
+
+// Handlers fail an attempt by returning an error (or panicking). The job is retried
+// with backoff until its attempts run out; Permanent ends it at once.
+func ExamplePermanent() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	defer r.Close()
+
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		if job.Args.To == "" {
+			return jobrun.Permanent(errors.New("no address: retrying will not help"))
+		}
+		return nil
+	}, jobrun.MaxAttempts(5))
+
+	ctx := context.Background()
+	id, _ := r.Enqueue(ctx, WelcomeEmail{UserID: 2})
+	r.RunUntilIdle(ctx)
+
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.State, info.Attempt, "of", info.MaxAttempts)
+	fmt.Println(info.LastError)
+	// Output:
+	// failed 1 of 5
+	// permanent: no address: retrying will not help
+}
+
+// EnqueueTx stores the job in the application's own transaction: the user and the
+// welcome email exist together, or neither does.
+func ExampleRunner_EnqueueTx() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	db, _ := bbolt.Open(filepath.Join(dir, "app.db"), 0o600, nil)
+	defer db.Close()
+
+	r, _ := jobrun.New(db) // shares the application's database; Close leaves it open
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		fmt.Println("welcome", job.Args.To)
+		return nil
+	})
+
+	ctx := context.Background()
+	err := db.Update(func(tx *bbolt.Tx) error {
+		users, err := tx.CreateBucketIfNotExists([]byte("users"))
+		if err != nil {
+			return err
+		}
+		if err := users.Put([]byte("3"), []byte("grace@example.com")); err != nil {
+			return err
+		}
+		_, err = r.EnqueueTx(ctx, tx, WelcomeEmail{UserID: 3, To: "grace@example.com"})
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r.RunUntilIdle(ctx)
+	// Output:
+	// welcome grace@example.com
+}
+
+// Queues have their own worker pools; Counts reads per-state counters without
+// scanning jobs.
+func ExampleRunner_Counts() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"), jobrun.WithQueue("mail", 4, nil))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		return nil
+	}, jobrun.Queue("mail"))
+
+	ctx := context.Background()
+	batch := []jobrun.Args{WelcomeEmail{To: "a@example.com"}, WelcomeEmail{To: "b@example.com"}}
+	if _, err := r.EnqueueMany(ctx, batch); err != nil { // one commit for the batch
+		log.Fatal(err)
+	}
+	before, _ := r.Counts(ctx, "mail")
+	r.RunUntilIdle(ctx)
+	after, _ := r.Counts(ctx, "mail")
+	fmt.Println("ready before:", before[jobrun.StateReady], "done after:", after[jobrun.StateDone])
+	// Output:
+	// ready before: 2 done after: 2
+}
