@@ -438,6 +438,7 @@ func (en *engine) drain(q *queueState) {
 // cycle commits everything gathered, plus due promotions and claims, in one
 // transaction, then applies the result.
 func (en *engine) cycle() {
+	en.r.cycles.Add(1)
 	now := time.Now()
 	en.fresh = false
 	pending := len(en.enqueues) + len(en.done) + len(en.progress)
@@ -481,6 +482,7 @@ func (en *engine) cycle() {
 		return
 	}
 	en.failures = 0
+	en.r.commits.Add(1)
 	en.applied(now, res)
 	en.finishCycle(now, nil)
 }
@@ -546,6 +548,7 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 			}
 			var take func() bool
 			starved := false
+			q.starved = time.Time{}
 			if q.limiter != nil {
 				take = func() bool {
 					rv := q.limiter.ReserveN(t.now, 1)

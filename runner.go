@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -39,6 +40,9 @@ type Runner struct {
 	woken    map[string]bool // queues that EnqueueTx made ready
 	wokenDue time.Time       // earliest run time EnqueueTx scheduled
 	loopDone chan struct{}   // closed when the commit loop has exited
+
+	cycles  atomic.Uint64 // commit-loop iterations, for tests and benchmarks
+	commits atomic.Uint64 // successful write transactions of the loop
 }
 
 // Open opens the bbolt file at path, creating it with mode 0600 if needed, and returns

@@ -1,0 +1,84 @@
+package jobrun
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+type sleepArgs struct{}
+
+func (sleepArgs) Kind() string { return "sleep" }
+
+// TestBusyRateLimitedQueueDoesNotSpin: once a rate-limited queue's workers are all
+// busy, the loop must sleep until a worker finishes, not wake for a token time that
+// has passed.
+func TestBusyRateLimitedQueueDoesNotSpin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lim := rate.NewLimiter(rate.Every(time.Second), 1)
+		r, err := Open(filepath.Join(t.TempDir(), "jobs.db"), WithQueue("q", 2, lim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		Handle(r, func(ctx context.Context, j *Job[sleepArgs]) error {
+			time.Sleep(time.Hour)
+			return nil
+		}, Queue("q"))
+		for range 10 {
+			if _, err := r.Enqueue(t.Context(), sleepArgs{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		time.Sleep(10 * time.Second) // tokens for all claims, workers busy for an hour
+		synctest.Wait()
+		before := r.cycles.Load()
+		time.Sleep(30 * time.Minute)
+		synctest.Wait()
+		if n := r.cycles.Load() - before; n > 0 {
+			t.Fatalf("the loop ran %d cycles while every worker was busy and nothing changed", n)
+		}
+	})
+}
+
+// TestIdleRunnerSleeps: with nothing to do, the loop blocks; time passing wakes it
+// only for a scheduled job.
+func TestIdleRunnerSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := Open(filepath.Join(t.TempDir(), "jobs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		Handle(r, func(ctx context.Context, j *Job[sleepArgs]) error { return nil })
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		if _, err := r.Enqueue(t.Context(), sleepArgs{}, Delay(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		before := r.cycles.Load()
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if n := r.cycles.Load() - before; n != 0 {
+			t.Fatalf("an idle runner ran %d cycles", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := r.cycles.Load() - before; n == 0 || n > 3 {
+			t.Fatalf("the delayed job took %d cycles, want 1 to 3", n)
+		}
+		c, _ := r.Counts(ctx, "")
+		if c[StateDone] != 1 {
+			t.Fatalf("counts %v, want the delayed job done", c)
+		}
+	})
+}
