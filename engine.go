@@ -143,6 +143,14 @@ func (r *Runner) startWorker(s *session, q *sessionQueue, handlers map[string]*h
 // replacement worker took this one's slot (leave gave it up), so this goroutine ends
 // once the handler returns.
 func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handler, e *execution, leave func()) bool {
+	if s.ctx.Err() != nil {
+		// The session is ending: hand the job back unstarted.
+		if e.status.CompareAndSwap(execRunning, execInterrupted) {
+			e.outcome = outcomeInterrupted
+			r.report(e)
+		}
+		return true
+	}
 	if e.status.Load() != execRunning {
 		return true // interrupted before it started
 	}
@@ -488,8 +496,8 @@ func (en *engine) cycle() {
 }
 
 func (en *engine) capacity(q *queueState) int {
-	if q.jobs == nil {
-		return 0
+	if q.jobs == nil || en.s.ctx.Err() != nil {
+		return 0 // no session, or its context ended: claim nothing
 	}
 	return q.workers + q.prefetch - q.inflight
 }
