@@ -58,6 +58,12 @@ type session struct {
 
 	stopMu   sync.Mutex
 	stopping bool
+	endOnce  sync.Once
+
+	// stoppedEarly is set by the loop when a drain or force for this session arrives
+	// before its start (Shutdown racing Run): the start then only releases the
+	// workers.
+	stoppedEarly bool
 }
 
 type sessionQueue struct {
@@ -381,13 +387,23 @@ func (en *engine) takeWake() {
 func (en *engine) control(op *controlOp) {
 	switch op.kind {
 	case ctlStart:
+		if op.s.stoppedEarly {
+			for _, sq := range op.s.queues {
+				close(sq.jobs)
+			}
+			return
+		}
 		en.s, en.feeding = op.s, true
 		for _, sq := range op.s.queues {
 			q := en.queues[sq.name]
 			q.jobs, q.mayReady, q.starved = sq.jobs, true, time.Time{}
 		}
 	case ctlDrain:
-		if en.s != op.s || !en.feeding {
+		if en.s != op.s {
+			op.s.stoppedEarly = true
+			return
+		}
+		if !en.feeding {
 			return
 		}
 		en.feeding = false
@@ -396,6 +412,8 @@ func (en *engine) control(op *controlOp) {
 		}
 	case ctlForce:
 		if en.s != op.s {
+			op.s.stoppedEarly = true
+			en.markForced(op.s)
 			return
 		}
 		if en.feeding {
@@ -410,15 +428,21 @@ func (en *engine) control(op *controlOp) {
 				en.done = append(en.done, e)
 			}
 		}
-		select {
-		case <-op.s.forced:
-		default:
-			close(op.s.forced)
-		}
-		op.s.cancel(ErrClosed)
+		en.markForced(op.s)
 	case ctlClose:
 		en.closing = true
 	}
+}
+
+// markForced tells the session's stopper that its running jobs were interrupted and
+// cancels their contexts.
+func (en *engine) markForced(s *session) {
+	select {
+	case <-s.forced:
+	default:
+		close(s.forced)
+	}
+	s.cancel(ErrClosed)
 }
 
 // drain takes back the jobs a queue's workers have not started and closes the

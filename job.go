@@ -42,13 +42,18 @@ type ID uint64
 //
 // Jobs that a crash or shutdown interrupted go back to ready without spending an
 // attempt. done, failed and canceled are final.
+//
+// A queue claims jobs up to twice its workers ahead (at most 64), in the same commit
+// that records earlier ones done, so that a worker never waits for a commit between
+// jobs. Claimed jobs count as running from the claim; a graceful stop hands back the
+// ones no worker started, without spending an attempt.
 type State string
 
 // The states of a job.
 const (
 	StateScheduled State = "scheduled" // waiting for its run time (Delay, At, Snooze)
 	StateReady     State = "ready"     // due, waiting for a worker
-	StateRunning   State = "running"   // claimed by a worker
+	StateRunning   State = "running"   // claimed by a queue's workers: started, or next in line (see below)
 	StateRetrying  State = "retrying"  // failed an attempt, waiting for the next one
 	StateDone      State = "done"      // succeeded
 	StateFailed    State = "failed"    // attempts exhausted or ended by Permanent: the dead-letter state

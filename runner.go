@@ -503,7 +503,11 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 	}
 	op := &controlOp{kind: ctlStart, s: s, reply: make(chan error, 1)}
 	if err := r.send(context.WithoutCancel(ctx), op, op.reply); err != nil {
+		// The loop is gone (closed); it never took the start, so release the workers.
 		s.cancel(err)
+		for _, q := range s.queues {
+			close(q.jobs)
+		}
 		r.endSession(s)
 		return nil, err
 	}
@@ -548,13 +552,17 @@ func (r *Runner) stopSession(s *session, ctx context.Context) error {
 	return err
 }
 
+// endSession forgets the session and releases whoever waits for its end. Both its
+// stopper and a start that lost the race with Close may call it.
 func (r *Runner) endSession(s *session) {
-	r.mu.Lock()
-	if r.session == s {
-		r.session = nil
-	}
-	r.mu.Unlock()
-	close(s.ended)
+	s.endOnce.Do(func() {
+		r.mu.Lock()
+		if r.session == s {
+			r.session = nil
+		}
+		r.mu.Unlock()
+		close(s.ended)
+	})
 }
 
 func (r *Runner) sendControl(kind int, s *session) {

@@ -943,3 +943,52 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("open in a missing directory: got %v, want ErrNotExist", err)
 	}
 }
+
+// TestStopWhileRunStarts: Shutdown or Close racing Run's start must stop the session,
+// not wait out Shutdown's context or hang in Close. The race needs real interleavings,
+// so this runs outside a bubble, varying how long Run gets before the stop; a stop
+// that waits for its hour-long deadline is the failure.
+func TestStopWhileRunStarts(t *testing.T) {
+	iterations := 300
+	if testing.Short() {
+		iterations = 50
+	}
+	dir := t.TempDir()
+	for i := range iterations {
+		r, err := jobrun.Open(filepath.Join(dir, fmt.Sprint(i, ".db")), jobrun.WithQueue("wide", 100, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error { return nil })
+		for range 5 {
+			enqueue(t, r, email{})
+		}
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			r.Run(context.Background())
+		}()
+		for spin := range i % 40 * 200 { // vary where the stop lands in Run's start
+			_ = spin
+		}
+		stopped := make(chan error, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		go func() {
+			if i%2 == 0 {
+				stopped <- r.Close()
+			} else {
+				stopped <- r.Shutdown(ctx)
+			}
+		}()
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatalf("iteration %d: stop returned %v", i, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("iteration %d: stop still blocked after a minute", i)
+		}
+		cancel()
+		<-runDone
+	}
+}
