@@ -1,0 +1,573 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jobrun/jobrun"
+)
+
+const (
+	demoSynopsis = "usage: jobrun demo [flags]"
+	demoDoc      = `Demo enqueues a few hundred simulated jobs of three kinds into a database file and
+runs them, showing the number of jobs in each state as they go:
+
+  email.send       fast; queue "email", 8 workers; enqueued in one EnqueueMany batch
+  image.resize     slow; reports its progress step by step and stores a result;
+                   queue "images", 3 workers; some jump the queue with a priority
+  webhook.deliver  about 40% of attempts fail and are retried with backoff, 4
+                   attempts at most; a few fail for good (410 Gone); queue
+                   "webhooks", 4 workers; some are delayed
+
+It stops once every job has finished and prints a summary. The file is kept: run the
+demo again to see the jobs of earlier runs still there, or press Ctrl-C mid-run to
+stop gracefully and see the unfinished jobs resume at the next run.
+`
+)
+
+const (
+	// shutdownTimeout is how long running handlers get to finish when the demo stops.
+	shutdownTimeout = 5 * time.Second
+
+	// refreshPeriod is how often the live view reads the counts.
+	refreshPeriod = 100 * time.Millisecond
+)
+
+// The demo's queues, their workers, and the attempts a webhook gets.
+const (
+	emailQueue   = "email"
+	imageQueue   = "images"
+	webhookQueue = "webhooks"
+	emailWorkers = 8
+	imageWorkers = 3
+	hookWorkers  = 4
+	webhookTries = 4
+)
+
+// demoConfig is what the demo's flags set.
+type demoConfig struct {
+	db    string  // database file
+	n     int     // jobs to enqueue
+	speed float64 // divides every simulated duration
+	reset bool    // delete the file first
+}
+
+// runDemo is the demo command: it parses args and runs the demo, writing to stdout.
+// It returns nil after an interruption through ctx too, once the runner has stopped
+// gracefully: stopping early is a normal way to end a demo.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg demoConfig
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.StringVar(&cfg.db, "db", filepath.Join(os.TempDir(), "jobrun-demo.db"),
+		"database file `path`, created if missing and reused if present")
+	fs.IntVar(&cfg.n, "n", 300, "number of jobs to enqueue")
+	fs.Float64Var(&cfg.speed, "speed", 1,
+		"speed-up `factor` of the simulated work, delays and retry backoff (4 runs 4 times as fast)")
+	fs.BoolVar(&cfg.reset, "reset", false, "delete the database file first, to start from an empty one")
+	if err := parseFlags(fs, demoSynopsis, demoDoc, args, stdout, stderr); err != nil {
+		return err
+	}
+	var bad error
+	switch {
+	case cfg.n < 0:
+		bad = fmt.Errorf("-n must not be negative, got %d", cfg.n)
+	case !(cfg.speed > 0 && cfg.speed <= 1000):
+		bad = fmt.Errorf("-speed must be above 0 and at most 1000, got %v", cfg.speed)
+	}
+	if bad != nil {
+		fmt.Fprintf(stderr, "jobrun demo: %v\n%s\nRun \"jobrun help demo\" for details.\n", bad, demoSynopsis)
+		return &usageError{bad}
+	}
+	return demo(ctx, cfg, stdout)
+}
+
+// demo opens the file, enqueues cfg.n jobs, runs them all with a live view and
+// prints a summary; if ctx ends first, it stops gracefully and reports what is left.
+func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
+	if cfg.reset {
+		if err := os.Remove(cfg.db); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	r, err := jobrun.Open(cfg.db,
+		jobrun.WithQueue(emailQueue, emailWorkers, nil),
+		jobrun.WithQueue(imageQueue, imageWorkers, nil),
+		jobrun.WithQueue(webhookQueue, hookWorkers, nil),
+	)
+	if err != nil {
+		return err
+	}
+	// A safety net for the error paths; after Shutdown it only returns ErrClosed.
+	defer r.Close()
+
+	sim := simulation{speed: cfg.speed}
+	sim.register(r)
+
+	// ctx ending means "stop", but the runner calls that stopping takes (reading
+	// counts, Shutdown) must still work, so they use a context it does not cancel.
+	bg := context.WithoutCancel(ctx)
+
+	before, err := r.Counts(bg, "")
+	if err != nil {
+		return err
+	}
+	printHeld(out, cfg.db, before)
+	if cfg.n == 0 && pending(before) == 0 {
+		fmt.Fprintln(out, "nothing to run: -n is 0 and every job has finished")
+		return r.Close()
+	}
+
+	enqStart := time.Now()
+	jobs, err := sim.enqueue(ctx, r, cfg.n)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "interrupted while enqueuing; the jobs enqueued so far are stored")
+			return stopEarly(r, cfg.db, out)
+		}
+		return err
+	}
+	if cfg.n > 0 {
+		fmt.Fprintf(out, "enqueued %d jobs in %s: %d email.send (one EnqueueMany batch), %d image.resize (%d with priority), %d webhook.deliver (%d delayed)\n",
+			cfg.n, formatDuration(time.Since(enqStart)), len(jobs.emails), len(jobs.images), jobs.prioritized,
+			len(jobs.webhooks), jobs.delayed)
+	}
+	fmt.Fprintln(out)
+
+	// Run gets a context of its own: when ctx ends, Run would stop at once, and the
+	// demo wants the graceful Shutdown instead.
+	runCtx, cancelRun := context.WithCancel(bg)
+	defer cancelRun()
+	runErr := make(chan error, 1)
+	start := time.Now()
+	go func() { runErr <- r.Run(runCtx) }()
+
+	// Jobs that an earlier run left unfinished resume now, so they count in the total.
+	w := watcher{
+		r: r, ctx: bg, view: newLiveView(out, start),
+		base: finished(before), total: cfg.n + pending(before),
+	}
+	allDone, err := w.watch(ctx, runErr)
+	if err != nil {
+		return err
+	}
+	if !allDone {
+		return stopEarly(r, cfg.db, out)
+	}
+	elapsed := time.Since(start)
+
+	// Get fails once the runner is closed, so the jobs are read before Shutdown.
+	infos, err := getAll(bg, r, jobs.all())
+	if err != nil {
+		return err
+	}
+	if err := shutdown(r, out); err != nil {
+		return err
+	}
+	<-runErr // ErrClosed: Shutdown ended it
+
+	printSummary(out, jobs, infos, w.finishedCount, elapsed)
+	if len(jobs.images) > 0 {
+		fmt.Fprintln(out)
+		printJob(out, "An image job", infos[jobs.images[0]])
+	}
+	if in := mostRetriedFailure(jobs.webhooks, infos); in != nil {
+		fmt.Fprintln(out)
+		printJob(out, "A failed webhook job", in)
+	} else if len(jobs.webhooks) > 0 {
+		fmt.Fprintln(out, "\nNo webhook job failed this time: failures are random, a larger -n makes them likely.")
+	}
+	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over.\n", cfg.db)
+	return nil
+}
+
+// printHeld reports what the file holds before this run adds to it, to show that the
+// jobs of earlier runs persisted.
+func printHeld(out io.Writer, db string, counts map[jobrun.State]int) {
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	if total == 0 {
+		fmt.Fprintf(out, "database %s holds no jobs yet\n", db)
+		return
+	}
+	fmt.Fprintf(out, "database %s already holds %d jobs: %s\n", db, total, formatCounts(counts, jobrun.States))
+	if n := pending(counts); n > 0 {
+		fmt.Fprintf(out, "%d of them did not finish in an earlier run: they resume now\n", n)
+	}
+}
+
+// watcher follows a running runner until every job of its file has finished.
+type watcher struct {
+	r     *jobrun.Runner
+	ctx   context.Context // for the runner calls; not canceled by an interrupt
+	view  *liveView
+	base  int // jobs already finished when the run began
+	total int // jobs to finish in this run
+
+	finishedCount int // jobs this run finished
+}
+
+// watch refreshes the view until no job of the file is pending, ctx ends, or Run
+// fails. It reports whether every job finished. It waits for all the file's jobs,
+// not only those this run enqueued, so that jobs an earlier run left unfinished
+// finish too; nothing else enqueues into the demo's file.
+func (w *watcher) watch(ctx context.Context, runErr <-chan error) (bool, error) {
+	tick := time.NewTicker(refreshPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.view.interrupt()
+			return false, nil
+		case err := <-runErr:
+			w.view.interrupt()
+			return false, fmt.Errorf("runner stopped: %w", err)
+		case now := <-tick.C:
+			counts, err := w.r.Counts(w.ctx, "")
+			if err != nil {
+				w.view.interrupt()
+				return false, err
+			}
+			w.finishedCount = finished(counts) - w.base
+			if pending(counts) == 0 {
+				w.view.finish(now, w.finishedCount, w.total, counts)
+				return true, nil
+			}
+			w.view.update(now, w.finishedCount, w.total, counts)
+		}
+	}
+}
+
+// shutdown stops the runner gracefully, giving running handlers shutdownTimeout to
+// finish. A handler still running then is interrupted, and its job runs again at the
+// next start: that is reported, not an error.
+func shutdown(r *jobrun.Runner, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := r.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(out, "some jobs were still running after %v: they were interrupted and will run again\n", shutdownTimeout)
+		return nil
+	}
+	return err
+}
+
+// stopEarly handles an interruption: it shuts the runner down gracefully and reports
+// how many jobs will resume at the next run.
+func stopEarly(r *jobrun.Runner, db string, out io.Writer) error {
+	fmt.Fprintf(out, "interrupted: stopping gracefully, running jobs get up to %v to finish...\n", shutdownTimeout)
+	if err := shutdown(r, out); err != nil {
+		return err
+	}
+	// Counts fails once the runner is closed: read them from the file again.
+	again, err := jobrun.Open(db)
+	if err != nil {
+		return fmt.Errorf("reopen to count the unfinished jobs: %w", err)
+	}
+	counts, err := again.Counts(context.Background(), "")
+	if cerr := again.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("count the unfinished jobs: %w", err)
+	}
+	n := pending(counts)
+	if n == 0 {
+		fmt.Fprintln(out, "stopped: every job had finished")
+		return nil
+	}
+	fmt.Fprintf(out, "stopped: %d jobs will resume at the next run (%s)\n", n, formatCounts(counts, pendingStates))
+	return nil
+}
+
+// getAll reads the jobs with the given IDs.
+func getAll(ctx context.Context, r *jobrun.Runner, ids []jobrun.ID) (map[jobrun.ID]*jobrun.Info, error) {
+	infos := make(map[jobrun.ID]*jobrun.Info, len(ids))
+	for _, id := range ids {
+		in, err := r.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		infos[id] = in
+	}
+	return infos, nil
+}
+
+// kindStats sums the outcomes of one kind's jobs.
+type kindStats struct {
+	done, failed, canceled, retries int
+}
+
+func (s *kindStats) add(in *jobrun.Info) {
+	switch in.State {
+	case jobrun.StateDone:
+		s.done++
+	case jobrun.StateFailed:
+		s.failed++
+	case jobrun.StateCanceled:
+		s.canceled++
+	}
+	s.retries += max(in.Attempt-1, 0)
+}
+
+// printSummary prints the outcome of this run's jobs, in total and by kind.
+// finishedCount includes the jobs of earlier runs that finished in this one.
+func printSummary(out io.Writer, jobs demoJobs, infos map[jobrun.ID]*jobrun.Info, finishedCount int, elapsed time.Duration) {
+	kinds := []struct {
+		name string
+		ids  []jobrun.ID
+	}{{"email.send", jobs.emails}, {"image.resize", jobs.images}, {"webhook.deliver", jobs.webhooks}}
+	var total kindStats
+	byKind := make([]kindStats, len(kinds))
+	for i, k := range kinds {
+		for _, id := range k.ids {
+			byKind[i].add(infos[id])
+			total.add(infos[id])
+		}
+	}
+
+	rate := float64(finishedCount) / elapsed.Seconds()
+	earlier := finishedCount - len(infos)
+	if len(infos) == 0 {
+		fmt.Fprintf(out, "\nThe %d jobs left unfinished by an earlier run finished in %s (%.1f jobs/s)\n",
+			earlier, formatDuration(elapsed), rate)
+		return
+	}
+	fmt.Fprintf(out, "\nAll %d jobs of this run finished in %s: %d done, %d failed, %d retries (%.1f jobs/s)\n",
+		len(infos), formatDuration(elapsed), total.done, total.failed, total.retries, rate)
+	if earlier > 0 {
+		fmt.Fprintf(out, "along with %d jobs left unfinished by an earlier run\n", earlier)
+	}
+	const row = "  %-16s %6v %6v %6v %7v\n"
+	fmt.Fprintf(out, row, "", "jobs", "done", "failed", "retries")
+	for i, k := range kinds {
+		s := byKind[i]
+		fmt.Fprintf(out, row, k.name, len(k.ids), s.done, s.failed, s.retries)
+	}
+	if total.canceled > 0 {
+		fmt.Fprintf(out, "%d jobs were canceled\n", total.canceled)
+	}
+}
+
+// mostRetriedFailure returns the failed job with the longest error history among ids,
+// the most telling one to show, or nil if none failed.
+func mostRetriedFailure(ids []jobrun.ID, infos map[jobrun.ID]*jobrun.Info) *jobrun.Info {
+	var best *jobrun.Info
+	for _, id := range ids {
+		in := infos[id]
+		if in.State == jobrun.StateFailed && (best == nil || len(in.Errors) > len(best.Errors)) {
+			best = in
+		}
+	}
+	return best
+}
+
+// printJob prints everything Get returned about a job.
+func printJob(out io.Writer, title string, in *jobrun.Info) {
+	fmt.Fprintf(out, "%s: #%d, %s on queue %q\n", title, in.ID, in.Kind, in.Queue)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  args\t%s\n", in.RawArgs)
+	fmt.Fprintf(tw, "  state\t%s, attempt %d of at most %d\n", in.State, in.Attempt, in.MaxAttempts)
+	if in.Priority != 0 {
+		fmt.Fprintf(tw, "  priority\t%d\n", in.Priority)
+	}
+	if len(in.Progress) > 0 {
+		fmt.Fprintf(tw, "  progress\t%s\n", in.Progress)
+	}
+	if len(in.Result) > 0 {
+		fmt.Fprintf(tw, "  result\t%s\n", in.Result)
+	}
+	if !in.FinishedAt.IsZero() {
+		fmt.Fprintf(tw, "  timing\tfinished %s after it was enqueued; its last attempt took %s\n",
+			formatDuration(in.FinishedAt.Sub(in.CreatedAt)), formatDuration(in.FinishedAt.Sub(in.StartedAt)))
+	}
+	for i, e := range in.Errors {
+		label := ""
+		if i == 0 {
+			label = "errors"
+		}
+		fmt.Fprintf(tw, "  %s\tattempt %d, %s after enqueue: %s\n", label, e.Attempt,
+			formatDuration(e.At.Sub(in.CreatedAt)), e.Error)
+	}
+	tw.Flush()
+}
+
+// The demo's job kinds. Their Kind strings are stored with every job, so they must not
+// change once a demo file holds jobs.
+
+type sendEmail struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+}
+
+func (sendEmail) Kind() string { return "email.send" }
+
+type resizeImage struct {
+	Image string `json:"image"`
+	Sizes int    `json:"sizes"` // how many thumbnail widths to produce
+}
+
+func (resizeImage) Kind() string { return "image.resize" }
+
+type deliverWebhook struct {
+	URL   string `json:"url"`
+	Event string `json:"event"`
+}
+
+func (deliverWebhook) Kind() string { return "webhook.deliver" }
+
+// simulation provides handlers that pretend to work. speed divides every duration, so
+// that tests (and impatient people) can run the demo faster.
+type simulation struct{ speed float64 }
+
+// scale divides d by the speed. It never returns 0 for a positive d, since Backoff
+// refuses a zero minimum.
+func (s simulation) scale(d time.Duration) time.Duration {
+	return max(time.Duration(float64(d)/s.speed), time.Microsecond)
+}
+
+// work pretends to work for a random duration between lo and hi (scaled). Like a real
+// handler it gives up when its context ends, which happens when the runner has to
+// interrupt the attempt (a forced shutdown, a timeout).
+func (s simulation) work(ctx context.Context, lo, hi time.Duration) error {
+	t := time.NewTimer(s.scale(lo + rand.N(hi-lo+1)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// register sets up the handlers; each kind's defaults put its jobs on its queue.
+func (s simulation) register(r *jobrun.Runner) {
+	jobrun.Handle(r, s.sendEmail, jobrun.Queue(emailQueue))
+	jobrun.Handle(r, s.resizeImage, jobrun.Queue(imageQueue))
+	jobrun.Handle(r, s.deliverWebhook, jobrun.Queue(webhookQueue),
+		jobrun.Backoff(s.scale(50*time.Millisecond), s.scale(400*time.Millisecond)),
+		jobrun.MaxAttempts(webhookTries))
+}
+
+func (s simulation) sendEmail(ctx context.Context, job *jobrun.Job[sendEmail]) error {
+	return s.work(ctx, 2*time.Millisecond, 8*time.Millisecond)
+}
+
+// thumbnailWidths are the widths resizeImage produces, the first Sizes of them.
+var thumbnailWidths = []int{160, 320, 640, 1280, 2560}
+
+func (s simulation) resizeImage(ctx context.Context, job *jobrun.Job[resizeImage]) error {
+	const steps = 5 // decode, then one step per output batch
+	for i := 1; i <= steps; i++ {
+		if err := s.work(ctx, 40*time.Millisecond, 120*time.Millisecond); err != nil {
+			return err
+		}
+		if err := job.SetProgress(ctx, map[string]any{"step": i, "of": steps}); err != nil {
+			return err
+		}
+	}
+	base := strings.TrimSuffix(path.Base(job.Args.Image), path.Ext(job.Args.Image))
+	var thumbs []string
+	for _, w := range thumbnailWidths[:min(max(job.Args.Sizes, 0), len(thumbnailWidths))] {
+		thumbs = append(thumbs, fmt.Sprintf("thumbs/%s_%dw.webp", base, w))
+	}
+	return job.SetResult(map[string]any{"thumbnails": thumbs})
+}
+
+// transientStatuses are what a flaky endpoint answers; 503 is the most common.
+var transientStatuses = []string{"503 Service Unavailable", "503 Service Unavailable", "502 Bad Gateway", "504 Gateway Timeout"}
+
+func (s simulation) deliverWebhook(ctx context.Context, job *jobrun.Job[deliverWebhook]) error {
+	if err := s.work(ctx, 5*time.Millisecond, 30*time.Millisecond); err != nil {
+		return err
+	}
+	switch p := rand.Float64(); {
+	case p < 0.03:
+		// The endpoint is gone: retrying cannot help, so the job fails at once.
+		return jobrun.Permanent(errors.New("remote answered 410 Gone"))
+	case p < 0.43:
+		return fmt.Errorf("remote answered %s", transientStatuses[rand.IntN(len(transientStatuses))])
+	}
+	return nil
+}
+
+// demoJobs are the jobs one run enqueued, by kind.
+type demoJobs struct {
+	emails, images, webhooks []jobrun.ID
+	prioritized, delayed     int
+}
+
+func (j demoJobs) all() []jobrun.ID {
+	return append(append(append([]jobrun.ID(nil), j.emails...), j.images...), j.webhooks...)
+}
+
+var (
+	subjects  = []string{"Welcome aboard", "Reset your password", "Your receipt", "Your weekly digest", "Confirm your address"}
+	customers = []string{"acme", "globex", "initech", "umbrella", "hooli"}
+	events    = []string{"order.created", "order.shipped", "invoice.paid", "user.signed_up"}
+)
+
+// enqueue enqueues n jobs: 55% emails, 15% images, 30% webhooks.
+func (s simulation) enqueue(ctx context.Context, r *jobrun.Runner, n int) (demoJobs, error) {
+	var jobs demoJobs
+	nImages, nWebhooks := n*15/100, n*30/100
+	nEmails := n - nImages - nWebhooks
+
+	// Emails come in bulk (a newsletter, say): one transaction, one fsync for all.
+	batch := make([]jobrun.Args, nEmails)
+	for i := range batch {
+		batch[i] = sendEmail{
+			To:      fmt.Sprintf("user%04d@example.com", rand.IntN(10000)),
+			Subject: subjects[rand.IntN(len(subjects))],
+		}
+	}
+	var err error
+	if jobs.emails, err = r.EnqueueMany(ctx, batch); err != nil {
+		return jobs, err
+	}
+
+	for i := range nImages {
+		var opts []jobrun.EnqueueOption
+		if i%5 == 0 {
+			// An avatar whose owner is watching a spinner jumps the queue.
+			opts = append(opts, jobrun.Priority(10))
+			jobs.prioritized++
+		}
+		args := resizeImage{Image: fmt.Sprintf("uploads/IMG_%04d.jpg", rand.IntN(10000)), Sizes: 2 + rand.IntN(4)}
+		id, err := r.Enqueue(ctx, args, opts...)
+		if err != nil {
+			return jobs, err
+		}
+		jobs.images = append(jobs.images, id)
+	}
+
+	for i := range nWebhooks {
+		var opts []jobrun.EnqueueOption
+		if i%4 == 0 {
+			// Some events are only sent once a grace period has passed.
+			opts = append(opts, jobrun.Delay(s.scale(200*time.Millisecond+rand.N(1300*time.Millisecond))))
+			jobs.delayed++
+		}
+		args := deliverWebhook{
+			URL:   fmt.Sprintf("https://hooks.%s.example/jobrun", customers[rand.IntN(len(customers))]),
+			Event: events[rand.IntN(len(events))],
+		}
+		id, err := r.Enqueue(ctx, args, opts...)
+		if err != nil {
+			return jobs, err
+		}
+		jobs.webhooks = append(jobs.webhooks, id)
+	}
+	return jobs, nil
+}

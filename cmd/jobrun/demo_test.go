@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jobrun/jobrun"
+)
+
+// fastDemo are the flags of a quick demo run on db.
+func fastDemo(db string, n int) []string {
+	return []string{"-db", db, "-n", strconv.Itoa(n), "-speed", "20"}
+}
+
+func TestDemoPersistsAcrossRuns(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+
+	out := runDemoOK(t, t.Context(), fastDemo(db, 30), new(output))
+	mustContain(t, out, "holds no jobs yet")
+	first := readCounts(t, db)
+	mustAllFinish(t, first, 30)
+	mustContain(t, out, "All 30 jobs of this run finished in ")
+	mustContain(t, out, fmt.Sprintf(": %d done, %d failed, ", first[jobrun.StateDone], first[jobrun.StateFailed]))
+	// The image job shows what its handler recorded while running and on success.
+	mustContain(t, out, `{"of":5,"step":5}`)
+	mustContain(t, out, `{"thumbnails":["thumbs/IMG_`)
+
+	out = runDemoOK(t, t.Context(), fastDemo(db, 30), new(output))
+	held := fmt.Sprintf("already holds 30 jobs: done %d", first[jobrun.StateDone])
+	if n := first[jobrun.StateFailed]; n > 0 {
+		held += fmt.Sprintf(", failed %d", n)
+	}
+	mustContain(t, out, held+"\n")
+	second := readCounts(t, db)
+	mustAllFinish(t, second, 60)
+	mustContain(t, out, fmt.Sprintf(": %d done, %d failed, ",
+		second[jobrun.StateDone]-first[jobrun.StateDone], second[jobrun.StateFailed]-first[jobrun.StateFailed]))
+}
+
+func TestDemoInterruptedResumes(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+
+	// Interrupt as soon as the jobs are enqueued, as a Ctrl-C would; at full speed
+	// the image jobs alone take longer than that.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := runDemoOK(t, ctx, []string{"-db", db, "-n", "30"},
+		&output{marker: "enqueued 30 jobs", onMarker: cancel})
+	mustContain(t, out, "interrupted: stopping gracefully")
+
+	counts := readCounts(t, db)
+	left := pending(counts)
+	if left == 0 {
+		mustContain(t, out, "stopped: every job had finished")
+	} else {
+		m := regexp.MustCompile(`stopped: (\d+) jobs will resume at the next run`).FindStringSubmatch(out)
+		if m == nil || m[1] != strconv.Itoa(left) {
+			t.Errorf("the file holds %d unfinished jobs, the output says %q", left, m)
+		}
+	}
+	if counts[jobrun.StateRunning] != 0 {
+		t.Errorf("%d jobs still running after a graceful stop", counts[jobrun.StateRunning])
+	}
+
+	// A run that enqueues nothing finishes what the interrupted one left.
+	out = runDemoOK(t, t.Context(), fastDemo(db, 0), new(output))
+	mustContain(t, out, "already holds 30 jobs")
+	if left > 0 {
+		mustContain(t, out, fmt.Sprintf("%d of them did not finish in an earlier run", left))
+		mustContain(t, out, fmt.Sprintf("The %d jobs left unfinished by an earlier run finished", left))
+	}
+	mustAllFinish(t, readCounts(t, db), 30)
+}
+
+func TestRunExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args         []string
+		code         int
+		stdout, errs string // substrings expected in the output, if not empty
+	}{
+		{args: nil, code: 2, errs: "jobrun <command> [flags]"},
+		{args: []string{"help"}, code: 0, stdout: "demo    enqueue"},
+		{args: []string{"help", "demo"}, code: 0, stdout: "-speed factor"},
+		{args: []string{"demo", "-h"}, code: 0, stdout: "usage: jobrun demo [flags]"},
+		{args: []string{"help", "bench"}, code: 2, errs: `unknown command "bench"`},
+		{args: []string{"bench"}, code: 2, errs: `unknown command "bench"`},
+		{args: []string{"demo", "-nope"}, code: 2, errs: "flag provided but not defined: -nope"},
+		{args: []string{"demo", "now"}, code: 2, errs: `unexpected argument "now"`},
+		{args: []string{"demo", "-n", "-1"}, code: 2, errs: "-n must not be negative"},
+		{args: []string{"demo", "-speed", "0"}, code: 2, errs: "-speed must be above 0"},
+		// A directory is no database file: the command fails and says why.
+		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: open " + dir},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), tc.args, &stdout, &stderr); code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, &stderr)
+			}
+			if tc.stdout != "" {
+				mustContain(t, stdout.String(), tc.stdout)
+			}
+			if tc.errs != "" {
+				mustContain(t, stderr.String(), tc.errs)
+			}
+		})
+	}
+}
+
+// runDemoOK runs the demo command in-process with args and returns what it printed to
+// out, failing the test if it returns an error or writes to stderr.
+func runDemoOK(t *testing.T, ctx context.Context, args []string, out *output) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	if err := runDemo(ctx, args, out, &stderr); err != nil {
+		t.Fatalf("demo %v: %v\noutput:\n%s", args, err, out)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("demo %v wrote to stderr:\n%s", args, &stderr)
+	}
+	t.Logf("demo %v:\n%s", args, out)
+	return out.String()
+}
+
+// output collects what the demo prints and, if marker is set, calls onMarker once,
+// after the first write that contains it, to act at a given point of the demo.
+type output struct {
+	bytes.Buffer
+	marker   string
+	onMarker func()
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	n, err := o.Buffer.Write(p)
+	if o.onMarker != nil && bytes.Contains(p, []byte(o.marker)) {
+		o.onMarker()
+		o.onMarker = nil
+	}
+	return n, err
+}
+
+// readCounts opens the demo's file, as the next run would, and returns its counts.
+func readCounts(t *testing.T, db string) map[jobrun.State]int {
+	t.Helper()
+	r, err := jobrun.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	counts, err := r.Counts(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// mustAllFinish checks that the file holds total jobs, every one in a final state.
+func mustAllFinish(t *testing.T, counts map[jobrun.State]int, total int) {
+	t.Helper()
+	if n := finished(counts); n != total || pending(counts) != 0 {
+		t.Errorf("want all %d jobs finished, the file holds %v", total, counts)
+	}
+}
+
+func mustContain(t *testing.T, s, sub string) {
+	t.Helper()
+	if !strings.Contains(s, sub) {
+		t.Errorf("output does not contain %q:\n%s", sub, s)
+	}
+}

@@ -1,0 +1,153 @@
+// Command jobrun is the command-line companion of the jobrun package.
+//
+// Usage:
+//
+//	jobrun <command> [flags]
+//
+// The commands are:
+//
+//	demo    enqueue a few hundred simulated jobs and watch them run
+//	help    show the usage of jobrun or of a command
+//
+// Run "jobrun help <command>" for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand. run parses its own flags (see parseFlags), so that each
+// command owns its FlagSet and tests can call it in-process with their own writers.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists the subcommands in the order the usage shows them.
+var commands = []command{
+	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful shutdown; restoring the default handling then
+	// lets a second Ctrl-C kill the process for a user who will not wait for it.
+	context.AfterFunc(ctx, stop)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches args to a subcommand and returns the process exit code: 0 on
+// success or when help was asked for, 1 when the command failed, 2 for a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(ctx, rest, stdout, stderr)
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "jobrun: unknown command %q\n\n", name)
+		printUsage(stderr)
+		return 2
+	}
+	return exitCode(cmd.name, cmd.run(ctx, rest, stdout, stderr), stderr)
+}
+
+// help prints the usage of jobrun, or of the command named in args.
+func help(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		printUsage(stdout)
+		return 0
+	case 1:
+		if cmd := lookup(args[0]); cmd != nil {
+			// A command prints its usage, flags included, when asked with -h.
+			return exitCode(cmd.name, cmd.run(ctx, []string{"-h"}, stdout, stderr), stderr)
+		}
+		fmt.Fprintf(stderr, "jobrun help: unknown command %q\n\n", args[0])
+	default:
+		fmt.Fprintf(stderr, "jobrun help: too many arguments\n\n")
+	}
+	printUsage(stderr)
+	return 2
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "jobrun is the command-line companion of the jobrun job runner.\n\n")
+	fmt.Fprint(w, "Usage:\n\n\tjobrun <command> [flags]\n\nThe commands are:\n\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show the usage of jobrun or of a command")
+	fmt.Fprint(w, "\nRun \"jobrun help <command>\" for a command's flags.\n")
+}
+
+// usageError reports bad command-line arguments. The message and the command's usage
+// have already been printed when it is returned; it only selects exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// exitCode reports err, if it needs reporting, and returns the exit code it calls for.
+func exitCode(name string, err error, stderr io.Writer) int {
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	}
+	fmt.Fprintf(stderr, "jobrun %s: %v\n", name, err)
+	return 1
+}
+
+// parseFlags parses a command's flags and refuses positional arguments. With -h it
+// prints the full usage, synopsis, doc and flags, on stdout, since the user asked for
+// it, and returns flag.ErrHelp. With bad arguments it prints the problem and the
+// synopsis on stderr, pointing to the full usage rather than burying the problem
+// under it, and returns a *usageError.
+func parseFlags(fs *flag.FlagSet, synopsis, doc string, args []string, stdout, stderr io.Writer) error {
+	// The flag package prints its own error message to the output.
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "%s\n\n%s\nFlags:\n", synopsis, doc)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return err
+	case err == nil && fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "jobrun %s: %v\n", fs.Name(), err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s\nRun \"jobrun help %s\" for details.\n", synopsis, fs.Name())
+		return &usageError{err}
+	}
+	return nil
+}
