@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,4 +82,38 @@ func TestIdleRunnerSleeps(t *testing.T) {
 			t.Fatalf("counts %v, want the delayed job done", c)
 		}
 	})
+}
+
+// TestConcurrentEnqueuesShareCommits: producers that wait for their own durable
+// commit still share fsyncs, because the loop commits whatever arrived while the
+// previous commit ran.
+func TestConcurrentEnqueuesShareCommits(t *testing.T) {
+	r, err := Open(filepath.Join(t.TempDir(), "jobs.db"), WithStrictKinds(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const producers, each = 16, 50
+	before := r.commits.Load()
+	var wg sync.WaitGroup
+	for range producers {
+		wg.Go(func() {
+			for range each {
+				if _, err := r.Enqueue(t.Context(), sleepArgs{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	commits := r.commits.Load() - before
+	if commits*2 > producers*each {
+		t.Fatalf("%d enqueues took %d commits: concurrent producers should share them", producers*each, commits)
+	}
+	t.Logf("%d enqueues from %d producers in %d commits", producers*each, producers, commits)
+	c, _ := r.Counts(t.Context(), "")
+	if c[StateReady] != producers*each {
+		t.Fatalf("counts %v, want %d ready", c, producers*each)
+	}
 }
