@@ -100,11 +100,11 @@ type Job[T Args] struct {
 	exec *execution
 }
 
-// SetResult records v, encoded as JSON, as the job's result. It is stored with the
+// SetResult records v, encoded as JSON (at most MaxArgsSize bytes), as the job's result. It is stored with the
 // job's success in the same commit, so it is visible exactly when the job is done; it
 // is not stored if the attempt fails. Calling it again replaces the value.
 func (j *Job[T]) SetResult(v any) error {
-	b, err := json.Marshal(v)
+	b, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("set result of job %d: %w", j.ID, err)
 	}
@@ -114,7 +114,7 @@ func (j *Job[T]) SetResult(v any) error {
 	return nil
 }
 
-// SetProgress records v, encoded as JSON, as the job's progress (a percentage, "step 3
+// SetProgress records v, encoded as JSON (at most MaxArgsSize bytes), as the job's progress (a percentage, "step 3
 // of 10", any JSON value), visible to Get while the job runs. Writes are coalesced: the
 // runner stores the latest value with its next commit, so calling it often costs no
 // more than calling it once per commit. It returns once the value is queued, before it
@@ -123,7 +123,7 @@ func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("set progress of job %d: %w", j.ID, err)
 	}
@@ -131,6 +131,19 @@ func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
 		j.exec.r.notifyProgress(j.exec)
 	}
 	return nil
+}
+
+// encodeValue encodes a result or progress value, refusing one so large that its
+// commit could fail and hold up every other change sharing that commit.
+func encodeValue(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode: %w", ErrInvalid, err)
+	}
+	if len(b) > MaxArgsSize {
+		return nil, invalidf("value encodes to %d bytes, over the limit of %d (MaxArgsSize)", len(b), MaxArgsSize)
+	}
+	return b, nil
 }
 
 // handler is a registered handler with the type erased.

@@ -21,8 +21,9 @@ const (
 	// DefaultMaxAttempts is the number of runs a job gets, the first included.
 	DefaultMaxAttempts = 25
 
-	// MaxArgsSize is the largest encoded args a job may carry, in bytes. Larger payloads
-	// belong in a file or the application's own bucket, with their key in the args.
+	// MaxArgsSize is the largest encoded args a job may carry, in bytes, and the limit
+	// of a result or progress value. Larger payloads belong in a file or the
+	// application's own bucket, with their key in the args.
 	MaxArgsSize = 1 << 20
 
 	defaultBackoffMin    = time.Second

@@ -554,6 +554,28 @@ func TestRateLimitedQueue(t *testing.T) {
 	})
 }
 
+func TestResultAndProgressLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var errs []error
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[resize]) error {
+			huge := strings.Repeat("x", jobrun.MaxArgsSize)
+			errs = append(errs, j.SetResult(huge), j.SetProgress(ctx, huge), j.SetResult(make(chan int)))
+			return j.SetResult("small")
+		})
+		id := enqueue(t, r, resize{})
+		runUntilIdle(t, r)
+		for i, err := range errs {
+			if !errors.Is(err, jobrun.ErrInvalid) {
+				t.Errorf("call %d: got %v, want ErrInvalid", i, err)
+			}
+		}
+		if in := get(t, r, id); in.State != jobrun.StateDone || string(in.Result) != `"small"` {
+			t.Fatalf("got %s with result %s", in.State, in.Result)
+		}
+	})
+}
+
 func TestProgressVisibleWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := openRunner(t)
