@@ -29,6 +29,17 @@ type enqueueOp struct {
 
 type progressOp struct{ e *execution }
 
+// mutateOp runs fn inside the loop's next commit, for management calls (Promote,
+// Pause, Schedule, ...). fn checks before it writes and returns the caller's answer:
+// an answer such as ErrNotFound does not abort the commit, a fatal error does. after,
+// if set, updates the loop's memory once the commit succeeded and the answer is nil.
+type mutateOp struct {
+	fn     func(t *txn, res *cycleResult) (answer, fatal error)
+	after  func(en *engine)
+	answer error
+	reply  chan error
+}
+
 const (
 	ctlStart   = iota + 1 // begin feeding a session's workers
 	ctlDrain              // stop claiming; unclaim what workers have not started
@@ -284,7 +295,9 @@ type engine struct {
 	done     []*execution
 	progress map[*execution]bool
 	controls []*controlOp
+	mutates  []*mutateOp
 	closing  bool
+	paused   map[string]bool // persisted in the queues bucket
 
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
@@ -317,6 +330,7 @@ func (en *engine) loop() {
 	en.r.db.View(func(tx *bbolt.Tx) error {
 		if t, err := openTxn(tx, time.Now()); err == nil {
 			en.nextDue = t.nextDue()
+			en.paused = t.pausedQueues()
 		}
 		return nil
 	})
@@ -361,6 +375,8 @@ func (en *engine) take(op any) {
 	case *controlOp:
 		en.control(op)
 		en.controls = append(en.controls, op)
+	case *mutateOp:
+		en.mutates = append(en.mutates, op)
 	}
 }
 
@@ -445,24 +461,31 @@ func (en *engine) markForced(s *session) {
 	s.cancel(ErrClosed)
 }
 
+// takeBack hands back the jobs a queue's workers have not started, without stopping
+// the workers: a paused queue runs what it started and nothing more.
+func (en *engine) takeBack(q *queueState) {
+	for q.jobs != nil {
+		select {
+		case e := <-q.jobs:
+			if e.status.CompareAndSwap(execRunning, execInterrupted) {
+				e.outcome = outcomeInterrupted
+				en.done = append(en.done, e)
+				en.fresh = true
+			}
+			continue
+		default:
+		}
+		return
+	}
+}
+
 // drain takes back the jobs a queue's workers have not started and closes the
 // channel, so the workers exit after their current job.
 func (en *engine) drain(q *queueState) {
 	if q.jobs == nil {
 		return
 	}
-	for {
-		select {
-		case e := <-q.jobs:
-			if e.status.CompareAndSwap(execRunning, execInterrupted) {
-				e.outcome = outcomeInterrupted
-				en.done = append(en.done, e)
-			}
-			continue
-		default:
-		}
-		break
-	}
+	en.takeBack(q)
 	close(q.jobs)
 	q.jobs = nil
 }
@@ -473,8 +496,8 @@ func (en *engine) cycle() {
 	en.r.cycles.Add(1)
 	now := time.Now()
 	en.fresh = false
-	pending := len(en.enqueues) + len(en.done) + len(en.progress)
-	if pending > 0 && en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues) == 0 {
+	pending := len(en.enqueues) + len(en.done) + len(en.progress) + len(en.mutates)
+	if pending > 0 && en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
 		// Retrying a failed commit: wait out the backoff unless a caller is waiting.
 		en.finishCycle(now, nil)
 		return
@@ -483,7 +506,7 @@ func (en *engine) cycle() {
 	claim := false
 	if en.feeding {
 		for _, q := range en.order {
-			claim = claim || en.capacity(q) > 0 && (q.mayReady || pending > 0)
+			claim = claim || en.claimable(q) && en.capacity(q) > 0 && (q.mayReady || pending > 0)
 		}
 	}
 	if pending == 0 && !promote && !claim {
@@ -510,6 +533,10 @@ func (en *engine) cycle() {
 			op.reply <- err
 		}
 		en.enqueues = nil
+		for _, op := range en.mutates {
+			op.reply <- err
+		}
+		en.mutates = nil
 		en.finishCycle(now, err)
 		return
 	}
@@ -519,10 +546,14 @@ func (en *engine) cycle() {
 	en.finishCycle(now, nil)
 }
 
+// claimable reports whether the queue may claim jobs now: a session feeds it, the
+// session's context is alive and the queue is not paused.
+func (en *engine) claimable(q *queueState) bool {
+	return q.jobs != nil && en.s.ctx.Err() == nil && !en.paused[q.name]
+}
+
+// capacity is how many more jobs a claimable queue can take, prefetch included.
 func (en *engine) capacity(q *queueState) int {
-	if q.jobs == nil || en.s.ctx.Err() != nil {
-		return 0 // no session, or its context ended: claim nothing
-	}
 	return q.workers + q.prefetch - q.inflight
 }
 
@@ -554,6 +585,13 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 			return fmt.Errorf("record outcome of job %d: %w", e.id, err)
 		}
 	}
+	for _, op := range en.mutates {
+		answer, err := op.fn(t, res)
+		if err != nil {
+			return err
+		}
+		op.answer = answer
+	}
 	for e := range en.progress {
 		p, ok := e.takeProgress()
 		if !ok || finished[e] || en.inflight[e.id] != e {
@@ -566,7 +604,7 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 		}
 	}
 	if promote {
-		next, err := t.promote(maxPromotePerCycle, res.touched)
+		next, err := t.promote(maxPromotePerCycle, res)
 		if err != nil {
 			return fmt.Errorf("promote due jobs: %w", err)
 		}
@@ -574,6 +612,9 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 	}
 	if en.feeding {
 		for _, q := range en.order {
+			if !en.claimable(q) {
+				continue
+			}
 			n := en.capacity(q) + freed[q]
 			if n <= 0 || !(q.mayReady || res.touched[q.name]) {
 				continue
@@ -692,6 +733,13 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	}
 	en.done = en.done[:0]
 	clear(en.progress)
+	for _, op := range en.mutates {
+		if op.answer == nil && op.after != nil {
+			op.after(en)
+		}
+		op.reply <- op.answer
+	}
+	en.mutates = nil
 	for name := range res.touched {
 		if q := en.queues[name]; q != nil {
 			q.mayReady = true
@@ -767,15 +815,16 @@ func (en *engine) finishCycle(now time.Time, err error) {
 }
 
 // isIdle reports that nothing is running, claimable or due: RunUntilIdle can return.
+// Jobs of a paused queue wait for Resume, so they do not count.
 func (en *engine) isIdle(now time.Time) bool {
-	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || en.failures > 0 {
+	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || len(en.mutates) > 0 || en.failures > 0 {
 		return false
 	}
 	if !en.nextDue.IsZero() && !now.Before(en.nextDue) {
 		return false
 	}
 	for _, q := range en.order {
-		if q.mayReady {
+		if q.mayReady && !en.paused[q.name] {
 			return false
 		}
 	}
@@ -794,6 +843,8 @@ func (en *engine) exit() {
 			case *enqueueOp:
 				op.reply <- ErrClosed
 			case *controlOp:
+				op.reply <- ErrClosed
+			case *mutateOp:
 				op.reply <- ErrClosed
 			}
 		default:

@@ -29,6 +29,14 @@ var (
 	// process) holds the file and the lock timeout passed.
 	ErrLocked = errors.New("jobrun: database file is locked by another process")
 
+	// ErrState is returned for an operation the job's state does not allow, such as
+	// promoting a job that is not waiting. The message names the state.
+	ErrState = errors.New("jobrun: job is not in a state that allows this")
+
+	// ErrDuplicate is returned by Enqueue for a job refused by its UniqueKey or
+	// Throttle: the ID returned with it is the existing job's.
+	ErrDuplicate = errors.New("jobrun: duplicate job")
+
 	// ErrSchema is returned by Open and New for a file whose runner data was written by
 	// a newer version of jobrun, or is not runner data at all.
 	ErrSchema = errors.New("jobrun: incompatible runner data")

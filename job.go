@@ -89,6 +89,9 @@ type Info struct {
 	RawArgs     json.RawMessage
 	Progress    json.RawMessage // the latest value given to SetProgress
 	Result      json.RawMessage // the value given to SetResult on success
+	UniqueKey   string          // the key of UniqueKey, Throttle or Debounce, "" if none
+	Schedule    string          // the cron schedule that enqueued the job, "" if none
+	FireAt      time.Time       // the schedule's fire time this job is for
 }
 
 // Job is what a handler receives: the job's Info as of the start of this attempt, and

@@ -67,6 +67,11 @@ type record struct {
 	progress    []byte
 	result      []byte
 	errors      []AttemptError
+	uniqueKey   string        // with uniqueMode: the key in the unique bucket, without the kind
+	uniqueMode  byte          // uniqueNone, uniqueUnfinished, uniqueThrottle, uniqueDebounce
+	uniqueFor   time.Duration // throttle period or debounce delay
+	schedule    string        // the cron schedule that enqueued the job, if any
+	fireAt      time.Time     // the schedule's fire time this job is for
 }
 
 func (r *record) encode() []byte {
@@ -100,6 +105,11 @@ func (r *record) encode() []byte {
 		b = appendTime(b, e.At)
 		b = appendString(b, e.Error)
 	}
+	b = appendString(b, r.uniqueKey)
+	b = append(b, r.uniqueMode)
+	b = binary.AppendVarint(b, int64(r.uniqueFor))
+	b = appendString(b, r.schedule)
+	b = appendTime(b, r.fireAt)
 	return b
 }
 
@@ -145,6 +155,11 @@ func decodeRecord(b []byte) (*record, error) {
 			r.errors[i].Error = d.string()
 		}
 	}
+	r.uniqueKey = d.string()
+	r.uniqueMode = d.byte()
+	r.uniqueFor = time.Duration(d.varint())
+	r.schedule = d.string()
+	r.fireAt = d.time()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}
@@ -275,6 +290,9 @@ func (r *record) info(id ID) Info {
 		RawArgs:     r.args,
 		Progress:    r.progress,
 		Result:      r.result,
+		UniqueKey:   r.uniqueKey,
+		Schedule:    r.schedule,
+		FireAt:      r.fireAt,
 	}
 	if n := len(r.errors); n > 0 {
 		in.LastError = r.errors[n-1].Error

@@ -22,6 +22,9 @@ import (
 //	  finished   finished-at (8 B Unix ns) ‖ id → ∅                  retention, latest-first lists
 //	  counts     len(queue) ‖ queue ‖ state (1 B) → uint64 (8 B)   maintained in every commit
 //	  corrupt    id → the undecodable record, kept for inspection
+//	  queues     queue → flags (1 B: paused)                         persisted queue state
+//	  unique     len(kind) ‖ kind ‖ key → id (8 B) ‖ until (8 B Unix ns)   idempotent enqueue
+//	  schedules  name → schedule (JSON, schedule.go)                 cron schedules
 const schemaVersion = 1
 
 var (
@@ -34,10 +37,15 @@ var (
 	bucketFinished  = []byte("finished")
 	bucketCounts    = []byte("counts")
 	bucketCorrupt   = []byte("corrupt")
+	bucketQueues    = []byte("queues")
+	bucketUnique    = []byte("unique")
+	bucketSchedules = []byte("schedules")
 	keySchema       = []byte("schema")
 
+	// Buckets are only ever added: initSchema creates missing ones, so a file written
+	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
-		bucketFinished, bucketCounts, bucketCorrupt}
+		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules}
 )
 
 // txn is one write or read transaction over the runner's buckets, with the count
@@ -52,6 +60,9 @@ type txn struct {
 	finished  *bbolt.Bucket
 	counts    *bbolt.Bucket
 	corrupt   *bbolt.Bucket
+	queues    *bbolt.Bucket
+	unique    *bbolt.Bucket
+	schedules *bbolt.Bucket
 	deltas    map[string]*[numStates]int64 // queue → change per state
 }
 
@@ -70,7 +81,8 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 		name []byte
 	}{{&t.jobs, bucketJobs}, {&t.ready, bucketReady}, {&t.scheduled, bucketScheduled},
 		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
-		{&t.corrupt, bucketCorrupt}} {
+		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
+		{&t.schedules, bucketSchedules}} {
 		if *p.b = root.Bucket(p.name); *p.b == nil {
 			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
 		}
@@ -331,9 +343,9 @@ func (t *txn) addFinished(id ID, r *record) error {
 
 func (t *txn) removeActive(id ID) error { return t.active.Delete(idKey(id)) }
 
-// promote makes up to n scheduled jobs whose time has come ready, and reports the
-// queues it touched and the time the next scheduled job is due (zero if none).
-func (t *txn) promote(n int, touched map[string]bool) (next time.Time, err error) {
+// promote makes up to n scheduled jobs whose time has come ready, noting the queues
+// it touched in res, and returns when the next scheduled job is due (zero if none).
+func (t *txn) promote(n int, res *cycleResult) (next time.Time, err error) {
 	c := t.scheduled.Cursor()
 	now := unixNanos(t.now)
 	type due struct{ key, val []byte }
@@ -364,16 +376,9 @@ func (t *txn) promote(n int, touched map[string]bool) (next time.Time, err error
 			}
 			continue
 		}
-		from := r.state
-		r.state = stReady
-		if err := t.put(id, r); err != nil {
+		if err := t.makeReady(id, r, r.state, res); err != nil {
 			return time.Time{}, err
 		}
-		if err := t.addReady(id, r); err != nil {
-			return time.Time{}, err
-		}
-		t.count(r.queue, from, stReady)
-		touched[r.queue] = true
 	}
 	if len(dues) == n && next.IsZero() {
 		// Stopped at the batch size: more may be due now.
@@ -465,4 +470,53 @@ func (t *txn) infoOf(id ID) (*Info, error) {
 		in.StartedAt = at
 	}
 	return &in, nil
+}
+
+// Queue flags, in the queues bucket.
+const queuePaused byte = 1
+
+func (t *txn) pausedQueues() map[string]bool {
+	paused := map[string]bool{}
+	t.queues.ForEach(func(k, v []byte) error {
+		if len(v) > 0 && v[0]&queuePaused != 0 {
+			paused[string(k)] = true
+		}
+		return nil
+	})
+	return paused
+}
+
+func (t *txn) setPaused(queue string, paused bool) error {
+	var flags byte
+	if v := t.queues.Get([]byte(queue)); len(v) > 0 {
+		flags = v[0]
+	}
+	if paused {
+		flags |= queuePaused
+	} else {
+		flags &^= queuePaused
+	}
+	return t.queues.Put([]byte(queue), []byte{flags})
+}
+
+// makeReady stores a job that leaves state from as ready, indexed for its queue.
+func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
+	r.state = stReady
+	if err := t.put(id, r); err != nil {
+		return err
+	}
+	if err := t.addReady(id, r); err != nil {
+		return err
+	}
+	t.count(r.queue, from, stReady)
+	res.touched[r.queue] = true
+	return nil
+}
+
+// stateOf is a job's state as Get reports it.
+func (t *txn) stateOf(id ID, r *record) State {
+	if _, running := t.activeSince(id); running {
+		return StateRunning
+	}
+	return stateNames[r.state]
 }

@@ -1,0 +1,130 @@
+package jobrun_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/jobrun/jobrun"
+)
+
+func TestPromote(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var failed atomic.Bool
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			if j.Args.To == "flaky" && !failed.Swap(true) {
+				return errors.New("first attempt fails")
+			}
+			return nil
+		}, jobrun.ConstantBackoff(time.Hour))
+		later := enqueue(t, r, email{To: "later"}, jobrun.Delay(24*time.Hour))
+		flaky := enqueue(t, r, email{To: "flaky"})
+		runUntilIdle(t, r)
+		wantState(t, get(t, r, flaky), jobrun.StateRetrying, 1)
+		wantState(t, get(t, r, later), jobrun.StateScheduled, 0)
+
+		for _, id := range []jobrun.ID{later, flaky} {
+			if err := r.Promote(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantState(t, get(t, r, later), jobrun.StateReady, 0)
+		runUntilIdle(t, r)
+		wantState(t, get(t, r, later), jobrun.StateDone, 1)
+		wantState(t, get(t, r, flaky), jobrun.StateDone, 2)
+		wantCounts(t, r, "", map[jobrun.State]int{jobrun.StateDone: 2})
+
+		if err := r.Promote(t.Context(), later); !errors.Is(err, jobrun.ErrState) {
+			t.Fatalf("promote of a done job: got %v, want ErrState", err)
+		}
+		if err := r.Promote(t.Context(), 999); !errors.Is(err, jobrun.ErrNotFound) {
+			t.Fatalf("promote of a missing job: got %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestPauseResumePersists(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t, jobrun.WithQueue("mail", 2, nil))
+		var ran atomic.Int64
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			ran.Add(1)
+			return nil
+		}, jobrun.Queue("mail"))
+		if err := r.Pause(t.Context(), "mail"); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			enqueue(t, r, email{}) // enqueueing into a paused queue works
+		}
+		runUntilIdle(t, r)
+		if n := ran.Load(); n != 0 {
+			t.Fatalf("a paused queue ran %d jobs", n)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		r2, err := jobrun.Open(path, jobrun.WithQueue("mail", 2, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r2.Close()
+		jobrun.Handle(r2, func(ctx context.Context, j *jobrun.Job[email]) error {
+			ran.Add(1)
+			return nil
+		}, jobrun.Queue("mail"))
+		if paused, err := r2.Paused(t.Context(), "mail"); err != nil || !paused {
+			t.Fatalf("after restart: paused %v (%v), want true", paused, err)
+		}
+		runUntilIdle(t, r2)
+		if n := ran.Load(); n != 0 {
+			t.Fatalf("a paused queue ran %d jobs after a restart", n)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r2.Run(ctx)
+		synctest.Wait()
+		if err := r2.Resume(t.Context(), "mail"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := ran.Load(); n != 3 {
+			t.Fatalf("after resume ran %d jobs, want 3", n)
+		}
+	})
+}
+
+func TestPauseHandsBackClaimedJobs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t, jobrun.WithQueue("slow", 1, nil))
+		started := make(chan struct{}, 10)
+		release := make(chan struct{})
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			started <- struct{}{}
+			<-release
+			return nil
+		}, jobrun.Queue("slow"))
+		for range 5 {
+			enqueue(t, r, email{})
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		<-started
+		synctest.Wait() // the worker runs one job; more are claimed ahead
+		if err := r.Pause(t.Context(), "slow"); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		synctest.Wait()
+		wantCounts(t, r, "slow", map[jobrun.State]int{jobrun.StateDone: 1, jobrun.StateReady: 4})
+		if len(started) != 0 {
+			t.Fatalf("%d jobs started after the pause", len(started))
+		}
+	})
+}
