@@ -24,6 +24,7 @@ const (
 type enqueueOp struct {
 	recs  []*record
 	ids   []ID
+	dups  []bool // refused by the unique key: ids holds the existing job's
 	reply chan error
 }
 
@@ -560,17 +561,19 @@ func (en *engine) capacity(q *queueState) int {
 // commit writes one cycle's changes into t.
 func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 	for _, op := range en.enqueues {
-		op.ids = make([]ID, len(op.recs))
+		op.ids, op.dups = make([]ID, len(op.recs)), make([]bool, len(op.recs))
 		for i, rec := range op.recs {
-			id, err := t.insert(rec)
+			ins, err := t.enqueue(rec)
 			if err != nil {
 				return fmt.Errorf("insert job: %w", err)
 			}
-			op.ids[i] = id
-			if rec.state == stReady {
+			op.ids[i], op.dups[i] = ins.id, ins.duplicate
+			switch {
+			case ins.duplicate:
+			case ins.state == stReady:
 				res.touched[rec.queue] = true
-			} else {
-				res.due(rec.runAt)
+			default:
+				res.due(ins.runAt)
 			}
 		}
 	}
@@ -697,6 +700,11 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	}
 	if err != nil {
 		return err
+	}
+	if final(rec.state) {
+		if err := t.releaseUnique(e.id, rec); err != nil {
+			return err
+		}
 	}
 	t.count(rec.queue, stRunning, rec.state)
 	return t.put(e.id, rec)

@@ -128,3 +128,101 @@ func TestPauseHandsBackClaimedJobs(t *testing.T) {
 		}
 	})
 }
+
+func TestUniqueKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t)
+		var ran atomic.Int64
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			ran.Add(1)
+			return nil
+		})
+		first := enqueue(t, r, email{To: "a"}, jobrun.UniqueKey("user-1"))
+		id, err := r.Enqueue(t.Context(), email{To: "b"}, jobrun.UniqueKey("user-1"))
+		if !errors.Is(err, jobrun.ErrDuplicate) || id != first {
+			t.Fatalf("duplicate: got id %d err %v, want id %d and ErrDuplicate", id, err, first)
+		}
+		other := enqueue(t, r, email{To: "c"}, jobrun.UniqueKey("user-2"))
+		ids, err := r.EnqueueMany(t.Context(), []jobrun.Args{email{}, email{}}, jobrun.UniqueKey("user-2"))
+		if !errors.Is(err, jobrun.ErrDuplicate) || ids[0] != other || ids[1] != other {
+			t.Fatalf("enqueue many: got %v %v", ids, err)
+		}
+		if in := get(t, r, first); in.UniqueKey != "user-1" || string(in.RawArgs) != `{"to":"a"}` {
+			t.Fatalf("the first job changed: %+v", in)
+		}
+		if err := r.Close(); err != nil { // the index survives a restart
+			t.Fatal(err)
+		}
+		r = reopen(t, path)
+		if id, err := r.Enqueue(t.Context(), email{}, jobrun.UniqueKey("user-1")); !errors.Is(err, jobrun.ErrDuplicate) || id != first {
+			t.Fatalf("after restart: got %d %v", id, err)
+		}
+		wantCounts(t, r, "", map[jobrun.State]int{jobrun.StateReady: 2})
+	})
+}
+
+func TestUniqueKeyFreedWhenFinished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t, jobrun.WithStrictKinds(false))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error { return nil })
+		first := enqueue(t, r, email{}, jobrun.UniqueKey("k"))
+		runUntilIdle(t, r)
+		second := enqueue(t, r, email{}, jobrun.UniqueKey("k"))
+		if second == first {
+			t.Fatal("a finished job still held its unique key")
+		}
+		// Keys are per kind.
+		enqueue(t, r, resize{}, jobrun.UniqueKey("k"))
+	})
+}
+
+func TestThrottle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error { return nil })
+		daily := jobrun.Throttle("digest", 24*time.Hour)
+		first := enqueue(t, r, email{}, daily)
+		runUntilIdle(t, r)
+		time.Sleep(23 * time.Hour)
+		if id, err := r.Enqueue(t.Context(), email{}, daily); !errors.Is(err, jobrun.ErrDuplicate) || id != first {
+			t.Fatalf("within the period, after the job finished: got %d %v, want %d and ErrDuplicate", id, err, first)
+		}
+		time.Sleep(time.Hour)
+		if second := enqueue(t, r, email{}, daily); second == first {
+			t.Fatal("the period ended but the key was still held")
+		}
+	})
+}
+
+func TestDebounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var got []string
+		var at []time.Time
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			got, at = append(got, j.Args.To), append(at, time.Now())
+			return nil
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		start := time.Now()
+		var ids []jobrun.ID
+		for _, to := range []string{"v1", "v2", "v3"} {
+			ids = append(ids, enqueue(t, r, email{To: to}, jobrun.Debounce("search-index", 10*time.Second)))
+			time.Sleep(5 * time.Second) // each enqueue comes before the previous delay ran out
+		}
+		if ids[1] != ids[0] || ids[2] != ids[0] {
+			t.Fatalf("debounced enqueues got ids %v, want one job", ids)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if len(got) != 1 || got[0] != "v3" || at[0].Sub(start) != 20*time.Second {
+			t.Fatalf("ran %v at %v after start, want [v3] once at 20s", got, at)
+		}
+		// After it ran, the next enqueue is a new job.
+		if next := enqueue(t, r, email{To: "v4"}, jobrun.Debounce("search-index", time.Second)); next == ids[0] {
+			t.Fatal("a debounce after the job ran reused it")
+		}
+	})
+}

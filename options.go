@@ -163,6 +163,9 @@ type enqueueOptions struct {
 	maxAttempts int
 	backoff     backoffPolicy
 	timeout     time.Duration
+	uniqueKey   string
+	uniqueMode  byte
+	uniqueFor   time.Duration
 	err         error
 }
 
@@ -262,6 +265,55 @@ func Timeout(d time.Duration) EnqueueOption {
 			return
 		}
 		o.timeout = d
+	}
+}
+
+// Unique modes, stored with each job that has a unique key.
+const (
+	uniqueNone       byte = iota
+	uniqueUnfinished      // UniqueKey: one unfinished job per (kind, key)
+	uniqueThrottle        // Throttle: one job per (kind, key) per period from its enqueue
+	uniqueDebounce        // Debounce: the waiting job takes the latest args and waits again
+)
+
+const maxUniqueKeyLen = 512
+
+// UniqueKey makes the job idempotent: while a job of the same kind with the same key
+// is unfinished (scheduled, ready, running or retrying), Enqueue stores nothing and
+// returns that job's ID with an error wrapping ErrDuplicate. Once the job is done,
+// failed or canceled, the key is free again. The check and the insert are one
+// transaction, so the index holds across crashes.
+func UniqueKey(key string) EnqueueOption {
+	return uniqueOption("unique key", key, uniqueUnfinished, 0)
+}
+
+// Throttle allows one job of the kind with this key per period: for period after a
+// job is enqueued, whatever its state, Enqueue of the same kind and key stores nothing
+// and returns that job's ID with an error wrapping ErrDuplicate ("once a day": Throttle
+// (key, 24*time.Hour)).
+func Throttle(key string, period time.Duration) EnqueueOption {
+	return uniqueOption("throttle key", key, uniqueThrottle, period)
+}
+
+// Debounce delays the job by d and merges bursts: while a job of the kind with this
+// key is still waiting for its time, a new Enqueue stores nothing new but gives that
+// job the new args and pushes its run time back to d from now, returning its ID
+// without error. The job runs once the enqueues pause for d. Once it has started, the
+// next Enqueue starts a new one.
+func Debounce(key string, d time.Duration) EnqueueOption {
+	return uniqueOption("debounce key", key, uniqueDebounce, d)
+}
+
+func uniqueOption(what, key string, mode byte, d time.Duration) EnqueueOption {
+	return func(o *enqueueOptions) {
+		switch {
+		case key == "" || len(key) > maxUniqueKeyLen:
+			o.err = invalidf("%s must be 1 to %d bytes, got %d", what, maxUniqueKeyLen, len(key))
+		case mode != uniqueUnfinished && d <= 0:
+			o.err = invalidf("%s %q needs a positive duration, got %v", what, key, d)
+		default:
+			o.uniqueKey, o.uniqueMode, o.uniqueFor = key, mode, d
+		}
 	}
 }
 

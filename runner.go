@@ -156,11 +156,20 @@ func (r *Runner) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) 
 	if err := r.send(ctx, op, op.reply); err != nil {
 		return 0, fmt.Errorf("enqueue %s: %w", rec.kind, err)
 	}
+	if op.dups[0] {
+		return op.ids[0], duplicateError(rec, op.ids[0])
+	}
 	return op.ids[0], nil
 }
 
+func duplicateError(rec *record, existing ID) error {
+	return fmt.Errorf("enqueue %s: %w: job %d holds key %q", rec.kind, ErrDuplicate, existing, rec.uniqueKey)
+}
+
 // EnqueueMany stores a batch of jobs in one transaction, one fsync for all, and returns
-// their IDs in order. opts apply to every job. Either every job is stored or none is.
+// their IDs in order. opts apply to every job. Either every job is stored or none is,
+// except for jobs refused by their unique key: their place in the result holds the
+// existing job's ID, and the error wraps ErrDuplicate.
 func (r *Runner) EnqueueMany(ctx context.Context, batch []Args, opts ...EnqueueOption) ([]ID, error) {
 	if len(batch) == 0 {
 		return nil, nil
@@ -178,7 +187,21 @@ func (r *Runner) EnqueueMany(ctx context.Context, batch []Args, opts ...EnqueueO
 	if err := r.send(ctx, op, op.reply); err != nil {
 		return nil, fmt.Errorf("enqueue many: %w", err)
 	}
+	if n := countTrue(op.dups); n > 0 {
+		return op.ids, fmt.Errorf("enqueue many: %w: %d of %d jobs were refused by their unique key; their IDs are the existing jobs'",
+			ErrDuplicate, n, len(recs))
+	}
 	return op.ids, nil
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // EnqueueTx stores a job inside tx, a write transaction the application opened on the
@@ -208,14 +231,17 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
-	id, err := t.insert(rec)
+	ins, err := t.enqueue(rec)
 	if err == nil {
 		err = t.flush()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
-	queue, state, runAt := rec.queue, rec.state, rec.runAt
+	if ins.duplicate {
+		return ins.id, duplicateError(rec, ins.id)
+	}
+	id, queue, state, runAt := ins.id, rec.queue, ins.state, ins.runAt
 	tx.OnCommit(func() {
 		r.wakeMu.Lock()
 		if state == stReady {
@@ -264,9 +290,12 @@ func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*recor
 		return nil, invalidf("args of %s encode to %d bytes, over the limit of %d (MaxArgsSize)", kind, len(raw), MaxArgsSize)
 	}
 	runAt := now
-	if !o.at.IsZero() {
+	switch {
+	case o.uniqueMode == uniqueDebounce:
+		runAt = now.Add(o.uniqueFor)
+	case !o.at.IsZero():
 		runAt = o.at
-	} else if o.delay > 0 {
+	case o.delay > 0:
 		runAt = now.Add(o.delay)
 	}
 	return &record{
@@ -279,6 +308,9 @@ func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*recor
 		timeout:     o.timeout,
 		createdAt:   now,
 		runAt:       runAt,
+		uniqueKey:   o.uniqueKey,
+		uniqueMode:  o.uniqueMode,
+		uniqueFor:   o.uniqueFor,
 	}, nil
 }
 

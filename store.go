@@ -431,6 +431,9 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 				"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
 				r.recoveries))
 			err = t.addFinished(id, r)
+			if err == nil {
+				err = t.releaseUnique(id, r)
+			}
 			failed++
 		} else {
 			r.state = stReady
@@ -519,4 +522,102 @@ func (t *txn) stateOf(id ID, r *record) State {
 		return StateRunning
 	}
 	return stateNames[r.state]
+}
+
+func final(state byte) bool { return state == stDone || state == stFailed || state == stCanceled }
+
+// uniqueIndexKey is where a job's unique key lives: keys are per kind.
+func uniqueIndexKey(kind, key string) []byte {
+	b := make([]byte, 0, 1+len(kind)+len(key))
+	b = append(b, byte(len(kind)))
+	b = append(b, kind...)
+	return append(b, key...)
+}
+
+// inserted is what enqueue did with a record.
+type inserted struct {
+	id        ID
+	duplicate bool      // refused: id is the existing job holding the key
+	state     byte      // the state the job is in now (ready or scheduled)
+	runAt     time.Time // when it is due
+}
+
+// enqueue stores a new job, unless its unique key refuses it or, for Debounce, merges
+// it into the job waiting under the same key.
+func (t *txn) enqueue(r *record) (inserted, error) {
+	var uk []byte
+	if r.uniqueMode != uniqueNone {
+		uk = uniqueIndexKey(r.kind, r.uniqueKey)
+		if v := t.unique.Get(uk); len(v) == 16 {
+			held := ID(binary.BigEndian.Uint64(v[:8]))
+			until := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+			if ins, done, err := t.applyUnique(r, held, until); done || err != nil {
+				return ins, err
+			}
+		}
+	}
+	id, err := t.insert(r)
+	if err != nil {
+		return inserted{}, err
+	}
+	if uk != nil {
+		var until time.Time
+		if r.uniqueMode == uniqueThrottle {
+			until = r.createdAt.Add(r.uniqueFor)
+		}
+		v := binary.BigEndian.AppendUint64(idKey(id), unixNanos(until))
+		if err := t.unique.Put(uk, v); err != nil {
+			return inserted{}, err
+		}
+	}
+	return inserted{id: id, state: r.state, runAt: r.runAt}, nil
+}
+
+// applyUnique decides what a new job does when job held has its key: done reports
+// that the new job is settled (refused or merged) and must not be inserted.
+func (t *txn) applyUnique(r *record, held ID, until time.Time) (ins inserted, done bool, err error) {
+	old, err := t.get(held)
+	if err != nil {
+		return inserted{}, false, nil // a stale entry: the key is free
+	}
+	_, running := t.activeSince(held)
+	switch r.uniqueMode {
+	case uniqueThrottle:
+		if t.now.Before(until) {
+			return inserted{id: held, duplicate: true}, true, nil
+		}
+	case uniqueUnfinished:
+		if running || !final(old.state) {
+			return inserted{id: held, duplicate: true}, true, nil
+		}
+	case uniqueDebounce:
+		if running || old.state != stScheduled {
+			return inserted{}, false, nil // it started or ended: the new job stands alone
+		}
+		if err := t.scheduled.Delete(timeKey(old.runAt, held)); err != nil {
+			return inserted{}, false, err
+		}
+		old.args, old.runAt = r.args, r.runAt
+		if err := t.addScheduled(held, old); err != nil {
+			return inserted{}, false, err
+		}
+		if err := t.put(held, old); err != nil {
+			return inserted{}, false, err
+		}
+		return inserted{id: held, state: stScheduled, runAt: old.runAt}, true, nil
+	}
+	return inserted{}, false, nil
+}
+
+// releaseUnique frees a finished job's unique key, unless a throttle period holds it
+// or another job took it over.
+func (t *txn) releaseUnique(id ID, r *record) error {
+	if r.uniqueMode == uniqueNone || r.uniqueMode == uniqueThrottle {
+		return nil
+	}
+	uk := uniqueIndexKey(r.kind, r.uniqueKey)
+	if v := t.unique.Get(uk); len(v) == 16 && ID(binary.BigEndian.Uint64(v[:8])) == id {
+		return t.unique.Delete(uk)
+	}
+	return nil
 }
