@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -298,7 +300,8 @@ type engine struct {
 	controls []*controlOp
 	mutates  []*mutateOp
 	closing  bool
-	paused   map[string]bool // persisted in the queues bucket
+	paused   map[string]bool      // persisted in the queues bucket
+	fires    map[string]time.Time // each schedule's next fire, persisted in the schedules bucket
 
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
@@ -311,6 +314,8 @@ type cycleResult struct {
 	claims  map[*queueState][]*execution
 	more    map[*queueState]bool // the claim filled its capacity or ran out of tokens
 	nextDue time.Time
+	fires   map[string]time.Time // schedules that fired, and their next fire
+	now     time.Time
 }
 
 func newEngine(r *Runner) *engine {
@@ -332,6 +337,7 @@ func (en *engine) loop() {
 		if t, err := openTxn(tx, time.Now()); err == nil {
 			en.nextDue = t.nextDue()
 			en.paused = t.pausedQueues()
+			en.fires = t.loadFires()
 		}
 		return nil
 	})
@@ -504,25 +510,26 @@ func (en *engine) cycle() {
 		return
 	}
 	promote := !en.nextDue.IsZero() && !now.Before(en.nextDue)
+	due := en.dueFires(now)
 	claim := false
 	if en.feeding {
 		for _, q := range en.order {
 			claim = claim || en.claimable(q) && en.capacity(q) > 0 && (q.mayReady || pending > 0)
 		}
 	}
-	if pending == 0 && !promote && !claim {
+	if pending == 0 && !promote && !claim && len(due) == 0 {
 		en.finishCycle(now, nil)
 		return
 	}
 	var res *cycleResult
 	err := en.r.db.Update(func(tx *bbolt.Tx) error {
 		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
-			more: map[*queueState]bool{}, nextDue: en.nextDue}
+			more: map[*queueState]bool{}, nextDue: en.nextDue, now: now}
 		t, err := openTxn(tx, now)
 		if err != nil {
 			return err
 		}
-		return en.commit(t, res, promote)
+		return en.commit(t, res, promote, due)
 	})
 	if err != nil {
 		en.failures++
@@ -559,7 +566,7 @@ func (en *engine) capacity(q *queueState) int {
 }
 
 // commit writes one cycle's changes into t.
-func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
+func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) error {
 	for _, op := range en.enqueues {
 		op.ids, op.dups = make([]ID, len(op.recs)), make([]bool, len(op.recs))
 		for i, rec := range op.recs {
@@ -612,6 +619,13 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool) error {
 			return fmt.Errorf("promote due jobs: %w", err)
 		}
 		res.nextDue = next
+	}
+	if len(due) > 0 {
+		fires, err := t.fireDue(due, res, en.r.log.Warn)
+		if err != nil {
+			return fmt.Errorf("fire schedules: %w", err)
+		}
+		res.fires = fires
 	}
 	if en.feeding {
 		for _, q := range en.order {
@@ -766,6 +780,36 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		}
 	}
 	en.nextDue = res.nextDue
+	for _, name := range en.dueFiresOf(res) {
+		delete(en.fires, name)
+	}
+	maps.Copy(en.fires, res.fires)
+}
+
+// dueFires lists the schedules whose next fire has come.
+func (en *engine) dueFires(now time.Time) []string {
+	var due []string
+	for name, at := range en.fires {
+		if !at.After(now) {
+			due = append(due, name)
+		}
+	}
+	slices.Sort(due) // fire in a stable order
+	return due
+}
+
+// dueFiresOf lists the schedules a commit looked at but found gone.
+func (en *engine) dueFiresOf(res *cycleResult) []string {
+	if res.fires == nil {
+		return nil
+	}
+	var gone []string
+	for name, at := range en.fires {
+		if _, ok := res.fires[name]; !ok && !at.After(res.now) {
+			gone = append(gone, name)
+		}
+	}
+	return gone
 }
 
 func (en *engine) logOutcome(e *execution) {
@@ -805,6 +849,9 @@ func (en *engine) finishCycle(now time.Time, err error) {
 		}
 	}
 	earliest(en.nextDue)
+	for _, at := range en.fires {
+		earliest(at)
+	}
 	if len(en.done)+len(en.progress) > 0 {
 		earliest(en.backoffUntil)
 	}
@@ -828,7 +875,7 @@ func (en *engine) isIdle(now time.Time) bool {
 	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || len(en.mutates) > 0 || en.failures > 0 {
 		return false
 	}
-	if !en.nextDue.IsZero() && !now.Before(en.nextDue) {
+	if !en.nextDue.IsZero() && !now.Before(en.nextDue) || len(en.dueFires(now)) > 0 {
 		return false
 	}
 	for _, q := range en.order {

@@ -166,6 +166,9 @@ type enqueueOptions struct {
 	uniqueKey   string
 	uniqueMode  byte
 	uniqueFor   time.Duration
+	skipMissed  bool   // Schedule only
+	skipOverlap bool   // Schedule only
+	timeZone    string // Schedule only
 	err         error
 }
 

@@ -260,18 +260,25 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 
 // prepare validates args and options and builds the record to store.
 func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*record, error) {
+	rec, _, err := r.prepareOpts(args, opts, now, false)
+	return rec, err
+}
+
+// prepareOpts is prepare for Enqueue (forSchedule false) and for Schedule's job
+// template, which alone accepts the schedule options.
+func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, forSchedule bool) (*record, *enqueueOptions, error) {
 	if args == nil {
-		return nil, invalidf("nil args")
+		return nil, nil, invalidf("nil args")
 	}
 	kind := args.Kind()
 	if err := validateKind(kind); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.mu.RLock()
 	h := r.handlers[kind]
 	r.mu.RUnlock()
 	if h == nil && r.cfg.strictKinds {
-		return nil, fmt.Errorf("%w %q: register a handler with jobrun.Handle first, or open the runner WithStrictKinds(false)",
+		return nil, nil, fmt.Errorf("%w %q: register a handler with jobrun.Handle first, or open the runner WithStrictKinds(false)",
 			ErrUnknownKind, kind)
 	}
 	o := enqueueOptions{queue: DefaultQueue, maxAttempts: DefaultMaxAttempts}
@@ -280,14 +287,17 @@ func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*recor
 	}
 	o.apply(opts)
 	if o.err != nil {
-		return nil, fmt.Errorf("%s: %w", kind, o.err)
+		return nil, nil, fmt.Errorf("%s: %w", kind, o.err)
+	}
+	if !forSchedule && (o.skipMissed || o.skipOverlap || o.timeZone != "") {
+		return nil, nil, invalidf("SkipMissed, SkipIfRunning and TimeZone apply to Schedule only")
 	}
 	raw, err := json.Marshal(args)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encode args of %s: %w", ErrInvalid, kind, err)
+		return nil, nil, fmt.Errorf("%w: encode args of %s: %w", ErrInvalid, kind, err)
 	}
 	if len(raw) > MaxArgsSize {
-		return nil, invalidf("args of %s encode to %d bytes, over the limit of %d (MaxArgsSize)", kind, len(raw), MaxArgsSize)
+		return nil, nil, invalidf("args of %s encode to %d bytes, over the limit of %d (MaxArgsSize)", kind, len(raw), MaxArgsSize)
 	}
 	runAt := now
 	switch {
@@ -311,7 +321,7 @@ func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*recor
 		uniqueKey:   o.uniqueKey,
 		uniqueMode:  o.uniqueMode,
 		uniqueFor:   o.uniqueFor,
-	}, nil
+	}, &o, nil
 }
 
 // send hands an operation to the commit loop and waits for its reply.

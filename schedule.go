@@ -1,0 +1,314 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// cronParser accepts standard five-field specs, an optional leading seconds field,
+// descriptors (@daily, @every 5m) and a CRON_TZ= or TZ= prefix.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// misfireGrace is how late a fire may be noticed and still count as on time: a fire
+// found later than this (the process was down) is a missed fire, handled by the
+// schedule's missed-fire policy.
+const misfireGrace = time.Minute
+
+// SkipMissed makes a schedule skip the fires it missed while the process was down,
+// instead of running once for them (the default). Schedule only.
+func SkipMissed() EnqueueOption {
+	return func(o *enqueueOptions) { o.skipMissed = true }
+}
+
+// SkipIfRunning makes a schedule skip a fire while the job of its previous fire is
+// unfinished, so that runs never overlap. By default fires are enqueued regardless.
+// Schedule only.
+func SkipIfRunning() EnqueueOption {
+	return func(o *enqueueOptions) { o.skipOverlap = true }
+}
+
+// TimeZone interprets a schedule's spec in the named IANA time zone ("Europe/Paris"),
+// as a CRON_TZ= prefix would. Default: the zone of time.Local. Schedule only.
+func TimeZone(name string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if _, err := time.LoadLocation(name); err != nil || name == "" {
+			o.err = invalidf("unknown time zone %q", name)
+			return
+		}
+		o.timeZone = name
+	}
+}
+
+// ScheduleInfo describes a stored schedule.
+type ScheduleInfo struct {
+	Name        string
+	Spec        string // as given, with any CRON_TZ= prefix
+	TimeZone    string // from the TimeZone option, "" if none
+	Kind        string
+	Args        json.RawMessage
+	Next        time.Time // the next fire
+	Last        time.Time // the latest fire that enqueued or skipped a job, zero if none
+	LastJob     ID        // the job of the latest enqueued fire, 0 if none
+	SkipMissed  bool
+	SkipOverlap bool
+}
+
+// storedSchedule is a schedule as kept in the schedules bucket (JSON: a few per file).
+type storedSchedule struct {
+	Spec        string `json:"spec"`
+	TimeZone    string `json:"tz,omitempty"`
+	Template    []byte `json:"job"` // the job to enqueue, in the record encoding
+	SkipMissed  bool   `json:"skip_missed,omitempty"`
+	SkipOverlap bool   `json:"skip_overlap,omitempty"`
+	Next        int64  `json:"next"`
+	Last        int64  `json:"last,omitempty"`
+	LastJob     ID     `json:"last_job,omitempty"`
+}
+
+func (s *storedSchedule) parse() (cron.Schedule, error) {
+	spec := s.Spec
+	if s.TimeZone != "" {
+		spec = "CRON_TZ=" + s.TimeZone + " " + spec
+	}
+	return cronParser.Parse(spec)
+}
+
+// Schedule creates or updates the schedule name: at every time spec names, a job with
+// args and opts is enqueued. The schedule is stored in the file, so it fires across
+// restarts without missing or doubling a fire: each fire enqueues its job and advances
+// the stored next fire in the same transaction.
+//
+// spec is a cron spec: five fields (minute hour day-of-month month day-of-week), an
+// optional leading seconds field, or a descriptor (@hourly, @daily, @every 90s), with
+// an optional CRON_TZ=Zone prefix. Fires missed while the process was down (found more
+// than a minute late) run once, at start, unless SkipMissed. SkipIfRunning skips a
+// fire while the previous fire's job is unfinished; TimeZone sets the zone.
+//
+// Calling Schedule again with the same spec keeps the schedule's timetable and updates
+// its job; a new spec recomputes the next fire. Schedules stay in the file until
+// Unschedule removes them, even if the code no longer declares them: list them with
+// Schedules.
+func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opts ...EnqueueOption) error {
+	if err := validateName("schedule", name); err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	now := time.Now()
+	rec, o, err := r.prepareOpts(args, opts, now, true)
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	s := &storedSchedule{Spec: strings.TrimSpace(spec), TimeZone: o.timeZone,
+		SkipMissed: o.skipMissed, SkipOverlap: o.skipOverlap}
+	if o.timeZone != "" && (strings.HasPrefix(s.Spec, "CRON_TZ=") || strings.HasPrefix(s.Spec, "TZ=")) {
+		return fmt.Errorf("schedule %s: %w", name, invalidf("spec %q has a time zone prefix and the TimeZone option too", spec))
+	}
+	sched, err := s.parse()
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q: %v", spec, err))
+	}
+	if sched.Next(now).IsZero() {
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q never fires", spec))
+	}
+	rec.schedule, rec.state = name, stReady // a template is stored, never indexed
+	s.Template = rec.encode()
+	var next time.Time
+	err = r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
+		if old, err := t.getSchedule(name); err == nil && old.Spec == s.Spec && old.TimeZone == s.TimeZone {
+			s.Next, s.Last, s.LastJob = old.Next, old.Last, old.LastJob
+		} else {
+			s.Next = sched.Next(t.now).UnixNano()
+		}
+		next = time.Unix(0, s.Next)
+		return nil, t.putSchedule(name, s)
+	}, func(en *engine) { en.fires[name] = next })
+	if err != nil {
+		return fmt.Errorf("schedule %s: %w", name, err)
+	}
+	return nil
+}
+
+// Unschedule removes the schedule name; jobs it already enqueued are not affected.
+// It returns an error wrapping ErrNotFound if there is no such schedule.
+func (r *Runner) Unschedule(ctx context.Context, name string) error {
+	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
+		if _, err := t.getSchedule(name); err != nil {
+			return err, nil
+		}
+		return nil, t.schedules.Delete([]byte(name))
+	}, func(en *engine) { delete(en.fires, name) })
+	if err != nil {
+		return fmt.Errorf("unschedule %s: %w", name, err)
+	}
+	return nil
+}
+
+// TriggerSchedule enqueues the schedule's job now, outside its timetable ("run now"),
+// and returns its ID. The next fire stays as it was.
+func (r *Runner) TriggerSchedule(ctx context.Context, name string) (ID, error) {
+	var id ID
+	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
+		s, err := t.getSchedule(name)
+		if err != nil {
+			return err, nil
+		}
+		ins, ok, err := t.fire(name, s, t.now, res)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return fmt.Errorf("%w: the stored job of schedule %q is unreadable; call Schedule to rewrite it", ErrSchema, name), nil
+		}
+		id = ins.id
+		if ins.duplicate {
+			return fmt.Errorf("%w: job %d holds the schedule's unique key", ErrDuplicate, ins.id), nil
+		}
+		return nil, nil
+	}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("trigger schedule %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// Schedules lists the stored schedules by name.
+func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
+	var out []ScheduleInfo
+	err := r.view(ctx, func(t *txn) error {
+		return t.schedules.ForEach(func(k, v []byte) error {
+			var s storedSchedule
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("schedule %s: %w", k, err)
+			}
+			in := ScheduleInfo{Name: string(k), Spec: s.Spec, TimeZone: s.TimeZone, LastJob: s.LastJob,
+				Next: time.Unix(0, s.Next), SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap}
+			if s.Last != 0 {
+				in.Last = time.Unix(0, s.Last)
+			}
+			if rec, err := decodeRecord(s.Template); err == nil {
+				in.Kind, in.Args = rec.kind, rec.args
+			}
+			out = append(out, in)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("schedules: %w", err)
+	}
+	return out, nil
+}
+
+func (t *txn) getSchedule(name string) (*storedSchedule, error) {
+	v := t.schedules.Get([]byte(name))
+	if v == nil {
+		return nil, fmt.Errorf("%w: no schedule named %q", ErrNotFound, name)
+	}
+	var s storedSchedule
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("decode schedule %s: %w", name, err)
+	}
+	return &s, nil
+}
+
+func (t *txn) putSchedule(name string, s *storedSchedule) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return t.schedules.Put([]byte(name), b)
+}
+
+// fire enqueues the schedule's job for fire time at. ok is false if the job's
+// template cannot be decoded: the schedule cannot fire until Schedule rewrites it.
+func (t *txn) fire(name string, s *storedSchedule, at time.Time, res *cycleResult) (ins inserted, ok bool, err error) {
+	rec, err := decodeRecord(s.Template)
+	if err != nil {
+		return inserted{}, false, nil
+	}
+	rec.createdAt, rec.runAt, rec.schedule, rec.fireAt = t.now, t.now, name, at
+	if rec.uniqueMode == uniqueDebounce {
+		rec.runAt = t.now.Add(rec.uniqueFor)
+	}
+	if ins, err = t.enqueue(rec); err != nil {
+		return inserted{}, false, err
+	}
+	if ins.state == stReady && !ins.duplicate {
+		res.touched[rec.queue] = true
+	} else if !ins.duplicate {
+		res.due(ins.runAt)
+	}
+	return ins, true, nil
+}
+
+// fireDue fires every schedule whose time has come and returns the next fire time of
+// each schedule it looked at.
+func (t *txn) fireDue(due []string, res *cycleResult, log func(msg string, args ...any)) (map[string]time.Time, error) {
+	next := make(map[string]time.Time, len(due))
+	for _, name := range due {
+		s, err := t.getSchedule(name)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			log("jobrun: unreadable schedule left as is", "schedule", name, "error", err)
+			continue
+		}
+		fireAt := time.Unix(0, s.Next)
+		if fireAt.After(t.now) {
+			next[name] = fireAt
+			continue
+		}
+		sched, err := s.parse()
+		if err != nil {
+			log("jobrun: schedule spec no longer parses; not firing", "schedule", name, "error", err)
+			continue
+		}
+		skip := s.Last != 0 && !fireAt.After(time.Unix(0, s.Last)) // already fired: never twice
+		if !skip && s.SkipMissed && t.now.Sub(fireAt) > misfireGrace {
+			skip = true
+		}
+		if !skip && s.SkipOverlap && s.LastJob != 0 {
+			if last, err := t.get(s.LastJob); err == nil {
+				_, running := t.activeSince(s.LastJob)
+				skip = running || !final(last.state)
+			}
+		}
+		if !skip {
+			ins, ok, err := t.fire(name, s, fireAt, res)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				log("jobrun: the stored job of a schedule is unreadable; skipping its fire", "schedule", name, "fire", fireAt)
+			} else if !ins.duplicate {
+				s.LastJob = ins.id
+			}
+		}
+		s.Last = fireAt.UnixNano()
+		n := sched.Next(t.now)
+		s.Next = n.UnixNano()
+		if err := t.putSchedule(name, s); err != nil {
+			return nil, err
+		}
+		next[name] = n
+	}
+	return next, nil
+}
+
+// loadFires reads every schedule's next fire time.
+func (t *txn) loadFires() map[string]time.Time {
+	fires := map[string]time.Time{}
+	t.schedules.ForEach(func(k, v []byte) error {
+		var s storedSchedule
+		if json.Unmarshal(v, &s) == nil {
+			fires[string(k)] = time.Unix(0, s.Next)
+		}
+		return nil
+	})
+	return fires
+}
