@@ -27,6 +27,14 @@
 // slow queue never starves another. Within a queue, higher Priority runs first and
 // jobs of equal priority run in enqueue order.
 //
+// # Scheduling and flow control
+//
+// Delay and At hold a job until its time (Promote runs it early). UniqueKey, Throttle
+// and Debounce make enqueueing idempotent. Pause and Resume stop and restart a queue,
+// persistently. Schedule stores a named cron schedule in the file; each fire enqueues
+// its job and advances the schedule in one transaction, so restarts and crashes
+// neither miss nor double a fire.
+//
 // # Failures and retries
 //
 // A handler's error, a panic (recovered, with its stack) or a passed Timeout fails

@@ -7,8 +7,10 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/bbolt"
+	"golang.org/x/time/rate"
 
 	"github.com/jobrun/jobrun"
 )
@@ -138,4 +140,86 @@ func ExampleRunner_Counts() {
 	fmt.Println("ready before:", before[jobrun.StateReady], "done after:", after[jobrun.StateDone])
 	// Output:
 	// ready before: 2 done after: 2
+}
+
+// A delayed job waits in the scheduled state until its time; Promote runs it early.
+func ExampleDelay() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		fmt.Println("reminder to", job.Args.To)
+		return nil
+	})
+
+	ctx := context.Background()
+	id, _ := r.Enqueue(ctx, WelcomeEmail{To: "ada@example.com"}, jobrun.Delay(24*time.Hour))
+	r.RunUntilIdle(ctx) // not due yet: nothing runs
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.State)
+
+	r.Promote(ctx, id) // due now
+	r.RunUntilIdle(ctx)
+	// Output:
+	// scheduled
+	// reminder to ada@example.com
+}
+
+// A queue with a rate limiter starts at most as many jobs as the limiter allows: here
+// a burst of 2, then one every 10ms. One limiter can be shared by several queues.
+func ExampleWithQueue_rateLimit() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	limit := rate.NewLimiter(rate.Every(10*time.Millisecond), 2)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"), jobrun.WithQueue("api", 1, limit))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		fmt.Println("calling the API for", job.Args.To)
+		return nil
+	}, jobrun.Queue("api"))
+
+	ctx := context.Background()
+	for _, to := range []string{"a", "b", "c", "d"} {
+		r.Enqueue(ctx, WelcomeEmail{To: to})
+	}
+	r.RunUntilIdle(ctx)
+	// Output:
+	// calling the API for a
+	// calling the API for b
+	// calling the API for c
+	// calling the API for d
+}
+
+// DailyReport is the args of a scheduled job.
+type DailyReport struct{}
+
+func (DailyReport) Kind() string { return "daily_report" }
+
+// A schedule is stored in the file and fires across restarts; TriggerSchedule runs it
+// now, as a dashboard's "run now" does.
+func ExampleRunner_Schedule() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[DailyReport]) error {
+		fmt.Println("building the report of schedule", job.Schedule)
+		return nil
+	})
+
+	ctx := context.Background()
+	err := r.Schedule(ctx, "daily-report", "0 7 * * *", DailyReport{},
+		jobrun.TimeZone("Europe/Paris"), jobrun.SkipIfRunning())
+	if err != nil {
+		log.Fatal(err)
+	}
+	schedules, _ := r.Schedules(ctx)
+	fmt.Println(schedules[0].Name, schedules[0].Spec, schedules[0].Next.In(time.UTC).Hour() < 7)
+
+	r.TriggerSchedule(ctx, "daily-report")
+	r.RunUntilIdle(ctx)
+	// Output:
+	// daily-report 0 7 * * * true
+	// building the report of schedule daily-report
 }
