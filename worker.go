@@ -1,0 +1,221 @@
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// session is one Run or RunUntilIdle: the workers of every configured queue and the
+// contexts of their handlers.
+type session struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	untilIdle bool
+	queues    []*sessionQueue
+	active    group         // workers holding a slot: what a graceful stop waits for
+	all       group         // every worker goroutine, abandoned ones included: what Close waits for
+	idle      chan struct{} // closed by the loop when nothing is due or running (untilIdle)
+	forced    chan struct{} // closed by the loop when it interrupted the running jobs
+	ended     chan struct{} // closed when the session is over
+
+	stopMu   sync.Mutex
+	stopping bool
+	endOnce  sync.Once
+
+	// stoppedEarly is set by the loop when a drain or force for this session arrives
+	// before its start (Shutdown racing Run): the start then only releases the
+	// workers.
+	stoppedEarly bool
+}
+
+type sessionQueue struct {
+	name    string
+	workers int
+	jobs    chan *execution // claimed jobs, fed by the loop; capacity workers+prefetch
+}
+
+func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
+	sctx, cancel := context.WithCancelCause(ctx)
+	s := &session{
+		ctx: sctx, cancel: cancel, untilIdle: untilIdle,
+		idle: make(chan struct{}), forced: make(chan struct{}), ended: make(chan struct{}),
+	}
+	for _, name := range cfg.order {
+		q := cfg.queues[name]
+		s.queues = append(s.queues, &sessionQueue{
+			name: name, workers: q.workers,
+			jobs: make(chan *execution, q.workers+prefetch(q.workers)),
+		})
+	}
+	return s
+}
+
+// prefetch is how many jobs of a queue are claimed ahead of its workers, so a worker
+// that finishes takes the next job from memory instead of waiting for a commit.
+func prefetch(workers int) int { return min(max(2*workers, 4), maxPrefetch) }
+
+// group counts goroutines and signals when none is left.
+type group struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{}
+}
+
+func (g *group) add() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == 0 {
+		g.zero = make(chan struct{})
+	}
+	g.n++
+}
+
+func (g *group) exit() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n--; g.n == 0 {
+		close(g.zero)
+	}
+}
+
+func (g *group) done() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.zero == nil {
+		g.zero = make(chan struct{})
+		close(g.zero)
+	}
+	return g.zero
+}
+
+// Workers.
+
+func (r *Runner) startWorker(s *session, q *sessionQueue, handlers map[string]*handler) {
+	s.active.add()
+	s.all.add()
+	go func() {
+		defer s.all.exit()
+		var once sync.Once
+		leave := func() { once.Do(s.active.exit) }
+		defer leave()
+		for e := range q.jobs {
+			if !r.execute(s, q, handlers, e, leave) {
+				return
+			}
+		}
+	}()
+}
+
+// execute runs one attempt and reports its outcome to the commit loop. It returns
+// false when the attempt timed out while the handler ignored its context: a
+// replacement worker took this one's slot (leave gave it up), so this goroutine ends
+// once the handler returns.
+func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handler, e *execution, leave func()) bool {
+	if s.ctx.Err() != nil {
+		// The session is ending: hand the job back unstarted.
+		if e.status.CompareAndSwap(execRunning, execInterrupted) {
+			e.outcome = outcomeInterrupted
+			r.report(e)
+		}
+		return true
+	}
+	if e.status.Load() != execRunning {
+		return true // interrupted before it started
+	}
+	e.startedAt = time.Now()
+	e.info.StartedAt = e.startedAt
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	var stopTimeout func() bool
+	if d := e.timeout; d > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeoutCause(ctx, d, &timeoutError{d: d})
+		defer cancelTimeout()
+		attemptCtx := ctx
+		stopTimeout = context.AfterFunc(attemptCtx, func() {
+			var te *timeoutError
+			if !errors.As(context.Cause(attemptCtx), &te) || !e.status.CompareAndSwap(execRunning, execTimedOut) {
+				return
+			}
+			// The handler has not returned: fail the attempt now and give its slot to a
+			// new worker, so a handler that ignores its context cannot hold the queue.
+			e.outcome, e.err = outcomeFailed, te
+			r.report(e)
+			r.startWorker(s, q, handlers)
+			leave()
+		})
+	}
+	h := handlers[e.kind]
+	var rd RetryDelayer
+	err := callHandler(ctx, h, e, &rd)
+	if stopTimeout != nil {
+		stopTimeout()
+	}
+	if !e.status.CompareAndSwap(execRunning, execReturned) {
+		return e.status.Load() != execTimedOut
+	}
+	var (
+		te *timeoutError
+		sn *snoozeError
+		pe *permanentError
+	)
+	switch {
+	case err == nil:
+		e.outcome = outcomeDone
+	case s.ctx.Err() != nil:
+		e.outcome = outcomeInterrupted
+	case errors.As(context.Cause(ctx), &te):
+		e.outcome, e.err = outcomeFailed, fmt.Errorf("%w: %w", te, err)
+	case errors.As(err, &sn):
+		e.outcome, e.snooze = outcomeSnoozed, sn.d
+	case errors.As(err, &pe):
+		e.outcome, e.err = outcomePermanent, err
+	default:
+		e.outcome, e.err = outcomeFailed, err
+	}
+	if rd != nil && (e.outcome == outcomeFailed) {
+		e.retryDelay, e.customDelay = max(rd.RetryDelay(e.info.Attempt, err), 0), true
+	}
+	r.report(e)
+	return true
+}
+
+// callHandler decodes the args and runs the handler, turning a panic into an error
+// that carries the stack. It sets *rd if the args choose their own retry delay.
+func callHandler(ctx context.Context, h *handler, e *execution, rd *RetryDelayer) (err error) {
+	if h == nil {
+		return fmt.Errorf("%w %q: no handler registered in this process", ErrUnknownKind, e.kind)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n\n%s", v, debug.Stack())
+		}
+	}()
+	args, err := h.decode(e.info.RawArgs)
+	if err != nil {
+		return err
+	}
+	*rd, _ = args.(RetryDelayer)
+	return h.call(ctx, e, args)
+}
+
+// report hands a finished attempt to the commit loop. If the loop has exited the
+// outcome is dropped: the job is still recorded as running and is recovered, without
+// spending an attempt, at the next open.
+func (r *Runner) report(e *execution) {
+	select {
+	case r.ops <- e:
+	case <-r.loopDone:
+	}
+}
+
+func (r *Runner) notifyProgress(e *execution) {
+	select {
+	case r.ops <- progressOp{e}:
+	case <-r.loopDone:
+	}
+}
