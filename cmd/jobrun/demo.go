@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/jobrun/jobrun"
 )
 
@@ -52,7 +54,21 @@ const (
 	imageWorkers = 3
 	hookWorkers  = 4
 	webhookTries = 4
+
+	// The webhooks' remote side takes at most hookRate calls a second (times -speed),
+	// in bursts of hookBurst: a rate limiter on the queue keeps to it.
+	hookRate  = 40
+	hookBurst = 5
+
+	// A cron schedule runs a rollup job every second on a queue of its own, so its jobs
+	// stay out of the counts of the jobs the demo enqueues.
+	rollupQueue    = "reports"
+	rollupSchedule = "metrics-rollup"
+	rollupSpec     = "@every 1s"
 )
+
+// jobQueues are the queues of the jobs the demo enqueues and waits for.
+var jobQueues = []string{emailQueue, imageQueue, webhookQueue}
 
 // demoConfig is what the demo's flags set.
 type demoConfig struct {
@@ -102,7 +118,8 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	r, err := jobrun.Open(cfg.db,
 		jobrun.WithQueue(emailQueue, emailWorkers, nil),
 		jobrun.WithQueue(imageQueue, imageWorkers, nil),
-		jobrun.WithQueue(webhookQueue, hookWorkers, nil),
+		jobrun.WithQueue(webhookQueue, hookWorkers, rate.NewLimiter(rate.Limit(hookRate*cfg.speed), hookBurst)),
+		jobrun.WithQueue(rollupQueue, 1, nil),
 	)
 	if err != nil {
 		return err
@@ -117,7 +134,15 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	// counts, Shutdown) must still work, so they use a context it does not cancel.
 	bg := context.WithoutCancel(ctx)
 
-	before, err := r.Counts(bg, "")
+	// Declared at every start, as an application does: the stored timetable is kept.
+	if err := r.Schedule(bg, rollupSchedule, rollupSpec, rollup{}, jobrun.Queue(rollupQueue), jobrun.SkipIfRunning()); err != nil {
+		return err
+	}
+	before, err := jobCounts(bg, r)
+	if err != nil {
+		return err
+	}
+	rollupsBefore, err := r.Counts(bg, rollupQueue)
 	if err != nil {
 		return err
 	}
@@ -141,6 +166,8 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 			cfg.n, formatDuration(time.Since(enqStart)), len(jobs.emails), len(jobs.images), jobs.prioritized,
 			len(jobs.webhooks), jobs.delayed)
 	}
+	fmt.Fprintf(out, "webhooks are rate limited to %v calls/s; cron schedule %q (%s) runs a rollup on queue %q\n",
+		hookRate*cfg.speed, rollupSchedule, rollupSpec, rollupQueue)
 	fmt.Fprintln(out)
 
 	// Run gets a context of its own: when ctx ends, Run would stop at once, and the
@@ -170,6 +197,10 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rollupsAfter, err := r.Counts(bg, rollupQueue)
+	if err != nil {
+		return err
+	}
 	if err := shutdown(r, out); err != nil {
 		return err
 	}
@@ -186,8 +217,25 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	} else if len(jobs.webhooks) > 0 {
 		fmt.Fprintln(out, "\nNo webhook job failed this time: failures are random, a larger -n makes them likely.")
 	}
+	fmt.Fprintf(out, "\nCron: schedule %q (%s) ran %d rollups during this run; it is stored in the file and keeps its timetable across runs.\n",
+		rollupSchedule, rollupSpec, rollupsAfter[jobrun.StateDone]-rollupsBefore[jobrun.StateDone])
 	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over.\n", cfg.db)
 	return nil
+}
+
+// jobCounts sums the counts of the queues of the jobs the demo enqueues.
+func jobCounts(ctx context.Context, r *jobrun.Runner) (map[jobrun.State]int, error) {
+	sum := map[jobrun.State]int{}
+	for _, q := range jobQueues {
+		c, err := r.Counts(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for s, n := range c {
+			sum[s] += n
+		}
+	}
+	return sum, nil
 }
 
 // printHeld reports what the file holds before this run adds to it, to show that the
@@ -234,7 +282,7 @@ func (w *watcher) watch(ctx context.Context, runErr <-chan error) (bool, error) 
 			w.view.interrupt()
 			return false, fmt.Errorf("runner stopped: %w", err)
 		case now := <-tick.C:
-			counts, err := w.r.Counts(w.ctx, "")
+			counts, err := jobCounts(w.ctx, w.r)
 			if err != nil {
 				w.view.interrupt()
 				return false, err
@@ -275,7 +323,7 @@ func stopEarly(r *jobrun.Runner, db string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("reopen to count the unfinished jobs: %w", err)
 	}
-	counts, err := again.Counts(context.Background(), "")
+	counts, err := jobCounts(context.Background(), again)
 	if cerr := again.Close(); err == nil {
 		err = cerr
 	}
@@ -427,6 +475,11 @@ type deliverWebhook struct {
 
 func (deliverWebhook) Kind() string { return "webhook.deliver" }
 
+// rollup is the job of the demo's cron schedule.
+type rollup struct{}
+
+func (rollup) Kind() string { return "metrics.rollup" }
+
 // simulation provides handlers that pretend to work. speed divides every duration, so
 // that tests (and impatient people) can run the demo faster.
 type simulation struct{ speed float64 }
@@ -455,6 +508,9 @@ func (s simulation) work(ctx context.Context, lo, hi time.Duration) error {
 func (s simulation) register(r *jobrun.Runner) {
 	jobrun.Handle(r, s.sendEmail, jobrun.Queue(emailQueue))
 	jobrun.Handle(r, s.resizeImage, jobrun.Queue(imageQueue))
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[rollup]) error {
+		return s.work(ctx, time.Millisecond, 5*time.Millisecond)
+	}, jobrun.Queue(rollupQueue))
 	jobrun.Handle(r, s.deliverWebhook, jobrun.Queue(webhookQueue),
 		jobrun.Backoff(s.scale(50*time.Millisecond), s.scale(400*time.Millisecond)),
 		jobrun.MaxAttempts(webhookTries))

@@ -145,7 +145,8 @@ func (o *output) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// readCounts opens the demo's file, as the next run would, and returns its counts.
+// readCounts opens the demo's file, as the next run would, and returns the counts of
+// the demo's job queues (not the cron rollups).
 func readCounts(t *testing.T, db string) map[jobrun.State]int {
 	t.Helper()
 	r, err := jobrun.Open(db)
@@ -153,7 +154,7 @@ func readCounts(t *testing.T, db string) map[jobrun.State]int {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	counts, err := r.Counts(t.Context(), "")
+	counts, err := jobCounts(t.Context(), r)
 	if err != nil {
 		t.Fatal(err)
 	}
