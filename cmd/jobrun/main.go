@@ -7,6 +7,7 @@
 // The commands are:
 //
 //	demo    enqueue a few hundred simulated jobs and watch them run
+//	bench   measure jobrun and raw bbolt on the standard workloads
 //	help    show the usage of jobrun or of a command
 //
 // Run "jobrun help <command>" for a command's flags.
@@ -34,6 +35,7 @@ type command struct {
 // commands lists the subcommands in the order the usage shows them.
 var commands = []command{
 	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
+	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
 }
 
 func main() {

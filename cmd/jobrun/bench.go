@@ -1,0 +1,1000 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jobrun/jobrun"
+	"go.etcd.io/bbolt"
+)
+
+const (
+	benchSynopsis = "usage: jobrun bench [flags]"
+	benchDoc      = `Bench measures jobrun on the standard workloads (WORKLOADS.md), each run against a
+fresh database file in a temporary directory that is removed afterwards. Every job
+goes to one queue, "bench", run by 16 workers; handlers only record completion.
+
+  W1 enqueue-seq   20,000 jobs; 1 producer, Enqueue one at a time
+  W2 enqueue-conc  50,000 jobs; 16 producers, Enqueue one at a time
+  W3 enqueue-bulk  100,000 jobs; 1 producer, EnqueueMany in batches of 1,000
+  W4 drain         100,000 jobs inserted beforehand (untimed); from Run until the
+                   last completion is committed
+  W5 latency       5,000 jobs enqueued at a steady 500/s while the workers run;
+                   p50/p95/p99 of handler start minus the instant before Enqueue
+  W6 e2e           50,000 jobs; 4 producers and the workers at once, until the last
+                   completion is committed
+
+In the same run it measures raw bbolt on the same disk, each on a fresh file, as
+the reference every workload is compared to:
+
+  a    one Put per Update, from 1 goroutine                            (for W1)
+  b16  group commit of single Puts from 16 goroutines: one committer
+       takes every queued Put and commits them in one Update           (for W2)
+  b4   the same from 4 goroutines                                      (for W6)
+  d    the least a job's life takes, in batches of 1,000 per
+       transaction: insert record and ready key; claim (ready key to
+       active key); complete (delete active key, rewrite the record)   (for W3, W4)
+
+Every measurement prints one JSON line on stdout (system "jobrun", or "bbolt" for a
+reference); a table of the medians, with each workload's ratio to its reference,
+follows unless -json is set.
+`
+)
+
+// The shape every workload shares (WORKLOADS.md).
+const (
+	benchQueue   = "bench"
+	benchWorkers = 16   // total concurrency of the workers
+	benchBatch   = 1000 // jobs per EnqueueMany, and per transaction of reference d
+	w5Rate       = 500  // jobs per second W5's producer offers
+
+	// refValueSize is the size of the value the references store per job: about what
+	// the payload takes as JSON.
+	refValueSize = 70
+
+	// storedPoll is how often a workload polls the counters once every handler has
+	// run, until the last completion is committed: it bounds the measuring error.
+	storedPoll = 100 * time.Microsecond
+)
+
+// benchConfig is what the bench's flags set.
+type benchConfig struct {
+	quick      bool
+	runs       int
+	specs      []*benchSpec // the workloads to run, in table order
+	nosync     bool
+	json       bool
+	dir        string
+	scale      int
+	cpuprofile string
+}
+
+// size is the number of jobs a measurement of full size n runs with these flags.
+func (c *benchConfig) size(n int) int {
+	if c.quick {
+		n /= 10
+	}
+	return max(n/c.scale, 1)
+}
+
+// syncConfig names the durability setting in the "config" field of every line.
+func (c *benchConfig) syncConfig() string {
+	if c.nosync {
+		return "nosync"
+	}
+	return "fsync"
+}
+
+// runBench is the bench command: it parses args, runs the measurements and prints
+// them to stdout. An interruption through ctx stops it with an error, since the
+// figures are then incomplete; the temporary files are removed either way.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := benchConfig{dir: os.TempDir()}
+	var names string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.BoolVar(&cfg.quick, "quick", false, "divide every size by 10, for smoke tests")
+	fs.IntVar(&cfg.runs, "runs", 3, "run every measurement `n` times and report each run and the median")
+	fs.StringVar(&names, "workloads", "W1,W2,W3,W4,W5,W6", "comma-separated `list` of the workloads to run")
+	fs.BoolVar(&cfg.nosync, "nosync", false,
+		`open the files with bbolt's NoSync: commits are not fsynced (config "nosync")`)
+	fs.BoolVar(&cfg.json, "json", false, "print the JSON lines only, without the table")
+	fs.StringVar(&cfg.dir, "dir", cfg.dir, "`directory` for the temporary database files: the disk measured")
+	fs.IntVar(&cfg.scale, "scale", 1, "divide every size by `k` too (at least 1 job each), for tests")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the timed part of the first W4 run to `file`")
+	if err := parseFlags(fs, benchSynopsis, benchDoc, args, stdout, stderr); err != nil {
+		return err
+	}
+	var bad error
+	cfg.specs, bad = selectWorkloads(names)
+	switch {
+	case bad != nil:
+	case cfg.runs < 1:
+		bad = fmt.Errorf("-runs must be at least 1, got %d", cfg.runs)
+	case cfg.scale < 1:
+		bad = fmt.Errorf("-scale must be at least 1, got %d", cfg.scale)
+	case cfg.cpuprofile != "" && !slices.Contains(cfg.specs, w4):
+		bad = errors.New("-cpuprofile profiles W4, which -workloads leaves out")
+	}
+	if bad != nil {
+		fmt.Fprintf(stderr, "jobrun bench: %v\n%s\nRun \"jobrun help bench\" for details.\n", bad, benchSynopsis)
+		return &usageError{bad}
+	}
+	return bench(ctx, cfg, stdout, stderr)
+}
+
+// selectWorkloads parses the -workloads list: IDs like "W4", in any case and order.
+// The workloads run in table order whatever the order of the list.
+func selectWorkloads(list string) ([]*benchSpec, error) {
+	want := map[*benchSpec]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(workloads, func(s *benchSpec) bool { return strings.EqualFold(s.id, name) })
+		if i < 0 {
+			return nil, fmt.Errorf("-workloads: unknown workload %q (want W1 to W6)", name)
+		}
+		want[workloads[i]] = true
+	}
+	var specs []*benchSpec
+	for _, s := range workloads {
+		if want[s] {
+			specs = append(specs, s)
+		}
+	}
+	return specs, nil
+}
+
+// benchSpec is one measurement: a jobrun workload or a raw-bbolt reference.
+type benchSpec struct {
+	id     string // "W1", or the reference's letter
+	name   string // what it is, for the workload field: "drain"
+	system string // "jobrun", or "bbolt" for a reference
+	size   int    // jobs at full size
+	ref    *benchSpec
+	run    func(ctx context.Context, env *benchEnv, n int) (benchSample, error)
+}
+
+// workload is the value of the JSON line's "workload" field.
+func (s *benchSpec) workload() string {
+	if s.system == "bbolt" {
+		return "ref-" + s.id + "-" + s.name
+	}
+	return s.id + "-" + s.name
+}
+
+// The references (the raw-bbolt measurements), sized like the workloads they serve.
+var (
+	refA   = &benchSpec{id: "a", name: "put-per-update", system: "bbolt", size: 20_000, run: refPutPerUpdate}
+	refB16 = &benchSpec{id: "b16", name: "group-commit", system: "bbolt", size: 50_000, run: refGroupCommit(16)}
+	refB4  = &benchSpec{id: "b4", name: "group-commit", system: "bbolt", size: 50_000, run: refGroupCommit(4)}
+	refD   = &benchSpec{id: "d", name: "lifecycle-batch", system: "bbolt", size: 100_000, run: refLifecycle}
+)
+
+// The workloads of WORKLOADS.md, in table order.
+var (
+	w4        = &benchSpec{id: "W4", name: "drain", system: "jobrun", size: 100_000, ref: refD, run: benchDrain}
+	workloads = []*benchSpec{
+		{id: "W1", name: "enqueue-seq", system: "jobrun", size: 20_000, ref: refA, run: benchEnqueueSeq},
+		{id: "W2", name: "enqueue-conc", system: "jobrun", size: 50_000, ref: refB16, run: benchEnqueueConc},
+		{id: "W3", name: "enqueue-bulk", system: "jobrun", size: 100_000, ref: refD, run: benchEnqueueBulk},
+		w4,
+		{id: "W5", name: "latency", system: "jobrun", size: 5_000, run: benchLatency},
+		{id: "W6", name: "e2e", system: "jobrun", size: 50_000, ref: refB4, run: benchE2E},
+	}
+)
+
+// benchEnv is what one measurement runs in.
+type benchEnv struct {
+	dir     string    // a fresh temporary directory, removed after the measurement
+	nosync  bool      // open bbolt with NoSync
+	profile io.Writer // if not nil, W4 writes a CPU profile of its timed part here
+	warn    io.Writer // for what makes a figure doubtful
+}
+
+// benchSample is what one measurement found.
+type benchSample struct {
+	n       int
+	elapsed time.Duration
+	commits int64           // bbolt write transactions during the timed part
+	pages   int64           // pages bbolt wrote in them
+	latency []time.Duration // per job, W5 only
+}
+
+// benchLine is one JSON line, in the format of WORKLOADS.md.
+type benchLine struct {
+	System   string   `json:"system"`
+	Config   string   `json:"config"`
+	Workload string   `json:"workload"`
+	N        int      `json:"n"`
+	Seconds  float64  `json:"seconds"`
+	JobsPerS float64  `json:"jobs_per_s"`
+	P50ms    *float64 `json:"p50_ms"`
+	P95ms    *float64 `json:"p95_ms"`
+	P99ms    *float64 `json:"p99_ms"`
+}
+
+// benchResult is one measurement's line with what the table shows besides.
+type benchResult struct {
+	benchLine
+	commits, pages int64
+}
+
+// bench runs every selected workload cfg.runs times, each followed in every run by its
+// reference (once per run when two workloads share one), so that a workload and its
+// reference see the disk in the same state, and prints a line per measurement as it
+// comes.
+func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
+	var profile *os.File
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return err
+		}
+		profile = f
+		defer func() {
+			if profile != nil { // an error path: the profile is incomplete anyway
+				profile.Close()
+			}
+		}()
+	}
+	var order []*benchSpec
+	for _, s := range cfg.specs {
+		order = append(order, s)
+		if s.ref != nil && !slices.Contains(order, s.ref) {
+			order = append(order, s.ref)
+		}
+	}
+	results := map[*benchSpec][]benchResult{}
+	enc := json.NewEncoder(stdout)
+	for run := range cfg.runs {
+		for _, s := range order {
+			env := &benchEnv{nosync: cfg.nosync, warn: stderr}
+			if s == w4 && run == 0 && profile != nil {
+				env.profile = profile
+			}
+			res, err := measure(ctx, cfg, s, env)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("interrupted during %s: %w", s.workload(), context.Cause(ctx))
+				}
+				return fmt.Errorf("%s (run %d): %w", s.workload(), run+1, err)
+			}
+			results[s] = append(results[s], res)
+			if err := enc.Encode(res.benchLine); err != nil {
+				return err
+			}
+		}
+	}
+	if profile != nil {
+		err := profile.Close()
+		profile = nil
+		if err != nil {
+			return err
+		}
+	}
+	if !cfg.json {
+		printBenchTable(stdout, cfg, results)
+	}
+	return nil
+}
+
+// measure runs one measurement in a fresh temporary directory and removes it after.
+func measure(ctx context.Context, cfg benchConfig, s *benchSpec, env *benchEnv) (benchResult, error) {
+	dir, err := os.MkdirTemp(cfg.dir, "jobrun-bench-")
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	env.dir = dir
+	smp, err := s.run(ctx, env, cfg.size(s.size))
+	if err != nil {
+		return benchResult{}, err
+	}
+	secs := smp.elapsed.Seconds()
+	res := benchResult{
+		benchLine: benchLine{
+			System: s.system, Config: cfg.syncConfig(), Workload: s.workload(), N: smp.n,
+			Seconds: round(secs, 4), JobsPerS: round(float64(smp.n)/secs, 0),
+		},
+		commits: smp.commits, pages: smp.pages,
+	}
+	if smp.latency != nil {
+		slices.Sort(smp.latency)
+		res.P50ms = msPtr(percentile(smp.latency, 50))
+		res.P95ms = msPtr(percentile(smp.latency, 95))
+		res.P99ms = msPtr(percentile(smp.latency, 99))
+	}
+	return res, nil
+}
+
+// openBolt opens a fresh bbolt file. The runners of the workloads use it too (with
+// jobrun.New) rather than jobrun.Open, so that the fsync and nosync configurations
+// differ in NoSync only; the other options are those jobrun.Open uses.
+func (env *benchEnv) openBolt() (*bbolt.DB, error) {
+	return bbolt.Open(filepath.Join(env.dir, "bench.db"), 0o600,
+		&bbolt.Options{Timeout: time.Second, NoSync: env.nosync})
+}
+
+// timed runs fn and returns how long it took for n jobs, and the commits and page
+// writes bbolt made meanwhile, from which the table derives jobs per commit.
+func timed(db *bbolt.DB, n int, fn func() error) (benchSample, error) {
+	tx0, pages0, err := boltCounters(db)
+	if err != nil {
+		return benchSample{}, err
+	}
+	start := time.Now()
+	if err := fn(); err != nil {
+		return benchSample{}, err
+	}
+	elapsed := time.Since(start)
+	tx1, pages1, err := boltCounters(db)
+	if err != nil {
+		return benchSample{}, err
+	}
+	return benchSample{n: n, elapsed: elapsed, commits: tx1 - tx0, pages: pages1 - pages0}, nil
+}
+
+// boltCounters returns the ID of the last committed write transaction, which every
+// commit increments, and the pages written so far.
+func boltCounters(db *bbolt.DB) (txid, pages int64, err error) {
+	err = db.View(func(tx *bbolt.Tx) error {
+		txid = int64(tx.ID())
+		return nil
+	})
+	stats := db.Stats()
+	return txid, stats.TxStats.GetWrite(), err
+}
+
+// The jobrun workloads.
+
+// benchArgs is the payload of WORKLOADS.md, about 70 bytes as JSON:
+// {"to":"user-<i>@example.com","subject":"hello","n":<i>}.
+type benchArgs struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	N       int    `json:"n"`
+}
+
+func (benchArgs) Kind() string { return "bench" }
+
+func newBenchArgs(i int) benchArgs {
+	return benchArgs{To: "user-" + strconv.Itoa(i) + "@example.com", Subject: "hello", N: i}
+}
+
+// fixture is a runner on a fresh file whose handler records completions and, for W5,
+// when each job started.
+type fixture struct {
+	db *bbolt.DB
+	r  *jobrun.Runner
+	n  int
+
+	t0      time.Time     // the origin of started
+	started []int64       // nanoseconds from t0 to the start of job i's handler; W5 only
+	ran     atomic.Int64  // handlers that returned
+	allRan  chan struct{} // closed when ran reaches n
+
+	runDone chan struct{} // closed when Run returned, if it was started
+	runErr  error
+}
+
+func newFixture(env *benchEnv, n int, trackStarts bool) (*fixture, error) {
+	db, err := env.openBolt()
+	if err != nil {
+		return nil, err
+	}
+	r, err := jobrun.New(db, jobrun.WithQueue(benchQueue, benchWorkers, nil))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	f := &fixture{db: db, r: r, n: n, t0: time.Now(), allRan: make(chan struct{})}
+	if trackStarts {
+		f.started = make([]int64, n)
+	}
+	jobrun.Handle(r, f.handle, jobrun.Queue(benchQueue))
+	return f, nil
+}
+
+// handle is the handler of every workload: it records that the job ran, and nothing
+// else, so that what is measured is the runner.
+func (f *fixture) handle(ctx context.Context, job *jobrun.Job[benchArgs]) error {
+	if f.started != nil {
+		// Each job has its own slot; the reader waits for allRan, which the atomic
+		// counter orders after this write.
+		f.started[job.Args.N] = int64(time.Since(f.t0))
+	}
+	if f.ran.Add(1) == int64(f.n) {
+		close(f.allRan)
+	}
+	return nil
+}
+
+// run starts the workers.
+func (f *fixture) run(ctx context.Context) {
+	f.runDone = make(chan struct{})
+	go func() {
+		f.runErr = f.r.Run(ctx)
+		close(f.runDone)
+	}()
+}
+
+// waitStored returns once every job's completion is committed: first every handler
+// has returned, then the counters, which each commit updates, say done for all.
+// Handlers returning is not enough, since their completions are committed after.
+func (f *fixture) waitStored(ctx context.Context) error {
+	select {
+	case <-f.allRan:
+	case <-f.runDone:
+		return fmt.Errorf("the runner stopped: %w", f.runErr)
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	for {
+		counts, err := f.r.Counts(ctx, benchQueue)
+		if err != nil {
+			return err
+		}
+		if counts[jobrun.StateDone] == f.n {
+			return nil
+		}
+		if n := counts[jobrun.StateRetrying] + counts[jobrun.StateFailed]; n > 0 {
+			return fmt.Errorf("%d jobs failed an attempt: %v", n, counts)
+		}
+		time.Sleep(storedPoll)
+	}
+}
+
+// close stops the runner, gracefully if it is running, and closes the file.
+func (f *fixture) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := f.r.Shutdown(ctx)
+	if f.runDone != nil {
+		<-f.runDone
+		if !errors.Is(f.runErr, jobrun.ErrClosed) && !errors.Is(f.runErr, context.Canceled) {
+			err = errors.Join(err, f.runErr)
+		}
+	}
+	return errors.Join(err, f.db.Close())
+}
+
+// withFixture runs fn on a new fixture and closes it, returning the first error.
+func withFixture(env *benchEnv, n int, trackStarts bool, fn func(f *fixture) (benchSample, error)) (smp benchSample, err error) {
+	f, err := newFixture(env, n, trackStarts)
+	if err != nil {
+		return benchSample{}, err
+	}
+	defer func() {
+		if cerr := f.close(); err == nil && cerr != nil {
+			smp, err = benchSample{}, cerr
+		}
+	}()
+	return fn(f)
+}
+
+// produce enqueues jobs 0 to n-1 from k producers, each one Enqueue at a time, and
+// returns the first error.
+func produce(ctx context.Context, r *jobrun.Runner, k, n int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range k {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if _, err := r.Enqueue(ctx, newBenchArgs(i)); err != nil {
+					cancel(err) // stops the other producers
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// enqueueBatches enqueues jobs 0 to n-1 with EnqueueMany, benchBatch at a time.
+func enqueueBatches(ctx context.Context, r *jobrun.Runner, n int) error {
+	batch := make([]jobrun.Args, 0, benchBatch)
+	for lo := 0; lo < n; lo += benchBatch {
+		batch = batch[:0]
+		for i := lo; i < min(lo+benchBatch, n); i++ {
+			batch = append(batch, newBenchArgs(i))
+		}
+		if _, err := r.EnqueueMany(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchEnqueueSeq is W1: one producer, each Enqueue durable before the next.
+func benchEnqueueSeq(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, false, func(f *fixture) (benchSample, error) {
+		return timed(f.db, n, func() error { return produce(ctx, f.r, 1, n) })
+	})
+}
+
+// benchEnqueueConc is W2: 16 producers, one Enqueue at a time each.
+func benchEnqueueConc(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, false, func(f *fixture) (benchSample, error) {
+		return timed(f.db, n, func() error { return produce(ctx, f.r, 16, n) })
+	})
+}
+
+// benchEnqueueBulk is W3: one producer, EnqueueMany in batches of 1,000.
+func benchEnqueueBulk(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, false, func(f *fixture) (benchSample, error) {
+		return timed(f.db, n, func() error { return enqueueBatches(ctx, f.r, n) })
+	})
+}
+
+// benchDrain is W4: the jobs are inserted untimed, then timed from Run's start until
+// the last completion is committed.
+func benchDrain(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, false, func(f *fixture) (benchSample, error) {
+		if err := enqueueBatches(ctx, f.r, n); err != nil {
+			return benchSample{}, err
+		}
+		if env.profile != nil {
+			if err := pprof.StartCPUProfile(env.profile); err != nil {
+				return benchSample{}, err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		return timed(f.db, n, func() error {
+			f.run(ctx)
+			return f.waitStored(ctx)
+		})
+	})
+}
+
+// benchLatency is W5: with the workers running, one producer offers a job every 2 ms
+// (500/s) and each job's latency is its handler's start minus the instant just before
+// its Enqueue call.
+func benchLatency(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, true, func(f *fixture) (benchSample, error) {
+		f.run(ctx)
+		enqueued := make([]int64, n) // nanoseconds from f.t0 to just before Enqueue
+		const interval = time.Second / w5Rate
+		var late time.Duration // the latest a job was offered behind its slot
+		smp, err := timed(f.db, n, func() error {
+			start := time.Now()
+			for i := range n {
+				// An open-loop generator: each job has its due instant, so a slow Enqueue
+				// delays the next call but not the schedule.
+				due := start.Add(time.Duration(i) * interval)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				now := time.Now()
+				late = max(late, now.Sub(due))
+				enqueued[i] = int64(now.Sub(f.t0))
+				if _, err := f.r.Enqueue(ctx, newBenchArgs(i)); err != nil {
+					return err
+				}
+			}
+			return f.waitStored(ctx)
+		})
+		if err != nil {
+			return benchSample{}, err
+		}
+		// Falling far behind means the rate offered was not 500/s, so the latencies are
+		// not those of that load.
+		if late > 100*time.Millisecond {
+			fmt.Fprintf(env.warn, "jobrun bench: W5: the producer fell up to %v behind its %d/s schedule\n",
+				late.Round(time.Millisecond), w5Rate)
+		}
+		smp.latency = make([]time.Duration, n)
+		for i := range n {
+			smp.latency[i] = time.Duration(f.started[i] - enqueued[i])
+		}
+		return smp, nil
+	})
+}
+
+// benchE2E is W6: with the workers running, 4 producers enqueue one at a time; timed
+// until the last completion is committed.
+func benchE2E(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, false, func(f *fixture) (benchSample, error) {
+		f.run(ctx)
+		return timed(f.db, n, func() error {
+			if err := produce(ctx, f.r, 4, n); err != nil {
+				return err
+			}
+			return f.waitStored(ctx)
+		})
+	})
+}
+
+// The raw-bbolt references: what the disk and bbolt allow for the same work, with no
+// job system around them.
+
+var (
+	refJobs   = []byte("jobs")
+	refReady  = []byte("ready")
+	refActive = []byte("active")
+)
+
+// openRef opens a fresh bbolt file holding the references' buckets.
+func openRef(env *benchEnv) (*bbolt.DB, error) {
+	db, err := env.openBolt()
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{refJobs, refReady, refActive} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// withRef runs fn on a fresh reference file and closes it, returning the first error.
+func withRef(env *benchEnv, fn func(db *bbolt.DB) (benchSample, error)) (smp benchSample, err error) {
+	db, err := openRef(env)
+	if err != nil {
+		return benchSample{}, err
+	}
+	defer func() {
+		if cerr := db.Close(); err == nil && cerr != nil {
+			smp, err = benchSample{}, cerr
+		}
+	}()
+	return fn(db)
+}
+
+func refKey(i int) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(i)) }
+
+// refValue is job i's payload as JSON, padded with spaces to refValueSize bytes.
+func refValue(i int) []byte {
+	b := make([]byte, 0, refValueSize)
+	b = append(b, `{"to":"user-`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, `@example.com","subject":"hello","n":`...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	b = append(b, '}')
+	for len(b) < refValueSize {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// refPutPerUpdate is reference a: one Put per Update, from one goroutine.
+func refPutPerUpdate(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withRef(env, func(db *bbolt.DB) (benchSample, error) {
+		return timed(db, n, func() error {
+			for i := range n {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				err := db.Update(func(tx *bbolt.Tx) error {
+					return tx.Bucket(refJobs).Put(refKey(i), refValue(i))
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// putRequest is one Put waiting for the group committer.
+type putRequest struct {
+	key, value []byte
+	done       chan error
+}
+
+// refGroupCommit returns reference b for k goroutines: each sends one Put at a time to
+// a committer and waits for its commit; the committer takes the first request waiting,
+// then every other one already queued, without waiting for more, and commits them all
+// in one Update. It is the least a group commit can do: no timer, no batching limit.
+func refGroupCommit(k int) func(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return func(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+		return withRef(env, func(db *bbolt.DB) (benchSample, error) {
+			requests := make(chan putRequest, k) // each goroutine has at most one waiting
+			committed := make(chan struct{})
+			go func() {
+				defer close(committed)
+				var batch []putRequest
+				for first := range requests {
+					batch = append(batch[:0], first)
+				drain:
+					for {
+						select {
+						case req, ok := <-requests:
+							if !ok {
+								break drain
+							}
+							batch = append(batch, req)
+						default:
+							break drain
+						}
+					}
+					err := db.Update(func(tx *bbolt.Tx) error {
+						b := tx.Bucket(refJobs)
+						for _, req := range batch {
+							if err := b.Put(req.key, req.value); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					for _, req := range batch {
+						req.done <- err
+					}
+				}
+			}()
+			smp, err := timed(db, n, func() error {
+				var next atomic.Int64
+				errs := make(chan error, k)
+				for range k {
+					go func() {
+						done := make(chan error, 1)
+						for {
+							i := int(next.Add(1) - 1)
+							if i >= n || ctx.Err() != nil {
+								errs <- ctx.Err()
+								return
+							}
+							requests <- putRequest{refKey(i), refValue(i), done}
+							if err := <-done; err != nil {
+								next.Store(int64(n)) // stops the other goroutines
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
+				var first error
+				for range k {
+					if err := <-errs; first == nil {
+						first = err
+					}
+				}
+				return first
+			})
+			close(requests)
+			<-committed
+			return smp, err
+		})
+	}
+}
+
+// refLifecycle is reference d: the minimal life of a job, a transaction per step for
+// each batch of 1,000: insert the records and their ready keys; claim them (delete the
+// ready key, put an active key); complete them (delete the active key, rewrite the
+// record). Jobs per second over the whole life.
+func refLifecycle(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withRef(env, func(db *bbolt.DB) (benchSample, error) {
+		return timed(db, n, func() error {
+			for lo := 0; lo < n; lo += benchBatch {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				hi := min(lo+benchBatch, n)
+				err := db.Update(func(tx *bbolt.Tx) error {
+					jobs, ready := tx.Bucket(refJobs), tx.Bucket(refReady)
+					for i := lo; i < hi; i++ {
+						if err := jobs.Put(refKey(i), refValue(i)); err != nil {
+							return err
+						}
+						if err := ready.Put(refKey(i), nil); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				// The claim finds its jobs with a cursor, as a job system must.
+				var claimed [][]byte
+				err = db.Update(func(tx *bbolt.Tx) error {
+					ready, active := tx.Bucket(refReady), tx.Bucket(refActive)
+					c := ready.Cursor()
+					for k, _ := c.First(); k != nil && len(claimed) < hi-lo; k, _ = c.Next() {
+						claimed = append(claimed, slices.Clone(k))
+					}
+					stamp := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+					for _, k := range claimed {
+						if err := ready.Delete(k); err != nil {
+							return err
+						}
+						if err := active.Put(k, stamp); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				err = db.Update(func(tx *bbolt.Tx) error {
+					jobs, active := tx.Bucket(refJobs), tx.Bucket(refActive)
+					for _, k := range claimed {
+						if err := active.Delete(k); err != nil {
+							return err
+						}
+						v := refValue(int(binary.BigEndian.Uint64(k)))
+						v[len(v)-1] = 'D' // the record says done
+						if err := jobs.Put(k, v); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// The table.
+
+// printBenchTable prints the median of every measurement, each workload next to its
+// reference, then the references.
+func printBenchTable(w io.Writer, cfg benchConfig, results map[*benchSpec][]benchResult) {
+	fmt.Fprintf(w, "\njobrun bench: config %s, median of %d run(s), GOMAXPROCS %d, %s\n\n",
+		cfg.syncConfig(), cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
+	var refs []*benchSpec
+	for _, s := range cfg.specs {
+		if s.ref != nil && !slices.Contains(refs, s.ref) {
+			refs = append(refs, s.ref)
+		}
+	}
+	// Numbers read best right-aligned; the names are padded to one width so that
+	// right alignment leaves them flush left.
+	width := len("reference (raw bbolt)")
+	for _, s := range cfg.specs {
+		width = max(width, len(s.workload()))
+	}
+	name := func(s string) string { return fmt.Sprintf("%-*s", width, s) }
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tn\tseconds\tjobs/s\truns (jobs/s)\tjobs/commit\tpages/commit\treference\tref jobs/s\tratio\tp50/p95/p99 ms\t\n",
+		name("workload"))
+	for _, s := range cfg.specs {
+		rs := results[s]
+		m := medianOf(rs)
+		ref, refRate, ratio := "-", "-", "-"
+		if s.ref != nil {
+			rm := medianOf(results[s.ref])
+			ref, refRate = s.ref.id, thousands(rm.JobsPerS)
+			ratio = fmt.Sprintf("%.2f", m.JobsPerS/rm.JobsPerS)
+		}
+		lat := "-"
+		if m.P50ms != nil {
+			lat = fmt.Sprintf("%.2f / %.2f / %.2f", *m.P50ms, *m.P95ms, *m.P99ms)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name(s.workload()), thousands(float64(m.N)),
+			m.Seconds, thousands(m.JobsPerS), runRates(rs), perCommit(m), pagesPerCommit(m), ref, refRate, ratio, lat)
+	}
+	tw.Flush()
+	if len(refs) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%s\tn\tseconds\tjobs/s\truns (jobs/s)\tjobs/commit\tpages/commit\t\n", name("reference (raw bbolt)"))
+	for _, s := range refs {
+		rs := results[s]
+		m := medianOf(rs)
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t\n", name(s.id+" "+s.name), thousands(float64(m.N)),
+			m.Seconds, thousands(m.JobsPerS), runRates(rs), perCommit(m), pagesPerCommit(m))
+	}
+	tw.Flush()
+	fmt.Fprint(w, "\nratio: the workload's jobs/s over its reference's. jobs/commit: jobs over bbolt write\n"+
+		"transactions in the timed part (reference d commits 3 times per 1,000 jobs by construction);\n"+
+		"pages/commit: bbolt page writes (pwrite calls, meta page not counted) per transaction.\n")
+}
+
+// medianOf returns the median of each figure across runs.
+func medianOf(rs []benchResult) benchResult {
+	m := rs[0]
+	m.Seconds = median(rs, func(r benchResult) float64 { return r.Seconds })
+	m.JobsPerS = median(rs, func(r benchResult) float64 { return r.JobsPerS })
+	m.commits = int64(median(rs, func(r benchResult) float64 { return float64(r.commits) }))
+	m.pages = int64(median(rs, func(r benchResult) float64 { return float64(r.pages) }))
+	if m.P50ms != nil {
+		p50 := median(rs, func(r benchResult) float64 { return *r.P50ms })
+		p95 := median(rs, func(r benchResult) float64 { return *r.P95ms })
+		p99 := median(rs, func(r benchResult) float64 { return *r.P99ms })
+		m.P50ms, m.P95ms, m.P99ms = &p50, &p95, &p99
+	}
+	return m
+}
+
+func median(rs []benchResult, f func(benchResult) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func runRates(rs []benchResult) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, thousands(r.JobsPerS))
+	}
+	return strings.Join(parts, " ")
+}
+
+func perCommit(r benchResult) string {
+	if r.commits <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(r.N)/float64(r.commits))
+}
+
+func pagesPerCommit(r benchResult) string {
+	if r.commits <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(r.pages)/float64(r.commits))
+}
+
+// percentile returns the p-th percentile of sorted by the nearest-rank method.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted)*p + 99) / 100 // ceil(len·p/100), the rank
+	return sorted[max(i-1, 0)]
+}
+
+func msPtr(d time.Duration) *float64 {
+	ms := round(float64(d)/float64(time.Millisecond), 3)
+	return &ms
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}
+
+// thousands formats x rounded to an integer with thousands separators: 81,300.
+func thousands(x float64) string {
+	s := strconv.FormatInt(int64(math.Round(x)), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
