@@ -116,11 +116,7 @@ func TestBenchInterrupted(t *testing.T) {
 }
 
 func TestBenchUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args         []string
-		code         int
-		stdout, errs string
-	}{
+	runCases(t, []cliCase{
 		{args: []string{"help"}, code: 0, stdout: "bench   measure jobrun"},
 		{args: []string{"help", "bench"}, code: 0, stdout: "-workloads list"},
 		{args: []string{"bench", "-runs", "0"}, code: 2, errs: "-runs must be at least 1"},
@@ -130,20 +126,7 @@ func TestBenchUsage(t *testing.T) {
 		{args: []string{"bench", "-cpuprofile", "x", "-workloads", "W1"}, code: 2, errs: "-cpuprofile profiles W4"},
 		{args: []string{"bench", "now"}, code: 2, errs: `unexpected argument "now"`},
 		{args: []string{"bench", "-dir", "/nonexistent/jobrun-bench", "-workloads", "W3"}, code: 1, errs: "jobrun bench: "},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(t.Context(), tc.args, &stdout, &stderr); code != tc.code {
-				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, &stderr)
-			}
-			if tc.stdout != "" {
-				mustContain(t, stdout.String(), tc.stdout)
-			}
-			if tc.errs != "" {
-				mustContain(t, stderr.String(), tc.errs)
-			}
-		})
-	}
+	})
 }
 
 // checkLines checks that out is JSON lines in the format of WORKLOADS.md with

@@ -80,11 +80,7 @@ func TestDemoInterruptedResumes(t *testing.T) {
 
 func TestRunExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	for _, tc := range []struct {
-		args         []string
-		code         int
-		stdout, errs string // substrings expected in the output, if not empty
-	}{
+	runCases(t, []cliCase{
 		{args: nil, code: 2, errs: "jobrun <command> [flags]"},
 		{args: []string{"help"}, code: 0, stdout: "demo    enqueue"},
 		{args: []string{"help", "demo"}, code: 0, stdout: "-speed factor"},
@@ -97,20 +93,7 @@ func TestRunExitCodes(t *testing.T) {
 		{args: []string{"demo", "-speed", "0"}, code: 2, errs: "-speed must be above 0"},
 		// A directory is no database file: the command fails and says why.
 		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: open " + dir},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(t.Context(), tc.args, &stdout, &stderr); code != tc.code {
-				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, &stderr)
-			}
-			if tc.stdout != "" {
-				mustContain(t, stdout.String(), tc.stdout)
-			}
-			if tc.errs != "" {
-				mustContain(t, stderr.String(), tc.errs)
-			}
-		})
-	}
+	})
 }
 
 // runDemoOK runs the demo command in-process with args and returns what it printed to

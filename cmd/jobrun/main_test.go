@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// cliCase is one command line, the exit code it must give and substrings its output
+// must hold (if not empty).
+type cliCase struct {
+	args         []string
+	code         int
+	stdout, errs string
+}
+
+// runCases runs each command line in-process, as main would, and checks it.
+func runCases(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(t.Context(), tc.args, &stdout, &stderr); code != tc.code {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tc.code, &stderr)
+			}
+			if tc.stdout != "" {
+				mustContain(t, stdout.String(), tc.stdout)
+			}
+			if tc.errs != "" {
+				mustContain(t, stderr.String(), tc.errs)
+			}
+		})
+	}
+}
