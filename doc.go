@@ -66,8 +66,9 @@
 // # Shutdown
 //
 // Shutdown(ctx) stops claiming, lets running handlers finish until ctx ends, then
-// cancels them; interrupted jobs are ready again without spending an attempt. Close
-// does the same without waiting. Cancelling Run's context is a hard stop.
+// cancels them; interrupted jobs are ready again without spending an attempt, and
+// Shutdown returns even if a handler ignores its context. Close cancels the handlers
+// at once and waits for them to return. Cancelling Run's context is a hard stop.
 //
 // # Testing
 //

@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -99,8 +98,8 @@ type cycleResult struct {
 	claims  map[*queueState][]*execution
 	more    map[*queueState]bool // the claim filled its capacity or ran out of tokens
 	nextDue time.Time
-	fires   map[string]time.Time // schedules that fired, and their next fire
-	now     time.Time
+	looked  []string             // the due schedules this commit handled
+	fires   map[string]time.Time // their next fire; a schedule missing here is gone
 }
 
 func newEngine(r *Runner) *engine {
@@ -309,7 +308,7 @@ func (en *engine) cycle() {
 	var res *cycleResult
 	err := en.r.db.Update(func(tx *bbolt.Tx) error {
 		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
-			more: map[*queueState]bool{}, nextDue: en.nextDue, now: now}
+			more: map[*queueState]bool{}, nextDue: en.nextDue}
 		t, err := openTxn(tx, now)
 		if err != nil {
 			return err
@@ -410,7 +409,7 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		if err != nil {
 			return fmt.Errorf("fire schedules: %w", err)
 		}
-		res.fires = fires
+		res.looked, res.fires = due, fires
 	}
 	if en.feeding {
 		for _, q := range en.order {
@@ -565,10 +564,13 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		}
 	}
 	en.nextDue = res.nextDue
-	for _, name := range en.dueFiresOf(res) {
-		delete(en.fires, name)
+	for _, name := range res.looked {
+		if at, ok := res.fires[name]; ok {
+			en.fires[name] = at
+		} else {
+			delete(en.fires, name) // unscheduled, or unreadable: nothing to wake for
+		}
 	}
-	maps.Copy(en.fires, res.fires)
 }
 
 // dueFires lists the schedules whose next fire has come.
@@ -581,20 +583,6 @@ func (en *engine) dueFires(now time.Time) []string {
 	}
 	slices.Sort(due) // fire in a stable order
 	return due
-}
-
-// dueFiresOf lists the schedules a commit looked at but found gone.
-func (en *engine) dueFiresOf(res *cycleResult) []string {
-	if res.fires == nil {
-		return nil
-	}
-	var gone []string
-	for name, at := range en.fires {
-		if _, ok := res.fires[name]; !ok && !at.After(res.now) {
-			gone = append(gone, name)
-		}
-	}
-	return gone
 }
 
 func (en *engine) logOutcome(e *execution) {

@@ -231,7 +231,6 @@ type execution struct {
 	kind    string
 	timeout time.Duration
 	info    Info // what the handler sees
-	claimed time.Time
 
 	status atomic.Int32
 

@@ -302,7 +302,7 @@ func (t *txn) claim(queue string, n int, take func() bool) ([]*execution, error)
 			return nil, err
 		}
 		t.count(queue, stReady, stRunning)
-		claimed = append(claimed, &execution{id: id, rec: r, claimed: t.now})
+		claimed = append(claimed, &execution{id: id, rec: r})
 	}
 	return claimed, nil
 }
