@@ -87,6 +87,10 @@ type engine struct {
 	paused   map[string]bool      // persisted in the queues bucket
 	fires    map[string]time.Time // each schedule's next fire, persisted in the schedules bucket
 
+	nextClean  time.Time         // when the retention cleaner looks again
+	cleaning   bool              // this cycle deletes expired jobs
+	cleanAfter [numStates][]byte // where the cleaner resumes in each final state
+
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
@@ -100,6 +104,14 @@ type cycleResult struct {
 	nextDue time.Time
 	looked  []string             // the due schedules this commit handled
 	fires   map[string]time.Time // their next fire; a schedule missing here is gone
+
+	en       *engine // for management calls that reach running jobs
+	cleanAfter [numStates][]byte
+	finished   bool // a job reached a final state
+
+	now      time.Time
+	eventsOn bool
+	events   []Event // delivered once the commit succeeded
 }
 
 func newEngine(r *Runner) *engine {
@@ -117,6 +129,7 @@ func newEngine(r *Runner) *engine {
 func (en *engine) loop() {
 	defer close(en.r.loopDone)
 	en.timer = time.NewTimer(0)
+	en.nextClean = time.Now() // one look at start
 	en.r.db.View(func(tx *bbolt.Tx) error {
 		if t, err := openTxn(tx, time.Now()); err == nil {
 			en.nextDue = t.nextDue()
@@ -301,14 +314,20 @@ func (en *engine) cycle() {
 			claim = claim || en.claimable(q) && en.capacity(q) > 0 && (q.mayReady || pending > 0)
 		}
 	}
-	if pending == 0 && !promote && !claim && len(due) == 0 {
+	if !en.nextClean.IsZero() && !now.Before(en.nextClean) {
+		var next time.Time
+		if en.cleaning, next = en.retentionDue(now); !en.cleaning {
+			en.nextClean = next
+		}
+	}
+	if pending == 0 && !promote && !claim && len(due) == 0 && !en.cleaning {
 		en.finishCycle(now, nil)
 		return
 	}
 	var res *cycleResult
 	err := en.r.db.Update(func(tx *bbolt.Tx) error {
 		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
-			more: map[*queueState]bool{}, nextDue: en.nextDue}
+			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
 		t, err := openTxn(tx, now)
 		if err != nil {
 			return err
@@ -359,6 +378,9 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 				return fmt.Errorf("insert job: %w", err)
 			}
 			op.ids[i], op.dups[i] = ins.id, ins.duplicate
+			if !ins.duplicate {
+				res.event(ins.id, rec, EventEnqueued)
+			}
 			switch {
 			case ins.duplicate:
 			case ins.state == stReady:
@@ -387,15 +409,17 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		op.answer = answer
 	}
 	for e := range en.progress {
-		p, ok := e.takeProgress()
-		if !ok || finished[e] || en.inflight[e.id] != e {
+		if finished[e] || en.inflight[e.id] != e {
 			continue
 		}
-		e.rec.progress = p
+		if !e.takeUpdates(e.rec) && !e.unsaved {
+			continue
+		}
+		e.unsaved = true // until this commit succeeds
 		if err := t.put(e.id, e.rec); err != nil {
-			e.setProgress(p) // try again with the next commit
 			return fmt.Errorf("record progress of job %d: %w", e.id, err)
 		}
+		res.event(e.id, e.rec, EventProgress)
 	}
 	if promote {
 		next, err := t.promote(maxPromotePerCycle, res)
@@ -410,6 +434,15 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			return fmt.Errorf("fire schedules: %w", err)
 		}
 		res.looked, res.fires = due, fires
+	}
+	if en.cleaning {
+		for _, st := range []byte{stDone, stFailed, stCanceled} {
+			next, err := t.retain(en.r.cfg, st, en.cleanAfter[st], cleanBatch, res)
+			if err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			res.cleanAfter[st] = next
+		}
 	}
 	if en.feeding {
 		for _, q := range en.order {
@@ -443,6 +476,9 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			}
 			res.claims[q] = claimed
 			res.more[q] = len(claimed) == n || starved
+			for _, e := range claimed {
+				res.event(e.id, e.rec, EventStarted)
+			}
 		}
 	}
 	return t.flush()
@@ -458,19 +494,30 @@ func (res *cycleResult) due(at time.Time) {
 // so a commit that fails can be retried with the same outcome.
 func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	rec := e.rec.clone()
-	if p, ok := e.peekProgress(); ok {
-		rec.progress = p
-	}
+	e.peekUpdates(rec)
 	attempt := rec.attempt + 1
 	if err := t.removeActive(e.id); err != nil {
 		return err
 	}
 	var err error
-	switch e.outcome {
+	outcome := e.outcome
+	if outcome == outcomeInterrupted && rec.cancel {
+		outcome = outcomeCanceled // Cancel came first: the job does not run again
+	}
+	switch outcome {
 	case outcomeInterrupted:
 		rec.state = stReady
 		err = t.addReady(e.id, rec)
 		res.touched[rec.queue] = true
+	case outcomeCanceled:
+		if !e.startedAt.IsZero() {
+			rec.attempt, rec.startedAt = attempt, e.startedAt
+		}
+		if e.err != nil {
+			rec.appendError(int(attempt), t.now, "canceled: "+e.err.Error())
+		}
+		rec.state, rec.finishedAt = stCanceled, t.now
+		err = t.addFinished(e.id, rec)
 	case outcomeDone:
 		rec.attempt, rec.startedAt, rec.finishedAt, rec.state = attempt, e.startedAt, t.now, stDone
 		e.mu.Lock()
@@ -500,12 +547,31 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 		return err
 	}
 	if final(rec.state) {
+		res.finished = true
 		if err := t.releaseUnique(e.id, rec); err != nil {
 			return err
 		}
 	}
 	t.count(rec.queue, stRunning, rec.state)
+	res.event(e.id, rec, outcomeEvent(outcome, rec.state))
 	return t.put(e.id, rec)
+}
+
+// outcomeEvent is the event of an attempt's outcome that left the job in state.
+func outcomeEvent(outcome int, state byte) EventType {
+	switch {
+	case state == stDone:
+		return EventDone
+	case state == stFailed:
+		return EventFailed
+	case state == stCanceled:
+		return EventCanceled
+	case outcome == outcomeSnoozed:
+		return EventSnoozed
+	case outcome == outcomeInterrupted:
+		return EventReady
+	}
+	return EventRetrying
 }
 
 // reschedule puts a job back to wait until at, or straight to ready if at has come.
@@ -524,6 +590,7 @@ func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byt
 // applied updates the loop's memory after a successful commit and hands the claimed
 // jobs to the workers.
 func (en *engine) applied(now time.Time, res *cycleResult) {
+	en.r.events.emit(res.events)
 	for _, op := range en.enqueues {
 		op.reply <- nil
 	}
@@ -538,6 +605,9 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		en.logOutcome(e)
 	}
 	en.done = en.done[:0]
+	for e := range en.progress {
+		e.unsaved = false
+	}
 	clear(en.progress)
 	for _, op := range en.mutates {
 		if op.answer == nil && op.after != nil {
@@ -564,6 +634,20 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		}
 	}
 	en.nextDue = res.nextDue
+	switch {
+	case en.cleaning:
+		// Go on with the next cycle, after whatever else is waiting; once the cleaner
+		// is through, that cycle's check finds the next expiry.
+		en.cleaning = false
+		en.cleanAfter = res.cleanAfter
+		en.nextClean = now
+	case res.finished && (en.nextClean.IsZero() || en.nextClean.After(now.Add(cleanInterval))):
+		// Jobs finished: a count limit may be exceeded, or the first expiry is new.
+		// Look within a minute rather than at every commit.
+		if en.r.cfg.anyCountLimit() || en.nextClean.IsZero() {
+			en.nextClean = now.Add(cleanInterval)
+		}
+	}
 	for _, name := range res.looked {
 		if at, ok := res.fires[name]; ok {
 			en.fires[name] = at
@@ -571,6 +655,18 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			delete(en.fires, name) // unscheduled, or unreadable: nothing to wake for
 		}
 	}
+}
+
+// retentionDue reports whether the retention cleaner has work and, if not, when it
+// will, from a read transaction.
+func (en *engine) retentionDue(now time.Time) (due bool, next time.Time) {
+	en.r.db.View(func(tx *bbolt.Tx) error {
+		if t, err := openTxn(tx, now); err == nil {
+			due, next = t.retentionDue(en.r.cfg)
+		}
+		return nil
+	})
+	return due, next
 }
 
 // dueFires lists the schedules whose next fire has come.
@@ -622,6 +718,7 @@ func (en *engine) finishCycle(now time.Time, err error) {
 		}
 	}
 	earliest(en.nextDue)
+	earliest(en.nextClean)
 	for _, at := range en.fires {
 		earliest(at)
 	}

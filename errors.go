@@ -37,6 +37,10 @@ var (
 	// Throttle: the ID returned with it is the existing job's.
 	ErrDuplicate = errors.New("jobrun: duplicate job")
 
+	// ErrCanceled is the cause of a handler's context when Cancel stopped its job:
+	// context.Cause(ctx) returns it.
+	ErrCanceled = errors.New("jobrun: job canceled")
+
 	// ErrSchema is returned by Open and New for a file whose runner data was written by
 	// a newer version of jobrun, or is not runner data at all.
 	ErrSchema = errors.New("jobrun: incompatible runner data")

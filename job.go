@@ -92,6 +92,14 @@ type Info struct {
 	UniqueKey   string          // the key of UniqueKey, Throttle or Debounce, "" if none
 	Schedule    string          // the cron schedule that enqueued the job, "" if none
 	FireAt      time.Time       // the schedule's fire time this job is for
+	Tags        []string        // the job's Tags
+	Logs        []LogLine       // the lines the handler logged with Job.Log, the latest 50
+}
+
+// LogLine is one line a handler logged with Job.Log.
+type LogLine struct {
+	At      time.Time
+	Message string
 }
 
 // Job is what a handler receives: the job's Info as of the start of this attempt, and
@@ -135,6 +143,22 @@ func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
 	}
 	return nil
 }
+
+// Log appends a line to the job's log, visible to Get while and after the job runs, as
+// BullMQ's job.log. Lines longer than 1 KiB are cut; the job keeps its latest 50 lines
+// across attempts. Like SetProgress, lines are stored with the runner's next commit,
+// so a chatty handler costs no extra fsyncs.
+func (j *Job[T]) Log(msg string) {
+	if len(msg) > maxLogLen {
+		msg = msg[:maxLogLen] + "… (truncated)"
+	}
+	if j.exec.addLog(LogLine{At: time.Now(), Message: msg}) {
+		j.exec.r.notifyProgress(j.exec)
+	}
+}
+
+// Logf is Log with fmt.Sprintf formatting.
+func (j *Job[T]) Logf(format string, args ...any) { j.Log(fmt.Sprintf(format, args...)) }
 
 // encodeValue encodes a result or progress value, refusing one so large that its
 // commit could fail and hold up every other change sharing that commit.
@@ -211,6 +235,7 @@ const (
 	outcomePermanent              // handler returned Permanent
 	outcomeSnoozed                // handler returned Snooze
 	outcomeInterrupted            // shutdown or crash: back to ready, no attempt spent
+	outcomeCanceled               // Cancel reached the handler, or came before it started
 )
 
 // Claim status of an execution, raced for by the worker (handler returned), the
@@ -242,10 +267,15 @@ type execution struct {
 	customDelay bool
 	startedAt   time.Time
 
-	mu            sync.Mutex
-	result        []byte
-	progress      []byte
-	progressDirty bool
+	unsaved bool // loop only: rec holds progress or log lines a failed commit did not store
+
+	mu          sync.Mutex
+	result      []byte
+	progress    []byte
+	progressSet bool      // progress changed since the loop last took it
+	logs        []LogLine // lines the loop has not taken yet
+	canceled    bool      // Cancel asked for this attempt to stop
+	cancelFn    context.CancelCauseFunc
 }
 
 // setProgress stores the latest progress and reports whether the commit loop must be
@@ -253,26 +283,75 @@ type execution struct {
 func (e *execution) setProgress(b []byte) (notify bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.progress = b
-	notify = !e.progressDirty
-	e.progressDirty = true
+	notify = !e.progressSet && len(e.logs) == 0
+	e.progress, e.progressSet = b, true
 	return notify
 }
 
-// peekProgress returns the latest progress, if any was set.
-func (e *execution) peekProgress() ([]byte, bool) {
+// addLog queues a log line, dropping the oldest beyond what a record keeps, and
+// reports whether the commit loop must be told.
+func (e *execution) addLog(l LogLine) (notify bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.progress, e.progress != nil
+	notify = !e.progressSet && len(e.logs) == 0
+	e.logs = append(e.logs, l)
+	if over := len(e.logs) - maxLogLines; over > 0 {
+		e.logs = append(e.logs[:0:0], e.logs[over:]...)
+	}
+	return notify
 }
 
-// takeProgress returns the progress set since the last call, if any.
-func (e *execution) takeProgress() ([]byte, bool) {
+// takeUpdates moves the progress and log lines set since the last call into rec and
+// reports whether there were any. Only the loop calls it.
+func (e *execution) takeUpdates(rec *record) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.progressDirty {
-		return nil, false
+	took := e.progressSet || len(e.logs) > 0
+	if e.progressSet {
+		rec.progress = e.progress
 	}
-	e.progressDirty = false
-	return e.progress, true
+	rec.appendLogs(e.logs)
+	e.progressSet, e.logs = false, nil
+	return took
+}
+
+// peekUpdates applies the pending progress and log lines to rec, a copy, leaving them
+// pending in case the commit fails.
+func (e *execution) peekUpdates(rec *record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.progressSet {
+		rec.progress = e.progress
+	}
+	rec.appendLogs(e.logs)
+}
+
+// requestCancel marks the attempt canceled and cancels the handler's context if it
+// has started.
+func (e *execution) requestCancel() {
+	e.mu.Lock()
+	e.canceled = true
+	cancel := e.cancelFn
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel(ErrCanceled)
+	}
+}
+
+// started gives the execution its handler's cancel function; if Cancel came first it
+// cancels at once.
+func (e *execution) started(cancel context.CancelCauseFunc) {
+	e.mu.Lock()
+	e.cancelFn = cancel
+	canceled := e.canceled
+	e.mu.Unlock()
+	if canceled {
+		cancel(ErrCanceled)
+	}
+}
+
+func (e *execution) isCanceled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.canceled
 }

@@ -3,6 +3,7 @@ package jobrun
 import (
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -44,7 +45,10 @@ type config struct {
 	lockTimeout   time.Duration
 	maxRecoveries int
 	strictKinds   bool
-	err           error
+	eventHook      func(Event)
+	retention      Retention
+	queueRetention map[string]Retention
+	err            error
 }
 
 type queueConfig struct {
@@ -60,6 +64,7 @@ func newConfig(opts []Option) (*config, error) {
 		lockTimeout:   defaultLockTimeout,
 		maxRecoveries: defaultMaxRecoveries,
 		strictKinds:   true,
+		retention:     DefaultRetention,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -166,6 +171,7 @@ type enqueueOptions struct {
 	uniqueKey   string
 	uniqueMode  byte
 	uniqueFor   time.Duration
+	tags        []string
 	skipMissed  bool   // Schedule only
 	skipOverlap bool   // Schedule only
 	timeZone    string // Schedule only
@@ -268,6 +274,30 @@ func Timeout(d time.Duration) EnqueueOption {
 			return
 		}
 		o.timeout = d
+	}
+}
+
+// maxTags bounds the tags of one job.
+const maxTags = 16
+
+// Tags labels the job with short strings (a user ID, a tenant, an order number) that
+// List finds through an index, without reading other jobs. A job has at most 16 tags,
+// each a valid name of at most 255 bytes; duplicates are dropped. Tags given to Handle
+// as defaults and to Enqueue add up.
+func Tags(tags ...string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		for _, tag := range tags {
+			if err := validateName("tag", tag); err != nil {
+				o.err = err
+				return
+			}
+			if !slices.Contains(o.tags, tag) {
+				o.tags = append(o.tags, tag)
+			}
+		}
+		if len(o.tags) > maxTags {
+			o.err = invalidf("%d tags; a job has at most %d", len(o.tags), maxTags)
+		}
 	}
 }
 

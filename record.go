@@ -17,9 +17,12 @@ import (
 const recordVersion = 1
 
 // maxErrorHistory bounds the attempt errors kept per job; maxErrorLen bounds each.
+// maxLogLines and maxLogLen bound a job's log the same way.
 const (
 	maxErrorHistory = 10
 	maxErrorLen     = 8 << 10
+	maxLogLines     = 50
+	maxLogLen       = 1 << 10
 )
 
 // Stored states. Running is not stored in the record: a job is running while its ID is
@@ -72,12 +75,21 @@ type record struct {
 	uniqueFor   time.Duration // throttle period or debounce delay
 	schedule    string        // the cron schedule that enqueued the job, if any
 	fireAt      time.Time     // the schedule's fire time this job is for
+	tags        []string      // indexed in the tags bucket
+	logs        []LogLine     // the handler's log lines, latest maxLogLines
+	cancel      bool          // Cancel asked while the job ran: it ends canceled, even after a crash
 }
 
 func (r *record) encode() []byte {
 	n := 64 + len(r.kind) + len(r.queue) + len(r.args) + len(r.progress) + len(r.result)
 	for _, e := range r.errors {
 		n += 24 + len(e.Error)
+	}
+	for _, tag := range r.tags {
+		n += 2 + len(tag)
+	}
+	for _, l := range r.logs {
+		n += 12 + len(l.Message)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, recordVersion)
@@ -110,8 +122,24 @@ func (r *record) encode() []byte {
 	b = binary.AppendVarint(b, int64(r.uniqueFor))
 	b = appendString(b, r.schedule)
 	b = appendTime(b, r.fireAt)
-	return b
+	b = binary.AppendUvarint(b, uint64(len(r.tags)))
+	for _, tag := range r.tags {
+		b = appendString(b, tag)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.logs)))
+	for _, l := range r.logs {
+		b = appendTime(b, l.At)
+		b = appendString(b, l.Message)
+	}
+	var flags byte
+	if r.cancel {
+		flags |= recordCancel
+	}
+	return append(b, flags)
 }
+
+// Record flags.
+const recordCancel byte = 1
 
 var errTruncated = errors.New("truncated")
 
@@ -160,6 +188,26 @@ func decodeRecord(b []byte) (*record, error) {
 	r.uniqueFor = time.Duration(d.varint())
 	r.schedule = d.string()
 	r.fireAt = d.time()
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode job record: %d tags in %d bytes: %w", n, len(d.b), errTruncated)
+		}
+		r.tags = make([]string, n)
+		for i := range r.tags {
+			r.tags[i] = d.string()
+		}
+	}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode job record: %d log lines in %d bytes: %w", n, len(d.b), errTruncated)
+		}
+		r.logs = make([]LogLine, n)
+		for i := range r.logs {
+			r.logs[i].At = d.time()
+			r.logs[i].Message = d.string()
+		}
+	}
+	r.cancel = d.byte()&recordCancel != 0
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}
@@ -258,6 +306,7 @@ func (d *decoder) time() time.Time {
 func (r *record) clone() *record {
 	c := *r
 	c.errors = append([]AttemptError(nil), r.errors...)
+	c.logs = append([]LogLine(nil), r.logs...)
 	return &c
 }
 
@@ -269,6 +318,14 @@ func (r *record) appendError(attempt int, at time.Time, msg string) {
 	r.errors = append(r.errors, AttemptError{Attempt: attempt, At: at, Error: msg})
 	if over := len(r.errors) - maxErrorHistory; over > 0 {
 		r.errors = append(r.errors[:0:0], r.errors[over:]...)
+	}
+}
+
+// appendLogs adds log lines to the record's bounded log, dropping the oldest.
+func (r *record) appendLogs(lines []LogLine) {
+	r.logs = append(r.logs, lines...)
+	if over := len(r.logs) - maxLogLines; over > 0 {
+		r.logs = append(r.logs[:0:0], r.logs[over:]...)
 	}
 }
 
@@ -293,6 +350,8 @@ func (r *record) info(id ID) Info {
 		UniqueKey:   r.uniqueKey,
 		Schedule:    r.schedule,
 		FireAt:      r.fireAt,
+		Tags:        r.tags,
+		Logs:        r.logs,
 	}
 	if n := len(r.errors); n > 0 {
 		in.LastError = r.errors[n-1].Error

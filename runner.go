@@ -41,6 +41,8 @@ type Runner struct {
 	wokenDue time.Time       // earliest run time EnqueueTx scheduled
 	loopDone chan struct{}   // closed when the commit loop has exited
 
+	events emitter
+
 	cycles  atomic.Uint64 // commit-loop iterations, for tests and benchmarks
 	commits atomic.Uint64 // successful write transactions of the loop
 }
@@ -130,6 +132,7 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 		wake:     make(chan struct{}, 1),
 		woken:    map[string]bool{},
 		loopDone: make(chan struct{}),
+		events:   emitter{hook: cfg.eventHook, log: cfg.logger},
 	}
 	en := newEngine(r)
 	go en.loop()
@@ -242,7 +245,10 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 		return ins.id, duplicateError(rec, ins.id)
 	}
 	id, queue, state, runAt := ins.id, rec.queue, ins.state, ins.runAt
+	res := &cycleResult{now: now, eventsOn: r.events.wanted()}
+	res.event(id, rec, EventEnqueued)
 	tx.OnCommit(func() {
+		r.events.emit(res.events)
 		r.wakeMu.Lock()
 		if state == stReady {
 			r.woken[queue] = true
@@ -321,6 +327,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		uniqueKey:   o.uniqueKey,
 		uniqueMode:  o.uniqueMode,
 		uniqueFor:   o.uniqueFor,
+		tags:        o.tags,
 	}, &o, nil
 }
 
@@ -506,6 +513,7 @@ func (r *Runner) finishClose() error {
 	op := &controlOp{kind: ctlClose, reply: make(chan error, 1)}
 	r.send(context.Background(), op, op.reply)
 	<-r.loopDone
+	r.events.close()
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()

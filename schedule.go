@@ -237,6 +237,9 @@ func (t *txn) fire(name string, s *storedSchedule, at time.Time, res *cycleResul
 	if ins, err = t.enqueue(rec); err != nil {
 		return inserted{}, false, err
 	}
+	if !ins.duplicate {
+		res.event(ins.id, rec, EventEnqueued)
+	}
 	if ins.state == stReady && !ins.duplicate {
 		res.touched[rec.queue] = true
 	} else if !ins.duplicate {

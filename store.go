@@ -19,13 +19,18 @@ import (
 //	  ready      len(queue) ‖ queue ‖ ^priority (8 B) ‖ id → ∅        next job of a queue: one Seek
 //	  scheduled  run-at (8 B Unix ns) ‖ id → state (1 B) ‖ queue     earliest due first
 //	  active     id → claim time (8 B Unix ns) ‖ queue               running; at open: crashed
-//	  finished   finished-at (8 B Unix ns) ‖ id → ∅                  retention, latest-first lists
+//	  finished   state (1 B) ‖ finished-at (8 B Unix ns) ‖ id → queue   retention, dead letters, lists
 //	  counts     len(queue) ‖ queue ‖ state (1 B) → uint64 (8 B)   maintained in every commit
 //	  corrupt    id → the undecodable record, kept for inspection
 //	  queues     queue → flags (1 B: paused)                         persisted queue state
 //	  unique     len(kind) ‖ kind ‖ key → id (8 B) ‖ until (8 B Unix ns)   idempotent enqueue
 //	  schedules  name → schedule (JSON, schedule.go)                 cron schedules
-const schemaVersion = 1
+//	  tags       len(tag) ‖ tag ‖ id → ∅                              List by tag
+//
+// Schema 2 keyed finished by state, so that retention and the dead-letter set read one
+// state's jobs oldest first without stepping over the others; opening a schema 1 file
+// rewrites that index (migrateFinished).
+const schemaVersion = 2
 
 var (
 	bucketRoot      = []byte("jobrun")
@@ -40,12 +45,13 @@ var (
 	bucketQueues    = []byte("queues")
 	bucketUnique    = []byte("unique")
 	bucketSchedules = []byte("schedules")
+	bucketTags      = []byte("tags")
 	keySchema       = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
-		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules}
+		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags}
 )
 
 // txn is one write or read transaction over the runner's buckets, with the count
@@ -63,6 +69,7 @@ type txn struct {
 	queues    *bbolt.Bucket
 	unique    *bbolt.Bucket
 	schedules *bbolt.Bucket
+	tags      *bbolt.Bucket
 	deltas    map[string]*[numStates]int64 // queue → change per state
 }
 
@@ -82,7 +89,7 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 	}{{&t.jobs, bucketJobs}, {&t.ready, bucketReady}, {&t.scheduled, bucketScheduled},
 		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
 		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
-		{&t.schedules, bucketSchedules}} {
+		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags}} {
 		if *p.b = root.Bucket(p.name); *p.b == nil {
 			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
 		}
@@ -116,6 +123,43 @@ func initSchema(tx *bbolt.Tx) error {
 	case v[0] > schemaVersion:
 		return fmt.Errorf("%w: the file has schema version %d, this build of jobrun reads up to %d; upgrade jobrun",
 			ErrSchema, v[0], schemaVersion)
+	case v[0] < 2:
+		if err := migrateFinished(root); err != nil {
+			return fmt.Errorf("upgrade schema 1 to 2: %w", err)
+		}
+		return meta.Put(keySchema, []byte{schemaVersion})
+	}
+	return nil
+}
+
+// migrateFinished rewrites schema 1's finished index (finished-at ‖ id → ∅) as schema
+// 2's (state ‖ finished-at ‖ id → queue), reading each job's state and queue from its
+// record. An entry whose record is unreadable keeps its place as a failed job.
+func migrateFinished(root *bbolt.Bucket) error {
+	finished, jobs := root.Bucket(bucketFinished), root.Bucket(bucketJobs)
+	type entry struct{ old, key, queue []byte }
+	var entries []entry
+	err := finished.ForEach(func(k, _ []byte) error {
+		if len(k) != 16 {
+			return nil
+		}
+		state, queue := stFailed, []byte(nil)
+		if r, err := decodeRecord(jobs.Get(k[8:])); err == nil {
+			state, queue = r.state, []byte(r.queue)
+		}
+		entries = append(entries, entry{bytes.Clone(k), append([]byte{state}, k...), queue})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := finished.Delete(e.old); err != nil {
+			return err
+		}
+		if err := finished.Put(e.key, e.queue); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -158,6 +202,17 @@ func unixNanos(t time.Time) uint64 {
 
 func countKey(queue string, state byte) []byte { return append(queuePrefix(queue), state) }
 
+// finishedKey orders one final state's jobs by the time they finished.
+func finishedKey(state byte, at time.Time, id ID) []byte {
+	return append([]byte{state}, timeKey(at, id)...)
+}
+
+// tagKey indexes a job under one of its tags, in ID order.
+func tagKey(tag string, id ID) []byte {
+	b := queuePrefix(tag)
+	return binary.BigEndian.AppendUint64(b, uint64(id))
+}
+
 // Records.
 
 func (t *txn) get(id ID) (*record, error) {
@@ -191,6 +246,11 @@ func (t *txn) insert(r *record) (ID, error) {
 	}
 	if err := t.put(id, r); err != nil {
 		return 0, err
+	}
+	for _, tag := range r.tags {
+		if err := t.tags.Put(tagKey(tag, id), nil); err != nil {
+			return 0, err
+		}
 	}
 	t.count(r.queue, 0, r.state)
 	return id, nil
@@ -326,7 +386,7 @@ func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
 		return err
 	}
 	t.count(queue, from, stFailed)
-	return t.finished.Put(timeKey(t.now, id), nil)
+	return t.addFinished(id, r)
 }
 
 func (t *txn) addReady(id ID, r *record) error {
@@ -338,7 +398,7 @@ func (t *txn) addScheduled(id ID, r *record) error {
 }
 
 func (t *txn) addFinished(id ID, r *record) error {
-	return t.finished.Put(timeKey(r.finishedAt, id), nil)
+	return t.finished.Put(finishedKey(r.state, r.finishedAt, id), []byte(r.queue))
 }
 
 func (t *txn) removeActive(id ID) error { return t.active.Delete(idKey(id)) }
@@ -513,6 +573,7 @@ func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
 	}
 	t.count(r.queue, from, stReady)
 	res.touched[r.queue] = true
+	res.event(id, r, EventReady)
 	return nil
 }
 
@@ -620,4 +681,106 @@ func (t *txn) releaseUnique(id ID, r *record) error {
 		return t.unique.Delete(uk)
 	}
 	return nil
+}
+
+// unindex removes a job that is not running from its state's index.
+func (t *txn) unindex(id ID, r *record) error {
+	switch r.state {
+	case stReady:
+		return t.ready.Delete(readyKey(r.queue, r.priority, id))
+	case stScheduled, stRetrying:
+		return t.scheduled.Delete(timeKey(r.runAt, id))
+	case stDone, stFailed, stCanceled:
+		return t.finished.Delete(finishedKey(r.state, r.finishedAt, id))
+	}
+	return nil
+}
+
+// remove deletes a job that is not running, with every index entry that names it.
+func (t *txn) remove(id ID, r *record, res *cycleResult) error {
+	if err := t.unindex(id, r); err != nil {
+		return err
+	}
+	if err := t.releaseUnique(id, r); err != nil {
+		return err
+	}
+	for _, tag := range r.tags {
+		if err := t.tags.Delete(tagKey(tag, id)); err != nil {
+			return err
+		}
+	}
+	if err := t.corrupt.Delete(idKey(id)); err != nil {
+		return err
+	}
+	t.count(r.queue, r.state, 0)
+	res.event(id, r, EventDeleted)
+	return t.jobs.Delete(idKey(id))
+}
+
+// takeUnique gives a job that runs again (Retry) its unique key back. It fails with
+// ErrDuplicate if another unfinished job holds the key now.
+func (t *txn) takeUnique(id ID, r *record) error {
+	if r.uniqueMode != uniqueUnfinished && r.uniqueMode != uniqueDebounce {
+		return nil
+	}
+	uk := uniqueIndexKey(r.kind, r.uniqueKey)
+	if v := t.unique.Get(uk); len(v) == 16 {
+		if held := ID(binary.BigEndian.Uint64(v[:8])); held != id {
+			if old, err := t.get(held); err == nil {
+				if _, running := t.activeSince(held); running || !final(old.state) {
+					return fmt.Errorf("%w: job %d holds key %q", ErrDuplicate, held, r.uniqueKey)
+				}
+			}
+		}
+	}
+	return t.unique.Put(uk, binary.BigEndian.AppendUint64(idKey(id), 0))
+}
+
+// sweep calls fn for up to limit jobs in final state st, oldest first, that finished
+// before before and belong to queue ("" for any), starting after the index key after
+// (nil: from the oldest). It looks at no more than budget index entries, so one call
+// stays short even when most entries belong to other queues, and returns the key to
+// resume after, nil when no entry before the cut is left.
+func (t *txn) sweep(st byte, queue string, before time.Time, after []byte, limit, budget int,
+	fn func(id ID, r *record) error) (resume []byte, err error) {
+	c := t.finished.Cursor()
+	prefix := []byte{st}
+	k, v := c.Seek(prefix)
+	if after != nil {
+		if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+			k, v = c.Next()
+		}
+	}
+	cut := unixNanos(before)
+	type hit struct {
+		id    ID
+		queue string
+		at    time.Time
+	}
+	var hits []hit
+	for n := 0; ; k, v = c.Next() {
+		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 || binary.BigEndian.Uint64(k[1:9]) >= cut {
+			resume = nil
+			break
+		}
+		if len(hits) == limit || n == budget {
+			break
+		}
+		n++
+		resume = bytes.Clone(k)
+		if queue == "" || string(v) == queue {
+			hits = append(hits, hit{keyID(k), string(v), keyTime(k[1:])})
+		}
+	}
+	for _, h := range hits {
+		r, err := t.get(h.id)
+		if err != nil {
+			// Unreadable: a stand-in that names the index entry, so it can be removed.
+			r = &record{queue: h.queue, state: st, finishedAt: h.at}
+		}
+		if err := fn(h.id, r); err != nil {
+			return nil, err
+		}
+	}
+	return resume, nil
 }

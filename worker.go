@@ -126,10 +126,18 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	if e.status.Load() != execRunning {
 		return true // interrupted before it started
 	}
+	if e.isCanceled() {
+		if e.status.CompareAndSwap(execRunning, execReturned) {
+			e.outcome = outcomeCanceled
+			r.report(e)
+		}
+		return true
+	}
 	e.startedAt = time.Now()
 	e.info.StartedAt = e.startedAt
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	e.started(cancel)
 	var stopTimeout func() bool
 	if d := e.timeout; d > 0 {
 		var cancelTimeout context.CancelFunc
@@ -166,6 +174,8 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	switch {
 	case err == nil:
 		e.outcome = outcomeDone
+	case e.isCanceled():
+		e.outcome, e.err = outcomeCanceled, err
 	case s.ctx.Err() != nil:
 		e.outcome = outcomeInterrupted
 	case errors.As(context.Cause(ctx), &te):

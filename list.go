@@ -1,0 +1,189 @@
+package jobrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+)
+
+// Filter selects the jobs List returns; zero fields match every job.
+type Filter struct {
+	Queue string
+	Kind  string
+	State State
+	Tag   string // one of the job's Tags
+
+	// Oldest lists oldest first; the default is newest first. "Oldest" follows the
+	// index List reads: job IDs, or with a State, the run time of scheduled and
+	// retrying jobs, the run order of ready jobs (priority, then ID) and the finish
+	// time of done, failed and canceled jobs.
+	Oldest bool
+
+	Limit  int    // jobs per page: 50 if 0, at most 1,000
+	Cursor string // the Next of the previous page; "" for the first page
+}
+
+// Page is one page of List's result.
+type Page struct {
+	Jobs []*Info
+	Next string // the Cursor of the next page, "" after the last page
+}
+
+// Limits of one List call.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 1000
+	listScanBudget   = 10 * maxListLimit // index entries read per call at most
+)
+
+// List returns a page of the jobs that match f. It reads an index, not every job: the
+// tag index for Tag, the state's index for State (narrowed by Queue without reading
+// records), otherwise jobs by ID; Kind, and the filters the index does not cover, are
+// checked on each job read. One call reads at most 10,000 index entries, so a page of
+// a rare match may hold fewer than Limit jobs while Next is not empty: keep paging
+// until Next is "". Each page is a consistent snapshot; pages taken while jobs change
+// may miss or repeat a job that moved in the index between them.
+func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = defaultListLimit
+	case limit < 0 || limit > maxListLimit:
+		return nil, fmt.Errorf("list: %w", invalidf("limit must be between 1 and %d, got %d", maxListLimit, limit))
+	}
+	var st byte
+	if f.State != "" {
+		var ok bool
+		if st, ok = stateCode(f.State); !ok {
+			return nil, fmt.Errorf("list: %w", invalidf("unknown state %q", f.State))
+		}
+	}
+	cursor, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", invalidf("malformed cursor %q", f.Cursor))
+	}
+	page := &Page{}
+	err = r.view(ctx, func(t *txn) error {
+		sc, match := t.listSource(f, st)
+		sc.start(cursor)
+		for n := 0; sc.valid(); sc.next() {
+			if len(page.Jobs) == limit || n == listScanBudget {
+				page.Next = base64.RawURLEncoding.EncodeToString(sc.last)
+				return nil
+			}
+			n++
+			sc.last = bytes.Clone(sc.k)
+			id, ok := match(sc.k, sc.v)
+			if !ok {
+				continue
+			}
+			in, err := t.infoOf(id)
+			if err != nil {
+				continue // an index entry without a readable job
+			}
+			if f.Queue != "" && in.Queue != f.Queue || f.Kind != "" && in.Kind != f.Kind ||
+				f.State != "" && in.State != f.State || f.Tag != "" && !slices.Contains(in.Tags, f.Tag) {
+				continue
+			}
+			page.Jobs = append(page.Jobs, in)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return page, nil
+}
+
+// listSource picks the index List reads for f and returns it with a match function
+// that turns an entry into a job ID, rejecting what the entry alone rules out.
+func (t *txn) listSource(f Filter, st byte) (*scan, func(k, v []byte) (ID, bool)) {
+	byID := func(k, _ []byte) (ID, bool) { return keyID(k), len(k) >= 8 }
+	switch {
+	case f.Tag != "":
+		return newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), byID
+	case st == stReady:
+		var prefix []byte
+		if f.Queue != "" {
+			prefix = queuePrefix(f.Queue)
+		}
+		return newScan(t.ready, prefix, !f.Oldest), byID
+	case st == stScheduled || st == stRetrying:
+		return newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
+			return keyID(k), len(k) == 16 && len(v) > 0 && v[0] == st && (f.Queue == "" || string(v[1:]) == f.Queue)
+		}
+	case st == stRunning:
+		return newScan(t.active, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
+			return keyID(k), len(k) == 8 && len(v) >= 8 && (f.Queue == "" || string(v[8:]) == f.Queue)
+		}
+	case final(st):
+		return newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
+			return keyID(k), len(k) == 17 && (f.Queue == "" || string(v) == f.Queue)
+		}
+	}
+	return newScan(t.jobs, nil, !f.Oldest), byID
+}
+
+// scan walks the keys of a bucket under a prefix, in either direction, from a cursor.
+type scan struct {
+	c      *bbolt.Cursor
+	prefix []byte
+	desc   bool
+	k, v   []byte
+	last   []byte // the last key handed out: the resume point
+}
+
+func newScan(b *bbolt.Bucket, prefix []byte, desc bool) *scan {
+	return &scan{c: b.Cursor(), prefix: prefix, desc: desc}
+}
+
+// start positions the scan at the first key, or at the first key past after.
+func (s *scan) start(after []byte) {
+	switch {
+	case !s.desc && after == nil:
+		s.k, s.v = s.c.Seek(s.prefix)
+	case !s.desc:
+		if s.k, s.v = s.c.Seek(after); s.k != nil && bytes.Equal(s.k, after) {
+			s.k, s.v = s.c.Next()
+		}
+	default:
+		bound := after
+		if bound == nil {
+			bound = prefixEnd(s.prefix)
+		}
+		if bound == nil {
+			s.k, s.v = s.c.Last()
+		} else if s.k, s.v = s.c.Seek(bound); s.k == nil {
+			s.k, s.v = s.c.Last()
+		} else {
+			s.k, s.v = s.c.Prev()
+		}
+	}
+}
+
+func (s *scan) valid() bool { return s.k != nil && bytes.HasPrefix(s.k, s.prefix) }
+
+func (s *scan) next() {
+	if s.desc {
+		s.k, s.v = s.c.Prev()
+	} else {
+		s.k, s.v = s.c.Next()
+	}
+}
+
+// prefixEnd returns the least key greater than every key with the prefix, or nil if
+// there is none (an empty or all-0xff prefix).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package jobrun
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Retention says how long finished jobs are kept before the runner deletes them.
+// Ages count from when a job finished; counts are per queue and state, the oldest
+// deleted first. A zero age takes the default, a negative one keeps jobs forever; a
+// zero count sets no count limit.
+type Retention struct {
+	Done, Failed, Canceled          time.Duration
+	MaxDone, MaxFailed, MaxCanceled int
+}
+
+// DefaultRetention is the retention of every queue unless WithRetention changes it:
+// done jobs are kept a day, failed and canceled jobs (the dead-letter set and what
+// someone stopped) a week, with no count limit.
+var DefaultRetention = Retention{Done: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Canceled: 7 * 24 * time.Hour}
+
+// WithRetention sets the retention of queue's finished jobs, or with queue "" the
+// retention of every queue not given its own. A background cleaner in the commit
+// loop deletes expired jobs in batches of a few hundred per commit, so it never holds
+// the workers up for long; freed pages are reused by later jobs, so under a steady
+// stream the file stops growing. Clean deletes on demand.
+func WithRetention(queue string, r Retention) Option {
+	return func(c *config) {
+		if queue != "" {
+			if err := validateName("queue", queue); err != nil {
+				c.err = err
+				return
+			}
+		}
+		if r.MaxDone < 0 || r.MaxFailed < 0 || r.MaxCanceled < 0 {
+			c.err = invalidf("retention of queue %q: negative count limit", queue)
+			return
+		}
+		d := DefaultRetention
+		for _, p := range []struct{ v, def *time.Duration }{{&r.Done, &d.Done}, {&r.Failed, &d.Failed}, {&r.Canceled, &d.Canceled}} {
+			if *p.v == 0 {
+				*p.v = *p.def
+			}
+		}
+		if queue == "" {
+			c.retention = r
+			return
+		}
+		if c.queueRetention == nil {
+			c.queueRetention = map[string]Retention{}
+		}
+		c.queueRetention[queue] = r
+	}
+}
+
+// limits returns the age (negative: forever) and count limit (0: none) of state st.
+func (r Retention) limits(st byte) (time.Duration, int) {
+	switch st {
+	case stDone:
+		return r.Done, r.MaxDone
+	case stFailed:
+		return r.Failed, r.MaxFailed
+	default:
+		return r.Canceled, r.MaxCanceled
+	}
+}
+
+// Cleaner pacing: a batch per commit while there is work, a look every minute after.
+const (
+	cleanBatch    = 500
+	cleanBudget   = 10 * cleanBatch
+	cleanInterval = time.Minute
+)
+
+// retentionOf returns the retention of queue.
+func (c *config) retentionOf(queue string) Retention {
+	if r, ok := c.queueRetention[queue]; ok {
+		return r
+	}
+	return c.retention
+}
+
+// anyCountLimit reports whether some policy limits the count of some final state.
+func (c *config) anyCountLimit() bool {
+	for _, st := range []byte{stDone, stFailed, stCanceled} {
+		if _, counted := c.retentionBounds(st); counted {
+			return true
+		}
+	}
+	return false
+}
+
+// retentionBounds returns the shortest age limit of state st over every policy (zero
+// if jobs are kept forever everywhere) and whether any policy limits its count.
+func (c *config) retentionBounds(st byte) (minAge time.Duration, counted bool) {
+	consider := func(r Retention) {
+		age, n := r.limits(st)
+		if age > 0 && (minAge == 0 || age < minAge) {
+			minAge = age
+		}
+		counted = counted || n > 0
+	}
+	consider(c.retention)
+	for _, r := range c.queueRetention {
+		consider(r)
+	}
+	return minAge, counted
+}
+
+// retentionDue reports whether the cleaner has anything to delete and, if not, when
+// it will (zero: nothing finished expires). A queue over its count limit is due at
+// once; otherwise it looks for an expired job from the oldest of each state, at most
+// cleanBudget entries (then it answers "not due, look again in a minute").
+func (t *txn) retentionDue(c *config) (bool, time.Time) {
+	var next time.Time
+	for _, st := range []byte{stDone, stFailed, stCanceled} {
+		if _, counted := c.retentionBounds(st); counted {
+			for _, q := range t.queueNames() {
+				if _, keep := c.retentionOf(q).limits(st); keep > 0 && t.countOf(q, st) > keep {
+					return true, time.Time{}
+				}
+			}
+		}
+		victims, resume, at := t.retainPlan(c, st, nil, 1)
+		switch {
+		case len(victims) > 0:
+			return true, time.Time{}
+		case resume != nil:
+			at = t.now.Add(cleanInterval)
+		}
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	return false, next
+}
+
+// countOf reads one counter.
+func (t *txn) countOf(queue string, st byte) int {
+	if v := t.counts.Get(countKey(queue, st)); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// victim is a finished job the cleaner deletes.
+type victim struct {
+	id    ID
+	queue string
+	at    time.Time
+}
+
+// retainPlan finds up to limit jobs of final state st to delete, oldest first,
+// resuming after the index key after. It returns where to resume (nil once it reached
+// the jobs that finished too recently to expire, or the end) and, when it got there,
+// the earliest time a job it kept expires (zero if none does).
+func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims []victim, resume []byte, next time.Time) {
+	minAge, counted := c.retentionBounds(st)
+	if minAge == 0 && !counted {
+		return nil, nil, time.Time{}
+	}
+	excess := map[string]int{}
+	over := func(q string) int {
+		n, ok := excess[q]
+		if !ok {
+			if _, keep := c.retentionOf(q).limits(st); keep > 0 {
+				n = max(t.countOf(q, st)-keep, 0)
+			}
+			excess[q] = n
+		}
+		return n
+	}
+	expires := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	prefix := []byte{st}
+	cur := t.finished.Cursor()
+	k, v := cur.Seek(prefix)
+	if after != nil {
+		if k, v = cur.Seek(after); k != nil && bytes.Equal(k, after) {
+			k, v = cur.Next()
+		}
+	}
+	for n := 0; ; k, v = cur.Next() {
+		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 {
+			return victims, nil, next
+		}
+		at := keyTime(k[1:])
+		if !counted && minAge > 0 && at.Add(minAge).After(t.now) {
+			expires(at.Add(minAge)) // everything after finished later still
+			return victims, nil, next
+		}
+		if len(victims) == limit || n == cleanBudget {
+			return victims, resume, time.Time{}
+		}
+		n++
+		resume = bytes.Clone(k)
+		q := string(v)
+		age, _ := c.retentionOf(q).limits(st)
+		if excessive := over(q) > 0; excessive {
+			excess[q]--
+		} else if age <= 0 || at.Add(age).After(t.now) {
+			if age > 0 {
+				expires(at.Add(age))
+			}
+			continue
+		}
+		victims = append(victims, victim{keyID(k), q, at})
+	}
+}
+
+// retain deletes up to limit expired jobs of final state st, oldest first, resuming
+// after the index key after, and returns where to resume (nil: done for now).
+func (t *txn) retain(c *config, st byte, after []byte, limit int, res *cycleResult) ([]byte, error) {
+	victims, resume, _ := t.retainPlan(c, st, after, limit)
+	for _, vi := range victims {
+		r, err := t.get(vi.id)
+		if err != nil {
+			r = &record{queue: vi.queue, state: st, finishedAt: vi.at}
+		}
+		if err := t.remove(vi.id, r, res); err != nil {
+			return nil, fmt.Errorf("delete expired job %d: %w", vi.id, err)
+		}
+	}
+	return resume, nil
+}
