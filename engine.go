@@ -105,7 +105,7 @@ type cycleResult struct {
 	looked  []string             // the due schedules this commit handled
 	fires   map[string]time.Time // their next fire; a schedule missing here is gone
 
-	en       *engine // for management calls that reach running jobs
+	en         *engine // for management calls that reach running jobs
 	cleanAfter [numStates][]byte
 	finished   bool // a job reached a final state
 

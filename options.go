@@ -39,12 +39,12 @@ const (
 type Option func(*config)
 
 type config struct {
-	queues        map[string]*queueConfig
-	order         []string // queue names in configuration order
-	logger        *slog.Logger
-	lockTimeout   time.Duration
-	maxRecoveries int
-	strictKinds   bool
+	queues         map[string]*queueConfig
+	order          []string // queue names in configuration order
+	logger         *slog.Logger
+	lockTimeout    time.Duration
+	maxRecoveries  int
+	strictKinds    bool
 	eventHook      func(Event)
 	retention      Retention
 	queueRetention map[string]Retention
