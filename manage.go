@@ -3,7 +3,10 @@ package jobrun
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // mutate runs fn in the commit loop's next commit and returns its answer.
@@ -289,4 +292,46 @@ func (r *Runner) bulk(ctx context.Context, st byte, queue string, before time.Ti
 			return total, nil
 		}
 	}
+}
+
+// QueueInfo describes one queue: its configuration in this runner, whether it is
+// paused, and its counts.
+type QueueInfo struct {
+	Name    string
+	Workers int        // concurrency in this runner; 0 if this runner does not run the queue
+	Rate    rate.Limit // the limiter's rate, 0 if the queue has no limiter
+	Burst   int        // the limiter's burst
+	Paused  bool
+	Counts  map[State]int
+}
+
+// QueueInfos describes every queue that holds jobs or that this runner runs, in
+// byte order of their names, from one consistent snapshot.
+func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
+	var out []QueueInfo
+	err := r.view(ctx, func(t *txn) error {
+		names := t.queueNames()
+		for name := range r.cfg.queues {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		paused := t.pausedQueues()
+		for _, name := range names {
+			qi := QueueInfo{Name: name, Paused: paused[name], Counts: t.readCounts(name)}
+			if c := r.cfg.queues[name]; c != nil {
+				qi.Workers = c.workers
+				if c.limiter != nil {
+					qi.Rate, qi.Burst = c.limiter.Limit(), c.limiter.Burst()
+				}
+			}
+			out = append(out, qi)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue infos: %w", err)
+	}
+	return out, nil
 }
