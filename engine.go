@@ -402,6 +402,9 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		}
 	}
 	for _, op := range en.mutates {
+		if op.fn == nil {
+			continue
+		}
 		answer, err := op.fn(t, res)
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 // update and claim waiting at that moment and commits them together, so concurrent
 // callers share fsyncs instead of queueing for one each.
 type Runner struct {
+	dbMu   sync.RWMutex // Compact replaces db under it; the commit loop alone writes db
 	db     *bbolt.DB
 	ownsDB bool
 	cfg    *config
@@ -141,7 +142,11 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 
 // DB returns the runner's database, for the application's own transactions (see
 // EnqueueTx) and for backups.
-func (r *Runner) DB() *bbolt.DB { return r.db }
+func (r *Runner) DB() *bbolt.DB {
+	r.dbMu.RLock()
+	defer r.dbMu.RUnlock()
+	return r.db
+}
 
 // Enqueue stores a job and returns its ID once the job is durable: committed and
 // fsynced. Concurrent calls share commits. ctx bounds the wait; if it ends first,
@@ -219,7 +224,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("nil transaction"))
 	case !tx.Writable():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("read-only transaction"))
-	case tx.DB() != r.db:
+	case tx.DB() != r.DB():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("transaction of another database"))
 	}
 	if r.isClosed() {
@@ -398,18 +403,14 @@ func (r *Runner) Queues(ctx context.Context) ([]string, error) {
 }
 
 func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if r.isClosed() {
-		return ErrClosed
-	}
-	return r.db.View(func(tx *bbolt.Tx) error {
-		t, err := openTxn(tx, time.Now())
-		if err != nil {
-			return err
-		}
-		return fn(t)
+	return r.viewDB(ctx, func(db *bbolt.DB) error {
+		return db.View(func(tx *bbolt.Tx) error {
+			t, err := openTxn(tx, time.Now())
+			if err != nil {
+				return err
+			}
+			return fn(t)
+		})
 	})
 }
 

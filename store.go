@@ -458,7 +458,8 @@ func (t *txn) nextDue() time.Time {
 
 // recoverActive makes every job left running by a process that died ready again
 // without spending an attempt, or fails it once it has been recovered more than limit
-// times. It returns how many it made ready and how many it failed.
+// times, or cancels it if Cancel asked while it ran. It returns how many it made ready
+// and how many it ended.
 func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 	type entry struct {
 		id    ID
@@ -485,7 +486,15 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 			continue
 		}
 		r.recoveries++
-		if r.recoveries > int64(limit) {
+		if r.cancel {
+			// Cancel was asked while it ran: it ends here instead of running again.
+			r.state, r.finishedAt = stCanceled, t.now
+			err = t.addFinished(id, r)
+			if err == nil {
+				err = t.releaseUnique(id, r)
+			}
+			failed++
+		} else if r.recoveries > int64(limit) {
 			r.state, r.finishedAt = stFailed, t.now
 			r.appendError(int(r.attempt)+1, t.now, fmt.Sprintf(
 				"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
