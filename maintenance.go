@@ -251,4 +251,3 @@ func (r *Runner) viewDB(ctx context.Context, fn func(db *bbolt.DB) error) error 
 	defer r.dbMu.RUnlock()
 	return fn(r.db)
 }
-
