@@ -62,12 +62,15 @@ func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
 			return nil, fmt.Errorf("list: %w", invalidf("unknown state %q", f.State))
 		}
 	}
-	cursor, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-	if err != nil {
-		return nil, fmt.Errorf("list: %w", invalidf("malformed cursor %q", f.Cursor))
+	var cursor []byte // nil: from the start
+	if f.Cursor != "" {
+		var err error
+		if cursor, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(cursor) == 0 {
+			return nil, fmt.Errorf("list: %w", invalidf("malformed cursor %q", f.Cursor))
+		}
 	}
 	page := &Page{}
-	err = r.view(ctx, func(t *txn) error {
+	err := r.view(ctx, func(t *txn) error {
 		sc, match := t.listSource(f, st)
 		sc.start(cursor)
 		for n := 0; sc.valid(); sc.next() {

@@ -201,7 +201,8 @@ const (
 // while it runs are not retried twice. Failed jobs whose unique key another job holds
 // now stay failed.
 func (r *Runner) RetryFailed(ctx context.Context, queue string) (int, error) {
-	n, err := r.bulk(ctx, stFailed, queue, time.Now(), func(t *txn, id ID, rec *record, res *cycleResult) (bool, error) {
+	// Up to and including now: a job that fails again gets a later finish time.
+	n, err := r.bulk(ctx, stFailed, queue, time.Now().Add(time.Nanosecond), func(t *txn, id ID, rec *record, res *cycleResult) (bool, error) {
 		if t.takeUnique(id, rec) != nil {
 			return false, nil
 		}
