@@ -44,6 +44,17 @@
 // error history. Permanent ends a job without retries; Snooze runs it again later
 // without spending an attempt. The states and their transitions are drawn on State.
 //
+// # Status and management
+//
+// Get returns everything about a job; a handler reports progress (SetProgress), log
+// lines (Log) and a result (SetResult). List pages through jobs by queue, kind, state
+// or tag through indexes; Counts and QueueInfos read counters kept in every commit.
+// Cancel, Retry, RetryFailed, Delete, Promote and Clean change jobs, each in one
+// transaction. WithEventHook and Subscribe observe every committed change, in order.
+// Finished jobs are deleted after their Retention (a day for done jobs, a week for
+// failed ones by default) by a cleaner in the commit loop; failed jobs are the
+// dead-letter set. Backup copies the file while jobs run; Compact shrinks it.
+//
 // # Durability
 //
 // Enqueue returns after the job is committed and fsynced. Every state change (a
@@ -73,7 +84,8 @@
 // # Testing
 //
 // RunUntilIdle runs every due job in the caller and returns when nothing is due or
-// running, so a test can enqueue, run and assert. With testing/synctest, delays,
+// running, so a test can enqueue, run and assert; package jobruntest opens a runner on
+// a temp file in one line. With testing/synctest, delays,
 // backoffs and rate limits run on the bubble's fake clock: time.Sleep(time.Hour) in the
 // test, RunUntilIdle again, and the retry due in an hour has run.
 //
@@ -82,5 +94,5 @@
 // One process at a time can hold a database file (bbolt's file lock); Open waits
 // WithLockTimeout and then fails with ErrLocked. Args are limited to MaxArgsSize. A
 // bbolt file does not shrink by itself when jobs are deleted; its free pages are
-// reused.
+// reused, and Compact shrinks it.
 package jobrun

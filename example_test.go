@@ -223,3 +223,94 @@ func ExampleRunner_Schedule() {
 	// daily-report 0 7 * * * true
 	// building the report of schedule daily-report
 }
+
+// List pages through jobs by queue, kind, state or tag, newest first by default,
+// reading an index rather than every job.
+func ExampleRunner_List() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		if job.Args.To == "" {
+			return jobrun.Permanent(errors.New("no address"))
+		}
+		return nil
+	})
+	ctx := context.Background()
+	for _, to := range []string{"ada@example.com", "", "grace@example.com"} {
+		r.Enqueue(ctx, WelcomeEmail{UserID: 7, To: to}, jobrun.Tags("user-7"))
+	}
+	r.RunUntilIdle(ctx)
+
+	page, _ := r.List(ctx, jobrun.Filter{Tag: "user-7", State: jobrun.StateDone})
+	for _, job := range page.Jobs {
+		fmt.Println(job.ID, job.State, string(job.RawArgs))
+	}
+	// The dead-letter set: failed jobs. Retry them all once the cause is fixed, or
+	// purge them with Clean.
+	dead, _ := r.List(ctx, jobrun.Filter{State: jobrun.StateFailed})
+	fmt.Println("failed:", len(dead.Jobs), dead.Jobs[0].LastError)
+	// Output:
+	// 3 done {"user_id":7,"to":"grace@example.com"}
+	// 1 done {"user_id":7,"to":"ada@example.com"}
+	// failed: 1 permanent: no address
+}
+
+// Cancel stops a waiting job at once, and a running one through its context.
+func ExampleRunner_Cancel() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error { return nil })
+	ctx := context.Background()
+	id, _ := r.Enqueue(ctx, WelcomeEmail{To: "ada@example.com"}, jobrun.Delay(time.Hour))
+	if err := r.Cancel(ctx, id); err != nil {
+		log.Fatal(err)
+	}
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.State)
+	// A canceled job can run again with Retry; Delete removes it.
+	err := r.Cancel(ctx, id)
+	fmt.Println(errors.Is(err, jobrun.ErrState))
+	// Output:
+	// canceled
+	// true
+}
+
+// An event hook sees every committed change, in order, after it is durable.
+func ExampleWithEventHook() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"), jobrun.WithEventHook(func(e jobrun.Event) {
+		fmt.Println(e.ID, e.Type, e.State)
+	}))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error { return nil })
+	ctx := context.Background()
+	r.Enqueue(ctx, WelcomeEmail{To: "ada@example.com"})
+	r.RunUntilIdle(ctx)
+	// Output:
+	// 1 enqueued ready
+	// 1 started running
+	// 1 done done
+}
+
+// Retention deletes finished jobs by age and by count per queue, in the background.
+func ExampleWithRetention() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"),
+		// Every queue: keep done jobs an hour, failed ones 30 days.
+		jobrun.WithRetention("", jobrun.Retention{Done: time.Hour, Failed: 30 * 24 * time.Hour}),
+		// The chatty "metrics" queue: only its last 1,000 done jobs.
+		jobrun.WithRetention("metrics", jobrun.Retention{MaxDone: 1000}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	fmt.Println(jobrun.DefaultRetention.Done, jobrun.DefaultRetention.Failed)
+	// Output:
+	// 24h0m0s 168h0m0s
+}

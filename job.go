@@ -41,7 +41,12 @@ type ID uint64
 //	                     └──interrupted──────┘
 //
 // Jobs that a crash or shutdown interrupted go back to ready without spending an
-// attempt. done, failed and canceled are final.
+// attempt. done, failed and canceled are final. Cancel ends any unfinished job as
+// canceled (a running one once its handler returns); Retry takes a finished job back
+// to ready; Delete, Clean and retention remove finished jobs.
+//
+//	scheduled, ready, retrying ──Cancel──▶ canceled ◀──Cancel, handler returns── running
+//	done, failed, canceled ──Retry──▶ ready
 //
 // A queue claims jobs up to twice its workers ahead (at most 64), in the same commit
 // that records earlier ones done, so that a worker never waits for a commit between
