@@ -29,7 +29,8 @@
 //
 // # Scheduling and flow control
 //
-// Delay and At hold a job until its time (Promote runs it early). UniqueKey, Throttle
+// Delay and At hold a job until its time (Promote runs it early). WithKeyLimits
+// bounds the concurrency and rate of the jobs sharing a ConcurrencyKey. UniqueKey, Throttle
 // and Debounce make enqueueing idempotent. Pause and Resume stop and restart a queue,
 // persistently. Schedule stores a named cron schedule in the file; each fire enqueues
 // its job and advances the schedule in one transaction, so restarts and crashes

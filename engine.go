@@ -91,6 +91,8 @@ type engine struct {
 	cleaning   bool              // this cycle deletes expired jobs
 	cleanAfter [numStates][]byte // where the cleaner resumes in each final state
 
+	keyLimiters keyLimiters // rate limiters of concurrency keys
+
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
@@ -332,6 +334,7 @@ func (en *engine) cycle() {
 		if err != nil {
 			return err
 		}
+		t.cfg = en.r.cfg
 		return en.commit(t, res, promote, due)
 	})
 	if err != nil {
@@ -456,22 +459,39 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			if n <= 0 || !(q.mayReady || res.touched[q.name]) {
 				continue
 			}
-			var take func() bool
 			starved := false
 			q.starved = time.Time{}
-			if q.limiter != nil {
-				take = func() bool {
-					rv := q.limiter.ReserveN(t.now, 1)
+			wakeAt := func(at time.Time) {
+				if !at.IsZero() && (q.starved.IsZero() || at.Before(q.starved)) {
+					q.starved = at
+				}
+			}
+			keyLim := en.r.cfg.keyLimits[q.name]
+			take := func(key []byte) (ok, stop bool) {
+				var rv *rate.Reservation
+				if q.limiter != nil {
+					rv = q.limiter.ReserveN(t.now, 1)
 					if d := rv.DelayFrom(t.now); !rv.OK() || d > 0 {
 						rv.CancelAt(t.now)
 						starved = true
 						if rv.OK() {
-							q.starved = t.now.Add(d)
+							wakeAt(t.now.Add(d))
 						}
-						return false
+						return false, true
 					}
-					return true
 				}
+				if len(key) > 0 {
+					if ok, at := en.keyLimiters.allow(q.name, string(key), keyLim, t.now); !ok {
+						// This key waits for a token; the queue's other keys go on.
+						if rv != nil {
+							rv.CancelAt(t.now)
+						}
+						starved = true
+						wakeAt(at)
+						return false, false
+					}
+				}
+				return true, false
 			}
 			claimed, err := t.claim(q.name, n, take)
 			if err != nil {
@@ -506,6 +526,13 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	outcome := e.outcome
 	if outcome == outcomeInterrupted && rec.cancel {
 		outcome = outcomeCanceled // Cancel came first: the job does not run again
+	}
+	if rec.concKey != "" && outcome != outcomeInterrupted {
+		// It stops running: its slot goes to the key's next job, and if it runs again
+		// it queues for a slot like any other.
+		if err := t.releaseSlot(rec.queue, rec.concKey, res); err != nil {
+			return err
+		}
 	}
 	switch outcome {
 	case outcomeInterrupted:
@@ -587,7 +614,7 @@ func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byt
 	}
 	rec.state = stReady
 	res.touched[rec.queue] = true
-	return t.addReady(id, rec)
+	return t.enterReady(id, rec)
 }
 
 // applied updates the loop's memory after a successful commit and hands the claimed

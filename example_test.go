@@ -314,3 +314,26 @@ func ExampleWithRetention() {
 	// Output:
 	// 24h0m0s 168h0m0s
 }
+
+// Per-key concurrency: at most one job per customer runs at once, in order, while
+// other customers' jobs use the queue's other workers.
+func ExampleWithKeyLimits() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"),
+		jobrun.WithQueue("sync", 8, nil),
+		// One at a time per key, and at most 5 starts a second per key.
+		jobrun.WithKeyLimits("sync", 1, 5, 1))
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error { return nil },
+		jobrun.Queue("sync"))
+	ctx := context.Background()
+	for _, customer := range []string{"acme", "acme", "globex"} {
+		r.Enqueue(ctx, WelcomeEmail{To: customer}, jobrun.ConcurrencyKey(customer))
+	}
+	r.RunUntilIdle(ctx)
+	counts, _ := r.Counts(ctx, "sync")
+	fmt.Println("done:", counts[jobrun.StateDone])
+	// Output:
+	// done: 3
+}

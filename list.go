@@ -71,28 +71,40 @@ func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
 	}
 	page := &Page{}
 	err := r.view(ctx, func(t *txn) error {
-		sc, match := t.listSource(f, st)
-		sc.start(cursor)
-		for n := 0; sc.valid(); sc.next() {
-			if len(page.Jobs) == limit || n == listScanBudget {
-				page.Next = base64.RawURLEncoding.EncodeToString(sc.last)
-				return nil
+		sources := t.listSources(f, st)
+		section := 0
+		if cursor != nil {
+			section, cursor = int(cursor[0]), cursor[1:]
+			if section >= len(sources) {
+				return invalidf("malformed cursor %q", f.Cursor)
 			}
-			n++
-			sc.last = bytes.Clone(sc.k)
-			id, ok := match(sc.k, sc.v)
-			if !ok {
-				continue
+		}
+		n := 0
+		for ; section < len(sources); section, cursor = section+1, nil {
+			src := sources[section]
+			sc := src.scan
+			sc.start(cursor)
+			for ; sc.valid(); sc.next() {
+				if len(page.Jobs) == limit || n == listScanBudget {
+					page.Next = base64.RawURLEncoding.EncodeToString(append([]byte{byte(section)}, sc.last...))
+					return nil
+				}
+				n++
+				sc.last = bytes.Clone(sc.k)
+				id, ok := src.match(sc.k, sc.v)
+				if !ok {
+					continue
+				}
+				in, err := t.infoOf(id)
+				if err != nil {
+					continue // an index entry without a readable job
+				}
+				if f.Queue != "" && in.Queue != f.Queue || f.Kind != "" && in.Kind != f.Kind ||
+					f.State != "" && in.State != f.State || f.Tag != "" && !slices.Contains(in.Tags, f.Tag) {
+					continue
+				}
+				page.Jobs = append(page.Jobs, in)
 			}
-			in, err := t.infoOf(id)
-			if err != nil {
-				continue // an index entry without a readable job
-			}
-			if f.Queue != "" && in.Queue != f.Queue || f.Kind != "" && in.Kind != f.Kind ||
-				f.State != "" && in.State != f.State || f.Tag != "" && !slices.Contains(in.Tags, f.Tag) {
-				continue
-			}
-			page.Jobs = append(page.Jobs, in)
 		}
 		return nil
 	})
@@ -102,33 +114,40 @@ func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
 	return page, nil
 }
 
-// listSource picks the index List reads for f and returns it with a match function
-// that turns an entry into a job ID, rejecting what the entry alone rules out.
-func (t *txn) listSource(f Filter, st byte) (*scan, func(k, v []byte) (ID, bool)) {
+// listSource is an index List reads, with a match function that turns an entry into
+// a job ID, rejecting what the entry alone rules out.
+type listSource struct {
+	scan  *scan
+	match func(k, v []byte) (ID, bool)
+}
+
+// listSources picks the indexes List reads for f, in order.
+func (t *txn) listSources(f Filter, st byte) []listSource {
 	byID := func(k, _ []byte) (ID, bool) { return keyID(k), len(k) >= 8 }
 	switch {
 	case f.Tag != "":
-		return newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), byID
+		return []listSource{{newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), byID}}
 	case st == stReady:
+		// Jobs that can run, then jobs waiting for a slot of their concurrency key.
 		var prefix []byte
 		if f.Queue != "" {
 			prefix = queuePrefix(f.Queue)
 		}
-		return newScan(t.ready, prefix, !f.Oldest), byID
+		return []listSource{{newScan(t.ready, prefix, !f.Oldest), byID}, {newScan(t.keywait, prefix, !f.Oldest), byID}}
 	case st == stScheduled || st == stRetrying:
-		return newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
+		return []listSource{{newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
 			return keyID(k), len(k) == 16 && len(v) > 0 && v[0] == st && (f.Queue == "" || string(v[1:]) == f.Queue)
-		}
+		}}}
 	case st == stRunning:
-		return newScan(t.active, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
+		return []listSource{{newScan(t.active, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
 			return keyID(k), len(k) == 8 && len(v) >= 8 && (f.Queue == "" || string(v[8:]) == f.Queue)
-		}
+		}}}
 	case final(st):
-		return newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
+		return []listSource{{newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
 			return keyID(k), len(k) == 17 && (f.Queue == "" || string(v) == f.Queue)
-		}
+		}}}
 	}
-	return newScan(t.jobs, nil, !f.Oldest), byID
+	return []listSource{{newScan(t.jobs, nil, !f.Oldest), byID}}
 }
 
 // scan walks the keys of a bucket under a prefix, in either direction, from a cursor.

@@ -191,6 +191,12 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 		}
 		return nil
 	})
+	t.keywait.ForEach(func(k, _ []byte) error {
+		if len(k) >= 1 && int(k[0])+1 <= len(k) {
+			add(string(k[1:1+int(k[0])]), stReady)
+		}
+		return nil
+	})
 	t.scheduled.ForEach(func(_, v []byte) error {
 		if len(v) > 0 && v[0] < numStates {
 			add(string(v[1:]), v[0])

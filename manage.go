@@ -115,13 +115,18 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 			if err := t.removeActive(id); err != nil {
 				return nil, err
 			}
+			if rec.concKey != "" {
+				if err := t.releaseSlot(rec.queue, rec.concKey, res); err != nil {
+					return nil, err
+				}
+			}
 			return nil, t.finalize(id, rec, stRunning, stCanceled, res)
 		}
 		if final(rec.state) {
 			return fmt.Errorf("%w: job %d is %s; only unfinished jobs can be canceled", ErrState, id, stateNames[rec.state]), nil
 		}
 		from := rec.state
-		if err := t.unindex(id, rec); err != nil {
+		if err := t.unindex(id, rec, res); err != nil {
 			return nil, err
 		}
 		return nil, t.finalize(id, rec, from, stCanceled, res)
@@ -178,7 +183,7 @@ func (r *Runner) Retry(ctx context.Context, id ID) error {
 
 // retry makes a finished job ready again.
 func (t *txn) retry(id ID, rec *record, res *cycleResult) error {
-	if err := t.unindex(id, rec); err != nil {
+	if err := t.unindex(id, rec, res); err != nil {
 		return err
 	}
 	from := rec.state

@@ -48,6 +48,7 @@ type config struct {
 	eventHook      func(Event)
 	retention      Retention
 	queueRetention map[string]Retention
+	keyLimits      map[string]keyLimit
 	err            error
 }
 
@@ -172,6 +173,7 @@ type enqueueOptions struct {
 	uniqueMode  byte
 	uniqueFor   time.Duration
 	tags        []string
+	concKey     string
 	skipMissed  bool   // Schedule only
 	skipOverlap bool   // Schedule only
 	timeZone    string // Schedule only

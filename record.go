@@ -78,10 +78,11 @@ type record struct {
 	tags        []string      // indexed in the tags bucket
 	logs        []LogLine     // the handler's log lines, latest maxLogLines
 	cancel      bool          // Cancel asked while the job ran: it ends canceled, even after a crash
+	concKey     string        // ConcurrencyKey
 }
 
 func (r *record) encode() []byte {
-	n := 64 + len(r.kind) + len(r.queue) + len(r.args) + len(r.progress) + len(r.result)
+	n := 64 + len(r.kind) + len(r.queue) + len(r.args) + len(r.progress) + len(r.result) + len(r.concKey)
 	for _, e := range r.errors {
 		n += 24 + len(e.Error)
 	}
@@ -135,7 +136,8 @@ func (r *record) encode() []byte {
 	if r.cancel {
 		flags |= recordCancel
 	}
-	return append(b, flags)
+	b = append(b, flags)
+	return appendString(b, r.concKey)
 }
 
 // Record flags.
@@ -208,6 +210,7 @@ func decodeRecord(b []byte) (*record, error) {
 		}
 	}
 	r.cancel = d.byte()&recordCancel != 0
+	r.concKey = d.string()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}

@@ -112,8 +112,12 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 		if err != nil {
 			return err
 		}
+		t.cfg = cfg
 		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
 			return fmt.Errorf("recover interrupted jobs: %w", err)
+		}
+		if err := t.admitAll(); err != nil {
+			return err
 		}
 		return t.flush()
 	})
@@ -239,6 +243,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
+	t.cfg = r.cfg
 	ins, err := t.enqueue(rec)
 	if err == nil {
 		err = t.flush()
@@ -333,6 +338,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		uniqueMode:  o.uniqueMode,
 		uniqueFor:   o.uniqueFor,
 		tags:        o.tags,
+		concKey:     o.concKey,
 	}, &o, nil
 }
 

@@ -26,6 +26,10 @@ import (
 //	  unique     len(kind) ‖ kind ‖ key → id (8 B) ‖ until (8 B Unix ns)   idempotent enqueue
 //	  schedules  name → schedule (JSON, schedule.go)                 cron schedules
 //	  tags       len(tag) ‖ tag ‖ id → ∅                              List by tag
+//	  keywait    queue ‖ key ‖ ^priority ‖ id → ∅                     ready, waiting for a key slot (keys.go)
+//	  keyslots   queue ‖ key → uint64                                 a key's jobs ready or running
+//
+// A ready entry's value is the job's concurrency key, empty if it has none.
 //
 // Schema 2 keyed finished by state, so that retention and the dead-letter set read one
 // state's jobs oldest first without stepping over the others; opening a schema 1 file
@@ -46,12 +50,15 @@ var (
 	bucketUnique    = []byte("unique")
 	bucketSchedules = []byte("schedules")
 	bucketTags      = []byte("tags")
+	bucketKeyWait   = []byte("keywait")
+	bucketKeySlots  = []byte("keyslots")
 	keySchema       = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
-		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags}
+		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
+		bucketKeyWait, bucketKeySlots}
 )
 
 // txn is one write or read transaction over the runner's buckets, with the count
@@ -70,6 +77,9 @@ type txn struct {
 	unique    *bbolt.Bucket
 	schedules *bbolt.Bucket
 	tags      *bbolt.Bucket
+	keywait   *bbolt.Bucket
+	keyslots  *bbolt.Bucket
+	cfg       *config                      // key limits; nil in read transactions
 	deltas    map[string]*[numStates]int64 // queue → change per state
 }
 
@@ -89,7 +99,8 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 	}{{&t.jobs, bucketJobs}, {&t.ready, bucketReady}, {&t.scheduled, bucketScheduled},
 		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
 		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
-		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags}} {
+		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags},
+		{&t.keywait, bucketKeyWait}, {&t.keyslots, bucketKeySlots}} {
 		if *p.b = root.Bucket(p.name); *p.b == nil {
 			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
 		}
@@ -239,7 +250,7 @@ func (t *txn) insert(r *record) (ID, error) {
 		err = t.addScheduled(id, r)
 	} else {
 		r.state = stReady
-		err = t.addReady(id, r)
+		err = t.enterReady(id, r)
 	}
 	if err != nil {
 		return 0, err
@@ -331,22 +342,39 @@ func (t *txn) queueNames() []string {
 
 // Claims and indexes.
 
+// claimSkipBudget bounds the ready jobs one claim steps over because their key is out
+// of rate-limit tokens.
+const claimSkipBudget = 1000
+
 // claim takes up to n ready jobs of queue, best first, marks them running and returns
-// them. take, if not nil, is asked before each job (a rate limiter's token) and stops
-// the claim when it says no. A record that cannot be decoded is failed on the spot.
-func (t *txn) claim(queue string, n int, take func() bool) ([]*execution, error) {
+// them. take, if not nil, is asked before each job with its concurrency key: ok false
+// skips the job (its key is rate limited), stop ends the claim (the queue's limiter is
+// out of tokens). A record that cannot be decoded is failed on the spot.
+func (t *txn) claim(queue string, n int, take func(key []byte) (ok, stop bool)) ([]*execution, error) {
 	prefix := queuePrefix(queue)
 	c := t.ready.Cursor()
-	var keys [][]byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n; k, _ = c.Next() {
-		if take != nil && !take() {
-			break
+	type entry struct{ k, key []byte }
+	var entries []entry
+	skipped := 0
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(entries) < n; k, v = c.Next() {
+		if take != nil {
+			ok, stop := take(v)
+			if stop {
+				break
+			}
+			if !ok {
+				if skipped++; skipped == claimSkipBudget {
+					break
+				}
+				continue
+			}
 		}
-		keys = append(keys, bytes.Clone(k))
+		entries = append(entries, entry{bytes.Clone(k), bytes.Clone(v)})
 	}
-	claimed := make([]*execution, 0, len(keys))
+	claimed := make([]*execution, 0, len(entries))
 	stamp := append(binary.BigEndian.AppendUint64(nil, unixNanos(t.now)), queue...)
-	for _, k := range keys {
+	for _, en := range entries {
+		k := en.k
 		if err := t.ready.Delete(k); err != nil {
 			return nil, err
 		}
@@ -355,6 +383,12 @@ func (t *txn) claim(queue string, n int, take func() bool) ([]*execution, error)
 		if err != nil {
 			if err := t.quarantine(id, queue, stReady, err); err != nil {
 				return nil, err
+			}
+			if len(en.key) > 0 {
+				// The record is gone but the index names its key: free the slot.
+				if err := t.releaseSlot(queue, string(en.key), nil); err != nil {
+					return nil, err
+				}
 			}
 			continue
 		}
@@ -389,8 +423,9 @@ func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
 	return t.addFinished(id, r)
 }
 
+// addReady puts a job in the ready index; a keyed job must hold a slot (enterReady).
 func (t *txn) addReady(id ID, r *record) error {
-	return t.ready.Put(readyKey(r.queue, r.priority, id), nil)
+	return t.ready.Put(readyKey(r.queue, r.priority, id), []byte(r.concKey))
 }
 
 func (t *txn) addScheduled(id ID, r *record) error {
@@ -486,6 +521,11 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 			continue
 		}
 		r.recoveries++
+		if r.concKey != "" && (r.cancel || r.recoveries > int64(limit)) {
+			if err := t.releaseSlot(r.queue, r.concKey, nil); err != nil {
+				return ready, failed, err
+			}
+		}
 		if r.cancel {
 			// Cancel was asked while it ran: it ends here instead of running again.
 			r.state, r.finishedAt = stCanceled, t.now
@@ -577,7 +617,7 @@ func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
 	if err := t.put(id, r); err != nil {
 		return err
 	}
-	if err := t.addReady(id, r); err != nil {
+	if err := t.enterReady(id, r); err != nil {
 		return err
 	}
 	t.count(r.queue, from, stReady)
@@ -693,10 +733,10 @@ func (t *txn) releaseUnique(id ID, r *record) error {
 }
 
 // unindex removes a job that is not running from its state's index.
-func (t *txn) unindex(id ID, r *record) error {
+func (t *txn) unindex(id ID, r *record, res *cycleResult) error {
 	switch r.state {
 	case stReady:
-		return t.ready.Delete(readyKey(r.queue, r.priority, id))
+		return t.leaveReady(id, r, res)
 	case stScheduled, stRetrying:
 		return t.scheduled.Delete(timeKey(r.runAt, id))
 	case stDone, stFailed, stCanceled:
@@ -707,7 +747,7 @@ func (t *txn) unindex(id ID, r *record) error {
 
 // remove deletes a job that is not running, with every index entry that names it.
 func (t *txn) remove(id ID, r *record, res *cycleResult) error {
-	if err := t.unindex(id, r); err != nil {
+	if err := t.unindex(id, r, res); err != nil {
 		return err
 	}
 	if err := t.releaseUnique(id, r); err != nil {
