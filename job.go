@@ -85,7 +85,7 @@ type Info struct {
 	Priority    int
 	Attempt     int // attempts spent; while running, the attempt in progress (1 on the first run)
 	MaxAttempts int
-	CreatedAt   time.Time
+	CreatedAt   time.Time // when Enqueue was called (the insert commits a moment later)
 	RunAt       time.Time // when the job became or becomes due
 	StartedAt   time.Time // start of the latest attempt
 	FinishedAt  time.Time // when it reached a final state
