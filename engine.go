@@ -673,7 +673,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		en.nextClean = now
 	case res.finished && (en.nextClean.IsZero() || en.nextClean.After(now.Add(cleanInterval))):
 		// Jobs finished: a count limit may be exceeded, or the first expiry is new.
-		// Look within a minute rather than at every commit.
+		// Look within cleanInterval rather than at every commit.
 		if en.r.cfg.anyCountLimit() || en.nextClean.IsZero() {
 			en.nextClean = now.Add(cleanInterval)
 		}

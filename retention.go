@@ -67,11 +67,12 @@ func (r Retention) limits(st byte) (time.Duration, int) {
 	}
 }
 
-// Cleaner pacing: a batch per commit while there is work, a look every minute after.
+// Cleaner pacing: a batch per commit while there is work; after jobs finish, a look
+// within a second (count limits, a first expiry), else a sleep until the next expiry.
 const (
 	cleanBatch    = 500
 	cleanBudget   = 10 * cleanBatch
-	cleanInterval = time.Minute
+	cleanInterval = time.Second
 )
 
 // retentionOf returns the retention of queue.
@@ -112,7 +113,7 @@ func (c *config) retentionBounds(st byte) (minAge time.Duration, counted bool) {
 // retentionDue reports whether the cleaner has anything to delete and, if not, when
 // it will (zero: nothing finished expires). A queue over its count limit is due at
 // once; otherwise it looks for an expired job from the oldest of each state, at most
-// cleanBudget entries (then it answers "not due, look again in a minute").
+// cleanBudget entries (then it answers "not due, look again in a second").
 func (t *txn) retentionDue(c *config) (bool, time.Time) {
 	var next time.Time
 	for _, st := range []byte{stDone, stFailed, stCanceled} {
