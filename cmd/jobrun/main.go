@@ -10,6 +10,18 @@
 //	bench   measure jobrun and raw bbolt on the standard workloads
 //	help    show the usage of jobrun or of a command
 //
+// The commands on a database file that no application has open are:
+//
+//	stats      count the jobs by queue and state
+//	list       list jobs, filtered and paged
+//	show       show everything stored about one job
+//	retry      run a finished job, or every failed job, again
+//	cancel     cancel a job
+//	delete     delete a job
+//	schedules  list the cron schedules, or run one now
+//	pause      pause a queue
+//	resume     resume a paused queue
+//
 // Run "jobrun help <command>" for a command's flags.
 package main
 
@@ -36,6 +48,16 @@ type command struct {
 var commands = []command{
 	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
+	// The admin commands (admin.go) work on a file no application holds.
+	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
+	{name: "list", summary: "list jobs, filtered and paged", run: runList},
+	{name: "show", summary: "show everything stored about one job", run: runShow},
+	{name: "retry", summary: "run a finished job, or every failed job, again", run: runRetry},
+	{name: "cancel", summary: "cancel a job", run: runCancel},
+	{name: "delete", summary: "delete a job", run: runDelete},
+	{name: "schedules", summary: "list the cron schedules, or run one now", run: runSchedules},
+	{name: "pause", summary: "pause a queue", run: runPause},
+	{name: "resume", summary: "resume a paused queue", run: runResume},
 }
 
 func main() {
@@ -101,9 +123,17 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, "jobrun is the command-line companion of the jobrun job runner.\n\n")
 	fmt.Fprint(w, "Usage:\n\n\tjobrun <command> [flags]\n\nThe commands are:\n\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+		if !fileCommands[c.name] {
+			fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show the usage of jobrun or of a command")
+	fmt.Fprint(w, "\nThe commands on a database file that no application has open are:\n\n")
+	for _, c := range commands {
+		if fileCommands[c.name] {
+			fmt.Fprintf(w, "\t%-11s%s\n", c.name, c.summary)
+		}
+	}
 	fmt.Fprint(w, "\nRun \"jobrun help <command>\" for a command's flags.\n")
 }
 
