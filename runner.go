@@ -324,6 +324,9 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	case o.delay > 0:
 		runAt = now.Add(o.delay)
 	}
+	if runAt.After(maxFireTime) || runAt.Before(now) && o.delay > 0 {
+		return nil, nil, invalidf("run time of %s is after %d, beyond what jobrun can store", kind, maxFireTime.Year())
+	}
 	return &record{
 		kind:        kind,
 		queue:       o.queue,

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/robfig/cron/v3"
 )
@@ -71,13 +73,33 @@ type storedSchedule struct {
 	LastJob     ID     `json:"last_job,omitempty"`
 }
 
-func (s *storedSchedule) parse() (cron.Schedule, error) {
+func (s *storedSchedule) parse() (sched cron.Schedule, err error) {
 	spec := s.Spec
 	if s.TimeZone != "" {
 		spec = "CRON_TZ=" + s.TimeZone + " " + spec
 	}
+	if !utf8.ValidString(spec) {
+		// cron ignores some trailing bytes, and JSON would store another spec.
+		return nil, errors.New("not valid UTF-8")
+	}
+	if rest, ok := strings.CutPrefix(spec, "CRON_TZ="); ok && !strings.Contains(rest, " ") {
+		// robfig/cron v3.0.1 slices out of range on a zone with no spec after it.
+		return nil, errors.New("a time zone prefix with no spec after it")
+	}
+	if rest, ok := strings.CutPrefix(spec, "TZ="); ok && !strings.Contains(rest, " ") {
+		return nil, errors.New("a time zone prefix with no spec after it")
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			sched, err = nil, fmt.Errorf("unparsable (%v)", v)
+		}
+	}()
 	return cronParser.Parse(spec)
 }
+
+// maxFireTime is the latest fire time a schedule can store: fire times are kept as
+// Unix nanoseconds.
+var maxFireTime = time.Unix(0, math.MaxInt64)
 
 // Schedule creates or updates the schedule name: at every time spec names, a job with
 // args and opts is enqueued. The schedule is stored in the file, so it fires across
@@ -112,8 +134,12 @@ func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opt
 	if err != nil {
 		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q: %v", spec, err))
 	}
-	if sched.Next(now).IsZero() {
+	switch next := sched.Next(now); {
+	case next.IsZero():
 		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q never fires", spec))
+	case next.After(maxFireTime):
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q first fires after %d, beyond what jobrun can store",
+			spec, maxFireTime.Year()))
 	}
 	rec.schedule, rec.state = name, stReady // a template is stored, never indexed
 	s.Template = rec.encode()
@@ -294,6 +320,15 @@ func (t *txn) fireDue(due []string, res *cycleResult, log func(msg string, args 
 		}
 		s.Last = fireAt.UnixNano()
 		n := sched.Next(t.now)
+		if n.IsZero() || n.After(maxFireTime) {
+			// It never fires again (within what a fire time can hold): park it.
+			log("jobrun: schedule has no further fire time; it stays stored but idle", "schedule", name)
+			s.Next = math.MaxInt64
+			if err := t.putSchedule(name, s); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		s.Next = n.UnixNano()
 		if err := t.putSchedule(name, s); err != nil {
 			return nil, err

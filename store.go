@@ -113,6 +113,16 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 
 // initSchema creates the buckets of a new file and checks the schema of an existing one.
 func initSchema(tx *bbolt.Tx) error {
+	if root := tx.Bucket(bucketRoot); root != nil {
+		if meta := root.Bucket(bucketMeta); meta == nil || meta.Get(keySchema) == nil {
+			// A bucket of that name that this runner did not create: an empty one is
+			// adopted; one with contents belongs to someone else.
+			if k, _ := root.Cursor().First(); k != nil {
+				return fmt.Errorf("%w: the database has a bucket %q that holds other data; jobrun keeps its data in a bucket of that name",
+					ErrSchema, bucketRoot)
+			}
+		}
+	}
 	root, err := tx.CreateBucketIfNotExists(bucketRoot)
 	if err != nil {
 		return fmt.Errorf("create runner bucket: %w", err)
