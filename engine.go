@@ -303,8 +303,9 @@ func (en *engine) cycle() {
 	now := time.Now()
 	en.fresh = false
 	pending := len(en.enqueues) + len(en.done) + len(en.progress) + len(en.mutates)
-	if pending > 0 && en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
-		// Retrying a failed commit: wait out the backoff unless a caller is waiting.
+	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
+		// After a failed commit (a full disk), wait out the backoff unless a caller is
+		// waiting: due promotions, fires and the cleaner would fail the same way.
 		en.finishCycle(now, nil)
 		return
 	}
@@ -761,6 +762,9 @@ func (en *engine) finishCycle(now time.Time, err error) {
 				earliest(q.starved)
 			}
 		}
+	}
+	if en.failures > 0 && !wake.IsZero() && wake.Before(en.backoffUntil) {
+		wake = en.backoffUntil // whatever is due waits out the backoff
 	}
 	if wake.IsZero() {
 		en.timer.Stop()
