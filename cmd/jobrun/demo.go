@@ -34,6 +34,11 @@ runs them, showing the number of jobs in each state as they go:
 It stops once every job has finished and prints a summary. The file is kept: run the
 demo again to see the jobs of earlier runs still there, or press Ctrl-C mid-run to
 stop gracefully and see the unfinished jobs resume at the next run.
+
+While it runs, the demo serves the dashboard on 127.0.0.1, on a free port, and
+prints its URL: open it to watch the queues, retry a failed webhook, pause a queue.
+With -keep it goes on running, and serving, after the jobs finish, until Ctrl-C;
+"jobrun serve FILE" shows the file later.
 `
 )
 
@@ -76,6 +81,8 @@ type demoConfig struct {
 	n     int     // jobs to enqueue
 	speed float64 // divides every simulated duration
 	reset bool    // delete the file first
+	dash  bool    // serve the dashboard while running
+	keep  bool    // keep running and serving after the jobs finish, until interrupted
 }
 
 // runDemo is the demo command: it parses args and runs the demo, writing to stdout.
@@ -90,6 +97,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&cfg.speed, "speed", 1,
 		"speed-up `factor` of the simulated work, delays and retry backoff (4 runs 4 times as fast)")
 	fs.BoolVar(&cfg.reset, "reset", false, "delete the database file first, to start from an empty one")
+	fs.BoolVar(&cfg.dash, "dashboard", true, "serve the dashboard on 127.0.0.1, on a free port, while the demo runs")
+	fs.BoolVar(&cfg.keep, "keep", false, "once every job has finished, keep running and serving the dashboard until Ctrl-C")
 	if err := parseFlags(fs, demoSynopsis, demoDoc, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -99,6 +108,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		bad = fmt.Errorf("-n must not be negative, got %d", cfg.n)
 	case !(cfg.speed > 0 && cfg.speed <= 1000):
 		bad = fmt.Errorf("-speed must be above 0 and at most 1000, got %v", cfg.speed)
+	case cfg.keep && !cfg.dash:
+		bad = errors.New("-keep serves the dashboard: it needs -dashboard")
 	}
 	if bad != nil {
 		fmt.Fprintf(stderr, "jobrun demo: %v\n%s\nRun \"jobrun help demo\" for details.\n", bad, demoSynopsis)
@@ -138,6 +149,18 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err := r.Schedule(bg, rollupSchedule, rollupSpec, rollup{}, jobrun.Queue(rollupQueue), jobrun.SkipIfRunning()); err != nil {
 		return err
 	}
+	// The dashboard starts before the jobs are enqueued, so that its throughput chart
+	// has them all.
+	var dashURL string
+	if cfg.dash {
+		url, _, stopDash, err := startDashboard(r, "127.0.0.1:0", true)
+		if err != nil {
+			return fmt.Errorf("serve the dashboard: %w", err)
+		}
+		// Deferred after r.Close, so it runs before: the server stops first.
+		defer stopDash()
+		dashURL = url
+	}
 	before, err := jobCounts(bg, r)
 	if err != nil {
 		return err
@@ -147,6 +170,9 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 		return err
 	}
 	printHeld(out, cfg.db, before)
+	if dashURL != "" {
+		fmt.Fprintf(out, "dashboard: %s (while the demo runs)\n", dashURL)
+	}
 	if cfg.n == 0 && pending(before) == 0 {
 		fmt.Fprintln(out, "nothing to run: -n is 0 and every job has finished")
 		return r.Close()
@@ -201,6 +227,12 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.keep {
+		// The summary is of the run that just ended: what is done on the dashboard
+		// from now on is not in it.
+		fmt.Fprintf(out, "every job has finished; the runner and the dashboard at %s go on until Ctrl-C\n", dashURL)
+		<-ctx.Done()
+	}
 	if err := shutdown(r, out); err != nil {
 		return err
 	}
@@ -219,7 +251,8 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nCron: schedule %q (%s) ran %d rollups during this run; it is stored in the file and keeps its timetable across runs.\n",
 		rollupSchedule, rollupSpec, rollupsAfter[jobrun.StateDone]-rollupsBefore[jobrun.StateDone])
-	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over.\n", cfg.db)
+	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over;\n"+
+		"\"jobrun serve %s\" shows them in the dashboard.\n", cfg.db, cfg.db)
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -157,4 +159,52 @@ func mustContain(t *testing.T, s, sub string) {
 	if !strings.Contains(s, sub) {
 		t.Errorf("output does not contain %q:\n%s", sub, s)
 	}
+}
+
+// TestDemoServesDashboard opens the dashboard the demo serves while it runs.
+func TestDemoServesDashboard(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	var status int
+	var page string
+	out := &output{marker: "dashboard: http://127.0.0.1:"}
+	out.onMarker = func() {
+		// Called from the demo's own write, once the server is up and before any job
+		// is enqueued.
+		m := regexp.MustCompile(`dashboard: (http://\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Errorf("no URL in %q", out.String())
+			return
+		}
+		res, err := http.Get(m[1] + "api/queues")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		status, page = res.StatusCode, string(b)
+	}
+	runDemoOK(t, t.Context(), fastDemo(db, 30), out)
+	if status != http.StatusOK || !strings.Contains(page, `"name": "webhooks"`) {
+		t.Errorf("the dashboard's /api/queues answered %d:\n%s", status, page)
+	}
+	mustContain(t, out.String(), `"jobrun serve `+db+`" shows them in the dashboard.`)
+
+	// Without the dashboard, no URL.
+	noDash := runDemoOK(t, t.Context(), append(fastDemo(db, 0), "-dashboard=false"), new(output))
+	if strings.Contains(noDash, "dashboard: http") {
+		t.Errorf("-dashboard=false still serves it:\n%s", noDash)
+	}
+	runCases(t, []cliCase{{args: []string{"demo", "-keep", "-dashboard=false"}, code: 2, errs: "-keep serves the dashboard"}})
+}
+
+// TestDemoKeep runs the demo with -keep: it goes on serving after the jobs finish,
+// until interrupted, then prints its summary.
+func TestDemoKeep(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &output{marker: "every job has finished; the runner and the dashboard at", onMarker: cancel}
+	got := runDemoOK(t, ctx, append(fastDemo(db, 20), "-keep"), out)
+	mustContain(t, got, "All 20 jobs of this run finished in ")
 }

@@ -48,6 +48,7 @@ type command struct {
 var commands = []command{
 	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
+	{name: "serve", summary: "serve the dashboard of a database file on 127.0.0.1", run: runServe},
 	// The admin commands (admin.go) work on a file no application holds.
 	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
 	{name: "list", summary: "list jobs, filtered and paged", run: runList},

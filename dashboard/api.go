@@ -1,0 +1,304 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jobrun/jobrun"
+)
+
+// The JSON API mirrors the pages: GET /api/queues (overview), GET /api/metrics,
+// GET /api/jobs and /api/queues/{queue}/jobs (lists), GET /api/jobs/{id} (one job),
+// GET /api/schedules; every action has a POST route under /api too (see actions).
+// Field names are snake_case; times are RFC 3339; optional times are left out when
+// unset.
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// jobJSON is a job as the API shows it: every field of jobrun.Info.
+type jobJSON struct {
+	ID           jobrun.ID       `json:"id"`
+	Kind         string          `json:"kind"`
+	Queue        string          `json:"queue"`
+	State        jobrun.State    `json:"state"`
+	Priority     int             `json:"priority"`
+	Attempt      int             `json:"attempt"`
+	MaxAttempts  int             `json:"max_attempts"`
+	Progress     json.RawMessage `json:"progress"`
+	Data         json.RawMessage `json:"data"` // the args; null when redacted
+	DataRedacted bool            `json:"data_redacted,omitempty"`
+	Result       json.RawMessage `json:"result"`
+	FailedReason *string         `json:"failed_reason"` // the last error of a failed job, else null
+	LastError    string          `json:"last_error,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	RunAt        time.Time       `json:"run_at,omitzero"`
+	StartedAt    time.Time       `json:"started_at,omitzero"`
+	FinishedAt   time.Time       `json:"finished_at,omitzero"`
+	Errors       []errorJSON     `json:"errors"`
+	Logs         []logJSON       `json:"logs"`
+	Tags         []string        `json:"tags"`
+	UniqueKey    string          `json:"unique_key,omitempty"`
+	Schedule     string          `json:"schedule,omitempty"`
+	FireAt       time.Time       `json:"fire_at,omitzero"`
+}
+
+type errorJSON struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
+}
+
+type logJSON struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
+}
+
+func (d *dashboard) jobJSON(in *jobrun.Info) *jobJSON {
+	j := &jobJSON{
+		ID: in.ID, Kind: in.Kind, Queue: in.Queue, State: in.State, Priority: in.Priority,
+		Attempt: in.Attempt, MaxAttempts: in.MaxAttempts,
+		Progress: rawJSON(in.Progress), Data: rawJSON(in.RawArgs), Result: rawJSON(in.Result),
+		LastError: in.LastError,
+		CreatedAt: in.CreatedAt, RunAt: in.RunAt, StartedAt: in.StartedAt, FinishedAt: in.FinishedAt,
+		Errors: []errorJSON{}, Logs: []logJSON{}, Tags: in.Tags,
+		UniqueKey: in.UniqueKey, Schedule: in.Schedule, FireAt: in.FireAt,
+	}
+	if d.cfg.redacted(in.Kind) {
+		j.Data, j.DataRedacted = nil, true
+	}
+	if in.State == jobrun.StateFailed {
+		reason := in.LastError
+		j.FailedReason = &reason
+	}
+	for _, e := range in.Errors {
+		j.Errors = append(j.Errors, errorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
+	}
+	for _, l := range in.Logs {
+		j.Logs = append(j.Logs, logJSON{At: l.At, Message: l.Message})
+	}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	return j
+}
+
+// rawJSON returns v for the API, nil (null) if empty, and as a JSON string if it
+// is not valid JSON, so that one damaged value cannot break a whole answer.
+func rawJSON(v json.RawMessage) json.RawMessage {
+	switch {
+	case len(v) == 0:
+		return nil
+	case json.Valid(v):
+		return v
+	}
+	s, _ := json.Marshal(string(v))
+	return s
+}
+
+type countsJSON map[jobrun.State]int
+
+type tallyJSON struct {
+	Done     int `json:"done"`
+	Retrying int `json:"retrying"` // attempts that failed and will be retried
+	Failed   int `json:"failed"`
+}
+
+func toTallyJSON(t tally) tallyJSON {
+	return tallyJSON{Done: t.Done, Retrying: t.Retrying, Failed: t.Failed}
+}
+
+type queueJSON struct {
+	Name       string     `json:"name"`
+	Workers    int        `json:"workers"` // 0 if this process does not run the queue
+	Rate       *float64   `json:"rate"`    // jobs per second; null if unlimited
+	Burst      int        `json:"burst"`
+	Paused     bool       `json:"paused"`
+	Counts     countsJSON `json:"counts"`
+	LastMinute tallyJSON  `json:"last_minute"`
+}
+
+type queuesJSON struct {
+	Queues     []queueJSON `json:"queues"`
+	Totals     countsJSON  `json:"totals"`
+	LastMinute tallyJSON   `json:"last_minute"`
+}
+
+// apiQueues mirrors the overview.
+func (d *dashboard) apiQueues(w http.ResponseWriter, r *http.Request) {
+	infos, err := d.r.QueueInfos(r.Context())
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return
+	}
+	now := time.Now()
+	out := queuesJSON{Queues: []queueJSON{}, Totals: countsJSON{}, LastMinute: toTallyJSON(d.stats.lastMinute("", now))}
+	for _, s := range jobrun.States {
+		out.Totals[s] = 0
+	}
+	for _, qi := range infos {
+		q := queueJSON{Name: qi.Name, Workers: qi.Workers, Paused: qi.Paused, Counts: qi.Counts,
+			LastMinute: toTallyJSON(d.stats.lastMinute(qi.Name, now))}
+		if lim := float64(qi.Rate); lim > 0 && !math.IsInf(lim, 1) {
+			q.Rate, q.Burst = &lim, qi.Burst
+		}
+		for s, n := range qi.Counts {
+			out.Totals[s] += n
+		}
+		out.Queues = append(out.Queues, q)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type metricsJSON struct {
+	Queues       map[string]countsJSON `json:"queues"`
+	Totals       countsJSON            `json:"totals"`
+	Throughput   throughputJSON        `json:"throughput"`
+	MissedEvents int                   `json:"missed_events"` // events the dashboard could not keep up with
+}
+
+type throughputJSON struct {
+	WindowSeconds int `json:"window_seconds"`
+	tallyJSON
+}
+
+// apiMetrics answers the counts per queue and state, their totals, and the attempts
+// that ended in the last minute.
+func (d *dashboard) apiMetrics(w http.ResponseWriter, r *http.Request) {
+	infos, err := d.r.QueueInfos(r.Context())
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return
+	}
+	out := metricsJSON{Queues: map[string]countsJSON{}, Totals: countsJSON{},
+		Throughput:   throughputJSON{WindowSeconds: 60, tallyJSON: toTallyJSON(d.stats.lastMinute("", time.Now()))},
+		MissedEvents: d.stats.missedEvents()}
+	for _, s := range jobrun.States {
+		out.Totals[s] = 0
+	}
+	for _, qi := range infos {
+		out.Queues[qi.Name] = qi.Counts
+		for s, n := range qi.Counts {
+			out.Totals[s] += n
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type pageJSON struct {
+	Jobs []*jobJSON `json:"jobs"`
+	Next string     `json:"next"` // the cursor of the next page, "" after the last
+}
+
+// apiJobs mirrors the job lists: query parameters queue (on /api/jobs), state, kind,
+// tag, oldest, limit (at most 1,000) and cursor.
+func (d *dashboard) apiJobs(w http.ResponseWriter, r *http.Request) {
+	f, err := listFilter(r)
+	if err == nil {
+		if s := r.FormValue("limit"); s != "" {
+			f.Limit, err = strconv.Atoi(s)
+		}
+	}
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, "bad query: "+err.Error())
+		return
+	}
+	page, err := d.r.List(r.Context(), f)
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return
+	}
+	out := pageJSON{Jobs: []*jobJSON{}, Next: page.Next}
+	for _, in := range page.Jobs {
+		out.Jobs = append(out.Jobs, d.jobJSON(in))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listFilter reads a job list's filter from r's path and query.
+func listFilter(r *http.Request) (jobrun.Filter, error) {
+	q := r.URL.Query()
+	f := jobrun.Filter{
+		Queue:  r.PathValue("queue"),
+		State:  jobrun.State(q.Get("state")),
+		Kind:   q.Get("kind"),
+		Tag:    q.Get("tag"),
+		Cursor: q.Get("cursor"),
+	}
+	if f.Queue == "" {
+		f.Queue = q.Get("queue")
+	}
+	if s := q.Get("oldest"); s != "" {
+		var err error
+		if f.Oldest, err = strconv.ParseBool(s); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// apiJob mirrors the page of one job.
+func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		d.fail(w, r, http.StatusNotFound, errBadID.Error())
+		return
+	}
+	in, err := d.r.Get(r.Context(), id)
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, d.jobJSON(in))
+}
+
+type scheduleJSON struct {
+	Name          string          `json:"name"`
+	Spec          string          `json:"spec"`
+	TimeZone      string          `json:"time_zone"` // from the TimeZone option or the spec's CRON_TZ=, "" for the process's
+	Kind          string          `json:"kind"`
+	Args          json.RawMessage `json:"args"`
+	ArgsRedacted  bool            `json:"args_redacted,omitempty"`
+	Next          time.Time       `json:"next"`
+	Last          time.Time       `json:"last,omitzero"`
+	LastJob       jobrun.ID       `json:"last_job,omitempty"`
+	SkipMissed    bool            `json:"skip_missed"`
+	SkipIfRunning bool            `json:"skip_if_running"`
+}
+
+// apiSchedules mirrors the schedules page.
+func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
+	infos, err := d.r.Schedules(r.Context())
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return
+	}
+	out := []scheduleJSON{}
+	for _, s := range infos {
+		sj := scheduleJSON{Name: s.Name, Spec: s.Spec, TimeZone: scheduleZone(s), Kind: s.Kind,
+			Args: rawJSON(s.Args), Next: s.Next, Last: s.Last, LastJob: s.LastJob,
+			SkipMissed: s.SkipMissed, SkipIfRunning: s.SkipOverlap}
+		if d.cfg.redacted(s.Kind) {
+			sj.Args, sj.ArgsRedacted = nil, true
+		}
+		out = append(out, sj)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": out})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(apiError{Error: "encode answer: " + err.Error()})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}

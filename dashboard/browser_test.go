@@ -1,0 +1,258 @@
+package dashboard
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/jobrun/jobrun"
+)
+
+var updateDocs = flag.Bool("update-docs", false, "write the browser test's screenshots to ../docs/dashboard-*.png too")
+
+// chromiumPath is where Debian's chromium package puts the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// findChromium returns the browser to drive. Without one, the test is skipped on a
+// developer's machine and fails in CI (env CI set), where .ci/run installs it.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err == nil {
+		return chromiumPath
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("chromium is not installed (%s): .ci/run installs it with apt-get install chromium", chromiumPath)
+	}
+	t.Skipf("chromium is not installed (%s): apt-get install chromium to run the browser test; CI runs it", chromiumPath)
+	return ""
+}
+
+// browser starts a headless chromium with a fresh profile and no network of its
+// own (no background requests, updates or sync), and returns its context.
+func browser(t *testing.T, path string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1360, 900),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	// Cleanups run last first: the browser closes before its profile is removed.
+	t.Cleanup(func() {
+		bcancel()
+		acancel()
+		cancel()
+	})
+	return bctx
+}
+
+// TestBrowser drives the dashboard in a real browser: the pages of a runner holding
+// jobs in every state, a retry clicked and seen to run, and the actions refused
+// without authentication or from another origin. It saves a screenshot of each page
+// in its artifact directory (go test -artifacts keeps them) and, with -update-docs,
+// in docs/ for the README.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	f := openFixture(t)
+	const session = "s3ssion"
+	h := New(f.r, WithActions(), WithRefresh(100*time.Millisecond),
+		// An application's own session check, the usual WithAuth.
+		WithAuth(func(r *http.Request) bool {
+			c, err := r.Cookie("session")
+			return err == nil && c.Value == session
+		}))
+	f.populate(t)
+	pastThroughput(h.(*dashboard).stats, time.Now())
+	running := f.startRunning(t)
+
+	mux := http.NewServeMux()
+	mux.Handle("/admin/jobs/", http.StripPrefix("/admin/jobs", h))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	base := srv.URL + "/admin/jobs/"
+
+	// Another origin, as a malicious page would be: it posts a form to the dashboard
+	// as soon as it loads.
+	victim := f.ids["done"]
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%sjobs/%d/delete"></form>
+<script>document.getElementById("f").submit()</script>`, base, victim)
+	}))
+	defer evil.Close()
+
+	ctx := browser(t, chromium)
+	shots := t.ArtifactDir()
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		file := filepath.Join(shots, "dashboard-"+name+".png")
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s", file)
+		if *updateDocs {
+			if err := os.WriteFile(filepath.Join("..", "docs", "dashboard-"+name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Without the application's session, nothing is shown.
+	do("unauthenticated", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#error-message")))
+	if got := text("h1"); got != "401 Unauthorized" {
+		t.Errorf("without a session the page says %q, want 401 Unauthorized", got)
+	}
+	if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: "session", Value: session, URL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The overview: every queue, and jobs in every state.
+	do("overview", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS(`#queues tr[data-queue="reports"]`)))
+	counts, err := f.r.Counts(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range jobrun.States {
+		got := text(`#totals [data-state="` + string(s) + `"]`)
+		if got != itoa(counts[s]) || counts[s] == 0 {
+			t.Errorf("overview shows %s %s jobs, the runner holds %d (want at least 1)", got, s, counts[s])
+		}
+	}
+	for _, q := range []string{"default", "idle", "mail", "paused", "reports", "webhooks"} {
+		do("queue row "+q, chromedp.WaitVisible(chromedp.CSS(`#queues tr[data-queue="`+q+`"]`)))
+	}
+	do("paused badge", chromedp.WaitVisible(chromedp.CSS(`tr[data-queue="paused"] .badge.paused`)))
+	if got := text(`tr[data-queue="mail"] td:nth-last-child(3)`); got != "50/s, burst 10" {
+		t.Errorf("mail's rate limit shows %q", got)
+	}
+	do("chart", chromedp.WaitVisible(chromedp.CSS(`#throughput svg rect.done`)))
+	screenshot("overview")
+
+	// A queue's failed jobs, reached by its count's link.
+	do("failed of default", chromedp.Click(chromedp.CSS(`tr[data-queue="default"] a[data-state="failed"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+idStr(f.ids["failed"])+`"]`)))
+	if got := text(`.tab[aria-current]`); got != "failed 1" {
+		t.Errorf("current tab %q, want failed 1", got)
+	}
+	do("all jobs", chromedp.Navigate(base+"jobs"), chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+idStr(running)+`"][data-state="running"]`)))
+	screenshot("jobs")
+
+	// A failed job: its panic with the stack, its log, its args.
+	do("failed job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["failed"])), chromedp.WaitVisible(chromedp.CSS("#errors pre.stack")))
+	if got := text("#errors summary .error"); got != "panic: assignment to entry in nil map" {
+		t.Errorf("error summary %q", got)
+	}
+	if got := text("#errors pre.stack"); !strings.Contains(got, "goroutine ") {
+		t.Errorf("stack %q", got)
+	}
+	if got := text("#args pre"); !strings.Contains(got, `"image": "uploads/IMG_0042.jpg"`) {
+		t.Errorf("args %q", got)
+	}
+	screenshot("job")
+
+	// Retry a failed job with the button, and see it run: the page refreshes itself.
+	do("flaky job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["flaky"])), chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="failed"]`)))
+	do("retry", chromedp.Click(chromedp.CSS(`button[data-action="retry"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := text("#notice"); got != "Job #"+idStr(f.ids["flaky"])+" will run again." {
+		t.Errorf("notice after retry: %q", got)
+	}
+	do("retried job done", chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="done"]`)))
+	if got := text("#result pre"); !strings.Contains(got, `"status": 200`) {
+		t.Errorf("result after the retry: %q", got)
+	}
+	if got := text("#logs"); !strings.Contains(got, "delivered to https://hooks.example.com/orders") {
+		t.Errorf("log after the retry: %q", got)
+	}
+	f.mustState(t, f.ids["flaky"], jobrun.StateDone)
+
+	// A job that succeeded, with its progress and result.
+	do("done job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["done"])), chromedp.WaitVisible(chromedp.CSS("#progress progress")))
+	screenshot("job-done")
+
+	// The schedules, and one run now.
+	do("schedules", chromedp.Navigate(base+"schedules"), chromedp.WaitVisible(chromedp.CSS(`tr[data-schedule="monthly-report"]`)))
+	if got := text(`tr[data-schedule="monthly-report"] td:nth-child(3)`); got != "Europe/Paris" {
+		t.Errorf("monthly-report's time zone shows %q", got)
+	}
+	screenshot("schedules")
+	do("run now", chromedp.Click(chromedp.CSS(`tr[data-schedule="digest"] button[data-action="run"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := text("#notice"); !strings.HasPrefix(got, "Schedule run now: job #") {
+		t.Errorf("notice after run now: %q", got)
+	}
+
+	// A page of another origin posts an action: the browser sends the session
+	// cookie along (same site), and the dashboard refuses the request.
+	do("cross-origin post", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.CSS("#error-message")))
+	if got := text("#error-message"); !strings.Contains(got, "cross-origin request refused") {
+		t.Errorf("cross-origin post answered %q", got)
+	}
+	f.mustState(t, victim, jobrun.StateDone)
+}
+
+// pastThroughput records five minutes of made-up finished jobs before now, so that
+// the overview's chart has a history to draw on the screenshots; the tests that
+// check numbers use real events only.
+func pastThroughput(s *stats, now time.Time) {
+	for sec := 5; sec < historySeconds-5; sec++ {
+		at := now.Add(-time.Duration(sec) * time.Second)
+		wave := 3 + (sec/7)%5 + (sec/23)%3
+		for i := range wave {
+			s.record(jobrun.Event{Type: jobrun.EventDone, Queue: []string{"mail", "default", "webhooks"}[i%3], At: at})
+		}
+		if sec%11 == 0 {
+			s.record(jobrun.Event{Type: jobrun.EventRetrying, Queue: "webhooks", At: at})
+		}
+		if sec%47 == 0 {
+			s.record(jobrun.Event{Type: jobrun.EventFailed, Queue: "default", At: at})
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jobrun/jobrun"
+)
+
+func TestAuth(t *testing.T) {
+	f, _ := populated(t)
+	basic := func(u, p string) string {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth(u, p)
+		return r.Header.Get("Authorization")
+	}
+	byHeader := WithAuth(func(r *http.Request) bool { return r.Header.Get("X-Proxy-User") == "ops" })
+	cases := []struct {
+		name      string
+		opts      []Option
+		auth      []string // header name and value pairs
+		want      int
+		challenge string
+	}{
+		{"no auth configured", nil, nil, http.StatusOK, ""},
+		{"basic, none given", []Option{WithBasicAuth("admin", "s3cret")}, nil, http.StatusUnauthorized, `Basic realm="jobrun", charset="UTF-8"`},
+		{"basic, wrong password", []Option{WithBasicAuth("admin", "s3cret")}, []string{"Authorization", basic("admin", "guess")}, http.StatusUnauthorized, "Basic"},
+		{"basic, wrong user", []Option{WithBasicAuth("admin", "s3cret")}, []string{"Authorization", basic("root", "s3cret")}, http.StatusUnauthorized, "Basic"},
+		{"basic, right", []Option{WithBasicAuth("admin", "s3cret")}, []string{"Authorization", basic("admin", "s3cret")}, http.StatusOK, ""},
+		{"bearer, none given", []Option{WithBearerToken("t0ken")}, nil, http.StatusUnauthorized, `Bearer realm="jobrun"`},
+		{"bearer, wrong", []Option{WithBearerToken("t0ken")}, []string{"Authorization", "Bearer t0ke"}, http.StatusUnauthorized, "Bearer"},
+		{"bearer, basic given", []Option{WithBearerToken("t0ken")}, []string{"Authorization", basic("t0ken", "t0ken")}, http.StatusUnauthorized, "Bearer"},
+		{"bearer, right", []Option{WithBearerToken("t0ken")}, []string{"Authorization", "Bearer t0ken"}, http.StatusOK, ""},
+		{"hook, refused", []Option{byHeader}, []string{"X-Proxy-User", "guest"}, http.StatusUnauthorized, ""},
+		{"hook, allowed", []Option{byHeader}, []string{"X-Proxy-User", "ops"}, http.StatusOK, ""},
+		{"any of several", []Option{byHeader, WithBearerToken("t0ken")}, []string{"Authorization", "Bearer t0ken"}, http.StatusOK, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(f.r, append(tc.opts, WithActions())...)
+			// Pages, assets, the API and actions are all behind the check.
+			for _, target := range []string{"/", "/jobs/" + idStr(f.ids["done"]), "/static/style.css", "/api/metrics", "/api/jobs/" + idStr(f.ids["done"])} {
+				res, body := do(t, h, http.MethodGet, target, nil, tc.auth...)
+				if res.StatusCode != tc.want {
+					t.Errorf("GET %s: status %d, want %d", target, res.StatusCode, tc.want)
+				}
+				if got := strings.Join(res.Header.Values("WWW-Authenticate"), ", "); !strings.Contains(got, tc.challenge) || (tc.challenge == "" && tc.want == http.StatusOK && got != "") {
+					t.Errorf("GET %s: WWW-Authenticate %q, want %q", target, got, tc.challenge)
+				}
+				if tc.want == http.StatusUnauthorized && strings.Contains(body, "email.send") {
+					t.Errorf("GET %s: a refused request shows data:\n%s", target, body)
+				}
+			}
+			res, _ := post(t, h, "/api/queues/mail/pause", nil, tc.auth...)
+			paused, _ := f.r.Paused(t.Context(), "mail")
+			if tc.want == http.StatusUnauthorized && (res.StatusCode != http.StatusUnauthorized || paused) {
+				t.Errorf("an unauthenticated action: status %d, queue paused %v", res.StatusCode, paused)
+			}
+			if tc.want == http.StatusOK && !paused {
+				t.Errorf("an authenticated action: status %d, queue not paused", res.StatusCode)
+			}
+			f.r.Resume(t.Context(), "mail")
+		})
+	}
+}
+
+func TestAuthOptionsPanicOnEmptySecrets(t *testing.T) {
+	for name, fn := range map[string]func(){
+		"bearer": func() { WithBearerToken("") },
+		"basic":  func() { WithBasicAuth("admin", "") },
+		"hook":   func() { New(nil, WithAuth(nil)) },
+		"origin": func() { New(openFixture(t).r, WithTrustedOrigins("not an origin")) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			fn()
+		}()
+	}
+}
+
+// TestReadOnly checks that without WithActions no action runs, by form or API, and
+// the pages offer none.
+func TestReadOnly(t *testing.T) {
+	f, h := populated(t)
+	for _, a := range []struct{ target, job string }{
+		{"/jobs/%d/retry", "failed"}, {"/api/jobs/%d/retry", "failed"}, {"/jobs/%d/cancel", "scheduled"},
+		{"/api/jobs/%d/delete", "done"}, {"/jobs/%d/promote", "scheduled"},
+		{"/queues/mail/pause", ""}, {"/api/retry-failed", ""}, {"/clean", ""}, {"/api/schedules/digest/run", ""},
+	} {
+		target := strings.ReplaceAll(a.target, "%d", idStr(f.ids[a.job]))
+		res, body := post(t, h, target, nil)
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "read-only") {
+			t.Errorf("POST %s: status %d, want 403 read-only\n%s", target, res.StatusCode, body)
+		}
+	}
+	f.mustState(t, f.ids["failed"], jobrun.StateFailed)
+	f.mustState(t, f.ids["scheduled"], jobrun.StateScheduled)
+	f.mustState(t, f.ids["done"], jobrun.StateDone)
+	if p, _ := f.r.Paused(t.Context(), "mail"); p {
+		t.Error("a read-only dashboard paused a queue")
+	}
+	if c, _ := f.r.Counts(t.Context(), ""); c[jobrun.StateFailed] != 2 {
+		t.Errorf("failed jobs after a refused retry-failed: %d, want 2", c[jobrun.StateFailed])
+	}
+	for _, page := range []string{"/", "/jobs", "/queues/default?state=failed", "/jobs/" + idStr(f.ids["failed"]), "/schedules"} {
+		body := get(t, h, page, http.StatusOK)
+		lacks(t, page, body, `method="post"`, `data-action=`)
+		contains(t, page, body, `<span class="mode" id="mode">read-only</span>`)
+	}
+}
+
+// TestCrossOrigin checks that a browser's cross-origin POST is refused, however the
+// browser tells it, and that same-origin and non-browser requests are not.
+func TestCrossOrigin(t *testing.T) {
+	f, h := populated(t, WithActions(), WithTrustedOrigins("https://admin.example.com"))
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"sec-fetch-site cross-site", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"sec-fetch-site same-site", []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{"origin of another host", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
+		{"origin of another port", []string{"Origin", "http://example.com:8080"}, http.StatusForbidden},
+		{"origin null", []string{"Origin", "null"}, http.StatusForbidden},
+		{"trusted origin", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://admin.example.com"}, http.StatusOK},
+		{"origin of its own host", []string{"Origin", "http://example.com"}, http.StatusOK}, // httptest's Host
+		{"sec-fetch-site same-origin", []string{"Sec-Fetch-Site", "same-origin"}, http.StatusOK},
+		{"no browser headers (curl)", nil, http.StatusOK},
+	} {
+		for _, target := range []string{"/api/queues/mail/pause", "/queues/mail/pause"} {
+			res, body := do(t, h, http.MethodPost, target, url.Values{}, tc.header...)
+			paused, _ := f.r.Paused(ctx, "mail")
+			switch {
+			case tc.want == http.StatusForbidden && (res.StatusCode != http.StatusForbidden || paused ||
+				!strings.Contains(body, "cross-origin request refused")):
+				t.Errorf("%s, POST %s: status %d, queue paused %v; want refused\n%s", tc.name, target, res.StatusCode, paused, body)
+			case tc.want == http.StatusOK && (res.StatusCode >= 400 || !paused):
+				t.Errorf("%s, POST %s: status %d, queue paused %v; want it paused\n%s", tc.name, target, res.StatusCode, paused, body)
+			}
+			if err := f.r.Resume(ctx, "mail"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestEscaping stores a job whose every shown value is markup, and checks that no
+// page renders it as markup.
+func TestEscaping(t *testing.T) {
+	f := openFixture(t)
+	h := New(f.r, WithActions())
+	const evil = `<script>alert("x")</script>`
+	ctx := t.Context()
+	queue := `<i>q</i>`
+	id, err := f.r.Enqueue(ctx, okArgs{To: evil, Note: `"><img src=x onerror=alert(1)>`}, jobrun.Queue(queue), jobrun.Tags("<b>tag</b>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Schedule(ctx, `<svg onload=alert(1)>`, "@daily", okArgs{To: evil}); err != nil {
+		t.Fatal(err)
+	}
+	// A job that ran logs the markup too.
+	ran, err := f.r.Enqueue(ctx, okArgs{To: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.RunUntilIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pages := map[string]string{
+		"overview":  get(t, h, "/", http.StatusOK),
+		"queue":     get(t, h, "/queues/"+url.PathEscape(queue), http.StatusOK),
+		"all":       get(t, h, "/jobs?kind="+url.QueryEscape(evil)+"&tag="+url.QueryEscape(evil), http.StatusOK),
+		"job":       get(t, h, "/jobs/"+idStr(id), http.StatusOK),
+		"ran":       get(t, h, "/jobs/"+idStr(ran), http.StatusOK),
+		"schedules": get(t, h, "/schedules", http.StatusOK),
+		"notfound":  get(t, h, "/jobs?id="+url.QueryEscape(evil), http.StatusOK),
+		"error":     get(t, h, "/jobs/"+url.PathEscape(evil), http.StatusNotFound),
+	}
+	for name, body := range pages {
+		lacks(t, name, body, "<script>alert", "<img src=x", "<svg onload", "<i>q</i>", "<b>tag</b>")
+	}
+	contains(t, "queue page", pages["queue"], `&lt;i&gt;q&lt;/i&gt;`, `&lt;b&gt;tag&lt;/b&gt;`)
+	contains(t, "overview", pages["overview"], `href="queues/%3Ci%3Eq%3C%2Fi%3E"`)
+	contains(t, "job page", pages["job"], `&lt;script&gt;alert(\&#34;x\&#34;)&lt;/script&gt;`)
+	contains(t, "job log", pages["ran"], `for &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>`)
+	contains(t, "schedules", pages["schedules"], `&lt;svg onload=alert(1)&gt;`, `action="schedules/%3Csvg%20onload=alert%281%29%3E/run"`)
+	contains(t, "search", pages["all"], `value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"`)
+
+	// The JSON API escapes markup too, so that a page showing it as HTML by mistake
+	// would not run it.
+	_, body := do(t, h, http.MethodGet, "/api/jobs/"+idStr(id), nil)
+	lacks(t, "API answer", body, "<script>")
+	var j jobJSON
+	if err := json.Unmarshal([]byte(body), &j); err != nil || !strings.Contains(string(j.Data), `\u003cscript\u003e`) {
+		t.Errorf("API data %s (%v)", j.Data, err)
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	f := openFixture(t)
+	all := New(f.r, WithRedactedArgs())
+	some := New(f.r, WithRedactedArgs("image.resize"))
+	f.populate(t)
+	done, failed := idStr(f.ids["done"]), idStr(f.ids["failed"])
+
+	// The args are hidden; the rest, the log that names the address included, is not.
+	body := get(t, all, "/jobs/"+done, http.StatusOK)
+	lacks(t, "redacted job's args", section(body, "args"), "ada@example.com")
+	contains(t, "redacted job", body, `<p class="muted redacted">redacted</p>`, "7F3A2")
+	body = get(t, all, "/schedules", http.StatusOK)
+	lacks(t, "redacted schedules", body, "board@example.com")
+	contains(t, "redacted schedules", body, "args redacted")
+	var j jobJSON
+	getJSON(t, all, "/api/jobs/"+done, http.StatusOK, &j)
+	if string(j.Data) != "null" || !j.DataRedacted {
+		t.Errorf("API of a redacted job: data %s, data_redacted %v", j.Data, j.DataRedacted)
+	}
+	var p pageJSON
+	getJSON(t, all, "/api/jobs", http.StatusOK, &p)
+	for _, j := range p.Jobs {
+		if string(j.Data) != "null" || !j.DataRedacted {
+			t.Errorf("API list: job %d shows data %s", j.ID, j.Data)
+		}
+	}
+	var s struct{ Schedules []scheduleJSON }
+	getJSON(t, all, "/api/schedules", http.StatusOK, &s)
+	if string(s.Schedules[0].Args) != "null" || !s.Schedules[0].ArgsRedacted {
+		t.Errorf("API schedules show args %s", s.Schedules[0].Args)
+	}
+
+	// By kind: only image.resize's args are hidden.
+	contains(t, "other kind", section(get(t, some, "/jobs/"+done, http.StatusOK), "args"), "ada@example.com")
+	body = section(get(t, some, "/jobs/"+failed, http.StatusOK), "args")
+	lacks(t, "redacted kind", body, "IMG_0042")
+	contains(t, "redacted kind", body, "redacted")
+}
+
+// section returns the part of a page in the section with the given id.
+func section(page, id string) string {
+	_, rest, ok := strings.Cut(page, `<section class="panel" id="`+id+`">`)
+	if !ok {
+		return ""
+	}
+	s, _, _ := strings.Cut(rest, "</section>")
+	return s
+}
