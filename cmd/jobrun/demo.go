@@ -481,6 +481,13 @@ func printJob(out io.Writer, title string, in *jobrun.Info) {
 		fmt.Fprintf(tw, "  %s\tattempt %d, %s after enqueue: %s\n", label, e.Attempt,
 			formatDuration(e.At.Sub(in.CreatedAt)), e.Error)
 	}
+	for i, l := range in.Logs {
+		label := ""
+		if i == 0 {
+			label = "log"
+		}
+		fmt.Fprintf(tw, "  %s\t%s after enqueue: %s\n", label, formatDuration(l.At.Sub(in.CreatedAt)), l.Message)
+	}
 	tw.Flush()
 }
 
@@ -565,6 +572,7 @@ func (s simulation) resizeImage(ctx context.Context, job *jobrun.Job[resizeImage
 		if err := job.SetProgress(ctx, map[string]any{"step": i, "of": steps}); err != nil {
 			return err
 		}
+		job.Logf("step %d of %d done", i, steps)
 	}
 	base := strings.TrimSuffix(path.Base(job.Args.Image), path.Ext(job.Args.Image))
 	var thumbs []string

@@ -8,6 +8,7 @@
 //
 //	demo    enqueue a few hundred simulated jobs and watch them run
 //	bench   measure jobrun and raw bbolt on the standard workloads
+//	serve   serve the dashboard of a database file on 127.0.0.1
 //	help    show the usage of jobrun or of a command
 //
 // The commands on a database file that no application has open are:
