@@ -122,11 +122,18 @@ func TestBrowser(t *testing.T) {
 	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+		for tries := 1; ; tries++ {
+			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			// Live refresh (every 100ms here) may replace the node between the query
+			// and the read: query again.
+			if err != nil && strings.Contains(err.Error(), "No node with given id") && tries < 20 {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("text of %s: %v", sel, err)
+			}
+			return strings.TrimSpace(s)
 		}
-		return strings.TrimSpace(s)
 	}
 	screenshot := func(name string) {
 		t.Helper()
