@@ -78,27 +78,28 @@ type AttemptError struct {
 // Info is everything the runner knows about a job, as returned by Get and embedded in
 // the Job a handler receives.
 type Info struct {
-	ID          ID
-	Kind        string
-	Queue       string
-	State       State
-	Priority    int
-	Attempt     int // attempts spent; while running, the attempt in progress (1 on the first run)
-	MaxAttempts int
-	CreatedAt   time.Time // when Enqueue was called (the insert commits a moment later)
-	RunAt       time.Time // when the job became or becomes due
-	StartedAt   time.Time // start of the latest attempt
-	FinishedAt  time.Time // when it reached a final state
-	LastError   string    // the latest entry of Errors, "" if none
-	Errors      []AttemptError
-	RawArgs     json.RawMessage
-	Progress    json.RawMessage // the latest value given to SetProgress
-	Result      json.RawMessage // the value given to SetResult on success
-	UniqueKey   string          // the key of UniqueKey, Throttle or Debounce, "" if none
-	Schedule    string          // the cron schedule that enqueued the job, "" if none
-	FireAt      time.Time       // the schedule's fire time this job is for
-	Tags        []string        // the job's Tags
-	Logs        []LogLine       // the lines the handler logged with Job.Log, the latest 50
+	ID             ID
+	Kind           string
+	Queue          string
+	State          State
+	Priority       int
+	Attempt        int // attempts spent; while running, the attempt in progress (1 on the first run)
+	MaxAttempts    int
+	CreatedAt      time.Time // when Enqueue was called (the insert commits a moment later)
+	RunAt          time.Time // when the job became or becomes due
+	StartedAt      time.Time // start of the latest attempt
+	FinishedAt     time.Time // when it reached a final state
+	LastError      string    // the latest entry of Errors, "" if none
+	Errors         []AttemptError
+	RawArgs        json.RawMessage
+	Progress       json.RawMessage // the latest value given to SetProgress
+	Result         json.RawMessage // the value given to SetResult on success
+	UniqueKey      string          // the key of UniqueKey, Throttle or Debounce, "" if none
+	Schedule       string          // the cron schedule that enqueued the job, "" if none
+	FireAt         time.Time       // the schedule's fire time this job is for
+	Tags           []string        // the job's Tags
+	ConcurrencyKey string          // the job's ConcurrencyKey, "" if none
+	Logs           []LogLine       // the lines the handler logged with Job.Log, the latest 50
 }
 
 // LogLine is one line a handler logged with Job.Log.

@@ -84,7 +84,7 @@ func TestKeyConcurrencyOneAtATimePerKey(t *testing.T) {
 		if !slices.Equal(gotA, []int{0}) || !slices.Equal(gotB, []int{0, 1, 2}) || gotNone != 3 {
 			t.Fatalf("while A's first job runs: A ran %v, B ran %v, %d keyless ran", gotA, gotB, gotNone)
 		}
-		if in := get(t, r, a[1]); in.State != jobrun.StateReady {
+		if in := get(t, r, a[1]); in.State != jobrun.StateReady || in.ConcurrencyKey != "A" {
 			t.Fatalf("A's second job is %s while the first runs", in.State)
 		}
 		// Canceling a job that waits for a slot frees nothing it did not hold.
