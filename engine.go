@@ -58,7 +58,8 @@ type controlOp struct {
 type queueState struct {
 	name     string
 	workers  int
-	prefetch int
+	prefetch int           // the claim-ahead window, resized as jobs finish (worker.go)
+	runTime  time.Duration // moving average of its handlers' run time
 	limiter  *rate.Limiter
 	inflight int             // claimed and not yet committed as finished
 	mayReady bool            // it may hold ready jobs: false once a claim came back short
@@ -93,6 +94,8 @@ type engine struct {
 
 	keyLimiters keyLimiters // rate limiters of concurrency keys
 
+	commitTime time.Duration // moving average of a commit's duration
+
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
@@ -121,7 +124,7 @@ func newEngine(r *Runner) *engine {
 		progress: map[*execution]bool{}}
 	for _, name := range r.cfg.order {
 		c := r.cfg.queues[name]
-		q := &queueState{name: name, workers: c.workers, prefetch: prefetch(c.workers), limiter: c.limiter}
+		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter}
 		en.queues[name] = q
 		en.order = append(en.order, q)
 	}
@@ -328,6 +331,7 @@ func (en *engine) cycle() {
 		return
 	}
 	var res *cycleResult
+	began := time.Now()
 	err := en.r.db.Update(func(tx *bbolt.Tx) error {
 		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
 			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
@@ -357,6 +361,7 @@ func (en *engine) cycle() {
 	}
 	en.failures = 0
 	en.r.commits.Add(1)
+	en.commitTime = ewma(en.commitTime, time.Since(began))
 	en.applied(now, res)
 	en.finishCycle(now, nil)
 }
@@ -626,14 +631,22 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		op.reply <- nil
 	}
 	en.enqueues = nil
+	resized := map[*queueState]bool{}
 	for _, e := range en.done {
 		if en.inflight[e.id] == e {
 			delete(en.inflight, e.id)
 			if q := en.queues[e.rec.queue]; q != nil {
 				q.inflight--
+				if !e.endedAt.IsZero() {
+					q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
+					resized[q] = true
+				}
 			}
 		}
 		en.logOutcome(e)
+	}
+	for q := range resized {
+		q.resize(en.commitTime)
 	}
 	en.done = en.done[:0]
 	for e := range en.progress {
@@ -661,7 +674,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
 			en.inflight[e.id] = e
 			q.inflight++
-			q.jobs <- e // never blocks: the channel holds workers+prefetch, the most in flight
+			q.jobs <- e // never blocks: the channel holds workers plus the widest window
 		}
 	}
 	en.nextDue = res.nextDue

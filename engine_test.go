@@ -117,3 +117,33 @@ func TestConcurrentEnqueuesShareCommits(t *testing.T) {
 		t.Fatalf("counts %v, want %d ready", c, producers*each)
 	}
 }
+
+func TestClaimAheadWindowFollowsRunTime(t *testing.T) {
+	q := &queueState{workers: 16, prefetch: initialPrefetch(16)}
+	if q.prefetch != 32 {
+		t.Fatalf("initial window %d, want 2 per worker", q.prefetch)
+	}
+	const commit = 700 * time.Microsecond
+	for _, c := range []struct {
+		run  time.Duration
+		want int
+	}{
+		{10 * time.Microsecond, 128}, // far shorter than a commit: the widest window
+		{time.Millisecond, 23},       // 16 workers × 2 × 0.7 ms / 1 ms, plus one
+		{time.Second, minPrefetch},   // slow jobs: barely any claimed ahead
+	} {
+		q.runTime = c.run
+		q.resize(commit)
+		if q.prefetch != c.want {
+			t.Errorf("jobs of %v: window %d, want %d", c.run, q.prefetch, c.want)
+		}
+	}
+	q.runTime = 0
+	q.resize(commit)
+	if q.prefetch != minPrefetch {
+		t.Errorf("an unmeasured run time changed the window to %d", q.prefetch)
+	}
+	if n := maxPrefetchOf(100); n != maxPrefetch {
+		t.Errorf("window of 100 workers %d, want the cap %d", n, maxPrefetch)
+	}
+}

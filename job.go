@@ -48,10 +48,13 @@ type ID uint64
 //	scheduled, ready, retrying ──Cancel──▶ canceled ◀──Cancel, handler returns── running
 //	done, failed, canceled ──Retry──▶ ready
 //
-// A queue claims jobs up to twice its workers ahead (at most 64), in the same commit
-// that records earlier ones done, so that a worker never waits for a commit between
-// jobs. Claimed jobs count as running from the claim; a graceful stop hands back the
-// ones no worker started, without spending an attempt.
+// A queue claims jobs ahead of its workers, in the same commit that records earlier
+// ones done, so that a worker never waits for a commit between jobs. The window
+// follows the jobs' run time: up to 8 per worker (at most 256) for jobs much shorter
+// than a commit, down to 2 for jobs that take longer than one, so a slow queue does not
+// hold back higher-priority work that arrives meanwhile. Claimed jobs count as running
+// from the claim; a graceful stop hands back the ones no worker started, without
+// spending an attempt.
 type State string
 
 // The states of a job.
@@ -272,6 +275,7 @@ type execution struct {
 	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay
 	customDelay bool
 	startedAt   time.Time
+	endedAt     time.Time // when the handler returned, zero if it did not (interrupted, abandoned)
 
 	unsaved bool // loop only: rec holds progress or log lines a failed commit did not store
 

@@ -31,7 +31,8 @@ const (
 	defaultBackoffMax    = time.Hour
 	defaultLockTimeout   = time.Second
 	defaultMaxRecoveries = 5
-	maxPrefetch          = 64
+	maxPrefetch          = 256 // jobs claimed ahead of a queue's workers, at most
+	minPrefetch          = 2
 	maxNameLen           = 255
 )
 

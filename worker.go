@@ -48,15 +48,41 @@ func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
 		q := cfg.queues[name]
 		s.queues = append(s.queues, &sessionQueue{
 			name: name, workers: q.workers,
-			jobs: make(chan *execution, q.workers+prefetch(q.workers)),
+			jobs: make(chan *execution, q.workers+maxPrefetchOf(q.workers)),
 		})
 	}
 	return s
 }
 
-// prefetch is how many jobs of a queue are claimed ahead of its workers, so a worker
-// that finishes takes the next job from memory instead of waiting for a commit.
-func prefetch(workers int) int { return min(max(2*workers, 4), maxPrefetch) }
+// A queue claims jobs ahead of its workers, so that a worker that finishes takes the
+// next job from memory instead of waiting for a commit. A job spans two commits (its
+// claim, and its outcome with the next claims), so the window that keeps every worker
+// busy is about workers × 2 × commit time / job run time: wide for short jobs, which
+// are then claimed and recorded in large batches, and narrow for slow ones, which
+// would otherwise sit claimed while higher-priority work arrives.
+
+// initialPrefetch is the window before any job's run time is known.
+func initialPrefetch(workers int) int { return min(max(2*workers, 4), maxPrefetchOf(workers)) }
+
+// maxPrefetchOf is the widest window of a queue, for jobs much shorter than a commit.
+func maxPrefetchOf(workers int) int { return min(max(8*workers, 8), maxPrefetch) }
+
+// resize sets the queue's window from the run time of its jobs and the commit time.
+func (q *queueState) resize(commit time.Duration) {
+	if q.runTime <= 0 || commit <= 0 {
+		return // not measured yet (or on a fake clock): keep the window
+	}
+	want := float64(q.workers)*2*float64(commit)/float64(q.runTime) + 1
+	q.prefetch = int(min(max(want, minPrefetch), float64(maxPrefetchOf(q.workers))))
+}
+
+// ewma folds a sample into a moving average that weighs the latest eighth.
+func ewma(avg, sample time.Duration) time.Duration {
+	if avg <= 0 {
+		return sample
+	}
+	return avg + (sample-avg)/8
+}
 
 // group counts goroutines and signals when none is left.
 type group struct {
@@ -160,12 +186,14 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	h := handlers[e.kind]
 	var rd RetryDelayer
 	err := callHandler(ctx, h, e, &rd)
+	ended := time.Now()
 	if stopTimeout != nil {
 		stopTimeout()
 	}
 	if !e.status.CompareAndSwap(execRunning, execReturned) {
 		return e.status.Load() != execTimedOut
 	}
+	e.endedAt = ended
 	var (
 		te *timeoutError
 		sn *snoozeError
