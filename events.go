@@ -168,7 +168,8 @@ func (res *cycleResult) event(id ID, rec *record, typ EventType) {
 	e := Event{Type: typ, ID: id, Kind: rec.kind, Queue: rec.queue, State: stateNames[rec.state],
 		Attempt: int(rec.attempt), At: res.now}
 	switch typ {
-	case EventStarted:
+	case EventStarted, EventProgress:
+		// rec is as claimed: the attempt in progress is not counted in it yet.
 		e.State, e.Attempt = StateRunning, e.Attempt+1
 	case EventDeleted:
 		e.State = ""

@@ -152,7 +152,7 @@ func (t *txn) finalize(id ID, rec *record, from, st byte, res *cycleResult) erro
 		return err
 	}
 	t.count(rec.queue, from, st)
-	res.event(id, rec, map[byte]EventType{stDone: EventDone, stFailed: EventFailed, stCanceled: EventCanceled}[st])
+	res.event(id, rec, outcomeEvent(0, st))
 	return t.put(id, rec)
 }
 

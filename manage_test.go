@@ -381,6 +381,7 @@ func TestEventsInCommitOrder(t *testing.T) {
 
 		mu.Lock()
 		var got []string
+		total := len(hooked)
 		for _, e := range hooked {
 			if e.ID != id {
 				t.Fatalf("event of another job: %+v", e)
@@ -390,6 +391,9 @@ func TestEventsInCommitOrder(t *testing.T) {
 		mu.Unlock()
 		want := []string{"enqueued/ready/0", "started/running/1", "retrying/retrying/1", "ready/ready/1",
 			"started/running/2", "done/done/2"}
+		// The progress is stored with the outcome, or in a commit of its own if the
+		// loop took it first.
+		got = slices.DeleteFunc(got, func(s string) bool { return s == "progress/running/2" })
 		if !slices.Equal(got, want) {
 			t.Fatalf("events:\n got %v\nwant %v", got, want)
 		}
@@ -399,8 +403,8 @@ func TestEventsInCommitOrder(t *testing.T) {
 			t.Fatalf("first event: %+v", e)
 		}
 		enqueue(t, r, email{})
-		if e := <-slow; e.Type != jobrun.EventEnqueued || e.Missed != len(want)-1 {
-			t.Fatalf("after falling behind: %+v, want an enqueued event with Missed %d", e, len(want)-1)
+		if e := <-slow; e.Type != jobrun.EventEnqueued || e.Missed != total-1 {
+			t.Fatalf("after falling behind: %+v, want an enqueued event with Missed %d", e, total-1)
 		}
 		if _, err := r.Subscribe(t.Context(), 0); !errors.Is(err, jobrun.ErrInvalid) {
 			t.Fatalf("Subscribe with no buffer: %v", err)
