@@ -701,3 +701,50 @@ func TestSchemaOneFileIsMigrated(t *testing.T) {
 		t.Fatalf("clean after migration: %d, %v", n, err)
 	}
 }
+
+func TestCompactWhileJobsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var mu sync.Mutex
+		ran := map[string]int{}
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			mu.Lock()
+			ran[j.Args.To]++
+			mu.Unlock()
+			return nil
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		const producers, each = 4, 200
+		var wg sync.WaitGroup
+		for p := range producers {
+			wg.Go(func() {
+				for i := range each {
+					if _, err := r.Enqueue(t.Context(), email{To: fmt.Sprintf("%d-%d", p, i)}); err != nil {
+						t.Errorf("enqueue during compaction: %v", err)
+						return
+					}
+				}
+			})
+		}
+		for range 3 {
+			if err := r.Compact(t.Context()); err != nil {
+				t.Fatalf("compact while jobs run: %v", err)
+			}
+		}
+		wg.Wait()
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ran) != producers*each {
+			t.Fatalf("%d of %d jobs ran", len(ran), producers*each)
+		}
+		wantCounts(t, r, "", map[jobrun.State]int{jobrun.StateDone: producers * each})
+		if m, err := r.CheckCounts(t.Context(), false); err != nil || len(m) != 0 {
+			t.Fatalf("counts after compactions: %v %v", m, err)
+		}
+	})
+}
