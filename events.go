@@ -45,7 +45,8 @@ type Event struct {
 // (so in order per job), after the commit is durable and before the callers waiting
 // for that commit (Enqueue, Cancel, ...) return. fn runs on the runner's commit
 // goroutine: it must be quick and must not call the runner's write methods (Enqueue,
-// Cancel, ...), which wait for that goroutine; reads (Get, List, Counts) are fine.
+// Cancel, ...), which wait for that goroutine, nor Subscribe; reads (Get, List,
+// Counts) are fine.
 // Jobs enqueued with EnqueueTx are reported from the goroutine that commits the
 // application's transaction. Changes made while opening the file (jobs recovered
 // after a crash) are logged, not reported.
@@ -80,9 +81,10 @@ func (r *Runner) Subscribe(ctx context.Context, buffer int) (<-chan Event, error
 	}
 	ev.subs = append(ev.subs, sub)
 	ev.listening.Store(true)
+	// Registered under the lock, so that close never sees a subscriber without it;
+	// if ctx is already done, the unsubscribe waits for the lock.
+	sub.stop = context.AfterFunc(ctx, func() { ev.unsubscribe(sub) })
 	ev.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { ev.unsubscribe(sub) })
-	sub.stop = stop
 	return sub.ch, nil
 }
 
