@@ -685,11 +685,11 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		en.cleaning = false
 		en.cleanAfter = res.cleanAfter
 		en.nextClean = now
-	case res.finished && (en.nextClean.IsZero() || en.nextClean.After(now.Add(cleanInterval))):
+	case res.finished && (en.nextClean.IsZero() || en.nextClean.After(now.Add(cleanLook))):
 		// Jobs finished: a count limit may be exceeded, or the first expiry is new.
-		// Look within cleanInterval rather than at every commit.
+		// Look soon, rather than at every commit.
 		if en.r.cfg.anyCountLimit() || en.nextClean.IsZero() {
-			en.nextClean = now.Add(cleanInterval)
+			en.nextClean = now.Add(cleanLook)
 		}
 	}
 	for _, name := range res.looked {

@@ -68,10 +68,13 @@ func (r Retention) limits(st byte) (time.Duration, int) {
 }
 
 // Cleaner pacing: a batch per commit while there is work; after jobs finish, a look
-// within a second (count limits, a first expiry), else a sleep until the next expiry.
+// within cleanLook (a count limit may be passed, or the first expiry is new); after a
+// look that ran out of budget, another within cleanInterval; else a sleep until the
+// next expiry. A look costs a read transaction and O(queues) counter reads.
 const (
 	cleanBatch    = 500
 	cleanBudget   = 10 * cleanBatch
+	cleanLook     = 100 * time.Millisecond
 	cleanInterval = time.Second
 )
 
@@ -111,19 +114,13 @@ func (c *config) retentionBounds(st byte) (minAge time.Duration, counted bool) {
 }
 
 // retentionDue reports whether the cleaner has anything to delete and, if not, when
-// it will (zero: nothing finished expires). A queue over its count limit is due at
-// once; otherwise it looks for an expired job from the oldest of each state, at most
-// cleanBudget entries (then it answers "not due, look again in a second").
+// it will (zero: nothing finished expires), by planning one deletion per state: a
+// queue over its count limit has one at once; otherwise the plan reads from the
+// oldest job of each state, at most cleanBudget entries (then it answers "not due,
+// look again in a second").
 func (t *txn) retentionDue(c *config) (bool, time.Time) {
 	var next time.Time
 	for _, st := range []byte{stDone, stFailed, stCanceled} {
-		if _, counted := c.retentionBounds(st); counted {
-			for _, q := range t.queueNames() {
-				if _, keep := c.retentionOf(q).limits(st); keep > 0 && t.countOf(q, st) > keep {
-					return true, time.Time{}
-				}
-			}
-		}
 		victims, resume, at := t.retainPlan(c, st, nil, 1)
 		switch {
 		case len(victims) > 0:
@@ -159,6 +156,17 @@ type victim struct {
 // the earliest time a job it kept expires (zero if none does).
 func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims []victim, resume []byte, next time.Time) {
 	minAge, counted := c.retentionBounds(st)
+	if counted {
+		// Only a queue over its limit makes the whole index worth scanning; otherwise
+		// the ages alone decide, and they stop at the first job too young to expire.
+		counted = false
+		for _, q := range t.queueNames() {
+			if _, keep := c.retentionOf(q).limits(st); keep > 0 && t.countOf(q, st) > keep {
+				counted = true
+				break
+			}
+		}
+	}
 	if minAge == 0 && !counted {
 		return nil, nil, time.Time{}
 	}

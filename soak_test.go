@@ -28,10 +28,10 @@ func TestSoak(t *testing.T) {
 		}
 		total = n
 	}
-	const (
-		batch  = 1000
-		window = 20 * batch // jobs enqueued and not yet done, at most
-		keep   = 5000       // done jobs retention keeps per queue
+	const batch = 1000
+	var (
+		window = min(20*batch, total/5) // jobs enqueued and not yet done, at most
+		keep   = min(5000, total/20)    // done jobs retention keeps per queue
 	)
 	// Each done event returns a token; the producer takes one per job it enqueues
 	// beyond the window, so the backlog stays bounded without polling.
