@@ -110,9 +110,9 @@ func TestSoak(t *testing.T) {
 	if last.heapMiB > 2*base.heapMiB+8 {
 		t.Errorf("heap grew from %.1f to %.1f MiB", base.heapMiB, last.heapMiB)
 	}
-	// bbolt's page allocation fragments a little as job IDs move on: over a million
-	// jobs the pages in use grew 1.3 times from 300,000 jobs on and levelled off.
-	if last.usedMiB > 1.5*base.usedMiB+1 {
+	// Over a million jobs the pages in use stayed within 4% of the third sample; the
+	// margin leaves room for bbolt's free pages fragmenting as job IDs move on.
+	if last.usedMiB > 1.25*base.usedMiB+1 {
 		t.Errorf("pages in use grew from %.1f to %.1f MiB with retention on", base.usedMiB, last.usedMiB)
 	}
 	counts, err := r.Counts(t.Context(), "soak")
