@@ -243,14 +243,8 @@ func listFilter(r *http.Request) (jobrun.Filter, error) {
 
 // apiJob mirrors the page of one job.
 func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(r.PathValue("id"))
+	in, ok := d.pathJob(w, r)
 	if !ok {
-		d.fail(w, r, http.StatusNotFound, errBadID.Error())
-		return
-	}
-	in, err := d.r.Get(r.Context(), id)
-	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, d.jobJSON(in))
@@ -301,4 +295,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
+}
+
+// pathJob reads the job the request's path names, or answers with the error and
+// returns false.
+func (d *dashboard) pathJob(w http.ResponseWriter, r *http.Request) (*jobrun.Info, bool) {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		d.fail(w, r, http.StatusNotFound, errBadID.Error())
+		return nil, false
+	}
+	in, err := d.r.Get(r.Context(), id)
+	if err != nil {
+		d.fail(w, r, errorCode(err), err.Error())
+		return nil, false
+	}
+	return in, true
 }

@@ -444,14 +444,8 @@ func timeline(in *jobrun.Info, now time.Time) []timelineEntry {
 }
 
 func (d *dashboard) jobPage(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(r.PathValue("id"))
+	in, ok := d.pathJob(w, r)
 	if !ok {
-		d.fail(w, r, http.StatusNotFound, errBadID.Error())
-		return
-	}
-	in, err := d.r.Get(r.Context(), id)
-	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
 		return
 	}
 	data := &jobData{
