@@ -631,7 +631,6 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		op.reply <- nil
 	}
 	en.enqueues = nil
-	resized := map[*queueState]bool{}
 	for _, e := range en.done {
 		if en.inflight[e.id] == e {
 			delete(en.inflight, e.id)
@@ -639,14 +638,11 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 				q.inflight--
 				if !e.endedAt.IsZero() {
 					q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
-					resized[q] = true
+					q.resize(en.commitTime)
 				}
 			}
 		}
 		en.logOutcome(e)
-	}
-	for q := range resized {
-		q.resize(en.commitTime)
 	}
 	en.done = en.done[:0]
 	for e := range en.progress {

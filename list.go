@@ -166,12 +166,8 @@ func newScan(b *bbolt.Bucket, prefix []byte, desc bool) *scan {
 // start positions the scan at the first key, or at the first key past after.
 func (s *scan) start(after []byte) {
 	switch {
-	case !s.desc && after == nil:
-		s.k, s.v = s.c.Seek(s.prefix)
 	case !s.desc:
-		if s.k, s.v = s.c.Seek(after); s.k != nil && bytes.Equal(s.k, after) {
-			s.k, s.v = s.c.Next()
-		}
+		s.k, s.v = seekPast(s.c, s.prefix, after)
 	default:
 		bound := after
 		if bound == nil {

@@ -143,18 +143,11 @@ func (t *txn) countOf(queue string, st byte) int {
 	return 0
 }
 
-// victim is a finished job the cleaner deletes.
-type victim struct {
-	id    ID
-	queue string
-	at    time.Time
-}
-
 // retainPlan finds up to limit jobs of final state st to delete, oldest first,
 // resuming after the index key after. It returns where to resume (nil once it reached
 // the jobs that finished too recently to expire, or the end) and, when it got there,
 // the earliest time a job it kept expires (zero if none does).
-func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims []victim, resume []byte, next time.Time) {
+func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims []finishedEntry, resume []byte, next time.Time) {
 	minAge, counted := c.retentionBounds(st)
 	if counted {
 		// Only a queue over its limit makes the whole index worth scanning; otherwise
@@ -188,12 +181,7 @@ func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims [
 	}
 	prefix := []byte{st}
 	cur := t.finished.Cursor()
-	k, v := cur.Seek(prefix)
-	if after != nil {
-		if k, v = cur.Seek(after); k != nil && bytes.Equal(k, after) {
-			k, v = cur.Next()
-		}
-	}
+	k, v := seekPast(cur, prefix, after)
 	for n := 0; ; k, v = cur.Next() {
 		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 {
 			return victims, nil, next
@@ -218,7 +206,7 @@ func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims [
 			}
 			continue
 		}
-		victims = append(victims, victim{keyID(k), q, at})
+		victims = append(victims, entryOf(k, v))
 	}
 }
 
@@ -227,11 +215,7 @@ func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims [
 func (t *txn) retain(c *config, st byte, after []byte, limit int, res *cycleResult) ([]byte, error) {
 	victims, resume, _ := t.retainPlan(c, st, after, limit)
 	for _, vi := range victims {
-		r, err := t.get(vi.id)
-		if err != nil {
-			r = &record{queue: vi.queue, state: st, finishedAt: vi.at}
-		}
-		if err := t.remove(vi.id, r, res); err != nil {
+		if err := t.remove(vi.id, t.finishedRecord(vi), res); err != nil {
 			return nil, fmt.Errorf("delete expired job %d: %w", vi.id, err)
 		}
 	}

@@ -26,8 +26,8 @@ import (
 //	  unique     len(kind) ‖ kind ‖ key → id (8 B) ‖ until (8 B Unix ns)   idempotent enqueue
 //	  schedules  name → schedule (JSON, schedule.go)                 cron schedules
 //	  tags       len(tag) ‖ tag ‖ id → ∅                              List by tag
-//	  keywait    queue ‖ key ‖ ^priority ‖ id → ∅                     ready, waiting for a key slot (keys.go)
-//	  keyslots   queue ‖ key → uint64                                 a key's jobs ready or running
+//	  keywait    len(queue) ‖ queue ‖ len(key) (2 B) ‖ key ‖ ^priority ‖ id → ∅   ready, waiting for a key slot (keys.go)
+//	  keyslots   len(queue) ‖ queue ‖ key → uint64                   a key's jobs ready or running
 //
 // A ready entry's value is the job's concurrency key, empty if it has none.
 //
@@ -804,19 +804,9 @@ func (t *txn) sweep(st byte, queue string, before time.Time, after []byte, limit
 	fn func(id ID, r *record) error) (resume []byte, err error) {
 	c := t.finished.Cursor()
 	prefix := []byte{st}
-	k, v := c.Seek(prefix)
-	if after != nil {
-		if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-			k, v = c.Next()
-		}
-	}
+	k, v := seekPast(c, prefix, after)
 	cut := unixNanos(before)
-	type hit struct {
-		id    ID
-		queue string
-		at    time.Time
-	}
-	var hits []hit
+	var hits []finishedEntry
 	for n := 0; ; k, v = c.Next() {
 		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 || binary.BigEndian.Uint64(k[1:9]) >= cut {
 			resume = nil
@@ -828,18 +818,47 @@ func (t *txn) sweep(st byte, queue string, before time.Time, after []byte, limit
 		n++
 		resume = bytes.Clone(k)
 		if queue == "" || string(v) == queue {
-			hits = append(hits, hit{keyID(k), string(v), keyTime(k[1:])})
+			hits = append(hits, entryOf(k, v))
 		}
 	}
 	for _, h := range hits {
-		r, err := t.get(h.id)
-		if err != nil {
-			// Unreadable: a stand-in that names the index entry, so it can be removed.
-			r = &record{queue: h.queue, state: st, finishedAt: h.at}
-		}
-		if err := fn(h.id, r); err != nil {
+		if err := fn(h.id, t.finishedRecord(h)); err != nil {
 			return nil, err
 		}
 	}
 	return resume, nil
+}
+
+// finishedEntry is what an entry of the finished index says of a job.
+type finishedEntry struct {
+	id    ID
+	state byte
+	queue string
+	at    time.Time
+}
+
+func entryOf(k, v []byte) finishedEntry {
+	return finishedEntry{keyID(k), k[0], string(v), keyTime(k[1:])}
+}
+
+// finishedRecord reads the job of a finished-index entry or, if its record is
+// unreadable, returns a stand-in that names the entry, so that it can be removed.
+func (t *txn) finishedRecord(e finishedEntry) *record {
+	r, err := t.get(e.id)
+	if err != nil {
+		return &record{queue: e.queue, state: e.state, finishedAt: e.at}
+	}
+	return r
+}
+
+// seekPast positions c at the first key with prefix, or with after set, at the first
+// key past after (which may be gone since).
+func seekPast(c *bbolt.Cursor, prefix, after []byte) (k, v []byte) {
+	if after == nil {
+		return c.Seek(prefix)
+	}
+	if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+		k, v = c.Next()
+	}
+	return k, v
 }
