@@ -114,19 +114,31 @@ func TestBrowser(t *testing.T) {
 
 	ctx := browser(t, chromium)
 	shots := t.ArtifactDir()
+	// Live refresh (every 100ms here) may replace a node between the query that found
+	// it and the action on it; the action then failed before doing anything, so it is
+	// safe to query again.
+	replaced := func(err error) bool {
+		return err != nil && (strings.Contains(err.Error(), "No node with given id") ||
+			strings.Contains(err.Error(), "Could not find node with given id"))
+	}
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v", step, err)
+		for tries := 1; ; tries++ {
+			err := chromedp.Do(ctx, actions...)
+			if replaced(err) && tries < 20 {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", step, err)
+			}
+			return
 		}
 	}
 	text := func(sel string) string {
 		t.Helper()
 		for tries := 1; ; tries++ {
 			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-			// Live refresh (every 100ms here) may replace the node between the query
-			// and the read: query again.
-			if err != nil && strings.Contains(err.Error(), "No node with given id") && tries < 20 {
+			if replaced(err) && tries < 20 {
 				continue
 			}
 			if err != nil {
