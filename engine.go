@@ -1,7 +1,9 @@
 package jobrun
 
 import (
+	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -134,8 +136,9 @@ func newEngine(r *Runner) *engine {
 func (en *engine) loop() {
 	defer close(en.r.loopDone)
 	en.timer = time.NewTimer(0)
-	en.nextClean = time.Now() // one look at start
-	en.r.db.View(func(tx *bbolt.Tx) error {
+	en.nextClean = time.Now()                                // one look at start
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see guard
+	err := viewGuarded(en.r.db, func(tx *bbolt.Tx) error {
 		if t, err := openTxn(tx, time.Now()); err == nil {
 			en.nextDue = t.nextDue()
 			en.paused = t.pausedQueues()
@@ -143,6 +146,11 @@ func (en *engine) loop() {
 		}
 		return nil
 	})
+	if err != nil {
+		en.stop(err)
+		en.exit()
+		return
+	}
 	for {
 		if !en.fresh {
 			select {
@@ -314,6 +322,11 @@ func (en *engine) cycle() {
 	}
 	promote := !en.nextDue.IsZero() && !now.Before(en.nextDue)
 	due := en.dueFires(now)
+	if en.r.cfg.noServices {
+		// A tool's runner writes what it is asked and nothing else.
+		promote, due, en.nextDue, en.nextClean = false, nil, time.Time{}, time.Time{}
+		clear(en.fires)
+	}
 	claim := false
 	if en.feeding {
 		for _, q := range en.order {
@@ -332,16 +345,22 @@ func (en *engine) cycle() {
 	}
 	var res *cycleResult
 	began := time.Now()
-	err := en.r.db.Update(func(tx *bbolt.Tx) error {
-		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
-			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
-		t, err := openTxn(tx, now)
-		if err != nil {
-			return err
-		}
-		t.cfg = en.r.cfg
-		return en.commit(t, res, promote, due)
+	err := guard(func() error {
+		return en.r.db.Update(func(tx *bbolt.Tx) error {
+			res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
+				more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
+			t, err := openTxn(tx, now)
+			if err != nil {
+				return err
+			}
+			t.cfg = en.r.cfg
+			return en.commit(t, res, promote, due)
+		})
 	})
+	if errors.Is(err, ErrCorrupt) {
+		en.stop(err)
+		return
+	}
 	if err != nil {
 		en.failures++
 		wait := min(10*time.Millisecond<<min(en.failures, 10), maxCommitBackoff)
@@ -700,7 +719,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 // retentionDue reports whether the retention cleaner has work and, if not, when it
 // will, from a read transaction.
 func (en *engine) retentionDue(now time.Time) (due bool, next time.Time) {
-	en.r.db.View(func(tx *bbolt.Tx) error {
+	viewGuarded(en.r.db, func(tx *bbolt.Tx) error {
 		if t, err := openTxn(tx, now); err == nil {
 			due, next = t.retentionDue(en.r.cfg)
 		}
@@ -799,21 +818,52 @@ func (en *engine) isIdle(now time.Time) bool {
 	return true
 }
 
+// stop ends the runner on an error it cannot go past, a damaged file: every caller
+// waiting for the commit gets the error, the session's handlers are canceled and its
+// workers released, and the loop exits. Attempts that finished and were not recorded
+// stay recorded as running, and run again at the next open of a mended file.
+func (en *engine) stop(err error) {
+	en.r.fatal.Store(&err)
+	en.r.log.Error("jobrun: the database file is damaged; the runner stopped", "error", err)
+	for _, op := range en.enqueues {
+		op.reply <- err
+	}
+	en.enqueues = nil
+	for _, op := range en.mutates {
+		op.reply <- err
+	}
+	en.mutates = nil
+	for _, op := range en.controls {
+		op.reply <- err
+	}
+	en.controls = nil
+	if s := en.s; s != nil {
+		for _, q := range en.order {
+			en.drain(q)
+		}
+		en.feeding = false
+		en.markForced(s)
+	}
+	en.done = nil
+	en.closing = true
+}
+
 // exit ends the loop after its final commit: every operation still queued gets
-// ErrClosed; finished attempts still queued stay recorded as running and are
-// recovered at the next open.
+// ErrClosed (or the error that stopped the runner); finished attempts still queued
+// stay recorded as running and are recovered at the next open.
 func (en *engine) exit() {
 	en.timer.Stop()
+	closed := en.r.closedErr()
 	for {
 		select {
 		case op := <-en.r.ops:
 			switch op := op.(type) {
 			case *enqueueOp:
-				op.reply <- ErrClosed
+				op.reply <- closed
 			case *controlOp:
-				op.reply <- ErrClosed
+				op.reply <- closed
 			case *mutateOp:
-				op.reply <- ErrClosed
+				op.reply <- closed
 			}
 		default:
 			return

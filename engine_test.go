@@ -27,7 +27,10 @@ func TestBusyRateLimitedQueueDoesNotSpin(t *testing.T) {
 		}
 		defer r.Close()
 		Handle(r, func(ctx context.Context, j *Job[sleepArgs]) error {
-			time.Sleep(time.Hour)
+			select {
+			case <-time.After(time.Hour):
+			case <-ctx.Done():
+			}
 			return nil
 		}, Queue("q"))
 		for range 10 {

@@ -41,6 +41,17 @@ var (
 	// context.Cause(ctx) returns it.
 	ErrCanceled = errors.New("jobrun: job canceled")
 
+	// ErrCorrupt is returned for a database file that is damaged (truncated, or with
+	// pages that bbolt cannot read) or is not a bbolt file at all, by Open and by any
+	// call that meets the damage later; a runner whose commit loop meets it stops, and
+	// its Run returns the error. The message says what was wrong and what to do:
+	// restore a backup, or copy out every readable job with Salvage.
+	ErrCorrupt = errors.New("jobrun: database file is damaged")
+
+	// ErrReadOnly is returned by every call that would write to a runner opened
+	// WithReadOnly (or by New on a read-only database).
+	ErrReadOnly = errors.New("jobrun: runner is read-only")
+
 	// ErrSchema is returned by Open and New for a file whose runner data was written by
 	// a newer version of jobrun, or is not runner data at all.
 	ErrSchema = errors.New("jobrun: incompatible runner data")

@@ -23,7 +23,7 @@ func (r *Runner) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	var n int64
 	err := r.viewDB(ctx, func(db *bbolt.DB) error {
-		return db.View(func(tx *bbolt.Tx) (err error) {
+		return viewGuarded(db, func(tx *bbolt.Tx) (err error) {
 			n, err = tx.WriteTo(ctxWriter{ctx, w})
 			return err
 		})
@@ -161,14 +161,22 @@ type CountMismatch struct {
 // disagree. With repair, it also rewrites them, in the same transaction as the
 // recount. Counters are kept in the transaction of every change, so a mismatch means
 // the file was changed by something other than this runner; the check exists to
-// prove that, and to mend a file if it ever happens.
+// prove that, and to mend a file if it ever happens. Without repair it only reads.
 func (r *Runner) CheckCounts(ctx context.Context, repair bool) ([]CountMismatch, error) {
 	var out []CountMismatch
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		var err error
-		out, err = t.checkCounts(repair)
-		return nil, err
-	}, nil)
+	var err error
+	if repair {
+		err = r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
+			var err error
+			out, err = t.checkCounts(true)
+			return nil, err
+		}, nil)
+	} else {
+		err = r.view(ctx, func(t *txn) (err error) {
+			out, err = t.checkCounts(false)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("check counts: %w", err)
 	}
@@ -251,7 +259,7 @@ func (r *Runner) viewDB(ctx context.Context, fn func(db *bbolt.DB) error) error 
 		return err
 	}
 	if r.isClosed() {
-		return ErrClosed
+		return r.closedErr()
 	}
 	r.dbMu.RLock()
 	defer r.dbMu.RUnlock()

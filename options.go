@@ -50,6 +50,8 @@ type config struct {
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit
+	readOnly       bool // WithReadOnly: open the file read-only; implies noServices
+	noServices     bool // WithServices(false): write only what the methods are asked
 	err            error
 }
 
@@ -156,6 +158,37 @@ func WithMaxRecoveries(n int) Option {
 // call site. Turn it off in a process that only enqueues for a process that runs.
 func WithStrictKinds(strict bool) Option {
 	return func(c *config) { c.strictKinds = strict }
+}
+
+// WithReadOnly opens the file read-only, for tools that look at an application's jobs
+// without changing them: Open takes bbolt's shared lock and never writes, so the
+// file's bytes are the same after Close. Reads (Get, List, Counts, QueueInfos,
+// Schedules, Subscribe, Backup, CheckCounts without repair) work; every call that
+// would write, Run and RunUntilIdle included, returns an error wrapping ErrReadOnly.
+// It implies WithServices(false). New makes a read-only runner of a database that was
+// opened read-only, with or without this option.
+//
+// A file written by an older version of jobrun that needs an upgrade cannot be
+// opened read-only (ErrSchema): open it once with a runner that writes.
+func WithReadOnly() Option {
+	return func(c *config) { c.readOnly, c.noServices = true, true }
+}
+
+// WithServices sets whether the runner runs its services on the file: the recovery
+// at open of jobs a crash left running, the promotion of delayed and retrying jobs
+// when they are due, cron fires, retention, and running jobs (Run, RunUntilIdle).
+// Default: true. A tool that manages an application's file from outside, as the
+// jobrun command does, turns them off: the runner then writes exactly what its
+// methods are asked (Retry, Cancel, Delete, Pause, TriggerSchedule, Enqueue, ...) and
+// nothing else, whatever the tool's own options would make of the application's
+// retention, schedules and crash recovery. Run and RunUntilIdle return an error
+// wrapping ErrInvalid.
+func WithServices(on bool) Option {
+	return func(c *config) {
+		if !c.readOnly {
+			c.noServices = !on
+		}
+	}
 }
 
 // EnqueueOption sets a property of a job; pass them to Enqueue, EnqueueTx, EnqueueMany

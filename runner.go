@@ -3,7 +3,6 @@ package jobrun
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Runner persists jobs in a bbolt database and runs them. Create one with Open or New,
@@ -44,6 +42,8 @@ type Runner struct {
 
 	events emitter
 
+	fatal atomic.Pointer[error] // what stopped the commit loop, if not Close: a damaged file
+
 	cycles  atomic.Uint64 // commit-loop iterations, for tests and benchmarks
 	commits atomic.Uint64 // successful write transactions of the loop
 }
@@ -60,19 +60,15 @@ type Runner struct {
 // otherwise: queue "default", priority 0, due now, DefaultMaxAttempts (25) attempts,
 // Backoff(1s, 1h), no timeout.
 func Open(path string, opts ...Option) (*Runner, error) {
+	if path == "" {
+		return nil, fmt.Errorf("open: %w", invalidf("empty path"))
+	}
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout})
+	db, err := openFile(path, cfg)
 	if err != nil {
-		switch {
-		case errors.Is(err, bolterrors.ErrTimeout):
-			return nil, fmt.Errorf("open %s: %w (waited %v)", path, ErrLocked, cfg.lockTimeout)
-		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
-			errors.Is(err, bolterrors.ErrChecksum):
-			return nil, fmt.Errorf("open %s: not a bbolt database file: %w", path, err)
-		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r, err := newRunner(db, cfg)
@@ -87,7 +83,9 @@ func Open(path string, opts ...Option) (*Runner, error) {
 // New returns a Runner that keeps its data in db, an application's open bbolt database,
 // under the top-level bucket "jobrun"; the application's other buckets are untouched.
 // Close leaves db open. Sharing the database is what makes EnqueueTx possible. Only
-// one Runner may use a database at a time. The defaults are those listed on Open.
+// one Runner may use a database at a time: New refuses a database that a Runner of
+// this process holds until that Runner is closed. A database opened read-only gives a
+// read-only runner (see WithReadOnly). The defaults are those listed on Open.
 func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
 	if db == nil {
 		return nil, invalidf("nil database")
@@ -101,32 +99,14 @@ func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
 
 func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	if db.IsReadOnly() {
-		return nil, invalidf("database %s is open read-only; the runner needs to write", db.Path())
+		cfg.readOnly, cfg.noServices = true, true
 	}
-	var recovered, failed int
-	err := db.Update(func(tx *bbolt.Tx) error {
-		if err := initSchema(tx); err != nil {
-			return err
-		}
-		t, err := openTxn(tx, time.Now())
-		if err != nil {
-			return err
-		}
-		t.cfg = cfg
-		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
-			return fmt.Errorf("recover interrupted jobs: %w", err)
-		}
-		if err := t.admitAll(); err != nil {
-			return err
-		}
-		return t.flush()
-	})
-	if err != nil {
+	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {
+		return nil, invalidf("database %s already has a runner in this process; close it first (one runner per database)", db.Path())
+	}
+	if err := prepareFile(db, cfg); err != nil {
+		runnersByDB.Delete(db)
 		return nil, err
-	}
-	if recovered+failed > 0 {
-		cfg.logger.Warn("jobrun: recovered jobs interrupted by a process exit",
-			"ready_again", recovered, "failed", failed)
 	}
 	r := &Runner{
 		db:       db,
@@ -142,6 +122,59 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	en := newEngine(r)
 	go en.loop()
 	return r, nil
+}
+
+// runnersByDB holds every database a Runner of this process uses: a second runner on
+// one database would take the first one's running jobs for crashed ones.
+var runnersByDB sync.Map // *bbolt.DB → struct{}
+
+// prepareFile creates or upgrades the runner's buckets and, if the runner runs its
+// services, recovers the jobs a crash left running. A runner without services writes
+// nothing to a file that needs no upgrade.
+func prepareFile(db *bbolt.DB, cfg *config) error {
+	current := false
+	err := db.View(func(tx *bbolt.Tx) error {
+		var err error
+		current, err = schemaCurrent(tx)
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case current && cfg.noServices:
+		return nil
+	case cfg.readOnly:
+		return fmt.Errorf("%w: the file holds no jobrun data of this version; open it once with a runner that writes to create or upgrade it", ErrSchema)
+	}
+	var recovered, failed int
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if err := initSchema(tx); err != nil {
+			return err
+		}
+		if cfg.noServices {
+			return nil
+		}
+		t, err := openTxn(tx, time.Now())
+		if err != nil {
+			return err
+		}
+		t.cfg = cfg
+		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
+			return fmt.Errorf("recover interrupted jobs: %w", err)
+		}
+		if err := t.admitAll(); err != nil {
+			return err
+		}
+		return t.flush()
+	})
+	if err != nil {
+		return err
+	}
+	if recovered+failed > 0 {
+		cfg.logger.Warn("jobrun: recovered jobs interrupted by a process exit",
+			"ready_again", recovered, "failed", failed)
+	}
+	return nil
 }
 
 // DB returns the runner's database, for the application's own transactions (see
@@ -283,6 +316,9 @@ func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*recor
 // prepareOpts is prepare for Enqueue (forSchedule false) and for Schedule's job
 // template, which alone accepts the schedule options.
 func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, forSchedule bool) (*record, *enqueueOptions, error) {
+	if r.cfg.readOnly {
+		return nil, nil, ErrReadOnly
+	}
 	if args == nil {
 		return nil, nil, invalidf("nil args")
 	}
@@ -347,10 +383,13 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 
 // send hands an operation to the commit loop and waits for its reply.
 func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
+	if _, control := op.(*controlOp); r.cfg.readOnly && !control {
+		return ErrReadOnly
+	}
 	select {
 	case r.ops <- op:
 	case <-r.loopDone:
-		return ErrClosed
+		return r.closedErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -365,7 +404,7 @@ func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
 		case err := <-reply:
 			return err
 		default:
-			return ErrClosed
+			return r.closedErr()
 		}
 	}
 }
@@ -413,7 +452,7 @@ func (r *Runner) Queues(ctx context.Context) ([]string, error) {
 
 func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
 	return r.viewDB(ctx, func(db *bbolt.DB) error {
-		return db.View(func(tx *bbolt.Tx) error {
+		return viewGuarded(db, func(tx *bbolt.Tx) error {
 			t, err := openTxn(tx, time.Now())
 			if err != nil {
 				return err
@@ -421,6 +460,20 @@ func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
 			return fn(t)
 		})
 	})
+}
+
+// viewGuarded is db.View with a damaged page reported as ErrCorrupt, not a panic.
+func viewGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
+	return guard(func() error { return db.View(fn) })
+}
+
+// closedErr is what calls get once the commit loop has exited: ErrClosed, or the
+// error that stopped the runner.
+func (r *Runner) closedErr() error {
+	if err := r.fatal.Load(); err != nil {
+		return *err
+	}
+	return ErrClosed
 }
 
 func (r *Runner) isClosed() bool {
@@ -446,7 +499,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.stopSession(s, ctx)
 		return ctx.Err()
 	case <-s.ended:
-		return ErrClosed
+		return r.closedErr()
+	case <-r.loopDone:
+		r.stopSession(s, ctx)
+		return r.closedErr()
 	}
 }
 
@@ -466,7 +522,10 @@ func (r *Runner) RunUntilIdle(ctx context.Context) error {
 		r.stopSession(s, ctx)
 		return ctx.Err()
 	case <-s.ended:
-		return ErrClosed
+		return r.closedErr()
+	case <-r.loopDone:
+		r.stopSession(s, ctx)
+		return r.closedErr()
 	}
 }
 
@@ -491,8 +550,14 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the runner at once: it cancels running handlers, records their jobs as
-// ready again (no attempt spent), waits for the handlers to return, and releases the
-// database, closing it if Open opened it. Calling Close again returns ErrClosed.
+// ready again (no attempt spent), waits up to CloseGrace for the handlers to return,
+// and releases the database, closing it if Open opened it. Calling Close again
+// returns ErrClosed.
+//
+// Close returns after CloseGrace even if a handler ignores its canceled context: that
+// handler's goroutine runs on until the handler returns, as an abandoned timeout's
+// does; what it returns is dropped, and its job, already recorded ready, runs again
+// at the next start. Calls it makes on the runner meanwhile return ErrClosed.
 func (r *Runner) Close() error {
 	s, err := r.beginClose()
 	if err != nil {
@@ -502,10 +567,20 @@ func (r *Runner) Close() error {
 		canceled, cancel := context.WithCancel(context.Background())
 		cancel()
 		r.stopSession(s, canceled)
-		<-s.all.done()
+		grace := time.NewTimer(CloseGrace)
+		select {
+		case <-s.all.done():
+		case <-grace.C:
+			r.log.Warn("jobrun: closed while handlers ignore their canceled context; their jobs run again at the next start",
+				"grace", CloseGrace)
+		}
+		grace.Stop()
 	}
 	return r.finishClose()
 }
+
+// CloseGrace is how long Close waits for canceled handlers to return.
+const CloseGrace = time.Second
 
 // beginClose refuses new sessions and returns the running one, if any.
 func (r *Runner) beginClose() (*session, error) {
@@ -527,6 +602,7 @@ func (r *Runner) finishClose() error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	runnersByDB.Delete(r.db)
 	if r.ownsDB {
 		if err := r.db.Close(); err != nil {
 			return fmt.Errorf("close: %w", err)
@@ -540,6 +616,12 @@ func (r *Runner) finishClose() error {
 func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	switch {
+	case r.cfg.readOnly:
+		return nil, fmt.Errorf("run: %w: it runs no jobs", ErrReadOnly)
+	case r.cfg.noServices:
+		return nil, fmt.Errorf("run: %w", invalidf("the runner was opened WithServices(false): it runs no jobs"))
 	}
 	r.mu.Lock()
 	switch {

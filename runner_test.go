@@ -939,7 +939,7 @@ func TestOpenErrors(t *testing.T) {
 	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 1000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := jobrun.Open(junk); err == nil || !strings.Contains(err.Error(), "not a bbolt database") {
+	if _, err := jobrun.Open(junk); !errors.Is(err, jobrun.ErrCorrupt) || !strings.Contains(err.Error(), "not a jobrun or bbolt database") {
 		t.Fatalf("open of a non-bbolt file: got %v", err)
 	}
 

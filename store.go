@@ -3,10 +3,16 @@ package jobrun
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The runner keeps everything under one top-level bucket, so it can share a file with
@@ -60,6 +66,123 @@ var (
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
 		bucketKeyWait, bucketKeySlots}
 )
+
+// openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
+// panics and memory faults with which it meets a damaged file, into the runner's.
+func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
+	info, statErr := os.Stat(path)
+	switch {
+	case statErr == nil && info.IsDir():
+		return nil, invalidf("%s is a directory", path)
+	case statErr != nil && cfg.readOnly:
+		if errors.Is(statErr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no such file (a read-only runner does not create one)", fs.ErrNotExist)
+		}
+		return nil, statErr
+	}
+	var file *os.File // as bbolt opened it, to release its lock if bbolt panics
+	opts := &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: cfg.readOnly,
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			file = f
+			return f, err
+		}}
+	err = guard(func() error {
+		db, err = bbolt.Open(path, 0o600, opts)
+		return err
+	})
+	if err != nil {
+		if db == nil && file != nil && errors.Is(err, ErrCorrupt) {
+			file.Close() // bbolt panicked before it could
+		}
+		return nil, describeOpenError(err, cfg)
+	}
+	// A truncated file passes bbolt's checks of its first pages, and faults later on
+	// a page past its end.
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// describeOpenError words an error of bbolt.Open for the runner's user.
+func describeOpenError(err error, cfg *config) error {
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return fmt.Errorf("%w (waited %v)", ErrLocked, cfg.lockTimeout)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch),
+		strings.Contains(err.Error(), "file size too small"):
+		return fmt.Errorf("%w: not a jobrun or bbolt database file (%v)", ErrCorrupt, err)
+	case errors.Is(err, bolterrors.ErrChecksum):
+		return fmt.Errorf("%w: both of its header pages fail their checksum (%v)%s", ErrCorrupt, err, corruptAdvice)
+	}
+	return err
+}
+
+// corruptAdvice ends every message about a damaged file.
+const corruptAdvice = "; restore the file from a backup (Runner.Backup, jobrun backup), or copy out every readable job with jobrun salvage"
+
+// checkSize refuses a file shorter than the pages its header says it holds.
+func checkSize(db *bbolt.DB) error {
+	info, err := os.Stat(db.Path())
+	if err != nil {
+		return err
+	}
+	var want int64
+	if err := guard(func() error {
+		return db.View(func(tx *bbolt.Tx) error {
+			want = tx.Size()
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	if want > info.Size() {
+		return fmt.Errorf("%w: the file is %d bytes but its pages need %d: it was truncated%s",
+			ErrCorrupt, info.Size(), want, corruptAdvice)
+	}
+	return nil
+}
+
+// guard runs fn, turning a panic or a memory fault inside it (bbolt meeting a damaged
+// page) into an error wrapping ErrCorrupt. bbolt's View and Update roll their
+// transaction back on the way out of a panic, so the database stays usable for
+// closing.
+func guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: reading it failed with %q%s", ErrCorrupt, fmt.Sprint(v), corruptAdvice)
+		}
+	}()
+	return fn()
+}
+
+// schemaCurrent reports whether the file holds runner data of this schema with every
+// bucket, so that opening it needs no write.
+func schemaCurrent(tx *bbolt.Tx) (bool, error) {
+	root := tx.Bucket(bucketRoot)
+	if root == nil {
+		return false, nil
+	}
+	meta := root.Bucket(bucketMeta)
+	if meta == nil {
+		return false, nil
+	}
+	if v := meta.Get(keySchema); len(v) == 1 && v[0] > schemaVersion {
+		return false, fmt.Errorf("%w: the file has schema version %d, this build of jobrun reads up to %d; upgrade jobrun",
+			ErrSchema, v[0], schemaVersion)
+	} else if len(v) != 1 || v[0] != schemaVersion {
+		return false, nil
+	}
+	for _, name := range allBuckets {
+		if root.Bucket(name) == nil {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // txn is one write or read transaction over the runner's buckets, with the count
 // changes it makes gathered and written once at flush.
