@@ -73,42 +73,43 @@ var States = []State{StateScheduled, StateReady, StateRunning, StateRetrying, St
 
 // AttemptError records one failed attempt.
 type AttemptError struct {
-	Attempt int       // the attempt that failed, 1 for the first run
-	At      time.Time // when the failure was recorded
-	Error   string    // the handler's error, or the panic value with its stack
+	Attempt int       `json:"attempt"` // the attempt that failed, 1 for the first run
+	At      time.Time `json:"at"`      // when the failure was recorded
+	Error   string    `json:"error"`   // the handler's error, or the panic value with its stack
 }
 
 // Info is everything the runner knows about a job, as returned by Get and embedded in
-// the Job a handler receives.
+// the Job a handler receives. Its JSON form (the field tags) is the one shape of a job
+// that the jobrun command's -json output and the dashboard's API print.
 type Info struct {
-	ID             ID
-	Kind           string
-	Queue          string
-	State          State
-	Priority       int
-	Attempt        int // attempts spent; while running, the attempt in progress (1 on the first run)
-	MaxAttempts    int
-	CreatedAt      time.Time // when Enqueue was called (the insert commits a moment later)
-	RunAt          time.Time // when the job became or becomes due
-	StartedAt      time.Time // start of the latest attempt
-	FinishedAt     time.Time // when it reached a final state
-	LastError      string    // the latest entry of Errors, "" if none
-	Errors         []AttemptError
-	RawArgs        json.RawMessage
-	Progress       json.RawMessage // the latest value given to SetProgress
-	Result         json.RawMessage // the value given to SetResult on success
-	UniqueKey      string          // the key of UniqueKey, Throttle or Debounce, "" if none
-	Schedule       string          // the cron schedule that enqueued the job, "" if none
-	FireAt         time.Time       // the schedule's fire time this job is for
-	Tags           []string        // the job's Tags
-	ConcurrencyKey string          // the job's ConcurrencyKey, "" if none
-	Logs           []LogLine       // the lines the handler logged with Job.Log, the latest 50
+	ID             ID              `json:"id"`
+	Kind           string          `json:"kind"`
+	Queue          string          `json:"queue"`
+	State          State           `json:"state"`
+	Priority       int             `json:"priority"`
+	Attempt        int             `json:"attempt"` // attempts spent; while running, the attempt in progress (1 on the first run)
+	MaxAttempts    int             `json:"max_attempts"`
+	CreatedAt      time.Time       `json:"created_at"`           // when Enqueue was called (the insert commits a moment later)
+	RunAt          time.Time       `json:"run_at"`               // when the job became or becomes due
+	StartedAt      time.Time       `json:"started_at,omitzero"`  // start of the latest attempt
+	FinishedAt     time.Time       `json:"finished_at,omitzero"` // when it reached a final state
+	LastError      string          `json:"last_error,omitempty"` // the latest entry of Errors, "" if none
+	Errors         []AttemptError  `json:"errors,omitempty"`
+	RawArgs        json.RawMessage `json:"args"`
+	Progress       json.RawMessage `json:"progress,omitempty"`        // the latest value given to SetProgress
+	Result         json.RawMessage `json:"result,omitempty"`          // the value given to SetResult on success
+	UniqueKey      string          `json:"unique_key,omitempty"`      // the key of UniqueKey, Throttle or Debounce, "" if none
+	Schedule       string          `json:"schedule,omitempty"`        // the cron schedule that enqueued the job, "" if none
+	FireAt         time.Time       `json:"fire_at,omitzero"`          // the schedule's fire time this job is for
+	Tags           []string        `json:"tags,omitempty"`            // the job's Tags
+	ConcurrencyKey string          `json:"concurrency_key,omitempty"` // the job's ConcurrencyKey, "" if none
+	Logs           []LogLine       `json:"logs,omitempty"`            // the lines the handler logged with Job.Log, the latest 50
 }
 
 // LogLine is one line a handler logged with Job.Log.
 type LogLine struct {
-	At      time.Time
-	Message string
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
 }
 
 // Job is what a handler receives: the job's Info as of the start of this attempt, and

@@ -150,10 +150,10 @@ func syncDir(dir string) {
 // CountMismatch is a per-queue, per-state counter that disagreed with a recount of
 // the jobs.
 type CountMismatch struct {
-	Queue  string
-	State  State
-	Stored int // the counter
-	Actual int // the recount
+	Queue  string `json:"queue"`
+	State  State  `json:"state"`
+	Stored int    `json:"stored"` // the counter
+	Actual int    `json:"actual"` // the recount
 }
 
 // CheckCounts recounts the jobs of every queue and state from the indexes (a pass

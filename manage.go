@@ -303,12 +303,12 @@ func (r *Runner) bulk(ctx context.Context, st byte, queue string, before time.Ti
 // QueueInfo describes one queue: its configuration in this runner, whether it is
 // paused, and its counts.
 type QueueInfo struct {
-	Name    string
-	Workers int        // concurrency in this runner; 0 if this runner does not run the queue
-	Rate    rate.Limit // the limiter's rate, 0 if the queue has no limiter
-	Burst   int        // the limiter's burst
-	Paused  bool
-	Counts  map[State]int
+	Name    string        `json:"name"`
+	Workers int           `json:"workers"`         // concurrency in this runner; 0 if this runner does not run the queue
+	Rate    rate.Limit    `json:"rate,omitempty"`  // the limiter's rate, 0 if the queue has no limiter
+	Burst   int           `json:"burst,omitempty"` // the limiter's burst
+	Paused  bool          `json:"paused"`
+	Counts  map[State]int `json:"counts"`
 }
 
 // QueueInfos describes every queue that holds jobs or that this runner runs, in

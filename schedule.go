@@ -49,16 +49,16 @@ func TimeZone(name string) EnqueueOption {
 
 // ScheduleInfo describes a stored schedule.
 type ScheduleInfo struct {
-	Name        string
-	Spec        string // as given, with any CRON_TZ= prefix
-	TimeZone    string // from the TimeZone option, "" if none
-	Kind        string
-	Args        json.RawMessage
-	Next        time.Time // the next fire
-	Last        time.Time // the latest fire that enqueued or skipped a job, zero if none
-	LastJob     ID        // the job of the latest enqueued fire, 0 if none
-	SkipMissed  bool
-	SkipOverlap bool
+	Name        string          `json:"name"`
+	Spec        string          `json:"spec"`                // as given, with any CRON_TZ= prefix
+	TimeZone    string          `json:"time_zone,omitempty"` // from the TimeZone option, "" if none
+	Kind        string          `json:"kind"`
+	Args        json.RawMessage `json:"args"`
+	Next        time.Time       `json:"next"`               // the next fire
+	Last        time.Time       `json:"last,omitzero"`      // the latest fire that enqueued or skipped a job, zero if none
+	LastJob     ID              `json:"last_job,omitempty"` // the job of the latest enqueued fire, 0 if none
+	SkipMissed  bool            `json:"skip_missed"`
+	SkipOverlap bool            `json:"skip_overlap"`
 }
 
 // storedSchedule is a schedule as kept in the schedules bucket (JSON: a few per file).
