@@ -129,10 +129,10 @@ func TestCrossOrigin(t *testing.T) {
 		{"sec-fetch-site cross-site", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
 		{"sec-fetch-site same-site", []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
 		{"origin of another host", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
-		{"origin of another port", []string{"Origin", "http://example.com:8080"}, http.StatusForbidden},
+		{"origin of another port", []string{"Origin", "http://" + testHost + ":8080"}, http.StatusForbidden},
 		{"origin null", []string{"Origin", "null"}, http.StatusForbidden},
 		{"trusted origin", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://admin.example.com"}, http.StatusOK},
-		{"origin of its own host", []string{"Origin", "http://example.com"}, http.StatusOK}, // httptest's Host
+		{"origin of its own host", []string{"Origin", "http://" + testHost}, http.StatusOK},
 		{"sec-fetch-site same-origin", []string{"Sec-Fetch-Site", "same-origin"}, http.StatusOK},
 		{"no browser headers (curl)", nil, http.StatusOK},
 	} {
