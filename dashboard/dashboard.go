@@ -27,6 +27,7 @@ type config struct {
 	redactKinds map[string]bool
 	refresh     time.Duration
 	origins     []string
+	hosts       hostList
 }
 
 // WithActions enables the actions that change jobs, queues and schedules: retry,
@@ -43,7 +44,8 @@ func WithActions() Option {
 // or anything else; it must be safe for concurrent use. Auth options add up: a
 // request that any of WithAuth, WithBearerToken or WithBasicAuth lets in is served.
 // Default: no authentication, which is only fit for a dashboard reachable from the
-// local machine alone.
+// local machine alone; without it the dashboard answers loopback Host names only
+// (see WithAllowedHosts).
 func WithAuth(allow func(r *http.Request) bool) Option {
 	return func(c *config) {
 		if allow == nil {
@@ -131,6 +133,56 @@ func WithTrustedOrigins(origins ...string) Option {
 	return func(c *config) { c.origins = append(c.origins, origins...) }
 }
 
+// WithAllowedHosts lets the dashboard answer requests whose Host names one of
+// hosts, besides the loopback names it always answers: "localhost", names ending in
+// ".localhost", the addresses 127.0.0.0/8 and ::1.
+//
+// Without authentication (none of WithAuth, WithBasicAuth, WithBearerToken) the
+// dashboard refuses a request for any other Host with 403 Forbidden, pages, assets,
+// API and actions alike. That stops DNS rebinding: a web page whose attacker makes
+// its own name resolve to 127.0.0.1 is same-origin with a dashboard listening there,
+// so the victim's browser would let it read every job and run the actions (the
+// cross-origin protection of the actions sees a same-origin request); but its
+// requests carry the attacker's name as Host. Give WithAllowedHosts the names by
+// which people reach an unauthenticated dashboard from elsewhere, such as an
+// authenticating proxy's public name or the machine's address on a trusted
+// network. With authentication the Host is not checked, the authentication being
+// the protection, unless WithAllowedHosts is given: then the same rule applies.
+//
+// Each host is a name or an IP address, without scheme or port: "jobs.internal",
+// "192.168.1.20", "fe80::1" or "[fe80::1]". It matches case-insensitively, on any
+// port, and a trailing dot is ignored. A leading "*." matches the names under the
+// rest at any depth, not the rest itself: "*.example.com" matches "a.example.com"
+// and "a.b.example.com" but not "example.com". Options add up; WithAllowedHosts
+// with no hosts makes an authenticated dashboard answer loopback names only. It
+// panics on an empty host, a host with a port, scheme or path, and a "*" elsewhere
+// than in a leading "*." before a name.
+func WithAllowedHosts(hosts ...string) Option {
+	exact := map[string]bool{}
+	var suffixes []string
+	for _, h := range hosts {
+		name, wildcard, err := parseAllowedHost(h)
+		if err != nil {
+			panic("dashboard: WithAllowedHosts: " + err.Error())
+		}
+		if wildcard {
+			suffixes = append(suffixes, "."+name)
+		} else {
+			exact[name] = true
+		}
+	}
+	return func(c *config) {
+		c.hosts.given = true
+		if c.hosts.exact == nil {
+			c.hosts.exact = map[string]bool{}
+		}
+		for name := range exact {
+			c.hosts.exact[name] = true
+		}
+		c.hosts.suffixes = append(c.hosts.suffixes, suffixes...)
+	}
+}
+
 // redacted reports whether the args of jobs of kind are hidden.
 func (c *config) redacted(kind string) bool {
 	return c.redactAll || c.redactKinds[kind]
@@ -146,9 +198,11 @@ func (c *config) redacted(kind string) bool {
 // from now on; the subscription ends when r is closed. New panics on an invalid
 // option, as net/http.ServeMux.Handle does on an invalid pattern.
 //
-// Without options the dashboard is read-only and asks for no authentication: do not
-// expose it beyond the local machine without WithAuth, WithBasicAuth or
-// WithBearerToken.
+// Without options the dashboard is read-only, asks for no authentication and, so
+// that a web page cannot reach it through DNS rebinding, answers only requests for
+// a loopback Host ("localhost", 127.0.0.1, [::1]), others getting 403 Forbidden: do
+// not expose it beyond the local machine without WithAuth, WithBasicAuth or
+// WithBearerToken, and see WithAllowedHosts for the Host names it answers.
 func New(r *jobrun.Runner, opts ...Option) http.Handler {
 	cfg := &config{refresh: DefaultRefresh}
 	for _, opt := range opts {
@@ -186,6 +240,10 @@ func (d *dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
+	if !d.cfg.hostAllowed(r) {
+		hostRefused(w, r)
+		return
+	}
 	if !d.authorized(r) {
 		for _, c := range d.cfg.challenges {
 			h.Add("WWW-Authenticate", c)

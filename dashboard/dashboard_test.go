@@ -12,7 +12,13 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// do sends a request to h and returns the response with its body read.
+// testHost is the Host of the tests' requests unless they give one: a loopback
+// name, as a browser on the dashboard's machine sends (httptest.NewRequest's own
+// default, "example.com", is a name the dashboard refuses without authentication).
+const testHost = "localhost"
+
+// do sends a request to h and returns the response with its body read. header holds
+// name and value pairs; a "Host" pair sets the request's Host (testHost otherwise).
 func do(t *testing.T, h http.Handler, method, target string, form url.Values, header ...string) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
@@ -20,10 +26,15 @@ func do(t *testing.T, h http.Handler, method, target string, form url.Values, he
 		body = strings.NewReader(form.Encode())
 	}
 	req := httptest.NewRequest(method, target, body)
+	req.Host = testHost
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if http.CanonicalHeaderKey(header[i]) == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()

@@ -23,6 +23,18 @@
 // Unauthorized. Without any of them the dashboard asks for nothing, which fits only
 // a dashboard reachable from the local machine alone (127.0.0.1).
 //
+// Without authentication the dashboard also answers only requests whose Host is a
+// loopback name or address: "localhost" and names ending in ".localhost",
+// 127.0.0.0/8 and ::1, with or without port. Any other Host gets 403 Forbidden,
+// pages, assets, API and actions alike. This is against DNS rebinding: a web page
+// can make its own name resolve to 127.0.0.1, and the browser then treats the
+// dashboard on the victim's machine as that page's origin, letting it read the jobs
+// and post actions that the cross-origin protection below sees as same-origin; but
+// the page's requests still name the attacker's host. WithAllowedHosts adds the
+// names by which the dashboard is reached from elsewhere (a proxy's, "*.example.com"
+// for the names under example.com). With authentication any Host is answered, unless
+// WithAllowedHosts is given: then the same rule applies.
+//
 // The rest is on by default:
 //   - Read-only unless WithActions: the action routes answer 403 Forbidden and the
 //     pages show no buttons.

@@ -2,6 +2,9 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -129,10 +132,10 @@ func TestCrossOrigin(t *testing.T) {
 		{"sec-fetch-site cross-site", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
 		{"sec-fetch-site same-site", []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
 		{"origin of another host", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
-		{"origin of another port", []string{"Origin", "http://example.com:8080"}, http.StatusForbidden},
+		{"origin of another port", []string{"Origin", "http://" + testHost + ":8080"}, http.StatusForbidden},
 		{"origin null", []string{"Origin", "null"}, http.StatusForbidden},
 		{"trusted origin", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://admin.example.com"}, http.StatusOK},
-		{"origin of its own host", []string{"Origin", "http://example.com"}, http.StatusOK}, // httptest's Host
+		{"origin of its own host", []string{"Origin", "http://" + testHost}, http.StatusOK},
 		{"sec-fetch-site same-origin", []string{"Sec-Fetch-Site", "same-origin"}, http.StatusOK},
 		{"no browser headers (curl)", nil, http.StatusOK},
 	} {
@@ -151,6 +154,175 @@ func TestCrossOrigin(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHosts checks that a dashboard without authentication answers loopback Host
+// names and the hosts of WithAllowedHosts only, and that with authentication any
+// Host is answered unless WithAllowedHosts is given: a page that rebinds its own
+// name to 127.0.0.1 must neither read the jobs nor run an action, even with the
+// Origin and Sec-Fetch-Site of its own, same, origin.
+func TestHosts(t *testing.T) {
+	const attacker = "rebind.attacker.example:8080"
+	allowed := WithAllowedHosts("Dash.Example.com", "*.internal.example", "192.168.1.20")
+	basic := WithBasicAuth("admin", "s3cret")
+	creds := func() []string {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth("admin", "s3cret")
+		return []string{"Authorization", r.Header.Get("Authorization")}
+	}()
+	cases := []struct {
+		host   string
+		opts   []Option
+		header []string // besides Host, Origin and Sec-Fetch-Site
+		want   int      // of every request; actions succeed when 200
+	}{
+		{"localhost", nil, nil, http.StatusOK},
+		{"localhost:8080", nil, nil, http.StatusOK},
+		{"LocalHost:8080", nil, nil, http.StatusOK},
+		{"localhost.", nil, nil, http.StatusOK},
+		{"jobs.localhost:8080", nil, nil, http.StatusOK},
+		{"127.0.0.1", nil, nil, http.StatusOK},
+		{"127.0.0.1:8080", nil, nil, http.StatusOK},
+		{"127.1.2.3:8080", nil, nil, http.StatusOK},
+		{"[::1]", nil, nil, http.StatusOK},
+		{"[::1]:8080", nil, nil, http.StatusOK},
+		{"::1", nil, nil, http.StatusOK},
+		{"[::ffff:127.0.0.1]:8080", nil, nil, http.StatusOK},
+
+		{attacker, nil, nil, http.StatusForbidden},
+		{"rebind.attacker.example", nil, nil, http.StatusForbidden},
+		{"localhost.attacker.example", nil, nil, http.StatusForbidden},
+		{"127.0.0.1.attacker.example:8080", nil, nil, http.StatusForbidden},
+		{"notlocalhost:8080", nil, nil, http.StatusForbidden},
+		{"", nil, nil, http.StatusForbidden},
+		{"[::1", nil, nil, http.StatusForbidden},
+		{"[::1]x", nil, nil, http.StatusForbidden},
+		{"localhost:8080:1", nil, nil, http.StatusForbidden},
+		{"0.0.0.0:8080", nil, nil, http.StatusForbidden},
+		{"192.168.1.20:8080", nil, nil, http.StatusForbidden},
+		{"dash.example.com", nil, nil, http.StatusForbidden},
+
+		// WithAllowedHosts: exact names and addresses, case-insensitive, any port;
+		// "*." for the names under one; loopback names still.
+		{"dash.example.com", []Option{allowed}, nil, http.StatusOK},
+		{"DASH.EXAMPLE.COM:8443", []Option{allowed}, nil, http.StatusOK},
+		{"dash.example.com.", []Option{allowed}, nil, http.StatusOK},
+		{"192.168.1.20:8080", []Option{allowed}, nil, http.StatusOK},
+		{"a.internal.example", []Option{allowed}, nil, http.StatusOK},
+		{"a.b.internal.example:8080", []Option{allowed}, nil, http.StatusOK},
+		{"localhost:8080", []Option{allowed}, nil, http.StatusOK},
+		{"internal.example", []Option{allowed}, nil, http.StatusForbidden},
+		{"evilinternal.example", []Option{allowed}, nil, http.StatusForbidden},
+		{"example.com", []Option{allowed}, nil, http.StatusForbidden},
+		{"dash.example.com.attacker.example", []Option{allowed}, nil, http.StatusForbidden},
+		{attacker, []Option{allowed}, nil, http.StatusForbidden},
+
+		// With authentication the Host is not checked, unless WithAllowedHosts is
+		// given; a refused Host is refused before the credentials are looked at.
+		{attacker, []Option{basic}, creds, http.StatusOK},
+		{attacker, []Option{basic}, nil, http.StatusUnauthorized},
+		{attacker, []Option{basic, allowed}, creds, http.StatusForbidden},
+		{"dash.example.com", []Option{basic, allowed}, creds, http.StatusOK},
+		{"localhost", []Option{basic, WithAllowedHosts()}, creds, http.StatusOK},
+		{"dash.example.com", []Option{basic, WithAllowedHosts()}, creds, http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		f, h := populated(t, append(tc.opts, WithActions())...)
+		name := fmt.Sprintf("Host %q, %d options", tc.host, len(tc.opts))
+		// What a browser at the page of that host sends.
+		header := append([]string{"Host", tc.host, "Origin", "http://" + tc.host, "Sec-Fetch-Site", "same-origin"}, tc.header...)
+		done := idStr(f.ids["done"])
+		for _, target := range []string{"/", "/jobs/" + done, "/static/style.css", "/api/jobs", "/api/jobs/" + done} {
+			res, body := do(t, h, http.MethodGet, target, nil, header...)
+			if res.StatusCode != tc.want {
+				t.Errorf("%s: GET %s: status %d, want %d\n%s", name, target, res.StatusCode, tc.want, body)
+			}
+			switch {
+			case tc.want == http.StatusForbidden:
+				if ct := res.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" ||
+					!strings.Contains(body, "is not allowed") || !strings.Contains(body, "DNS rebinding") ||
+					!strings.Contains(body, "WithAllowedHosts") {
+					t.Errorf("%s: GET %s: %s answer does not say why:\n%s", name, target, ct, body)
+				}
+				lacks(t, name+": GET "+target, body, "ada@example.com", "email.send")
+			case tc.want == http.StatusOK && target == "/api/jobs":
+				contains(t, name+": GET "+target, body, "ada@example.com")
+			}
+		}
+
+		before, err := f.r.Counts(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, body := do(t, h, http.MethodPost, "/api/clean", url.Values{}, header...)
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: POST /api/clean: status %d, want %d\n%s", name, res.StatusCode, tc.want, body)
+		}
+		after, err := f.r.Counts(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.r.Get(t.Context(), f.ids["done"])
+		if tc.want == http.StatusOK {
+			if !errors.Is(err, jobrun.ErrNotFound) || after[jobrun.StateDone] != 0 {
+				t.Errorf("%s: an allowed clean left %d done jobs (%v)", name, after[jobrun.StateDone], err)
+			}
+			continue
+		}
+		if err != nil || !maps.Equal(before, after) || before[jobrun.StateDone] == 0 {
+			t.Errorf("%s: a refused clean changed the counts from %v to %v (done job: %v)", name, before, after, err)
+		}
+	}
+}
+
+// TestHostsAndCrossOrigin checks that the Host check and the cross-origin
+// protection of the actions add up: a request passes only if both let it.
+func TestHostsAndCrossOrigin(t *testing.T) {
+	f, h := populated(t, WithActions(), WithAllowedHosts("dash.example.com"))
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   string // "" for the queue paused, or what the refusal says
+	}{
+		{"allowed host, same origin", []string{"Host", "dash.example.com", "Origin", "http://dash.example.com"}, ""},
+		{"allowed host, other origin", []string{"Host", "dash.example.com", "Origin", "https://evil.example"}, "cross-origin request refused"},
+		{"allowed host, cross-site", []string{"Host", "dash.example.com", "Sec-Fetch-Site", "cross-site"}, "cross-origin request refused"},
+		{"loopback host, attacker origin", []string{"Host", "127.0.0.1:8080", "Origin", "http://rebind.attacker.example:8080"}, "cross-origin request refused"},
+		{"loopback host, same origin", []string{"Host", "127.0.0.1:8080", "Origin", "http://127.0.0.1:8080"}, ""},
+		{"attacker host, its own origin", []string{"Host", "rebind.attacker.example:8080", "Origin", "http://rebind.attacker.example:8080"}, "is not allowed"},
+	} {
+		res, body := do(t, h, http.MethodPost, "/api/queues/mail/pause", url.Values{}, tc.header...)
+		paused, err := f.r.Paused(ctx, "mail")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tc.want == "" && (res.StatusCode != http.StatusOK || !paused):
+			t.Errorf("%s: status %d, queue paused %v; want it paused\n%s", tc.name, res.StatusCode, paused, body)
+		case tc.want != "" && (res.StatusCode != http.StatusForbidden || paused || !strings.Contains(body, tc.want)):
+			t.Errorf("%s: status %d, queue paused %v; want 403 %q\n%s", tc.name, res.StatusCode, paused, tc.want, body)
+		}
+		if err := f.r.Resume(ctx, "mail"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAllowedHostsPanicsOnBadHosts(t *testing.T) {
+	for _, h := range []string{"", "example.com:8080", "[::1]:8080", "http://example.com", "example.com/jobs",
+		"*", "*.", "a.*.example", "*example.com", "*.10.0.0.1", "[10.0.0.1]", "exa mple.com", ":8080", "admin@example.com"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("WithAllowedHosts(%q): no panic", h)
+				}
+			}()
+			WithAllowedHosts("example.org", h)
+		}()
+	}
+	// These are fine.
+	New(openFixture(t).r, WithAllowedHosts("example.com", "Example.COM.", "*.example.com", "10.0.0.1", "::1", "[fe80::1]"))
 }
 
 // TestEscaping stores a job whose every shown value is markup, and checks that no

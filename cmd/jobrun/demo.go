@@ -153,13 +153,13 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	// has them all.
 	var dashURL string
 	if cfg.dash {
-		url, _, stopDash, err := startDashboard(r, "127.0.0.1:0", true)
+		ds, err := startDashboard(r, "127.0.0.1:0", true, nil)
 		if err != nil {
 			return fmt.Errorf("serve the dashboard: %w", err)
 		}
 		// Deferred after r.Close, so it runs before: the server stops first.
-		defer stopDash()
-		dashURL = url
+		defer ds.stop()
+		dashURL = ds.url
 	}
 	before, err := jobCounts(bg, r)
 	if err != nil {

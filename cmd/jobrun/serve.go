@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,7 @@ import (
 )
 
 const (
-	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-readonly]"
+	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-readonly]"
 	serveDoc      = `Serve opens the jobrun database FILE and serves its dashboard: the queues with
 their counts and limits, the jobs by queue and state, every field of a job, the
 cron schedules. Actions (retry, cancel, delete, promote, pause and resume a queue,
@@ -29,7 +30,16 @@ file of a running application: mount the dashboard in that application instead
 (package github.com/jobrun/jobrun/dashboard).
 
 The dashboard asks for no password: serve it on a loopback address (the default)
-unless something in front of it authenticates. It stops on Ctrl-C.
+unless something in front of it authenticates. On an address that other machines
+can reach (0.0.0.0, ::, a LAN address, a host name), serve warns that anyone who
+reaches it reads every job, and changes them unless -readonly. It stops on Ctrl-C.
+
+Against DNS rebinding (a web page that makes its own name resolve to this machine),
+the dashboard answers only the requests whose Host names this machine: localhost,
+127.0.0.1 and [::1]; on another -addr, also its host (name or address); on every
+interface (0.0.0.0, :: or no host), also this machine's host name and its
+interfaces' addresses. Other Hosts get 403 Forbidden: add them with -allow-host,
+such as the public name of a proxy in front that forwards its own Host.
 
 Exit status: 0 after Ctrl-C, 1 if the file cannot be opened (missing, in use) or
 the address cannot be listened on, 2 for bad arguments.
@@ -49,6 +59,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
 	readonly := fs.Bool("readonly", false, "disable the actions: only show the jobs")
+	var allow []string
+	fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
+		func(h string) error {
+			if err := validHost(h); err != nil {
+				return err
+			}
+			allow = append(allow, h)
+			return nil
+		})
 	pos, err := parseArgs(fs, serveSynopsis, serveDoc, args, stdout, stderr, "FILE")
 	if err != nil {
 		return err
@@ -56,55 +75,131 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// withFile refuses a missing file (Open would create an empty one, hiding a
 	// typo) and, for a file an application holds, says to embed the dashboard.
 	return withFile(pos[0], func(r *jobrun.Runner) error {
-		return serve(ctx, r, pos[0], *addr, !*readonly, stdout, stderr)
+		return serve(ctx, r, pos[0], *addr, !*readonly, allow, stdout, stderr)
 	})
 }
 
-// serve serves the dashboard of r, opened from file, on addr until ctx ends.
-func serve(ctx context.Context, r *jobrun.Runner, file, addr string, actions bool, stdout, stderr io.Writer) error {
-	url, served, stop, err := startDashboard(r, addr, actions)
+// serve serves the dashboard of r, opened from file, on addr until ctx ends; it also
+// answers the Host names in allow.
+func serve(ctx context.Context, r *jobrun.Runner, file, addr string, actions bool, allow []string, stdout, stderr io.Writer) error {
+	ds, err := startDashboard(r, addr, actions, allow)
 	if err != nil {
 		return err
 	}
 	mode := map[bool]string{true: "actions enabled", false: "read-only"}[actions]
-	if !strings.HasPrefix(url, "http://127.") && !strings.HasPrefix(url, "http://[::1]") {
-		fmt.Fprintf(stderr, "jobrun serve: warning: %s is reachable from other machines, and the dashboard asks for no password\n", addr)
+	if ds.exposed {
+		what := map[bool]string{true: "read and change every job", false: "read every job"}[actions]
+		hosts := "loopback names only"
+		if len(ds.hosts) > 0 {
+			hosts = strings.Join(ds.hosts, ", ") + " and loopback names"
+		}
+		fmt.Fprintf(stderr, "jobrun serve: warning: the dashboard asks for no password and is reachable from other machines "+
+			"on %s: anyone who reaches it can %s; it answers requests for %s (-allow-host adds more)\n", ds.addr, what, hosts)
 	}
-	fmt.Fprintf(stdout, "serving the dashboard of %s at %s (%s); press Ctrl-C to stop\n", file, url, mode)
+	fmt.Fprintf(stdout, "serving the dashboard of %s at %s (%s); press Ctrl-C to stop\n", file, ds.url, mode)
 	select {
-	case err := <-served:
+	case err := <-ds.served:
 		return err
 	case <-ctx.Done():
-		return stop()
+		return ds.stop()
 	}
 }
 
-// startDashboard serves the dashboard of r on addr in the background. It returns the
-// URL to open, a channel that receives the server's error if it fails, and stop,
-// which shuts the server down, giving open requests serveShutdownTimeout.
-func startDashboard(r *jobrun.Runner, addr string, actions bool) (url string, served <-chan error, stop func() error, err error) {
+// dashServer is a dashboard that startDashboard serves in the background.
+type dashServer struct {
+	url     string       // the URL to open
+	addr    net.Addr     // the address it listens on
+	exposed bool         // addr is reachable from other machines
+	hosts   []string     // the Host names it answers besides loopback ones
+	served  <-chan error // receives the server's error if it fails
+	stop    func() error // shuts the server down, giving open requests serveShutdownTimeout
+}
+
+// startDashboard serves the dashboard of r on addr in the background. The dashboard
+// answers loopback Host names, those that listenHosts gives for addr, and allow,
+// whose names must be valid (validHost).
+func startDashboard(r *jobrun.Runner, addr string, actions bool, allow []string) (*dashServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, nil, err
+		return nil, err
 	}
+	hosts, exposed := listenHosts(addr, ln.Addr())
+	hosts = append(hosts, allow...)
 	var opts []dashboard.Option
 	if actions {
 		opts = append(opts, dashboard.WithActions())
+	}
+	if len(hosts) > 0 {
+		opts = append(opts, dashboard.WithAllowedHosts(hosts...))
 	}
 	srv := &http.Server{Handler: dashboard.New(r, opts...), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var once sync.Once
-	stop = func() error {
+	var stopErr error
+	stop := func() error {
 		once.Do(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), serveShutdownTimeout)
 			defer cancel()
-			err = srv.Shutdown(ctx)
+			stopErr = srv.Shutdown(ctx)
 			<-errc // http.ErrServerClosed
 		})
-		return err
+		return stopErr
 	}
-	return dashboardURL(ln.Addr()), errc, stop, nil
+	return &dashServer{url: dashboardURL(ln.Addr()), addr: ln.Addr(), exposed: exposed, hosts: hosts, served: errc, stop: stop}, nil
+}
+
+// listenHosts returns the Host names, besides loopback ones, by which a dashboard
+// listening on ln, from the -addr value addr, is reached, and whether ln is
+// reachable from other machines (it is not loopback). The names are the host of
+// addr if it is a name, the address of ln unless it is loopback, and for an
+// unspecified address (0.0.0.0, ::, no host: every interface) the machine's host
+// name and the addresses of its interfaces. A web page cannot take any of them over
+// by DNS rebinding: they are addresses, or names this machine's owner chose.
+func listenHosts(addr string, ln net.Addr) (hosts []string, exposed bool) {
+	seen := map[string]bool{}
+	add := func(h string) {
+		if h != "" && !seen[h] && validHost(h) == nil {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+		add(host)
+	}
+	tcp, ok := ln.(*net.TCPAddr)
+	if !ok {
+		return hosts, true
+	}
+	switch {
+	case tcp.IP.IsLoopback():
+		return hosts, false
+	case tcp.IP.IsUnspecified():
+		if name, err := os.Hostname(); err == nil {
+			add(name)
+		}
+		addrs, _ := net.InterfaceAddrs() // without them, the host name and loopback
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+				add(n.IP.String())
+			}
+		}
+	default:
+		add(tcp.IP.String())
+	}
+	return hosts, true
+}
+
+// validHost reports whether dashboard.WithAllowedHosts accepts h, which it
+// panics on otherwise.
+func validHost(h string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	dashboard.WithAllowedHosts(h)
+	return nil
 }
 
 // dashboardURL is the address to open in a browser for a listener on addr.

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,35 +66,49 @@ func (w *lineWriter) String() string {
 }
 
 // startServe runs jobrun serve with args in the background and returns the URL it
-// serves at, and a func that stops it and returns its exit code.
-func startServe(t *testing.T, args ...string) (string, func() int) {
+// serves at, what it printed on stderr so far (all it prints before serving), and a
+// func that stops it and returns its exit code.
+func startServe(t *testing.T, args ...string) (url, stderr string, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	stdout := newLineWriter(`at (http://\S+) `)
-	var stderr bytes.Buffer
+	errs := newLineWriter(`^$`)
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, append([]string{"serve"}, args...), stdout, &stderr) }()
-	var url string
+	go func() { code <- run(ctx, append([]string{"serve"}, args...), stdout, errs) }()
 	select {
 	case url = <-stdout.found:
 	case c := <-code:
 		cancel()
-		t.Fatalf("serve exited with %d before serving:\n%s%s", c, stdout, &stderr)
+		t.Fatalf("serve exited with %d before serving:\n%s%s", c, stdout, errs)
 	}
-	stop := func() int {
+	stop = func() int {
 		cancel()
 		c := <-code
-		t.Logf("serve %v:\n%s%s", args, stdout, &stderr)
+		t.Logf("serve %v:\n%s%s", args, stdout, errs)
 		return c
 	}
-	return url, stop
+	return url, errs.String(), stop
 }
 
 func fetch(t *testing.T, method, url string) (int, string) {
 	t.Helper()
+	return fetchWith(t, method, url)
+}
+
+// fetchWith is fetch with the given header name and value pairs; a "Host" pair
+// sets the request's Host.
+func fetchWith(t *testing.T, method, url string, header ...string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -109,11 +125,26 @@ func fetch(t *testing.T, method, url string) (int, string) {
 func TestServe(t *testing.T) {
 	db := servedFile(t)
 	// Flags may follow the file.
-	url, stop := startServe(t, db, "-addr", "127.0.0.1:0")
+	url, stderr, stop := startServe(t, db, "-addr", "127.0.0.1:0")
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Errorf("URL %q is not on 127.0.0.1", url)
 	}
-	code, body := fetch(t, http.MethodGet, url)
+	if stderr != "" {
+		t.Errorf("serve on 127.0.0.1 wrote to stderr: %s", stderr)
+	}
+	// A page that rebinds its name to 127.0.0.1 reads nothing and changes nothing.
+	attacker := []string{"Host", "rebind.attacker.example:8080", "Origin", "http://rebind.attacker.example:8080"}
+	if code, body := fetchWith(t, http.MethodGet, url+"api/jobs", attacker...); code != http.StatusForbidden || strings.Contains(body, "ada@example.com") {
+		t.Errorf("jobs for a rebound name: status %d\n%s", code, body)
+	}
+	if code, body := fetchWith(t, http.MethodPost, url+"api/queues/mail/pause", attacker...); code != http.StatusForbidden {
+		t.Errorf("pause for a rebound name: status %d\n%s", code, body)
+	}
+	code, body := fetch(t, http.MethodGet, url+"api/queues")
+	if code != http.StatusOK || !strings.Contains(body, `"paused": false`) {
+		t.Errorf("queues after a refused pause: status %d\n%s", code, body)
+	}
+	code, body = fetch(t, http.MethodGet, url)
 	if code != http.StatusOK || !strings.Contains(body, `<a href="queues/mail">mail</a>`) || !strings.Contains(body, "actions enabled") {
 		t.Errorf("overview: status %d\n%s", code, body)
 	}
@@ -126,7 +157,7 @@ func TestServe(t *testing.T) {
 	}
 
 	// The pause is in the file; -readonly refuses actions.
-	url, stop = startServe(t, "-readonly", "-addr", "127.0.0.1:0", db)
+	url, _, stop = startServe(t, "-readonly", "-addr", "127.0.0.1:0", db)
 	code, body = fetch(t, http.MethodGet, url+"api/queues")
 	if code != http.StatusOK || !strings.Contains(body, `"paused": true`) {
 		t.Errorf("queues: status %d\n%s", code, body)
@@ -174,6 +205,8 @@ func TestServeExitCodes(t *testing.T) {
 		{args: []string{"serve", "-port", "1", db}, code: 2, errs: "flag provided but not defined: -port"},
 		{args: []string{"serve", missing}, code: 1, errs: "no such file"},
 		{args: []string{"serve", db, "-addr", "127.0.0.1:-1"}, code: 1, errs: "jobrun serve: listen tcp"},
+		{args: []string{"serve", db, "-allow-host", "jobs.example.com:8080"}, code: 2, errs: "has a port"},
+		{args: []string{"serve", db, "-allow-host", ""}, code: 2, errs: "empty host"},
 	})
 }
 
@@ -195,3 +228,126 @@ func TestDashboardURL(t *testing.T) {
 }
 
 func netResolve(addr string) (net.Addr, error) { return net.ResolveTCPAddr("tcp", addr) }
+
+// TestServeNonLoopback serves on every interface and on a LAN address: serve warns
+// that the dashboard has no password and other machines reach it, and answers
+// loopback Hosts, the machine's name and addresses, and no other name.
+func TestServeNonLoopback(t *testing.T) {
+	db := servedFile(t)
+	hostname, _ := os.Hostname()
+	var lan string // an address of this machine that other machines may reach
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			lan = n.IP.String()
+			break
+		}
+	}
+	type listen struct {
+		addr  string   // -addr
+		dial  string   // the address to connect to
+		hosts []string // Host names it answers ("" for none)
+	}
+	cases := []listen{{"0.0.0.0:0", "127.0.0.1", []string{"127.0.0.1", "localhost", hostname, lan}}}
+	if lan != "" {
+		cases = append(cases, listen{net.JoinHostPort(lan, "0"), lan, []string{lan}})
+	} else {
+		t.Log("no non-loopback IPv4 address: the LAN case is skipped")
+	}
+	for _, tc := range cases {
+		url, stderr, stop := startServe(t, db, "-readonly", "-addr", tc.addr)
+		msg := strings.Join(strings.Fields(stderr), " ")
+		for _, want := range []string{"warning", "asks for no password", "reachable from other machines", "read every job", "-allow-host"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("-addr %s: the warning does not say %q: %q", tc.addr, want, msg)
+			}
+		}
+		port := strings.TrimSuffix(url[strings.LastIndex(url, ":")+1:], "/")
+		base := "http://" + net.JoinHostPort(tc.dial, port) + "/"
+		for _, h := range tc.hosts {
+			if h == "" {
+				continue
+			}
+			host := net.JoinHostPort(h, port)
+			if code, body := fetchWith(t, http.MethodGet, base+"api/jobs", "Host", host); code != http.StatusOK || !strings.Contains(body, "ada@example.com") {
+				t.Errorf("-addr %s, Host %s: status %d\n%s", tc.addr, host, code, body)
+			}
+		}
+		code, body := fetchWith(t, http.MethodGet, base+"api/jobs",
+			"Host", "rebind.attacker.example:"+port, "Origin", "http://rebind.attacker.example:"+port)
+		if code != http.StatusForbidden || strings.Contains(body, "ada@example.com") {
+			t.Errorf("-addr %s, a rebound name: status %d\n%s", tc.addr, code, body)
+		}
+		if c := stop(); c != 0 {
+			t.Errorf("serve stopped with exit code %d, want 0", c)
+		}
+	}
+}
+
+// TestServeAllowHost checks that -allow-host adds a name, such as a proxy's, to
+// those a loopback dashboard answers, and no other.
+func TestServeAllowHost(t *testing.T) {
+	db := servedFile(t)
+	url, stderr, stop := startServe(t, db, "-addr", "127.0.0.1:0", "-allow-host", "jobs.example.com", "-allow-host", "*.internal.example")
+	if stderr != "" {
+		t.Errorf("serve on 127.0.0.1 wrote to stderr: %s", stderr)
+	}
+	for host, want := range map[string]int{
+		"jobs.example.com":   http.StatusOK,
+		"a.internal.example": http.StatusOK,
+		"example.com":        http.StatusForbidden,
+	} {
+		if code, body := fetchWith(t, http.MethodGet, url+"api/jobs", "Host", host); code != want {
+			t.Errorf("Host %s: status %d, want %d\n%s", host, code, want, body)
+		}
+	}
+	if c := stop(); c != 0 {
+		t.Errorf("serve stopped with exit code %d, want 0", c)
+	}
+}
+
+// TestListenHosts checks which listen addresses serve warns about and which Host
+// names it then answers, for addresses this machine may not have.
+func TestListenHosts(t *testing.T) {
+	hostname, _ := os.Hostname()
+	for _, tc := range []struct {
+		addr    string // as given to -addr
+		ln      string // what the listener got
+		exposed bool
+		hosts   []string // all of them, or with every interface some of them
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", false, nil},
+		{"127.0.0.2:8080", "127.0.0.2:8080", false, nil},
+		{"[::1]:8080", "[::1]:8080", false, nil},
+		{"localhost:8080", "127.0.0.1:8080", false, []string{"localhost"}},
+		{"192.168.1.20:8080", "192.168.1.20:8080", true, []string{"192.168.1.20"}},
+		{"[fd00::20]:8080", "[fd00::20]:8080", true, []string{"fd00::20"}},
+		{"jobs.lan:8080", "192.168.1.20:8080", true, []string{"jobs.lan", "192.168.1.20"}},
+		{"0.0.0.0:8080", "0.0.0.0:8080", true, []string{hostname}},
+		{"[::]:8080", "[::]:8080", true, []string{hostname}},
+		{":8080", "[::]:8080", true, []string{hostname}},
+	} {
+		ln, err := net.ResolveTCPAddr("tcp", tc.ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts, exposed := listenHosts(tc.addr, ln)
+		if exposed != tc.exposed {
+			t.Errorf("listenHosts(%s, %s): exposed %v, want %v", tc.addr, tc.ln, exposed, tc.exposed)
+		}
+		every := ln.IP.IsUnspecified()
+		if !every && !slices.Equal(hosts, tc.hosts) {
+			t.Errorf("listenHosts(%s, %s): hosts %q, want %q", tc.addr, tc.ln, hosts, tc.hosts)
+		}
+		for _, h := range tc.hosts {
+			if every && h != "" && !slices.Contains(hosts, h) {
+				t.Errorf("listenHosts(%s, %s): hosts %q lack %q", tc.addr, tc.ln, hosts, h)
+			}
+		}
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+				t.Errorf("listenHosts(%s, %s): hosts %q hold the loopback %s", tc.addr, tc.ln, hosts, h)
+			}
+		}
+	}
+}
