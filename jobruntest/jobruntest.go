@@ -32,12 +32,3 @@ func Open(t testing.TB, opts ...jobrun.Option) *jobrun.Runner {
 	t.Cleanup(func() { r.Close() })
 	return r
 }
-
-// RunUntilIdle runs every due job of r and returns when none is due or running,
-// failing t on error.
-func RunUntilIdle(t testing.TB, r *jobrun.Runner) {
-	t.Helper()
-	if err := r.RunUntilIdle(t.Context()); err != nil {
-		t.Fatalf("jobruntest: run until idle: %v", err)
-	}
-}
