@@ -6,11 +6,14 @@ package jobruntest
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/jobrun/jobrun"
 )
@@ -95,4 +98,49 @@ func TestRunForNegative(t *testing.T) {
 			t.Errorf("RunFor(-1s) failed with %q, want a message about the negative duration", msg)
 		}
 	})
+}
+
+// Reopen and Crash refuse a runner that shares the application's database: its file
+// stays open, so opening it again would wait for the lock, or, for Crash, replace the
+// file under the application.
+func TestRestartOfSharedDatabase(t *testing.T) {
+	for name, restart := range map[string]func(testing.TB, *jobrun.Runner, ...jobrun.Option) *jobrun.Runner{
+		"Reopen": Reopen, "Crash": Crash,
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, err := bbolt.Open(filepath.Join(t.TempDir(), "app.db"), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			r, err := jobrun.New(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+
+			msg := fatalOf(t, func(tb testing.TB) { restart(tb, r) })
+
+			if !strings.Contains(msg, "made by jobrun.New") {
+				t.Errorf("%s of a runner of jobrun.New failed with %q, want a message that names the cause", name, msg)
+			}
+			if err := db.View(func(*bbolt.Tx) error { return nil }); err != nil {
+				t.Errorf("the application's database: %v, want it left open", err)
+			}
+			if left, _ := filepath.Glob(db.Path() + "*.crash"); len(left) > 0 {
+				t.Errorf("left behind %v", left)
+			}
+		})
+	}
+}
+
+func TestCrashOfClosedRunner(t *testing.T) {
+	r := Open(t)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	msg := fatalOf(t, func(tb testing.TB) { Crash(tb, r) })
+	if !strings.Contains(msg, "the runner is closed") {
+		t.Errorf("Crash of a closed runner failed with %q, want a message that says it is closed", msg)
+	}
 }
