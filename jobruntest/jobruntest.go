@@ -1,17 +1,3 @@
-// Package jobruntest opens runners for tests: a runner on a fresh file in the test's
-// temp dir, closed when the test ends. With testing/synctest, delays, retries and
-// cron schedules run on the bubble's fake clock:
-//
-//	func TestWelcomeEmail(t *testing.T) {
-//		synctest.Test(t, func(t *testing.T) {
-//			r := jobruntest.Open(t)
-//			jobrun.Handle(r, sendWelcome)
-//			id, _ := r.Enqueue(t.Context(), Welcome{To: "ada@example.com"}, jobrun.Delay(time.Hour))
-//			time.Sleep(time.Hour) // fake time: returns at once
-//			jobruntest.RunUntilIdle(t, r)
-//			// assert on r.Get(t.Context(), id)
-//		})
-//	}
 package jobruntest
 
 import (
@@ -28,7 +14,7 @@ import (
 )
 
 // Open opens a runner on a new file in t's temp dir and closes it when t ends. It
-// fails t if the runner cannot be opened. opts are passed to jobrun.Open.
+// fails t if the runner cannot be opened. opts are passed to [jobrun.Open].
 func Open(t testing.TB, opts ...jobrun.Option) *jobrun.Runner {
 	t.Helper()
 	return open(t, filepath.Join(t.TempDir(), "jobs.db"), opts)
@@ -38,13 +24,13 @@ func Open(t testing.TB, opts ...jobrun.Option) *jobrun.Runner {
 // does, and closes the new runner when t ends. The file keeps every job with its
 // state, attempts and errors, and every schedule; handlers and options are the
 // process's, not the file's: register the handlers on the new runner again, and pass
-// the options again (WithQueue, for instance).
+// the options again ([jobrun.WithQueue], for instance).
 //
 // Closing records the jobs r was running as ready again, without spending an
 // attempt, as Close does: it cancels their handlers and waits for them to return, so
 // a handler that ignores its context holds Reopen up. To test what a crash leaves
-// instead, use Crash. r must own its file (jobrun.Open or
-// Open), not share an application's database (jobrun.New), which Close leaves open.
+// instead, use [Crash]. r must own its file ([jobrun.Open] or
+// [Open]), not share an application's database ([jobrun.New]), which Close leaves open.
 // r may be closed already, by Shutdown say, if this package opened it: bbolt forgets
 // a closed database's path, and this package remembers the files it opened.
 func Reopen(t testing.TB, r *jobrun.Runner, opts ...jobrun.Option) *jobrun.Runner {
@@ -71,12 +57,12 @@ func Reopen(t testing.TB, r *jobrun.Runner, opts ...jobrun.Option) *jobrun.Runne
 // the file's place and opens it with opts, closing the new runner when t ends. The
 // jobs r was running are recorded as running in the copy, as a killed process leaves
 // them, so the new runner recovers them: ready again without spending an attempt,
-// or failed once found running more often than WithMaxRecoveries allows.
+// or failed once found running more often than [jobrun.WithMaxRecoveries] allows.
 //
-// r is stopped with Shutdown and a canceled context: its handlers are canceled, not
+// r is stopped with [jobrun.Runner.Shutdown] and a canceled context: its handlers are canceled, not
 // waited for. A handler that ignores its context keeps running until it returns,
 // and the outcome it reports is dropped; in a testing/synctest bubble, let it return
-// before the test ends. As with Reopen, the new runner has no handlers yet, and r
+// before the test ends. As with [Reopen], the new runner has no handlers yet, and r
 // must own its file; unlike Reopen, r must still be open.
 func Crash(t testing.TB, r *jobrun.Runner, opts ...jobrun.Option) *jobrun.Runner {
 	t.Helper()

@@ -13,7 +13,7 @@ import (
 
 // RunUntilIdle runs every due job of r and returns when none is due or running,
 // failing t on error. It runs one layer of work: a job that fails and retries later,
-// or a delay that ends later, waits for the next call; RunFor follows them on fake
+// or a delay that ends later, waits for the next call; [RunFor] follows them on fake
 // time.
 func RunUntilIdle(t testing.TB, r *jobrun.Runner) {
 	t.Helper()
@@ -35,21 +35,22 @@ const maxRounds = 1000
 // returns when nothing more is due before the horizon, now + d at the call, with the
 // clock at the horizon; work due at the horizon itself has run. It fails t on error.
 //
-// RunFor must be called inside a testing/synctest bubble (synctest.Test), with r
+// RunFor must be called inside a testing/synctest bubble ([synctest.Test]), with r
 // opened inside it: it moves time with time.Sleep, which only a bubble's fake clock
 // makes instant. Called outside a bubble, it fails t instead of sleeping on the real
-// clock. It starts with synctest.Wait, so the bubble's other goroutines settle first.
+// clock. It starts with [synctest.Wait], so the bubble's other goroutines settle
+// first.
 //
 // The clock ends later than the horizon only if a handler itself spends fake time
-// (a time.Sleep, a Timeout) across it. Jobs of a paused queue, or of a queue r does
-// not run (WithQueue), become ready when due and stay ready; RunFor does not wait
+// (a time.Sleep, a [jobrun.Timeout]) across it. Jobs of a paused queue, or of a queue
+// r does not run ([jobrun.WithQueue]), become ready when due and stay ready; RunFor does not wait
 // for them. Jobs other goroutines enqueue while RunFor sleeps wait for the next
 // round or call.
 //
 // RunFor fails t after 1,000 rounds with work still due before the horizon, naming
 // that work: a job that snoozes or retries with a short delay forever, or a schedule
 // that fires too often for d. It cannot stop a job that snoozes for 0 forever: that
-// keeps r.RunUntilIdle itself busy at one instant, and only the test's timeout ends
+// keeps [jobrun.Runner.RunUntilIdle] itself busy at one instant, and only the test's timeout ends
 // it.
 func RunFor(t testing.TB, r *jobrun.Runner, d time.Duration) {
 	t.Helper()

@@ -71,8 +71,9 @@ func enqueue(t *testing.T, r *jobrun.Runner, args jobrun.Args, opts ...jobrun.En
 	return id
 }
 
-// The case of the issue: after time.Sleep(3 * time.Hour), RunUntilIdle ran one
-// attempt and left the job retrying. RunFor runs every attempt at its time.
+// The case of the issue, and the package doc's example: after time.Sleep(3 *
+// time.Hour), RunUntilIdle ran one attempt and left the job retrying. RunFor runs
+// every attempt at its time.
 func TestRunForRunsRetriesAtTheirTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := jobruntest.Open(t)
