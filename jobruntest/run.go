@@ -42,16 +42,16 @@ const maxRounds = 1000
 // first.
 //
 // The clock ends later than the horizon only if a handler itself spends fake time
-// (a time.Sleep, a [jobrun.Timeout]) across it. Jobs of a paused queue, or of a queue
-// r does not run ([jobrun.WithQueue]), become ready when due and stay ready; RunFor does not wait
-// for them. Jobs other goroutines enqueue while RunFor sleeps wait for the next
-// round or call.
+// (a time.Sleep, a [jobrun.Timeout]) across it. Jobs of a paused queue, or of a
+// queue r does not run ([jobrun.WithQueue]), become ready when due and stay ready;
+// RunFor does not wait for them. Jobs other goroutines enqueue while RunFor sleeps
+// wait for the next round or call.
 //
 // RunFor fails t after 1,000 rounds with work still due before the horizon, naming
 // that work: a job that snoozes or retries with a short delay forever, or a schedule
 // that fires too often for d. It cannot stop a job that snoozes for 0 forever: that
-// keeps [jobrun.Runner.RunUntilIdle] itself busy at one instant, and only the test's timeout ends
-// it.
+// keeps [jobrun.Runner.RunUntilIdle] itself busy at one instant, and only the test's
+// timeout ends it.
 func RunFor(t testing.TB, r *jobrun.Runner, d time.Duration) {
 	t.Helper()
 	runFor(t, r, d, maxRounds)
