@@ -648,7 +648,7 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 		// The loop is gone (closed); it never took the start, so release the workers.
 		s.cancel(err)
 		for _, q := range s.queues {
-			close(q.jobs)
+			q.line.close()
 		}
 		r.endSession(s)
 		return nil, err

@@ -56,6 +56,7 @@ func crashedFile(t *testing.T) (string, jobrun.ID, []jobrun.Option) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	<-started
+	synctest.Wait() // the commit that records the start
 	path := filepath.Join(t.TempDir(), "crashed.db")
 	f, err := os.Create(path)
 	if err != nil {
