@@ -66,10 +66,10 @@ type queueState struct {
 	prefetch int           // the claim-ahead window, resized as jobs finish (worker.go)
 	runTime  time.Duration // moving average of its handlers' run time
 	limiter  *rate.Limiter
-	inflight int             // claimed and not yet committed as finished
-	mayReady bool            // it may hold ready jobs: false once a claim came back short
-	starved  time.Time       // when the limiter has a token again, if it ran out
-	line     *lineup         // the current session's claimed jobs
+	inflight int       // claimed and not yet committed as finished
+	mayReady bool      // it may hold ready jobs: false once a claim came back short
+	starved  time.Time // when the limiter has a token again, if it ran out
+	line     *lineup   // the current session's claimed jobs
 }
 
 type engine struct {
