@@ -48,6 +48,10 @@ var (
 	// restore a backup, or copy out every readable job with Salvage.
 	ErrCorrupt = errors.New("jobrun: database file is damaged")
 
+	// ErrNoWorkers is returned by RunUntilIdle when ready jobs wait in queues that the
+	// runner has no workers for (see WithQueue); the message names the queues.
+	ErrNoWorkers = errors.New("jobrun: queue has no workers in this runner")
+
 	// ErrReadOnly is returned by every call that would write to a runner opened
 	// WithReadOnly (or by New on a read-only database).
 	ErrReadOnly = errors.New("jobrun: runner is read-only")

@@ -92,6 +92,10 @@ func newConfig(opts []Option) (*config, error) {
 // by the application) to cap them together; retune it at any time with its SetLimit.
 // Queues that are not configured keep their jobs until a runner that configures them
 // runs; the default queue always runs, with DefaultWorkers unless configured here.
+// RunUntilIdle reports ready jobs of queues it has no workers for (ErrNoWorkers), and
+// Run logs a warning at start for every registered kind whose queue has none. A
+// process that only enqueues, for a later run of the process that works the queues,
+// needs no workers: it calls neither Run nor RunUntilIdle.
 func WithQueue(name string, workers int, limiter *rate.Limiter) Option {
 	return func(c *config) {
 		if err := validateName("queue", name); err != nil {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -508,8 +511,12 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // RunUntilIdle runs jobs in the caller until none is due or running, then returns nil.
 // Jobs scheduled for later (delays, retries) stay scheduled: in a test, advance time
-// (testing/synctest) and call it again. It makes tests and examples deterministic:
-// enqueue, RunUntilIdle, assert.
+// (testing/synctest) and call it again, or use jobruntest.RunFor, which does both. It
+// makes tests and examples deterministic: enqueue, RunUntilIdle, assert.
+//
+// Jobs of a paused queue do not count: it returns while they wait for Resume. Ready
+// jobs of a queue this runner has no workers for (no WithQueue) cannot run either: it
+// returns then with an error wrapping ErrNoWorkers that names those queues.
 func (r *Runner) RunUntilIdle(ctx context.Context) error {
 	s, err := r.startSession(ctx, true)
 	if err != nil {
@@ -517,7 +524,10 @@ func (r *Runner) RunUntilIdle(ctx context.Context) error {
 	}
 	select {
 	case <-s.idle:
-		return r.stopSession(s, ctx)
+		if err := r.stopSession(s, ctx); err != nil {
+			return err
+		}
+		return r.unrunQueues(ctx)
 	case <-ctx.Done():
 		r.stopSession(s, ctx)
 		return ctx.Err()
@@ -611,6 +621,40 @@ func (r *Runner) finishClose() error {
 	return nil
 }
 
+// unrunQueues returns an error wrapping ErrNoWorkers naming the queues, not paused,
+// that hold ready jobs while this runner has no workers for them.
+func (r *Runner) unrunQueues(ctx context.Context) error {
+	infos, err := r.QueueInfos(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, qi := range infos {
+		if qi.Workers == 0 && !qi.Paused && qi.Counts[StateReady] > 0 {
+			names = append(names, fmt.Sprintf("%q (%d ready)", qi.Name, qi.Counts[StateReady]))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; configure them with WithQueue, or run them in another runner",
+		ErrNoWorkers, strings.Join(names, ", "))
+}
+
+// warnUnrunKinds logs, at the start of a session, every registered kind whose jobs go
+// by default to a queue this runner does not run.
+func (r *Runner) warnUnrunKinds(handlers map[string]*handler) {
+	kinds := slices.Sorted(maps.Keys(handlers))
+	for _, kind := range kinds {
+		o := enqueueOptions{queue: DefaultQueue}
+		o.apply(handlers[kind].defaults)
+		if r.cfg.queues[o.queue] == nil {
+			r.log.Warn("jobrun: a kind's queue has no workers in this runner; its jobs wait until a runner configures the queue (WithQueue)",
+				"kind", kind, "queue", o.queue)
+		}
+	}
+}
+
 // startSession starts the workers of every configured queue and tells the commit loop
 // to feed them.
 func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, error) {
@@ -637,6 +681,7 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 	r.started = true
 	handlers := r.handlers
 	r.mu.Unlock()
+	r.warnUnrunKinds(handlers)
 
 	for _, q := range s.queues {
 		for range q.workers {
