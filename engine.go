@@ -668,6 +668,9 @@ func outcomeEvent(outcome int, state byte) EventType {
 
 // reschedule puts a job back to wait until at, or straight to ready if at has come.
 func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byte, res *cycleResult) error {
+	if at.After(maxFireTime) {
+		at = maxFireTime // a snooze or backoff of centuries waits until the last storable time
+	}
 	rec.runAt = at
 	if at.After(t.now) {
 		rec.state = state

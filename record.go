@@ -230,12 +230,7 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return binary.AppendVarint(b, 0)
-	}
-	return binary.AppendVarint(b, t.UnixNano())
-}
+func appendTime(b []byte, t time.Time) []byte { return binary.AppendVarint(b, storedNanos(t)) }
 
 // decoder reads fields until the input ends; reads past the end yield zero values
 // (fields a shorter, older record does not have), reads of a field cut in the middle

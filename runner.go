@@ -358,7 +358,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	switch {
 	case o.uniqueMode == uniqueDebounce:
 		runAt = now.Add(o.uniqueFor)
-	case !o.at.IsZero():
+	case o.at.After(now): // a time in the past means now
 		runAt = o.at
 	case o.delay > 0:
 		runAt = now.Add(o.delay)
