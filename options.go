@@ -1,10 +1,14 @@
 package jobrun
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -18,6 +22,12 @@ const (
 
 	// DefaultWorkers is the concurrency of the default queue.
 	DefaultWorkers = 10
+
+	// MaxWorkers bounds the workers of one queue (WithQueue). Each is a goroutine
+	// with a place in the claim-ahead window; past a few thousand they cost memory
+	// and commit time and win nothing, since every outcome goes through one commit
+	// loop.
+	MaxWorkers = 10_000
 
 	// DefaultMaxAttempts is the number of runs a job gets, the first included.
 	DefaultMaxAttempts = 25
@@ -102,8 +112,8 @@ func WithQueue(name string, workers int, limiter *rate.Limiter) Option {
 			c.err = err
 			return
 		}
-		if workers < 1 {
-			c.err = invalidf("queue %q: workers must be at least 1, got %d", name, workers)
+		if workers < 1 || workers > MaxWorkers {
+			c.err = invalidf("queue %q: workers must be 1 to %d (MaxWorkers), got %d", name, MaxWorkers, workers)
 			return
 		}
 		if limiter != nil && limiter.Limit() != rate.Inf && (limiter.Limit() <= 0 || limiter.Burst() < 1) {
@@ -382,31 +392,59 @@ func Debounce(key string, d time.Duration) EnqueueOption {
 func uniqueOption(what, key string, mode byte, d time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		switch {
-		case key == "" || len(key) > maxUniqueKeyLen:
-			o.err = invalidf("%s must be 1 to %d bytes, got %d", what, maxUniqueKeyLen, len(key))
+		case validateKey(what, key) != nil:
+			o.err = validateKey(what, key)
 		case mode != uniqueUnfinished && d <= 0:
-			o.err = invalidf("%s %q needs a positive duration, got %v", what, key, d)
+			o.err = invalidf("%s %s needs a positive duration, got %v", what, quoted(key), d)
 		default:
 			o.uniqueKey, o.uniqueMode, o.uniqueFor = key, mode, d
 		}
 	}
 }
 
+// validateName checks a name (a queue, kind, tag or schedule) by the one rule for
+// every name and key the runner stores: 1 to 255 bytes of valid UTF-8, no control
+// characters, and no white space at either end, which is never meant and makes
+// "mail" and "mail " two queues.
 func validateName(what, name string) error {
+	return validateText(what+" name", name, maxNameLen)
+}
+
+// validateKey checks a unique or concurrency key by the same rule, with up to 512
+// bytes.
+func validateKey(what, key string) error { return validateText(what, key, maxUniqueKeyLen) }
+
+func validateText(what, s string, maxLen int) error {
 	switch {
-	case name == "":
-		return invalidf("empty %s name", what)
-	case len(name) > maxNameLen:
-		return invalidf("%s name longer than %d bytes", what, maxNameLen)
-	case !utf8.ValidString(name):
-		return invalidf("%s name %q is not valid UTF-8", what, name)
+	case s == "":
+		return invalidf("empty %s", what)
+	case len(s) > maxLen:
+		return invalidf("%s %s is %d bytes, longer than %d", what, quoted(s), len(s), maxLen)
+	case !utf8.ValidString(s):
+		return invalidf("%s %s is not valid UTF-8", what, quoted(s))
+	case strings.TrimSpace(s) != s:
+		return invalidf("%s %s begins or ends with white space", what, quoted(s))
 	}
-	for _, r := range name {
-		if r < ' ' || r == 0x7f {
-			return invalidf("%s name %q contains a control character", what, name)
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalidf("%s %s contains a control character", what, quoted(s))
 		}
 	}
 	return nil
+}
+
+// quoted quotes s for an error message, at most its first 64 bytes: a message must
+// not carry a megabyte of the caller's input back.
+func quoted(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 func validateKind(kind string) error { return validateName("kind", kind) }

@@ -262,6 +262,8 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	switch {
 	case tx == nil:
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("nil transaction"))
+	case tx.DB() == nil:
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("the transaction is closed (committed or rolled back)"))
 	case !tx.Writable():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("read-only transaction"))
 	case tx.DB() != r.DB():
