@@ -2,7 +2,10 @@ package main
 
 // The admin commands inspect and manage the jobs of a database file that no
 // application holds: stats, list, show, retry, cancel, delete, schedules, pause and
-// resume. Each opens the file, does one thing and closes it.
+// resume. Each opens the file, does one thing and closes it. The commands that only
+// read open it read-only, so its bytes stay as they were; those that change it run
+// none of the runner's services, so they write what they are asked and nothing else
+// (see withFile).
 
 import (
 	"context"
@@ -26,11 +29,22 @@ import (
 // once about one that runs.
 const adminLockTimeout = 250 * time.Millisecond
 
-// adminFileDoc is the paragraph every admin command's usage ends with.
-const adminFileDoc = `FILE must exist; it is not created. The command needs the file to itself: while
-an application has it open, the command fails and says so. Jobs found running in
-the file (its application stopped without a graceful shutdown) are ready again
-after the command, as at the application's next start.
+// readFileDoc is the paragraph the usage of every command that only reads ends with.
+const readFileDoc = `FILE must exist; it is not created. The command opens it read-only and leaves it
+byte for byte as it was: jobs found running (their application stopped without a
+graceful shutdown) stay running until the application's next start, due jobs and
+cron fires wait for it too, and no retention applies. While an application has the
+file open, the command fails and says so.
+`
+
+// manageFileDoc is the paragraph the usage of every command that changes FILE ends
+// with.
+const manageFileDoc = `FILE must exist; it is not created. The command writes the change it is asked for
+and nothing else: it runs none of the runner's services on the file, so no
+retention deletes finished jobs, no cron schedule fires, no due job is promoted,
+and jobs found running (their application stopped without a graceful shutdown)
+stay as they are until the application's next start. The command needs the file
+to itself: while an application has it open, the command fails and says so.
 `
 
 const (
@@ -39,7 +53,7 @@ const (
 total, and whether the queue is paused. The counts are kept with every change, so
 this is quick on any file.
 
-` + adminFileDoc
+` + readFileDoc
 
 	listSynopsis = "usage: jobrun list FILE [-queue q] [-state s] [-kind k] [-tag t] [-limit n] [-oldest] [-cursor c] [-json]"
 	listDoc      = `List prints one page of the jobs of FILE that match the filters, newest first,
@@ -47,48 +61,50 @@ with the command line of the next page if there is one. With -json it prints the
 page as {"jobs": [...], "next": "cursor"}, without the jobs' error history,
 progress, result and log (see show).
 
-` + adminFileDoc
+` + readFileDoc
 
 	showSynopsis = "usage: jobrun show FILE ID [-json]"
 	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, args,
 progress, result, error history and log.
 
-` + adminFileDoc
+` + readFileDoc
 
 	retrySynopsis = "usage: jobrun retry FILE (ID | -failed [-queue q]) [-json]"
 	retryDoc      = `Retry makes a finished job (failed, canceled or done) ready again with a fresh set
 of attempts; with -failed, every failed job, of one queue with -queue. The jobs run
 when an application runs their queue.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	cancelSynopsis = "usage: jobrun cancel FILE ID [-json]"
 	cancelDoc      = `Cancel cancels job ID, which must not have finished.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	deleteSynopsis = "usage: jobrun delete FILE ID [-json]"
 	deleteDoc      = `Delete removes job ID and its history from FILE.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	schedulesSynopsis = "usage: jobrun schedules FILE [-run NAME] [-json]"
 	schedulesDoc      = `Schedules lists the cron schedules stored in FILE with their next fire. With
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
-the next fire as it was; the job runs when an application runs its queue.
+the next fire as it was; the job runs when an application runs its queue. -run
+changes FILE as the commands that manage jobs do: it writes the job it enqueues and
+nothing else.
 
-` + adminFileDoc
+` + readFileDoc
 
 	pauseSynopsis = "usage: jobrun pause FILE QUEUE [-json]"
 	pauseDoc      = `Pause stops the jobs of QUEUE from starting. It is stored in FILE: the queue stays
 paused, across restarts of its application, until resume.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	resumeSynopsis = "usage: jobrun resume FILE QUEUE [-json]"
 	resumeDoc      = `Resume lets the jobs of a paused QUEUE start again.
 
-` + adminFileDoc
+` + manageFileDoc
 )
 
 // fileCommands are the admin commands, which the usage lists apart.
@@ -173,16 +189,40 @@ and run this command again.`, e.path)
 
 func (e *errInUse) Unwrap() error { return jobrun.ErrLocked }
 
-// withFile opens the database file at path, which must exist, calls fn with its
-// runner, and closes it.
-func withFile(path string, fn func(r *jobrun.Runner) error) (err error) {
+// access is how a command opens its file.
+type access int
+
+const (
+	// readAccess opens the file read-only (bbolt's shared lock; jobrun.WithReadOnly):
+	// nothing is written, the file's bytes stay as they were.
+	readAccess access = iota
+	// manageAccess runs none of the runner's services (jobrun.WithServices(false)):
+	// the command's own calls are the only writes. The tool knows nothing of the
+	// application's retention, schedules or recovery limit, so applying its own
+	// defaults would change what the application keeps.
+	manageAccess
+	// serviceAccess runs the runner's services with jobrun's defaults (recovery at
+	// open, promotion, cron fires, retention), for serve -services. It runs no jobs.
+	serviceAccess
+)
+
+// withFile opens the database file at path, which must exist, with the given access,
+// calls fn with its runner, and closes it.
+func withFile(path string, acc access, fn func(r *jobrun.Runner) error) (err error) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s: no such file", path)
 		}
 		return err
 	}
-	r, err := jobrun.Open(path, jobrun.WithStrictKinds(false), jobrun.WithLockTimeout(adminLockTimeout))
+	opts := []jobrun.Option{jobrun.WithStrictKinds(false), jobrun.WithLockTimeout(adminLockTimeout)}
+	switch acc {
+	case readAccess:
+		opts = append(opts, jobrun.WithReadOnly())
+	case manageAccess:
+		opts = append(opts, jobrun.WithServices(false))
+	}
+	r, err := jobrun.Open(path, opts...)
 	if errors.Is(err, jobrun.ErrLocked) {
 		return &errInUse{path}
 	}
@@ -228,7 +268,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		infos, err := r.QueueInfos(ctx)
 		if err != nil {
 			return err
@@ -358,7 +398,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case f.Limit < 1 || f.Limit > 1000:
 		return adminUsage(fs, listSynopsis, stderr, fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit), true)
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		page, err := r.List(ctx, f)
 		if err != nil {
 			return err
@@ -442,7 +482,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		j, err := r.Get(ctx, id)
 		if err != nil {
 			return notFound(err, id, pos[0])
@@ -510,7 +550,7 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return adminUsage(fs, retrySynopsis, stderr, errors.New("-queue goes with -failed"), true)
 	}
 	if *failed {
-		return withFile(pos[0], func(r *jobrun.Runner) error {
+		return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
 			n, err := r.RetryFailed(ctx, *queue)
 			if err != nil {
 				return err
@@ -551,7 +591,7 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // state with format (ID, state, queue).
 func changeJob(ctx context.Context, path string, id jobrun.ID, asJSON bool, stdout io.Writer,
 	op func(*jobrun.Runner, context.Context, jobrun.ID) error, format string) error {
-	return withFile(path, func(r *jobrun.Runner) error {
+	return withFile(path, manageAccess, func(r *jobrun.Runner) error {
 		if err := op(r, ctx, id); err != nil {
 			return notFound(err, id, path)
 		}
@@ -577,7 +617,7 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
 		if err := r.Delete(ctx, id); err != nil {
 			return notFound(err, id, pos[0])
 		}
@@ -611,7 +651,11 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	acc := readAccess
+	if *run != "" {
+		acc = manageAccess
+	}
+	return withFile(pos[0], acc, func(r *jobrun.Runner) error {
 		if *run != "" {
 			id, err := r.TriggerSchedule(ctx, *run)
 			if err != nil {
@@ -682,7 +726,7 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 		return err
 	}
 	queue := pos[1]
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
 		op := r.Resume
 		if pause {
 			op = r.Pause

@@ -371,7 +371,9 @@ nightly  0 3 * * *  email  `+formatTime(next)+`  -     -         skip missed
 	})
 }
 
-// TestAdminLocked: a file an application holds gets a clear message, not a wait.
+// TestAdminLocked: a file an application holds gets a clear message, not a wait,
+// from a command that opens it read-only (bbolt's shared lock waits for the
+// application's exclusive one) as from one that writes.
 func TestAdminLocked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := adminFixture(t)
@@ -380,13 +382,15 @@ func TestAdminLocked(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		start := time.Now()
-		_, errs := cli(t, 1, "list", db)
-		mustContain(t, errs, "jobrun list: "+db+" is in use by a running application")
-		mustContain(t, errs, "embed the dashboard\n(github.com/jobrun/jobrun/dashboard)")
-		mustContain(t, errs, "stop the application")
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("waited %v for the lock", d)
+		for _, args := range [][]string{{"list", db}, {"pause", db, "images"}} {
+			start := time.Now()
+			_, errs := cli(t, 1, args...)
+			mustContain(t, errs, "jobrun "+args[0]+": "+db+" is in use by a running application")
+			mustContain(t, errs, "embed the dashboard\n(github.com/jobrun/jobrun/dashboard)")
+			mustContain(t, errs, "stop the application")
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("%s waited %v for the lock", args[0], d)
+			}
 		}
 	})
 }
