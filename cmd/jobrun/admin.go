@@ -11,11 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,17 +21,18 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// adminLockTimeout is how long an admin command waits for a file another process
-// holds: long enough for an application that is closing, short enough to answer at
-// once about one that runs.
-const adminLockTimeout = 250 * time.Millisecond
-
 // readFileDoc is the paragraph the usage of every command that only reads ends with.
 const readFileDoc = `FILE must exist; it is not created. The command opens it read-only and leaves it
 byte for byte as it was: jobs found running (their application stopped without a
 graceful shutdown) stay running until the application's next start, due jobs and
 cron fires wait for it too, and no retention applies. While an application has the
 file open, the command fails and says so.
+
+` + exitDoc
+
+// exitDoc ends the usage of every file command.
+const exitDoc = `Exit status: 0 on success, 1 if the command failed (with -json, the error is
+{"error": "..."} on stderr), 2 for bad arguments.
 `
 
 // manageFileDoc is the paragraph the usage of every command that changes FILE ends
@@ -45,7 +43,8 @@ retention deletes finished jobs, no cron schedule fires, no due job is promoted,
 and jobs found running (their application stopped without a graceful shutdown)
 stay as they are until the application's next start. The command needs the file
 to itself: while an application has it open, the command fails and says so.
-`
+
+` + exitDoc
 
 const (
 	statsSynopsis = "usage: jobrun stats FILE [-json]"
@@ -107,149 +106,10 @@ paused, across restarts of its application, until resume.
 ` + manageFileDoc
 )
 
-// fileCommands are the admin commands, which the usage lists apart.
+// fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
 	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
 	"delete": true, "schedules": true, "pause": true, "resume": true,
-}
-
-// adminFlags starts the flag set of an admin command, with its -json flag.
-func adminFlags(name string) (*flag.FlagSet, *bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print one JSON document, for scripts, instead of text")
-	return fs, asJSON
-}
-
-// parseArgs is parseFlags for commands with positional arguments: flags may come
-// before, between or after them (after "--", everything is positional), and there
-// must be one argument per name in names, except for trailing names ending in "?",
-// which are optional.
-func parseArgs(fs *flag.FlagSet, synopsis, doc string, args []string, stdout, stderr io.Writer, names ...string) ([]string, error) {
-	fs.SetOutput(stderr) // the flag package prints its own error messages there
-	fs.Usage = func() {}
-	var pos []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "%s\n\n%s\nFlags:\n", synopsis, doc)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil, err
-		}
-		if err != nil {
-			return nil, adminUsage(fs, synopsis, stderr, err, false)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
-	switch {
-	case len(pos) < len(names) && !strings.HasSuffix(names[len(pos)], "?"):
-		return nil, adminUsage(fs, synopsis, stderr, fmt.Errorf("missing %s", names[len(pos)]), true)
-	case len(pos) > len(names):
-		return nil, adminUsage(fs, synopsis, stderr, fmt.Errorf("unexpected argument %q", pos[len(names)]), true)
-	}
-	return pos, nil
-}
-
-// adminUsage reports a usage error as parseFlags does, printing err itself if the
-// flag package has not.
-func adminUsage(fs *flag.FlagSet, synopsis string, stderr io.Writer, err error, print bool) error {
-	if print {
-		fmt.Fprintf(stderr, "jobrun %s: %v\n", fs.Name(), err)
-	}
-	fmt.Fprintf(stderr, "%s\nRun \"jobrun help %s\" for details.\n", synopsis, fs.Name())
-	return &usageError{err}
-}
-
-// parseID reads a job ID argument.
-func parseID(fs *flag.FlagSet, synopsis, arg string, stderr io.Writer) (jobrun.ID, error) {
-	id, err := strconv.ParseUint(arg, 10, 64)
-	if err != nil || id == 0 {
-		return 0, adminUsage(fs, synopsis, stderr, fmt.Errorf("job ID must be a positive number, got %q", arg), true)
-	}
-	return jobrun.ID(id), nil
-}
-
-// errInUse is the error of a command on a file an application holds.
-type errInUse struct{ path string }
-
-func (e *errInUse) Error() string {
-	return fmt.Sprintf(`%s is in use by a running application: a jobrun file can be open in one
-process at a time. To see and manage its jobs while it runs, embed the dashboard
-(github.com/jobrun/jobrun/dashboard) in the application; or stop the application
-and run this command again.`, e.path)
-}
-
-func (e *errInUse) Unwrap() error { return jobrun.ErrLocked }
-
-// access is how a command opens its file.
-type access int
-
-const (
-	// readAccess opens the file read-only (bbolt's shared lock; jobrun.WithReadOnly):
-	// nothing is written, the file's bytes stay as they were.
-	readAccess access = iota
-	// manageAccess runs none of the runner's services (jobrun.WithServices(false)):
-	// the command's own calls are the only writes. The tool knows nothing of the
-	// application's retention, schedules or recovery limit, so applying its own
-	// defaults would change what the application keeps.
-	manageAccess
-	// serviceAccess runs the runner's services with jobrun's defaults (recovery at
-	// open, promotion, cron fires, retention), for serve -services. It runs no jobs.
-	serviceAccess
-)
-
-// withFile opens the database file at path, which must exist, with the given access,
-// calls fn with its runner, and closes it.
-func withFile(path string, acc access, fn func(r *jobrun.Runner) error) (err error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: no such file", path)
-		}
-		return err
-	}
-	opts := []jobrun.Option{jobrun.WithStrictKinds(false), jobrun.WithLockTimeout(adminLockTimeout)}
-	switch acc {
-	case readAccess:
-		opts = append(opts, jobrun.WithReadOnly())
-	case manageAccess:
-		opts = append(opts, jobrun.WithServices(false))
-	}
-	r, err := jobrun.Open(path, opts...)
-	if errors.Is(err, jobrun.ErrLocked) {
-		return &errInUse{path}
-	}
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := r.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	return fn(r)
-}
-
-// notFound words an error about a job ID that does not exist for the command line.
-func notFound(err error, id jobrun.ID, path string) error {
-	if errors.Is(err, jobrun.ErrNotFound) {
-		return fmt.Errorf("%s holds no job %d", path, id)
-	}
-	return err
-}
-
-// printJSON writes v as one indented JSON document.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // stats
@@ -263,12 +123,12 @@ type queueStats struct {
 }
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("stats")
-	pos, err := parseArgs(fs, statsSynopsis, statsDoc, args, stdout, stderr, "FILE")
+	c := newFileCmd("stats", statsSynopsis, statsDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		infos, err := r.QueueInfos(ctx)
 		if err != nil {
 			return err
@@ -285,8 +145,8 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			all.Total += qs.Total
 			queues = append(queues, qs)
 		}
-		if *asJSON {
-			return printJSON(stdout, struct {
+		if *c.json {
+			return c.print(struct {
 				Queues []queueStats         `json:"queues"`
 				Total  map[jobrun.State]int `json:"total"`
 			}{queues, all.Counts})
@@ -312,7 +172,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 		return tw.Flush()
-	})
+	}))
 }
 
 // list and show
@@ -377,38 +237,43 @@ func newJobJSON(info *jobrun.Info, full bool) jobJSON {
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("list")
+	c := newFileCmd("list", listSynopsis, listDoc, args, stdout, stderr)
 	var f jobrun.Filter
 	var state string
-	fs.StringVar(&f.Queue, "queue", "", "only the jobs of this `queue`")
-	fs.StringVar(&state, "state", "", "only the jobs in this `state`: "+statesList())
-	fs.StringVar(&f.Kind, "kind", "", "only the jobs of this `kind`")
-	fs.StringVar(&f.Tag, "tag", "", "only the jobs with this `tag`")
-	fs.IntVar(&f.Limit, "limit", 50, "`n` jobs per page, at most 1000")
-	fs.BoolVar(&f.Oldest, "oldest", false, "oldest first (with -state: the state's own order, such as the next to run first)")
-	fs.StringVar(&f.Cursor, "cursor", "", "the `cursor` of the next page, as the previous page printed")
-	pos, err := parseArgs(fs, listSynopsis, listDoc, args, stdout, stderr, "FILE")
+	c.fs.StringVar(&f.Queue, "queue", "", "only the jobs of this `queue`")
+	c.fs.StringVar(&state, "state", "", "only the jobs in this `state`: "+statesList())
+	c.fs.StringVar(&f.Kind, "kind", "", "only the jobs of this `kind`")
+	c.fs.StringVar(&f.Tag, "tag", "", "only the jobs with this `tag`")
+	c.fs.IntVar(&f.Limit, "limit", 50, "`n` jobs per page, at most 1000")
+	c.fs.BoolVar(&f.Oldest, "oldest", false, "oldest first (with -state: the state's own order, such as the next to run first)")
+	c.fs.StringVar(&f.Cursor, "cursor", "", "the `cursor` of the next page, as the previous page printed")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
 	f.State = jobrun.State(state)
 	switch {
 	case state != "" && !validState(f.State):
-		return adminUsage(fs, listSynopsis, stderr, fmt.Errorf("unknown state %q; the states are %s", state, statesList()), true)
+		return c.usage(fmt.Errorf("unknown state %q; the states are %s", state, statesList()))
 	case f.Limit < 1 || f.Limit > 1000:
-		return adminUsage(fs, listSynopsis, stderr, fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit), true)
+		return c.usage(fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit))
 	}
-	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		page, err := r.List(ctx, f)
+		if errors.Is(err, jobrun.ErrInvalid) {
+			// The filter's values were checked above: what List refuses is the cursor,
+			// which is as much the user's input as the flags are.
+			return c.usage(errors.New(message(err)))
+		}
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if *c.json {
 			jobs := make([]jobJSON, 0, len(page.Jobs))
 			for _, info := range page.Jobs {
 				jobs = append(jobs, newJobJSON(info, false))
 			}
-			return printJSON(stdout, struct {
+			return c.print(struct {
 				Jobs []jobJSON `json:"jobs"`
 				Next string    `json:"next"`
 			}{jobs, page.Next})
@@ -430,7 +295,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stdout, "\nMore jobs: jobrun list %s\n", nextPageArgs(args, page.Next))
 		}
 		return nil
-	})
+	}))
 }
 
 // nextPageArgs is the command line of list's next page: args with the cursor
@@ -473,22 +338,22 @@ func when(j *jobrun.Info) string {
 }
 
 func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("show")
-	pos, err := parseArgs(fs, showSynopsis, showDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("show", showSynopsis, showDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, showSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		j, err := r.Get(ctx, id)
 		if err != nil {
 			return notFound(err, id, pos[0])
 		}
-		if *asJSON {
-			return printJSON(stdout, newJobJSON(j, true))
+		if *c.json {
+			return c.print(newJobJSON(j, true))
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		field := func(name, value string) {
@@ -530,33 +395,38 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // retry, cancel, delete
 
 func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("retry")
-	failed := fs.Bool("failed", false, "retry every failed job (the dead-letter set) instead of one job")
-	queue := fs.String("queue", "", "with -failed, only the failed jobs of this `queue`")
-	pos, err := parseArgs(fs, retrySynopsis, retryDoc, args, stdout, stderr, "FILE", "ID?")
+	c := newFileCmd("retry", retrySynopsis, retryDoc, args, stdout, stderr)
+	failed := c.fs.Bool("failed", false, "retry every failed job (the dead-letter set) instead of one job")
+	queue := c.fs.String("queue", "", "with -failed, only the failed jobs of this `queue`")
+	pos, err := c.parse("FILE", "ID?")
 	if err != nil {
 		return err
 	}
 	switch {
 	case *failed == (len(pos) == 2):
-		return adminUsage(fs, retrySynopsis, stderr, errors.New("give either a job ID or -failed"), true)
+		return c.usage(errors.New("give either a job ID or -failed"))
 	case *queue != "" && !*failed:
-		return adminUsage(fs, retrySynopsis, stderr, errors.New("-queue goes with -failed"), true)
+		return c.usage(errors.New("-queue goes with -failed"))
 	}
 	if *failed {
-		return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+			if *queue != "" {
+				if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+					return err
+				}
+			}
 			n, err := r.RetryFailed(ctx, *queue)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
-				return printJSON(stdout, map[string]any{"retried": n, "queue": *queue})
+			if *c.json {
+				return c.print(map[string]any{"retried": n, "queue": *queue})
 			}
 			where := ""
 			if *queue != "" {
@@ -564,32 +434,32 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			fmt.Fprintf(stdout, "Retried %d failed %s%s: they run when an application runs their queue.\n", n, plural(n, "job"), where)
 			return nil
-		})
+		}))
 	}
-	id, err := parseID(fs, retrySynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return changeJob(ctx, pos[0], id, *asJSON, stdout, (*jobrun.Runner).Retry,
-		"Retried job %d: it is %s and runs when an application runs queue %s.\n")
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Retry,
+		"Retried job %d: it is %s and runs when an application runs queue %s.\n"))
 }
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("cancel")
-	pos, err := parseArgs(fs, cancelSynopsis, cancelDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("cancel", cancelSynopsis, cancelDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, cancelSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return changeJob(ctx, pos[0], id, *asJSON, stdout, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n")
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n"))
 }
 
 // changeJob applies op to job id of the file at path and reports the job's new
 // state with format (ID, state, queue).
-func changeJob(ctx context.Context, path string, id jobrun.ID, asJSON bool, stdout io.Writer,
+func changeJob(ctx context.Context, c *fileCmd, path string, id jobrun.ID,
 	op func(*jobrun.Runner, context.Context, jobrun.ID) error, format string) error {
 	return withFile(path, manageAccess, func(r *jobrun.Runner) error {
 		if err := op(r, ctx, id); err != nil {
@@ -599,34 +469,34 @@ func changeJob(ctx context.Context, path string, id jobrun.ID, asJSON bool, stdo
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			return printJSON(stdout, map[string]any{"id": j.ID, "state": j.State, "queue": j.Queue})
+		if *c.json {
+			return c.print(map[string]any{"id": j.ID, "state": j.State, "queue": j.Queue})
 		}
-		fmt.Fprintf(stdout, format, j.ID, j.State, j.Queue)
+		fmt.Fprintf(c.stdout, format, j.ID, j.State, j.Queue)
 		return nil
 	})
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("delete")
-	pos, err := parseArgs(fs, deleteSynopsis, deleteDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("delete", deleteSynopsis, deleteDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, deleteSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
 		if err := r.Delete(ctx, id); err != nil {
 			return notFound(err, id, pos[0])
 		}
-		if *asJSON {
-			return printJSON(stdout, map[string]any{"id": id, "deleted": true})
+		if *c.json {
+			return c.print(map[string]any{"id": id, "deleted": true})
 		}
 		fmt.Fprintf(stdout, "Deleted job %d.\n", id)
 		return nil
-	})
+	}))
 }
 
 // schedules
@@ -645,9 +515,9 @@ type scheduleJSON struct {
 }
 
 func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("schedules")
-	run := fs.String("run", "", "enqueue the job of the schedule `name` now")
-	pos, err := parseArgs(fs, schedulesSynopsis, schedulesDoc, args, stdout, stderr, "FILE")
+	c := newFileCmd("schedules", schedulesSynopsis, schedulesDoc, args, stdout, stderr)
+	run := c.fs.String("run", "", "enqueue the job of the schedule `name` now")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
@@ -655,14 +525,14 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *run != "" {
 		acc = manageAccess
 	}
-	return withFile(pos[0], acc, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], acc, func(r *jobrun.Runner) error {
 		if *run != "" {
 			id, err := r.TriggerSchedule(ctx, *run)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
-				return printJSON(stdout, map[string]any{"schedule": *run, "id": id})
+			if *c.json {
+				return c.print(map[string]any{"schedule": *run, "id": id})
 			}
 			fmt.Fprintf(stdout, "Enqueued job %d for schedule %s: it runs when an application runs its queue.\n", id, *run)
 			return nil
@@ -671,14 +541,14 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if *c.json {
 			out := make([]scheduleJSON, 0, len(list))
 			for _, s := range list {
 				out = append(out, scheduleJSON{Name: s.Name, Spec: s.Spec, TimeZone: s.TimeZone, Kind: s.Kind,
 					Args: s.Args, Next: s.Next, Last: s.Last, LastJob: s.LastJob,
 					SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap})
 			}
-			return printJSON(stdout, out)
+			return c.print(out)
 		}
 		if len(list) == 0 {
 			fmt.Fprintln(stdout, "No schedules.")
@@ -706,7 +576,7 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				formatTime(s.Last), lastJob, orDash(strings.Join(opts, ", ")))
 		}
 		return tw.Flush()
-	})
+	}))
 }
 
 // pause and resume
@@ -720,13 +590,17 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags(name)
-	pos, err := parseArgs(fs, synopsis, doc, args, stdout, stderr, "FILE", "QUEUE")
+	c := newFileCmd(name, synopsis, doc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "QUEUE")
 	if err != nil {
 		return err
 	}
 	queue := pos[1]
-	return withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		// A paused queue is known (Paused), so resume accepts one that never held a job.
+		if err := knownQueue(ctx, r, pos[0], queue); err != nil {
+			return err
+		}
 		op := r.Resume
 		if pause {
 			op = r.Pause
@@ -734,8 +608,8 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 		if err := op(ctx, queue); err != nil {
 			return err
 		}
-		if *asJSON {
-			return printJSON(stdout, map[string]any{"queue": queue, "paused": pause})
+		if *c.json {
+			return c.print(map[string]any{"queue": queue, "paused": pause})
 		}
 		if pause {
 			fmt.Fprintf(stdout, "Paused queue %s: its jobs do not start, across restarts, until jobrun resume.\n", queue)
@@ -743,7 +617,7 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 			fmt.Fprintf(stdout, "Resumed queue %s.\n", queue)
 		}
 		return nil
-	})
+	}))
 }
 
 // formatting

@@ -459,3 +459,83 @@ func TestNextPageArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminErrors checks how failures read: the command's name once, then the
+// problem, without the library's own prefixes; a malformed cursor is a usage error;
+// a queue the file does not know is an error, not a silent success; with -json,
+// errors are a JSON object on stderr.
+func TestAdminErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := adminFixture(t)
+		bad := filepath.Join(t.TempDir(), "bad.db")
+		if err := os.WriteFile(bad, []byte("not a database, but long enough to look like a header\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A queue that never held a job but is paused is known: resume finds it.
+		r, err := jobrun.Open(db, jobrun.WithServices(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Pause(t.Context(), "idle"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		noQueue := func(q string) string {
+			return db + ` has no queue "` + q + `": no job was ever in it and it is not paused; its queues are default, images` + "\n"
+		}
+		for _, tc := range []struct {
+			args []string
+			code int
+			errs string // all of stderr, or its start for a usage error
+		}{
+			{[]string{"list", db, "-cursor", "xx"}, 2, "jobrun list: malformed cursor \"xx\"\n" + listSynopsis + "\n"},
+			{[]string{"retry", db, "4"}, 1, "jobrun retry: job 4 is scheduled; only finished jobs can be retried\n"},
+			{[]string{"cancel", db, "1"}, 1, "jobrun cancel: job 1 is done; only unfinished jobs can be canceled\n"},
+			{[]string{"schedules", db, "-run", "weekly"}, 1, "jobrun schedules: no schedule named \"weekly\"\n"},
+			{[]string{"stats", bad}, 1, "jobrun stats: " + bad + ": database file is damaged: not a jobrun or bbolt database file"},
+			{[]string{"pause", db, "nosuch"}, 1, "jobrun pause: " + noQueue("nosuch")},
+			{[]string{"resume", db, "nosuch"}, 1, "jobrun resume: " + noQueue("nosuch")},
+			{[]string{"retry", db, "-failed", "-queue", "nosuch"}, 1, "jobrun retry: " + noQueue("nosuch")},
+			{[]string{"stats", "-verbose", db}, 2, "jobrun stats: flag provided but not defined: -verbose\n" + statsSynopsis + "\n"},
+		} {
+			_, errs := cli(t, tc.code, tc.args...)
+			if !strings.HasPrefix(errs, tc.errs) {
+				t.Errorf("jobrun %s: stderr\n%s\nwant it to start with\n%s", strings.Join(tc.args, " "), errs, tc.errs)
+			}
+			if strings.Contains(errs, "jobrun: ") {
+				t.Errorf("jobrun %s: a library prefix in\n%s", strings.Join(tc.args, " "), errs)
+			}
+		}
+		// Known queues: the default one, which every runner runs, and a paused one.
+		cli(t, 0, "pause", db, "default")
+		cli(t, 0, "resume", db, "idle")
+		cli(t, 0, "retry", db, "-failed", "-queue", "images")
+
+		// With -json, an error is one JSON object on stderr, and a usage error names the
+		// usage; -json counts wherever it is, even after a bad flag.
+		for _, tc := range []struct {
+			args         []string
+			code         int
+			error, usage string
+		}{
+			{[]string{"show", db, "99", "-json"}, 1, db + " holds no job 99", ""},
+			{[]string{"pause", "-json", db, "nosuch"}, 1, strings.TrimSuffix(noQueue("nosuch"), "\n"), ""},
+			{[]string{"list", db, "-json", "-cursor", "xx"}, 2, `malformed cursor "xx"`, listSynopsis},
+			{[]string{"stats", "-verbose", db, "-json"}, 2, "flag provided but not defined: -verbose", statsSynopsis},
+			{[]string{"show", db, "x", "--json=true"}, 2, `job ID must be a positive number, got "x"`, showSynopsis},
+		} {
+			out, errs := cli(t, tc.code, tc.args...)
+			var got struct{ Error, Usage string }
+			decode(t, errs, &got)
+			if got.Error != tc.error || got.Usage != tc.usage || out != "" {
+				t.Errorf("jobrun %s: stdout %q, stderr %+v; want error %q, usage %q", strings.Join(tc.args, " "), out, got, tc.error, tc.usage)
+			}
+		}
+		if _, errs := cli(t, 2, "show", db, "x", "-json=false"); !strings.HasPrefix(errs, "jobrun show: ") {
+			t.Errorf("-json=false gives JSON errors:\n%s", errs)
+		}
+	})
+}

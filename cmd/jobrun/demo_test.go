@@ -94,7 +94,7 @@ func TestRunExitCodes(t *testing.T) {
 		{args: []string{"demo", "-n", "-1"}, code: 2, errs: "-n must not be negative"},
 		{args: []string{"demo", "-speed", "0"}, code: 2, errs: "-speed must be above 0"},
 		// A directory is no database file: the command fails and says why.
-		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: open " + dir},
+		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: " + dir + " is a directory\n"},
 	})
 }
 

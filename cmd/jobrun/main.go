@@ -149,13 +149,17 @@ func (e *usageError) Unwrap() error { return e.err }
 // exitCode reports err, if it needs reporting, and returns the exit code it calls for.
 func exitCode(name string, err error, stderr io.Writer) int {
 	var ue *usageError
+	var je *jsonError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &je):
+		printJSON(stderr, map[string]string{"error": message(err)})
+		return 1
 	}
-	fmt.Fprintf(stderr, "jobrun %s: %v\n", name, err)
+	fmt.Fprintf(stderr, "jobrun %s: %s\n", name, message(err))
 	return 1
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -70,12 +69,12 @@ the application's next start.
 
 // runServe is the serve command.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	addr := fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
-	readonly := fs.Bool("readonly", false, "disable the actions and open FILE read-only: only show the jobs")
-	services := fs.Bool("services", false, "run the runner's services with jobrun's defaults: crash recovery, promotion, cron fires, retention (no jobs)")
+	c := newFileCmdNoJSON("serve", serveSynopsis, serveDoc, args, stdout, stderr)
+	addr := c.fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
+	readonly := c.fs.Bool("readonly", false, "disable the actions and open FILE read-only: only show the jobs")
+	services := c.fs.Bool("services", false, "run the runner's services with jobrun's defaults: crash recovery, promotion, cron fires, retention (no jobs)")
 	var allow []string
-	fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
+	c.fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
 		func(h string) error {
 			if err := validHost(h); err != nil {
 				return err
@@ -83,14 +82,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			allow = append(allow, h)
 			return nil
 		})
-	pos, err := parseArgs(fs, serveSynopsis, serveDoc, args, stdout, stderr, "FILE")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
 	acc := manageAccess
 	switch {
 	case *readonly && *services:
-		return adminUsage(fs, serveSynopsis, stderr, errors.New("-services writes to FILE: it does not go with -readonly"), true)
+		return c.usage(errors.New("-services writes to FILE: it does not go with -readonly"))
 	case *readonly:
 		acc = readAccess
 	case *services:
