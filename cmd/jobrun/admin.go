@@ -57,14 +57,16 @@ this is quick on any file.
 	listSynopsis = "usage: jobrun list FILE [-queue q] [-state s] [-kind k] [-tag t] [-limit n] [-oldest] [-cursor c] [-json]"
 	listDoc      = `List prints one page of the jobs of FILE that match the filters, newest first,
 with the command line of the next page if there is one. With -json it prints the
-page as {"jobs": [...], "next": "cursor"}, without the jobs' error history,
-progress, result and log (see show).
+page as {"jobs": [...], "next": "cursor"}, each job as show -json prints it.
 
 ` + readFileDoc
 
 	showSynopsis = "usage: jobrun show FILE ID [-json]"
 	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, args,
-progress, result, error history and log.
+progress, result, error history and log. With -json it prints the job as
+jobrun.Info's JSON tags put it, the one shape of a job, which list -json, the
+commands that change a job and the dashboard's API print too; fields that are not
+set (progress, result, errors, tags, ...) are left out.
 
 ` + readFileDoc
 
@@ -114,12 +116,11 @@ var fileCommands = map[string]bool{
 
 // stats
 
-// queueStats is a queue's line of stats -json.
+// queueStats is a queue in stats -json: jobrun.QueueInfo's JSON, every state in its
+// counts, with the total beside.
 type queueStats struct {
-	Name   string               `json:"name"`
-	Paused bool                 `json:"paused"`
-	Counts map[jobrun.State]int `json:"counts"`
-	Total  int                  `json:"total"`
+	jobrun.QueueInfo
+	Total int `json:"total"`
 }
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -133,10 +134,11 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		all := queueStats{Name: "TOTAL", Counts: map[jobrun.State]int{}}
+		all := queueStats{QueueInfo: jobrun.QueueInfo{Name: "TOTAL", Counts: map[jobrun.State]int{}}}
 		queues := []queueStats{}
 		for _, q := range infos {
-			qs := queueStats{Name: q.Name, Paused: q.Paused, Counts: map[jobrun.State]int{}}
+			qs := queueStats{QueueInfo: q}
+			qs.Counts = map[jobrun.State]int{}
 			for _, st := range jobrun.States {
 				qs.Counts[st] = q.Counts[st]
 				qs.Total += q.Counts[st]
@@ -177,63 +179,25 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // list and show
 
-// jobJSON is a job in the output of list -json and show -json. List leaves out the
-// fields marked omitempty that only show fills.
-type jobJSON struct {
-	ID          jobrun.ID       `json:"id"`
-	Kind        string          `json:"kind"`
-	Queue       string          `json:"queue"`
-	State       jobrun.State    `json:"state"`
-	Priority    int             `json:"priority"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	CreatedAt   time.Time       `json:"created_at"`
-	RunAt       time.Time       `json:"run_at,omitzero"`
-	StartedAt   time.Time       `json:"started_at,omitzero"`
-	FinishedAt  time.Time       `json:"finished_at,omitzero"`
-	LastError   string          `json:"last_error,omitempty"`
-	Args        json.RawMessage `json:"args,omitempty"`
-	UniqueKey   string          `json:"unique_key,omitempty"`
-	Schedule    string          `json:"schedule,omitempty"`
-	FireAt      time.Time       `json:"fire_at,omitzero"`
-	Tags        []string        `json:"tags,omitempty"`
-
-	Progress json.RawMessage `json:"progress,omitempty"`
-	Result   json.RawMessage `json:"result,omitempty"`
-	Errors   []errorJSON     `json:"errors,omitempty"`
-	Logs     []logJSON       `json:"logs,omitempty"`
+// jobOut is job in as -json prints it: jobrun.Info's JSON (the one shape of a job,
+// which the dashboard's API prints too), with a stored value that is not valid JSON
+// (from a damaged record) as a JSON string, so that it cannot break the document.
+func jobOut(in *jobrun.Info) *jobrun.Info {
+	j := *in
+	j.RawArgs, j.Progress, j.Result = validJSON(in.RawArgs), validJSON(in.Progress), validJSON(in.Result)
+	return &j
 }
 
-type errorJSON struct {
-	Attempt int       `json:"attempt"`
-	At      time.Time `json:"at"`
-	Error   string    `json:"error"`
-}
-
-type logJSON struct {
-	At      time.Time `json:"at"`
-	Message string    `json:"message"`
-}
-
-// newJobJSON converts info; full adds what only show prints.
-func newJobJSON(info *jobrun.Info, full bool) jobJSON {
-	j := jobJSON{
-		ID: info.ID, Kind: info.Kind, Queue: info.Queue, State: info.State, Priority: info.Priority,
-		Attempt: info.Attempt, MaxAttempts: info.MaxAttempts,
-		CreatedAt: info.CreatedAt, RunAt: info.RunAt, StartedAt: info.StartedAt, FinishedAt: info.FinishedAt,
-		LastError: info.LastError, Args: info.RawArgs, UniqueKey: info.UniqueKey,
-		Schedule: info.Schedule, FireAt: info.FireAt, Tags: info.Tags,
+// validJSON returns v, nil if empty, or as a JSON string if it is not valid JSON.
+func validJSON(v json.RawMessage) json.RawMessage {
+	switch {
+	case len(v) == 0:
+		return nil
+	case json.Valid(v):
+		return v
 	}
-	if full {
-		j.Progress, j.Result = info.Progress, info.Result
-		for _, e := range info.Errors {
-			j.Errors = append(j.Errors, errorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
-		}
-		for _, l := range info.Logs {
-			j.Logs = append(j.Logs, logJSON{At: l.At, Message: l.Message})
-		}
-	}
-	return j
+	s, _ := json.Marshal(string(v))
+	return s
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -269,13 +233,13 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if *c.json {
-			jobs := make([]jobJSON, 0, len(page.Jobs))
+			jobs := make([]*jobrun.Info, 0, len(page.Jobs))
 			for _, info := range page.Jobs {
-				jobs = append(jobs, newJobJSON(info, false))
+				jobs = append(jobs, jobOut(info))
 			}
 			return c.print(struct {
-				Jobs []jobJSON `json:"jobs"`
-				Next string    `json:"next"`
+				Jobs []*jobrun.Info `json:"jobs"`
+				Next string         `json:"next"`
 			}{jobs, page.Next})
 		}
 		if len(page.Jobs) == 0 && page.Next == "" {
@@ -353,7 +317,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return notFound(err, id, pos[0])
 		}
 		if *c.json {
-			return c.print(newJobJSON(j, true))
+			return c.print(jobOut(j))
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		field := func(name, value string) {
@@ -372,6 +336,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		field("Started", optionalTime(j.StartedAt))
 		field("Finished", optionalTime(j.FinishedAt))
 		field("Unique key", j.UniqueKey)
+		field("Concurrency key", j.ConcurrencyKey)
 		if j.Schedule != "" {
 			field("Schedule", fmt.Sprintf("%s, fire of %s", j.Schedule, formatTime(j.FireAt)))
 		}
@@ -470,7 +435,7 @@ func changeJob(ctx context.Context, c *fileCmd, path string, id jobrun.ID,
 			return err
 		}
 		if *c.json {
-			return c.print(map[string]any{"id": j.ID, "state": j.State, "queue": j.Queue})
+			return c.print(jobOut(j))
 		}
 		fmt.Fprintf(c.stdout, format, j.ID, j.State, j.Queue)
 		return nil
@@ -501,19 +466,6 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // schedules
 
-type scheduleJSON struct {
-	Name        string          `json:"name"`
-	Spec        string          `json:"spec"`
-	TimeZone    string          `json:"time_zone,omitempty"`
-	Kind        string          `json:"kind"`
-	Args        json.RawMessage `json:"args,omitempty"`
-	Next        time.Time       `json:"next"`
-	Last        time.Time       `json:"last,omitzero"`
-	LastJob     jobrun.ID       `json:"last_job,omitempty"`
-	SkipMissed  bool            `json:"skip_missed"`
-	SkipOverlap bool            `json:"skip_if_running"`
-}
-
 func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("schedules", schedulesSynopsis, schedulesDoc, args, stdout, stderr)
 	run := c.fs.String("run", "", "enqueue the job of the schedule `name` now")
@@ -542,13 +494,13 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		if *c.json {
-			out := make([]scheduleJSON, 0, len(list))
-			for _, s := range list {
-				out = append(out, scheduleJSON{Name: s.Name, Spec: s.Spec, TimeZone: s.TimeZone, Kind: s.Kind,
-					Args: s.Args, Next: s.Next, Last: s.Last, LastJob: s.LastJob,
-					SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap})
+			for i := range list {
+				list[i].Args = validJSON(list[i].Args)
 			}
-			return c.print(out)
+			if list == nil {
+				list = []jobrun.ScheduleInfo{}
+			}
+			return c.print(list)
 		}
 		if len(list) == 0 {
 			fmt.Fprintln(stdout, "No schedules.")

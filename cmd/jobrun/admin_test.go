@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +36,7 @@ func (adminResize) Kind() string { return "image.resize" }
 //	1 email         default  done    tag signup
 //	2 email         default  failed  tag signup, error "no address" on two lines, a log line
 //	3 image.resize  images   done    progress and result
-//	4 image.resize  images   scheduled for t0+1h, unique key "b"
+//	4 image.resize  images   scheduled for t0+1h, unique key "b", concurrency key "png"
 //
 // with the schedule "nightly" and the queue "images" paused.
 func adminFixture(t *testing.T) string {
@@ -65,7 +66,7 @@ func adminFixture(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b")); err != nil {
+	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b"), jobrun.ConcurrencyKey("png")); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Schedule(ctx, "nightly", "0 3 * * *", adminEmail{To: "ops@example.com"}, jobrun.SkipMissed()); err != nil {
@@ -116,6 +117,16 @@ func compact(t *testing.T, v json.RawMessage) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// mustJSON is v as compact JSON.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func mustEqual(t *testing.T, got, want string) {
@@ -196,14 +207,16 @@ func TestAdminList(t *testing.T) {
 		for range 5 {
 			out, _ = cli(t, 0, "list", db, "-json", "-oldest", "-limit", "2", "-cursor", cursor)
 			var page struct {
-				Jobs []jobJSON
+				Jobs []jobrun.Info
 				Next string
 			}
 			decode(t, out, &page)
 			for _, j := range page.Jobs {
 				ids = append(ids, j.ID)
-				if j.Errors != nil || j.Logs != nil || j.Result != nil {
-					t.Errorf("list -json has show's fields: %+v", j)
+				// Each job as show -json prints it.
+				show, _ := cli(t, 0, "show", db, fmt.Sprint(j.ID), "-json")
+				if got, want := mustJSON(t, j), compact(t, json.RawMessage(show)); got != want {
+					t.Errorf("list -json's job:\n%s\nshow -json:\n%s", got, want)
 				}
 			}
 			if cursor = page.Next; cursor == "" {
@@ -260,16 +273,34 @@ Log:
 		out, _ = cli(t, 0, "show", db, "3")
 		mustContain(t, out, "Progress:  {\"step\":5}\nResult:    \"thumb.png\"\n")
 		out, _ = cli(t, 0, "show", db, "4")
-		mustContain(t, out, "Unique key:  b\n")
+		mustContain(t, out, "Unique key:       b\nConcurrency key:  png\n")
 
 		out, _ = cli(t, 0, "show", db, "2", "-json")
-		var j jobJSON
+		var j jobrun.Info
 		decode(t, out, &j)
-		if j.ID != 2 || j.State != jobrun.StateFailed || compact(t, j.Args) != `{"to":""}` || !j.CreatedAt.Equal(t0) ||
+		if j.ID != 2 || j.State != jobrun.StateFailed || compact(t, j.RawArgs) != `{"to":""}` || !j.CreatedAt.Equal(t0) ||
 			len(j.Errors) != 1 || j.Errors[0].Error != "no address\nin the args" ||
 			len(j.Logs) != 1 || j.Logs[0].Message != "looked for an address" {
 			t.Errorf("show -json: %+v", j)
 		}
+
+		// The one shape of a job: jobrun.Info's JSON, the concurrency key included.
+		r, err := jobrun.Open(db, jobrun.WithReadOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for _, id := range []jobrun.ID{1, 2, 3, 4} {
+			want, err := r.Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ = cli(t, 0, "show", db, fmt.Sprint(id), "-json")
+			if got := compact(t, json.RawMessage(out)); got != mustJSON(t, want) {
+				t.Errorf("show %d -json:\n%s\nwant Info's JSON:\n%s", id, got, mustJSON(t, want))
+			}
+		}
+		mustContain(t, out, `"concurrency_key": "png"`)
 		_, errs := cli(t, 1, "show", db, "99")
 		mustContain(t, errs, "jobrun show: "+db+" holds no job 99\n")
 	})
@@ -286,11 +317,7 @@ func TestAdminChanges(t *testing.T) {
 		mustEqual(t, out, "Retried 0 failed jobs: they run when an application runs their queue.\n")
 
 		out, _ = cli(t, 0, "cancel", db, "4", "-json")
-		var changed struct {
-			ID    jobrun.ID
-			State jobrun.State
-			Queue string
-		}
+		var changed jobrun.Info
 		decode(t, out, &changed)
 		if changed.ID != 4 || changed.State != jobrun.StateCanceled || changed.Queue != "images" {
 			t.Errorf("cancel -json: %+v", changed)
@@ -356,14 +383,14 @@ nightly  0 3 * * *  email  `+formatTime(next)+`  -     -         skip missed
 		mustContain(t, errs, `no schedule named "weekly"`)
 
 		out, _ = cli(t, 0, "schedules", "-json", db)
-		var list []scheduleJSON
+		var list []jobrun.ScheduleInfo
 		decode(t, out, &list)
 		if len(list) != 1 || list[0].Name != "nightly" || list[0].Kind != "email" || !list[0].Next.Equal(next) ||
 			!list[0].SkipMissed || compact(t, list[0].Args) != `{"to":"ops@example.com"}` {
 			t.Errorf("schedules -json: %+v", list)
 		}
 		out, _ = cli(t, 0, "show", db, "5", "-json")
-		var j jobJSON
+		var j jobrun.Info
 		decode(t, out, &j)
 		if j.Schedule != "nightly" || j.State != jobrun.StateReady {
 			t.Errorf("the job -run enqueued: %+v", j)
