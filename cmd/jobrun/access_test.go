@@ -247,11 +247,14 @@ func copyFile(t *testing.T, path string) string {
 func TestReadCommandsChangeNothing(t *testing.T) {
 	db := appFile(t)
 	sum := fileSum(t, db)
+	backup := filepath.Join(t.TempDir(), "backup.db")
 	for _, args := range [][]string{
 		{"stats", db}, {"stats", db, "-json"},
 		{"list", db}, {"list", db, "-state", "done", "-json"}, {"list", db, "-queue", appScheduledQueue, "-oldest"},
 		{"show", db, fmt.Sprint(appCrashed)}, {"show", db, fmt.Sprint(appDone1), "-json"},
 		{"schedules", db}, {"schedules", db, "-json"},
+		{"check", db}, {"check", db, "-json"},
+		{"backup", db, backup},
 	} {
 		out, _ := cli(t, 0, args...)
 		if args[0] == "show" && args[2] == fmt.Sprint(appCrashed) {
@@ -260,6 +263,10 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 		if fileSum(t, db) != sum {
 			t.Fatalf("jobrun %s changed the file", strings.Join(args, " "))
 		}
+	}
+
+	if got := readState(t, backup); !got.equal(appState()) {
+		t.Errorf("the backup holds\n%v\nwant\n%v", got, appState())
 	}
 
 	url, _, stop := startServe(t, db, "-readonly", "-addr", "127.0.0.1:0")
@@ -300,6 +307,26 @@ var manageCases = []manageCase{
 	{[]string{"pause", "FILE", jobrun.DefaultQueue}, func(s *fileState) { s.paused[jobrun.DefaultQueue] = true }},
 	{[]string{"resume", "FILE", appPausedQueue}, func(s *fileState) { delete(s.paused, appPausedQueue) }},
 	{[]string{"schedules", "FILE", "-run", "hourly"}, func(s *fileState) { s.jobs[appFirstNewJob] = jobrun.StateReady }},
+	{[]string{"promote", "FILE", fmt.Sprint(appLater1)}, func(s *fileState) { s.jobs[appLater1] = jobrun.StateReady }},
+	{[]string{"clean", "FILE", "-state", "failed"}, func(s *fileState) { delete(s.jobs, appFailed1); delete(s.jobs, appFailed2) }},
+	{[]string{"clean", "FILE", "-queue", jobrun.DefaultQueue, "-state", "done", "-before", "1h"}, func(s *fileState) {
+		for id := appDone1; id <= appDone10; id++ {
+			delete(s.jobs, id)
+		}
+	}},
+	{[]string{"clean", "FILE", "-before", "1999-12-31T23:00:00Z"}, func(s *fileState) {}},
+	{[]string{"clean", "FILE", "-before", "2000-01-01T01:00:00Z"}, deleteFinished},
+	{[]string{"clean", "FILE"}, deleteFinished},
+	{[]string{"unschedule", "FILE", "nightly"}, func(s *fileState) { delete(s.schedules, "nightly") }},
+	{[]string{"compact", "FILE"}, func(s *fileState) {}},
+	{[]string{"check", "FILE", "-repair"}, func(s *fileState) {}},
+}
+
+// deleteFinished is the change of a clean of every finished job of appFile.
+func deleteFinished(s *fileState) {
+	for id := appDone1; id <= appFailed2; id++ {
+		delete(s.jobs, id)
+	}
 }
 
 // TestManageCommandsWriteOnlyWhatIsAsked runs each command that changes a file on a

@@ -87,6 +87,23 @@ when an application runs their queue.
 
 ` + manageFileDoc
 
+	promoteSynopsis = "usage: jobrun promote FILE ID [-json]"
+	promoteDoc      = `Promote makes job ID, scheduled for later or waiting to retry, ready now, as if
+its time had come; it runs when an application runs its queue.
+
+` + manageFileDoc
+
+	cleanSynopsis = "usage: jobrun clean FILE [-queue q] [-state done|failed|canceled] [-before age|time] [-json]"
+	cleanDoc      = `Clean deletes finished jobs from FILE, with their history, and prints how many:
+with -queue, only those of one queue; with -state, only those in one final state
+(done, failed or canceled; all three without it); with -before, only those that
+finished before then: an age, such as 24h for the jobs that finished more than a
+day ago (168h is a week), or an RFC 3339 time such as 2026-01-02T15:04:05Z. Without
+-before, every finished job matches. Jobs that have not finished are never deleted:
+cancel them first. Deleting the failed jobs purges the dead-letter set.
+
+` + manageFileDoc
+
 	schedulesSynopsis = "usage: jobrun schedules FILE [-run NAME] [-json]"
 	schedulesDoc      = `Schedules lists the cron schedules stored in FILE with their next fire. With
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
@@ -95,6 +112,13 @@ changes FILE as the commands that manage jobs do: it writes the job it enqueues 
 nothing else.
 
 ` + readFileDoc
+
+	unscheduleSynopsis = "usage: jobrun unschedule FILE NAME [-json]"
+	unscheduleDoc      = `Unschedule removes the cron schedule NAME from FILE; the jobs it already enqueued
+stay. An application that declares the schedule when it starts (Runner.Schedule)
+stores it again then: take it out of the application's code too.
+
+` + manageFileDoc
 
 	pauseSynopsis = "usage: jobrun pause FILE QUEUE [-json]"
 	pauseDoc      = `Pause stops the jobs of QUEUE from starting. It is stored in FILE: the queue stays
@@ -111,7 +135,8 @@ paused, across restarts of its application, until resume.
 // fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
 	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
-	"delete": true, "schedules": true, "pause": true, "resume": true,
+	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
+	"pause": true, "resume": true, "check": true, "backup": true, "compact": true,
 }
 
 // stats
@@ -422,6 +447,20 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n"))
 }
 
+func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("promote", promoteSynopsis, promoteDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
+	if err != nil {
+		return err
+	}
+	id, err := c.id(pos[1])
+	if err != nil {
+		return err
+	}
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Promote,
+		"Promoted job %d: it is %s and runs when an application runs queue %s.\n"))
+}
+
 // changeJob applies op to job id of the file at path and reports the job's new
 // state with format (ID, state, queue).
 func changeJob(ctx context.Context, c *fileCmd, path string, id jobrun.ID,
@@ -462,6 +501,81 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "Deleted job %d.\n", id)
 		return nil
 	}))
+}
+
+// clean
+
+func runClean(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("clean", cleanSynopsis, cleanDoc, args, stdout, stderr)
+	queue := c.fs.String("queue", "", "only the jobs of this `queue`")
+	state := c.fs.String("state", "", "only the jobs in this final `state`: done, failed or canceled")
+	beforeArg := c.fs.String("before", "", "only the jobs that finished before this `age or time`: 24h (ago), or 2026-01-02T15:04:05Z")
+	pos, err := c.parse("FILE")
+	if err != nil {
+		return err
+	}
+	switch jobrun.State(*state) {
+	case "", jobrun.StateDone, jobrun.StateFailed, jobrun.StateCanceled:
+	default:
+		return c.usage(fmt.Errorf("-state must be done, failed or canceled, got %q", *state))
+	}
+	before, err := parseBefore(*beforeArg, time.Now())
+	if err != nil {
+		return c.usage(err)
+	}
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		if *queue != "" {
+			if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+				return err
+			}
+		}
+		n, err := r.Clean(ctx, *queue, jobrun.State(*state), before)
+		if err != nil {
+			return err
+		}
+		if *c.json {
+			out := struct {
+				Deleted int        `json:"deleted"`
+				Queue   string     `json:"queue,omitempty"`
+				State   string     `json:"state,omitempty"`
+				Before  *time.Time `json:"before,omitempty"` // when -before was given
+			}{n, *queue, *state, nil}
+			if *beforeArg != "" {
+				out.Before = &before
+			}
+			return c.print(out)
+		}
+		what := "finished"
+		if *state != "" {
+			what = *state
+		}
+		where := ""
+		if *queue != "" {
+			where = " of queue " + *queue
+		}
+		when := ""
+		if *beforeArg != "" {
+			when = " that finished before " + formatTime(before)
+		}
+		fmt.Fprintf(stdout, "Deleted %d %s %s%s%s.\n", n, what, plural(n, "job"), where, when)
+		return nil
+	}))
+}
+
+// parseBefore reads clean's -before: an age before now, such as 24h, or an RFC 3339
+// time; "" is just after now, so that every finished job matches, those that
+// finished this instant too.
+func parseBefore(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return now.Add(time.Nanosecond), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("-before must be an age such as 24h or an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", s)
 }
 
 // schedules
@@ -528,6 +642,25 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				formatTime(s.Last), lastJob, orDash(strings.Join(opts, ", ")))
 		}
 		return tw.Flush()
+	}))
+}
+
+func runUnschedule(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("unschedule", unscheduleSynopsis, unscheduleDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "NAME")
+	if err != nil {
+		return err
+	}
+	name := pos[1]
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		if err := r.Unschedule(ctx, name); err != nil {
+			return err
+		}
+		if *c.json {
+			return c.print(map[string]any{"schedule": name, "removed": true})
+		}
+		fmt.Fprintf(stdout, "Removed schedule %s; the jobs it enqueued stay.\n", name)
+		return nil
 	}))
 }
 

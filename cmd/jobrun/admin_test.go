@@ -429,12 +429,16 @@ func TestAdminMissingFile(t *testing.T) {
 		{"stats", missing}, {"list", missing}, {"show", missing, "1"}, {"retry", missing, "1"},
 		{"retry", missing, "-failed"}, {"cancel", missing, "1"}, {"delete", missing, "1"},
 		{"schedules", missing}, {"pause", missing, "q"}, {"resume", missing, "q"},
+		{"promote", missing, "1"}, {"clean", missing}, {"unschedule", missing, "s"}, {"check", missing},
+		{"check", missing, "-repair"}, {"backup", missing, missing + ".bak"}, {"compact", missing},
 	} {
 		cases = append(cases, cliCase{args: args, code: 1, errs: "jobrun " + args[0] + ": " + missing + ": no such file\n"})
 	}
 	runCases(t, cases)
-	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the commands created %s: %v", missing, err)
+	for _, path := range []string{missing, missing + ".bak"} {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the commands created %s: %v", path, err)
+		}
 	}
 }
 
@@ -445,7 +449,7 @@ func TestAdminUsage(t *testing.T) {
 	}
 	usage := func(cmd string) string { return "Run \"jobrun help " + cmd + "\" for details.\n" }
 	cases := []cliCase{
-		{args: []string{"help"}, code: 0, stdout: "\tschedules  list the cron schedules, or run one now\n"},
+		{args: []string{"help"}, code: 0, stdout: "\tschedules   list the cron schedules, or run one now\n\tunschedule  remove a cron schedule\n"},
 		{args: []string{"help", "list"}, code: 0, stdout: "usage: jobrun list FILE [-queue q]"},
 		{args: []string{"list", "-h"}, code: 0, stdout: "  -state state\n"},
 		{args: []string{"show", "--help"}, code: 0, stdout: "Show prints everything stored about job ID"},

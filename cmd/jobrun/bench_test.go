@@ -142,7 +142,7 @@ func TestBenchScaleInterrupted(t *testing.T) {
 
 func TestBenchUsage(t *testing.T) {
 	runCases(t, []cliCase{
-		{args: []string{"help"}, code: 0, stdout: "bench   measure jobrun"},
+		{args: []string{"help"}, code: 0, stdout: "\tbench       measure jobrun"},
 		{args: []string{"help", "bench"}, code: 0, stdout: "-workloads list"},
 		{args: []string{"bench", "-runs", "0"}, code: 2, errs: "-runs must be at least 1"},
 		{args: []string{"bench", "-scale", "0"}, code: 2, errs: "-scale must be at least 1"},

@@ -84,7 +84,7 @@ func TestRunExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	runCases(t, []cliCase{
 		{args: nil, code: 2, errs: "jobrun <command> [flags]"},
-		{args: []string{"help"}, code: 0, stdout: "demo    enqueue"},
+		{args: []string{"help"}, code: 0, stdout: "\tdemo        enqueue"},
 		{args: []string{"help", "demo"}, code: 0, stdout: "-speed factor"},
 		{args: []string{"demo", "-h"}, code: 0, stdout: "usage: jobrun demo [flags]"},
 		{args: []string{"help", "frobnicate"}, code: 2, errs: `unknown command "frobnicate"`},

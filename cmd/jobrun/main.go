@@ -50,16 +50,23 @@ var commands = []command{
 	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
 	{name: "serve", summary: "serve the dashboard of a database file on 127.0.0.1", run: runServe},
-	// The admin commands (admin.go) work on a file no application holds.
+	{name: "version", summary: "print the version of jobrun and of Go", run: runVersion},
+	// The file commands (admin.go, maintain.go) work on a file no application holds.
 	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
 	{name: "list", summary: "list jobs, filtered and paged", run: runList},
 	{name: "show", summary: "show everything stored about one job", run: runShow},
 	{name: "retry", summary: "run a finished job, or every failed job, again", run: runRetry},
 	{name: "cancel", summary: "cancel a job", run: runCancel},
 	{name: "delete", summary: "delete a job", run: runDelete},
+	{name: "promote", summary: "run a scheduled or retrying job now", run: runPromote},
+	{name: "clean", summary: "delete finished jobs, by queue, state and age", run: runClean},
 	{name: "schedules", summary: "list the cron schedules, or run one now", run: runSchedules},
+	{name: "unschedule", summary: "remove a cron schedule", run: runUnschedule},
 	{name: "pause", summary: "pause a queue", run: runPause},
 	{name: "resume", summary: "resume a paused queue", run: runResume},
+	{name: "check", summary: "check the counters against the jobs, or repair them", run: runCheck},
+	{name: "backup", summary: "write a consistent copy of the file", run: runBackup},
+	{name: "compact", summary: "rewrite the file without its free pages", run: runCompact},
 }
 
 func main() {
@@ -122,18 +129,23 @@ func lookup(name string) *command {
 }
 
 func printUsage(w io.Writer) {
+	width := len("help")
+	for _, c := range commands {
+		width = max(width, len(c.name))
+	}
+	width += 2
 	fmt.Fprint(w, "jobrun is the command-line companion of the jobrun job runner.\n\n")
 	fmt.Fprint(w, "Usage:\n\n\tjobrun <command> [flags]\n\nThe commands are:\n\n")
 	for _, c := range commands {
 		if !fileCommands[c.name] {
-			fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)
 		}
 	}
-	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show the usage of jobrun or of a command")
+	fmt.Fprintf(w, "\t%-*s%s\n", width, "help", "show the usage of jobrun or of a command")
 	fmt.Fprint(w, "\nThe commands on a database file that no application has open are:\n\n")
 	for _, c := range commands {
 		if fileCommands[c.name] {
-			fmt.Fprintf(w, "\t%-11s%s\n", c.name, c.summary)
+			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)
 		}
 	}
 	fmt.Fprint(w, "\nRun \"jobrun help <command>\" for a command's flags.\n")
