@@ -70,17 +70,51 @@ var commands = []command{
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal starts a graceful shutdown; restoring the default handling then
-	// lets a second Ctrl-C kill the process for a user who will not wait for it.
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		// The first signal starts a graceful shutdown; restoring the default handling
+		// then lets a second Ctrl-C kill the process for a user who will not wait.
+		signal.Stop(sigs)
+		s, ok := sig.(syscall.Signal)
+		if !ok {
+			s = syscall.SIGINT
+		}
+		cancel(&signalError{s})
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 
+// signalError is the cause of main's context when a signal ended it.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return e.sig.String() + " signal received" }
+
+// interruptError is returned by a command that a signal stopped before it was done
+// (the demo after Ctrl-C, once it has stopped gracefully and said so): the process
+// exits with 128 plus the signal's number, 130 for Ctrl-C, as shells report a
+// command a signal ended.
+type interruptError struct{ sig syscall.Signal }
+
+func (e *interruptError) Error() string { return "interrupted by " + e.sig.String() }
+
+// interrupted returns the interruptError for ctx, which has ended: its signal, from
+// main's cause, or SIGINT for a context canceled otherwise (tests).
+func interrupted(ctx context.Context) error {
+	var se *signalError
+	if errors.As(context.Cause(ctx), &se) {
+		return &interruptError{se.sig}
+	}
+	return &interruptError{syscall.SIGINT}
+}
+
 // run dispatches args to a subcommand and returns the process exit code: 0 on
-// success or when help was asked for, 1 when the command failed, 2 for a usage error.
+// success or when help was asked for, 1 when the command failed, 2 for a usage error,
+// 130 when Ctrl-C interrupted it (128 plus the signal's number).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printUsage(stderr)
@@ -162,11 +196,14 @@ func (e *usageError) Unwrap() error { return e.err }
 func exitCode(name string, err error, stderr io.Writer) int {
 	var ue *usageError
 	var je *jsonError
+	var ie *interruptError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &ie):
+		return 128 + int(ie.sig)
 	case errors.As(err, &je):
 		printJSON(stderr, map[string]string{"error": message(err)})
 		return 1
