@@ -6,22 +6,45 @@
 //
 // The commands are:
 //
-//	demo    enqueue a few hundred simulated jobs and watch them run
-//	bench   measure jobrun and raw bbolt on the standard workloads
-//	serve   serve the dashboard of a database file on 127.0.0.1
-//	help    show the usage of jobrun or of a command
+//	demo        enqueue a few hundred simulated jobs and watch them run
+//	bench       measure jobrun and raw bbolt on the standard workloads
+//	serve       serve the dashboard of a database file on 127.0.0.1
+//	version     print the version of jobrun and of Go
+//	help        show the usage of jobrun or of a command
 //
 // The commands on a database file that no application has open are:
 //
-//	stats      count the jobs by queue and state
-//	list       list jobs, filtered and paged
-//	show       show everything stored about one job
-//	retry      run a finished job, or every failed job, again
-//	cancel     cancel a job
-//	delete     delete a job
-//	schedules  list the cron schedules, or run one now
-//	pause      pause a queue
-//	resume     resume a paused queue
+//	stats       count the jobs by queue and state
+//	list        list jobs, filtered and paged
+//	show        show everything stored about one job
+//	retry       run a finished job, or every failed job, again
+//	cancel      cancel a job
+//	delete      delete a job
+//	promote     run a scheduled or retrying job now
+//	clean       delete finished jobs, by queue, state and age
+//	schedules   list the cron schedules, or run one now
+//	unschedule  remove a cron schedule
+//	pause       pause a queue
+//	resume      resume a paused queue
+//	check       check the counters against the jobs, or repair them
+//	backup      write a consistent copy of the file
+//	compact     rewrite the file without its free pages
+//
+// The commands that only read (stats, list, show, schedules, check, backup and serve
+// -readonly) open the file read-only: its bytes stay as they were. Those that change
+// it (retry, cancel, delete, promote, clean, schedules -run, unschedule, pause,
+// resume, check -repair, compact and serve) write what they are asked and nothing
+// else: they run none of the runner's services, such as retention, cron fires, the
+// promotion of due jobs and the recovery of jobs a crash left running, which belong
+// to the application and its options; serve runs them with jobrun's defaults only
+// with -services. None of them runs jobs.
+//
+// With -json a command prints one JSON document; a job is jobrun.Info as its JSON
+// tags put it, the shape the dashboard's API prints too. Its errors are then
+// {"error": "..."} on stderr.
+//
+// The exit status is 0 on success, 1 when the command failed, 2 for bad arguments and
+// 130 when Ctrl-C interrupted the demo.
 //
 // Run "jobrun help <command>" for a command's flags.
 package main
