@@ -50,7 +50,8 @@ const (
 	statsSynopsis = "usage: jobrun stats FILE [-json]"
 	statsDoc      = `Stats prints the number of jobs of each queue of FILE in each state, with a
 total, and whether the queue is paused. The counts are kept with every change, so
-this is quick on any file.
+this is quick on any file. With -json it prints {"queues": [...], "total": {...}},
+each queue as jobrun.QueueInfo's JSON tags put it, with its total.
 
 ` + readFileDoc
 
@@ -109,7 +110,7 @@ cancel them first. Deleting the failed jobs purges the dead-letter set.
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
 the next fire as it was; the job runs when an application runs its queue. -run
 changes FILE as the commands that manage jobs do: it writes the job it enqueues and
-nothing else.
+nothing else. With -json, the list is of jobrun.ScheduleInfo as its JSON tags put it.
 
 ` + readFileDoc
 
