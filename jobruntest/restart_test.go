@@ -124,6 +124,7 @@ func TestReopenRequeuesRunningJob(t *testing.T) {
 		for restart := 1; restart <= 3; restart++ {
 			runInBackground(t, r)
 			<-started
+			synctest.Wait() // the commit that records the start
 			if in := get(t, r, id); in.State != jobrun.StateRunning {
 				t.Fatalf("restart %d: the job is %s before it, want running", restart, in.State)
 			}
