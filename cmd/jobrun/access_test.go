@@ -106,6 +106,7 @@ func appFile(t *testing.T) string {
 		done := make(chan error, 1)
 		go func() { done <- r.Run(runCtx) }()
 		<-started
+		synctest.Wait() // the commit that records the start
 		f, err := os.Create(path)
 		if err != nil {
 			t.Fatal(err)
