@@ -634,6 +634,7 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	if err != nil {
 		return err
 	}
+	e.endState = rec.state
 	if final(rec.state) {
 		res.finished = true
 		if err := t.releaseUnique(e.id, rec); err != nil {
@@ -797,8 +798,13 @@ func (en *engine) logOutcome(e *execution) {
 	if e.outcome != outcomeFailed && e.outcome != outcomePermanent {
 		return
 	}
-	en.r.log.Warn("jobrun: attempt failed", "id", uint64(e.id), "kind", e.rec.kind, "queue", e.rec.queue,
-		"attempt", e.rec.attempt+1, "max_attempts", e.rec.maxAttempts, "error", e.err)
+	attrs := []any{"id", uint64(e.id), "kind", e.rec.kind, "queue", e.rec.queue,
+		"attempts", e.rec.attempt + 1, "max_attempts", e.rec.maxAttempts, "error", e.err}
+	if e.endState == stFailed {
+		en.r.log.Error("jobrun: job failed for good; it stays failed (the dead-letter set) until retried or cleaned", attrs...)
+		return
+	}
+	en.r.log.Warn("jobrun: attempt failed; the job will retry", attrs...)
 }
 
 // finishCycle replies to control operations, signals idleness and sets the timer.

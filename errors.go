@@ -13,8 +13,9 @@ var (
 	// when Close or Shutdown ended it.
 	ErrClosed = errors.New("jobrun: runner closed")
 
-	// ErrNotFound is returned for a job ID that does not exist.
-	ErrNotFound = errors.New("jobrun: job not found")
+	// ErrNotFound is returned for a job ID or a schedule name that does not exist; the
+	// message says which.
+	ErrNotFound = errors.New("jobrun: not found")
 
 	// ErrUnknownKind is returned by Enqueue for a kind with no handler registered
 	// through Handle, unless the runner was opened WithStrictKinds(false).

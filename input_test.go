@@ -35,7 +35,8 @@ func TestOneRuleForNamesAndKeys(t *testing.T) {
 			}
 		}
 		for _, s := range good {
-			if _, err := r.Enqueue(t.Context(), email{}, opt(s)); err != nil {
+			// A key another option's job holds is a duplicate: accepted input all the same.
+			if _, err := r.Enqueue(t.Context(), email{}, opt(s)); err != nil && !errors.Is(err, jobrun.ErrDuplicate) {
 				t.Errorf("%s(%q): %v", name, s, err)
 			}
 		}

@@ -216,6 +216,7 @@ type enqueueOptions struct {
 	at          time.Time
 	maxAttempts int
 	backoff     backoffPolicy
+	jitter      int64 // Jitter, as backoffPolicy.jitter
 	timeout     time.Duration
 	uniqueKey   string
 	uniqueMode  byte
@@ -291,8 +292,10 @@ func MaxAttempts(n int) EnqueueOption {
 
 // Backoff sets exponential backoff between attempts: min after the first failure,
 // doubling with each further one up to max, each delay randomized by ±50% so that jobs
-// failing together do not retry together. The policy is stored with the job, so it
-// holds across restarts. Default: Backoff(1s, 1h).
+// failing together do not retry together (Jitter changes that: with Jitter(0) the
+// delays are exactly min, 2·min, 4·min, ..., as BullMQ's exponential backoff). The
+// policy is stored with the job, so it holds across restarts. Default: Backoff(1s,
+// 1h) with ±50% jitter.
 func Backoff(min, max time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		if min <= 0 || max < min {
@@ -303,7 +306,8 @@ func Backoff(min, max time.Duration) EnqueueOption {
 	}
 }
 
-// ConstantBackoff waits d between attempts, without randomization.
+// ConstantBackoff waits d between attempts, without randomization unless Jitter
+// asks for it.
 func ConstantBackoff(d time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		if d < 0 {
@@ -311,6 +315,22 @@ func ConstantBackoff(d time.Duration) EnqueueOption {
 			return
 		}
 		o.backoff = backoffPolicy{kind: backoffConstant, min: d, max: d}
+	}
+}
+
+// Jitter sets the randomization of the retry delays, as a fraction from 0 to 1:
+// each delay of Backoff or ConstantBackoff is drawn from ±f of its value. Default:
+// 0.5 for Backoff, 0 for ConstantBackoff. Jitter(0) gives the exact delays (2s, 4s,
+// 8s, ... for Backoff(2*time.Second, max)); some jitter keeps jobs that failed
+// together (an outage) from retrying together. The factor is stored with the job to
+// a thousandth.
+func Jitter(f float64) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if !(f >= 0 && f <= 1) {
+			o.err = invalidf("jitter must be between 0 and 1, got %v", f)
+			return
+		}
+		o.jitter = 1 + int64(math.Round(f*1000))
 	}
 }
 
@@ -363,11 +383,18 @@ const (
 
 const maxUniqueKeyLen = 512
 
-// UniqueKey makes the job idempotent: while a job of the same kind with the same key
-// is unfinished (scheduled, ready, running or retrying), Enqueue stores nothing and
-// returns that job's ID with an error wrapping ErrDuplicate. Once the job is done,
-// failed or canceled, the key is free again. The check and the insert are one
-// transaction, so the index holds across crashes.
+// UniqueKey allows one unfinished job per kind and key: while a job of the same kind
+// with the same key is scheduled, ready, running or retrying, Enqueue stores nothing
+// and returns that job's ID with an error wrapping ErrDuplicate. The check and the
+// insert are one transaction, so the guarantee holds across crashes.
+//
+// It does not make a job run once for good: once the job is done, failed or
+// canceled, the key is free, and the next Enqueue with it stores a new job. A step
+// that is retried after its jobs finished (a fan-out that failed half-way and runs
+// again) enqueues them again. For "at most once per period, finished or not" use
+// Throttle (Throttle(key, 24*time.Hour) for once a day); to run something once ever,
+// record that it ran in the application's own data, in the transaction that enqueues
+// it (EnqueueTx).
 func UniqueKey(key string) EnqueueOption {
 	return uniqueOption("unique key", key, uniqueUnfinished, 0)
 }

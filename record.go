@@ -137,7 +137,8 @@ func (r *record) encode() []byte {
 		flags |= recordCancel
 	}
 	b = append(b, flags)
-	return appendString(b, r.concKey)
+	b = appendString(b, r.concKey)
+	return binary.AppendVarint(b, r.backoff.jitter)
 }
 
 // Record flags.
@@ -211,6 +212,7 @@ func decodeRecord(b []byte) (*record, error) {
 	}
 	r.cancel = d.byte()&recordCancel != 0
 	r.concKey = d.string()
+	r.backoff.jitter = d.varint()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}

@@ -368,6 +368,9 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	if runAt.After(maxFireTime) || runAt.Before(now) && o.delay > 0 {
 		return nil, nil, invalidf("run time of %s is after %d, beyond what jobrun can store", kind, maxFireTime.Year())
 	}
+	if o.jitter != 0 {
+		o.backoff.jitter = o.jitter
+	}
 	return &record{
 		kind:        kind,
 		queue:       o.queue,

@@ -301,7 +301,14 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	case s.ctx.Err() != nil:
 		e.outcome = outcomeInterrupted
 	case errors.As(context.Cause(ctx), &te):
+		// The handler's own error, unless it only repeats the timeout.
 		e.outcome, e.err = outcomeFailed, fmt.Errorf("%w: %w", te, err)
+		if errors.Is(err, te) || err == context.DeadlineExceeded {
+			e.err = err
+			if err == context.DeadlineExceeded {
+				e.err = te
+			}
+		}
 	case errors.As(err, &sn):
 		e.outcome, e.snooze = outcomeSnoozed, sn.d
 	case errors.As(err, &pe):
