@@ -32,6 +32,10 @@ type progressOp struct{ e *execution }
 // startOp tells the loop that a worker started a claimed job's handler.
 type startOp struct{ e *execution }
 
+// returnOp tells the loop that the handler of an attempt abandoned at its timeout
+// returned at last: its concurrency key's slot is free.
+type returnOp struct{ e *execution }
+
 // mutateOp runs fn inside the loop's next commit, for management calls (Promote,
 // Pause, Schedule, ...). fn checks before it writes and returns the caller's answer:
 // an answer such as ErrNotFound does not abort the commit, a fatal error does. after,
@@ -87,6 +91,7 @@ type engine struct {
 	enqueues []*enqueueOp
 	done     []*execution
 	starts   []*execution // started since the last commit: to record as running
+	returns  []*execution // abandoned handlers that returned: to free their key slots
 	progress map[*execution]bool
 	controls []*controlOp
 	mutates  []*mutateOp
@@ -197,6 +202,8 @@ func (en *engine) take(op any) {
 		en.progress[op.e] = true
 	case startOp:
 		en.starts = append(en.starts, op.e)
+	case returnOp:
+		en.returns = append(en.returns, op.e)
 	case *controlOp:
 		en.control(op)
 		en.controls = append(en.controls, op)
@@ -323,7 +330,7 @@ func (en *engine) cycle() {
 	en.r.cycles.Add(1)
 	now := time.Now()
 	en.fresh = false
-	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.progress) + len(en.mutates)
+	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.returns) + len(en.progress) + len(en.mutates)
 	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
 		// After a failed commit (a full disk), wait out the backoff unless a caller is
 		// waiting: due promotions, fires and the cleaner would fail the same way.
@@ -454,6 +461,12 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		}
 		if err := en.finish(t, e, res); err != nil {
 			return fmt.Errorf("record outcome of job %d: %w", e.id, err)
+		}
+	}
+	for _, e := range en.returns {
+		// After the outcomes: an abandoned attempt's outcome comes before its return.
+		if err := t.releaseHeld(e.id, res); err != nil {
+			return fmt.Errorf("free the key slot of job %d: %w", e.id, err)
 		}
 	}
 	for _, op := range en.mutates {
@@ -587,8 +600,15 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	}
 	if rec.concKey != "" && outcome != outcomeInterrupted {
 		// It stops running: its slot goes to the key's next job, and if it runs again
-		// it queues for a slot like any other.
-		if err := t.releaseSlot(rec.queue, rec.concKey, res); err != nil {
+		// it queues for a slot like any other. A handler abandoned at its timeout runs
+		// on: its slot stays taken until it returns (returnOp).
+		var err error
+		if e.abandoned {
+			err = t.holdSlot(e.id, rec.queue, rec.concKey)
+		} else {
+			err = t.releaseSlot(rec.queue, rec.concKey, res)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -691,6 +711,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		e.startSaved = true
 	}
 	en.starts = en.starts[:0]
+	en.returns = en.returns[:0]
 	// Claimed jobs reach their workers before the enqueues that made them ready
 	// return, so that a job enqueued with a higher priority is in the lineup by then.
 	// What a claim past the window displaced is handed back after this commit's
@@ -701,7 +722,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		q.mayReady = res.more[q]
 		for _, e := range claimed {
 			e.r = en.r
-			e.kind, e.timeout = e.rec.kind, e.rec.timeout
+			e.kind, e.timeout, e.concKey = e.rec.kind, e.rec.timeout, e.rec.concKey
 			e.info = e.rec.info(e.id)
 			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
 			en.inflight[e.id] = e

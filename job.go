@@ -269,6 +269,7 @@ type execution struct {
 	rec     *record // as stored; the loop applies the outcome to a copy
 	kind    string
 	timeout time.Duration
+	concKey string
 	info    Info // what the handler sees
 
 	status atomic.Int32
@@ -279,6 +280,7 @@ type execution struct {
 	snooze      time.Duration
 	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay
 	customDelay bool
+	abandoned   bool // the attempt timed out while its handler ran on
 	startedAt   time.Time
 	endedAt     time.Time // when the handler returned, zero if it did not (interrupted, abandoned)
 

@@ -36,7 +36,9 @@ type keyLimit struct {
 // positive, they start at most limit per second per key with bursts of burst. Jobs
 // with other keys, and jobs without a key, are not held up: concurrency 1 gives "one
 // at a time per customer, in order". Key rate limiters live in memory; concurrency is
-// counted in the file, so it holds across restarts.
+// counted in the file, so it holds across restarts. A handler abandoned at its Timeout
+// because it ignores its context still counts against its key until it returns (or
+// its process exits), so the limit holds even then.
 func WithKeyLimits(queue string, concurrency int, limit rate.Limit, burst int) Option {
 	return func(c *config) {
 		if err := validateName("queue", queue); err != nil {
@@ -69,6 +71,47 @@ func ConcurrencyKey(key string) EnqueueOption {
 		}
 		o.concKey = key
 	}
+}
+
+// A handler abandoned at its timeout (it ignores its context) still runs, so its slot
+// stays taken until it returns: the attempt's outcome moves the slot to the held
+// bucket instead of freeing it, and the handler's return frees it. A process that
+// dies meanwhile takes its handlers with it: the next open frees every held slot.
+
+// holdSlot keeps the slot of job id, whose abandoned handler still runs.
+func (t *txn) holdSlot(id ID, queue, key string) error {
+	return t.held.Put(idKey(id), slotKey(queue, key))
+}
+
+// releaseHeld frees the slot an abandoned handler of job id held, once it returned.
+func (t *txn) releaseHeld(id ID, res *cycleResult) error {
+	v := t.held.Get(idKey(id))
+	if len(v) < 1 || int(v[0])+1 > len(v) {
+		return nil
+	}
+	queue, key := string(v[1:1+int(v[0])]), string(v[1+int(v[0]):])
+	if err := t.held.Delete(idKey(id)); err != nil {
+		return err
+	}
+	return t.releaseSlot(queue, key, res)
+}
+
+// releaseAllHeld frees the slots of handlers a process that exited had abandoned. It
+// runs at open.
+func (t *txn) releaseAllHeld() error {
+	var ids []ID
+	t.held.ForEach(func(k, _ []byte) error {
+		if len(k) == 8 {
+			ids = append(ids, keyID(k))
+		}
+		return nil
+	})
+	for _, id := range ids {
+		if err := t.releaseHeld(id, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // slotsOf returns how many slots of a key are held: its jobs in the ready index or

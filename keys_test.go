@@ -238,3 +238,113 @@ func TestKeyLimitsBadInput(t *testing.T) {
 		t.Errorf("empty concurrency key: %v", err)
 	}
 }
+
+// TestKeyLimitCountsAbandonedHandler: a handler that ignores its context past its
+// Timeout is abandoned (its attempt fails, its worker slot goes to the next job), but
+// it still runs, so its concurrency key's slot stays taken until it returns: with a
+// limit of 1, no other job of the key starts meanwhile. A restart frees the slot of
+// a handler the old process abandoned.
+func TestKeyLimitCountsAbandonedHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := []jobrun.Option{jobrun.WithQueue("api", 4, nil), jobrun.WithKeyLimits("api", 1, 0, 0)}
+		r, path := openRunner(t, opts...)
+		var mu sync.Mutex
+		running, most, started := 0, 0, 0
+		stuck := make(chan struct{})
+		defer close(stuck)
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[call]) error {
+			mu.Lock()
+			running++
+			most, started = max(most, running), started+1
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				running--
+				mu.Unlock()
+			}()
+			if j.Args.N == 0 {
+				<-stuck // ignores its context
+			}
+			return nil
+		}, jobrun.Queue("api"), jobrun.Timeout(time.Second), jobrun.MaxAttempts(1))
+		first := enqueue(t, r, call{"A", 0}, jobrun.ConcurrencyKey("A"))
+		second := enqueue(t, r, call{"A", 1}, jobrun.ConcurrencyKey("A"))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Minute) // long past the first job's timeout
+		synctest.Wait()
+		if in := get(t, r, first); in.State != jobrun.StateFailed {
+			t.Fatalf("the abandoned job is %s, want failed", in.State)
+		}
+		mu.Lock()
+		n := started
+		mu.Unlock()
+		if n != 1 {
+			t.Fatalf("%d jobs of key A started while the abandoned handler still runs, want 1", n)
+		}
+		if in := get(t, r, second); in.State != jobrun.StateReady {
+			t.Fatalf("the key's next job is %s, want ready, waiting for the slot", in.State)
+		}
+		// The application stops with the handler still stuck; the next process does
+		// not have it, so its slot is free there.
+		cancel()
+		<-done
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r = reopen(t, path, opts...)
+		ran := make(chan int, 1)
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[call]) error {
+			ran <- j.Args.N
+			return nil
+		}, jobrun.Queue("api"))
+		runUntilIdle(t, r)
+		if got := <-ran; got != 1 {
+			t.Fatalf("after the restart job %d ran, want 1", got)
+		}
+		if most != 1 {
+			t.Fatalf("%d jobs of key A ran at once, want 1", most)
+		}
+	})
+}
+
+// TestKeySlotFreedWhenAbandonedHandlerReturns: once the abandoned handler returns,
+// its slot goes to the key's next job at once.
+func TestKeySlotFreedWhenAbandonedHandlerReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t, jobrun.WithQueue("api", 4, nil), jobrun.WithKeyLimits("api", 1, 0, 0))
+		stuck := make(chan struct{})
+		var order []int
+		var mu sync.Mutex
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[call]) error {
+			mu.Lock()
+			order = append(order, j.Args.N)
+			mu.Unlock()
+			if j.Args.N == 0 {
+				<-stuck
+			}
+			return nil
+		}, jobrun.Queue("api"), jobrun.Timeout(time.Second), jobrun.MaxAttempts(1))
+		enqueue(t, r, call{"A", 0}, jobrun.ConcurrencyKey("A"))
+		second := enqueue(t, r, call{"A", 1}, jobrun.ConcurrencyKey("A"))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		close(stuck)
+		synctest.Wait()
+		if in := get(t, r, second); in.State != jobrun.StateDone {
+			t.Fatalf("after the abandoned handler returned, the key's next job is %s, want done", in.State)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(order, []int{0, 1}) {
+			t.Fatalf("order %v", order)
+		}
+		cancel()
+		<-done
+	})
+}

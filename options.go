@@ -336,7 +336,8 @@ func Jitter(f float64) EnqueueOption {
 
 // Timeout bounds each attempt: when d passes, the handler's context is canceled and
 // the attempt fails. A handler that ignores its context is abandoned: its worker slot
-// is given to the next job and its return value is ignored. (A handler that returns
+// is given to the next job and its return value is ignored; its ConcurrencyKey's slot
+// stays taken until it returns. (A handler that returns
 // an error just as d passes may have its own error recorded instead of the timeout;
 // either way the attempt fails.) Default: no timeout.
 func Timeout(d time.Duration) EnqueueOption {

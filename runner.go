@@ -165,6 +165,9 @@ func prepareFile(db *bbolt.DB, cfg *config) error {
 		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
 			return fmt.Errorf("recover interrupted jobs: %w", err)
 		}
+		if err := t.releaseAllHeld(); err != nil {
+			return err
+		}
 		if err := t.admitAll(); err != nil {
 			return err
 		}

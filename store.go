@@ -35,6 +35,7 @@ import (
 //	  tags       len(tag) ‖ tag ‖ id → ∅                              List by tag
 //	  keywait    len(queue) ‖ queue ‖ len(key) (2 B) ‖ key ‖ ^priority ‖ id → ∅   ready, waiting for a key slot (keys.go)
 //	  keyslots   len(queue) ‖ queue ‖ key → uint64                   a key's jobs ready or running
+//	  held       id → len(queue) ‖ queue ‖ key                       slots of abandoned handlers (keys.go)
 //
 // A ready entry's value is the job's concurrency key, empty if it has none.
 //
@@ -65,13 +66,14 @@ var (
 	bucketTags      = []byte("tags")
 	bucketKeyWait   = []byte("keywait")
 	bucketKeySlots  = []byte("keyslots")
+	bucketHeld      = []byte("held")
 	keySchema       = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots}
+		bucketKeyWait, bucketKeySlots, bucketHeld}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -209,6 +211,7 @@ type txn struct {
 	tags      *bbolt.Bucket
 	keywait   *bbolt.Bucket
 	keyslots  *bbolt.Bucket
+	held      *bbolt.Bucket
 	cfg       *config                      // key limits; nil in read transactions
 	deltas    map[string]*[numStates]int64 // queue → change per state
 }
@@ -230,7 +233,7 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
 		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
 		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags},
-		{&t.keywait, bucketKeyWait}, {&t.keyslots, bucketKeySlots}} {
+		{&t.keywait, bucketKeyWait}, {&t.keyslots, bucketKeySlots}, {&t.held, bucketHeld}} {
 		if *p.b = root.Bucket(p.name); *p.b == nil {
 			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
 		}

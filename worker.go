@@ -271,7 +271,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 			}
 			// The handler has not returned: fail the attempt now and give its slot to a
 			// new worker, so a handler that ignores its context cannot hold the queue.
-			e.outcome, e.err = outcomeFailed, te
+			e.outcome, e.err, e.abandoned = outcomeFailed, te, true
 			r.report(e)
 			r.startWorker(s, q, handlers)
 			leave()
@@ -285,7 +285,13 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 		stopTimeout()
 	}
 	if !e.status.CompareAndSwap(execRunning, execReturned) {
-		return e.status.Load() != execTimedOut
+		if e.status.Load() != execTimedOut {
+			return true
+		}
+		if e.concKey != "" {
+			r.notify(returnOp{e}) // the key's slot it kept is free now
+		}
+		return false
 	}
 	e.endedAt = ended
 	var (
