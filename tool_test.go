@@ -235,3 +235,33 @@ func TestQueueWithoutWorkersIsReported(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseReturnsDespiteStubbornHandler: Close waits CloseGrace for a handler that
+// ignores its canceled context, then returns; the job is recorded ready again
+// without spending an attempt, as an abandoned timeout's is.
+func TestCloseReturnsDespiteStubbornHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t)
+		started, stuck := make(chan struct{}), make(chan struct{})
+		defer close(stuck)
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			close(started)
+			<-stuck
+			return nil
+		})
+		id := enqueue(t, r, email{})
+		go r.Run(context.Background())
+		<-started
+		begin := time.Now()
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(begin); waited != jobrun.CloseGrace {
+			t.Fatalf("Close returned after %v, want CloseGrace (%v)", waited, jobrun.CloseGrace)
+		}
+		again := reopen(t, path)
+		if in := get(t, again, id); in.State != jobrun.StateReady || in.Attempt != 0 {
+			t.Fatalf("after Close: %s, attempt %d; want ready, attempt 0", in.State, in.Attempt)
+		}
+	})
+}
