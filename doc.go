@@ -25,7 +25,10 @@
 // Every job belongs to a queue (Queue option, "default" otherwise). Each queue
 // configured with WithQueue has its own workers and, optionally, a rate limiter; a
 // slow queue never starves another. Within a queue, higher Priority runs first and
-// jobs of equal priority run in enqueue order.
+// jobs of equal priority run in enqueue order; that holds for jobs claimed ahead of
+// the workers too (see State). A queue shows at most as many running jobs as it has
+// workers. RunUntilIdle reports ready jobs of queues the runner has no workers for
+// (ErrNoWorkers).
 //
 // # Scheduling and flow control
 //
@@ -40,7 +43,8 @@
 //
 // A handler's error, a panic (recovered, with its stack) or a passed Timeout fails
 // the attempt. The job is retried after a delay from its Backoff policy (exponential
-// with jitter by default, ConstantBackoff, or the args' own RetryDelayer) until
+// with ±50% jitter by default, exact with Jitter(0), ConstantBackoff, or the args'
+// own RetryDelayer) until
 // MaxAttempts runs are spent; then it is failed, the dead-letter state, and keeps its
 // error history. Permanent ends a job without retries; Snooze runs it again later
 // without spending an attempt. The states and their transitions are drawn on State.
@@ -80,20 +84,32 @@
 // Shutdown(ctx) stops claiming, lets running handlers finish until ctx ends, then
 // cancels them; interrupted jobs are ready again without spending an attempt, and
 // Shutdown returns even if a handler ignores its context. Close cancels the handlers
-// at once and waits for them to return. Cancelling Run's context is a hard stop.
+// at once and waits up to CloseGrace for them to return. Cancelling Run's context is
+// a hard stop.
 //
 // # Testing
 //
 // RunUntilIdle runs every due job in the caller and returns when nothing is due or
 // running, so a test can enqueue, run and assert; package jobruntest opens a runner on
-// a temp file in one line. With testing/synctest, delays,
-// backoffs and rate limits run on the bubble's fake clock: time.Sleep(time.Hour) in the
-// test, RunUntilIdle again, and the retry due in an hour has run.
+// a temp file in one line, runs it through a span of fake time (RunFor: every retry,
+// delay and cron fire due within it), and restarts it on its file (Reopen, Crash).
+// With testing/synctest, delays, backoffs and rate limits run on the bubble's fake
+// clock.
+//
+// # Tools
+//
+// WithReadOnly opens a file read-only, for a tool that only looks; WithServices(false)
+// opens it for a tool that manages an application's jobs and writes only what it is
+// asked: no crash recovery, promotion, cron fires, retention or jobs. The jobrun
+// command uses both. A damaged file gives ErrCorrupt, with what to do, and never a
+// panic: from Open, from reads, and from the commit loop, which stops.
 //
 // # Limits
 //
 // One process at a time can hold a database file (bbolt's file lock); Open waits
-// WithLockTimeout and then fails with ErrLocked. Args are limited to MaxArgsSize. A
+// WithLockTimeout and then fails with ErrLocked; one runner may use a *bbolt.DB at a
+// time. Args are limited to MaxArgsSize, workers to MaxWorkers per queue, and stored
+// times to 1677-2262 (Unix nanoseconds): At before now means now. A
 // bbolt file does not shrink by itself when jobs are deleted; its free pages are
 // reused, and Compact shrinks it.
 package jobrun
