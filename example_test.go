@@ -337,3 +337,55 @@ func ExampleWithKeyLimits() {
 	// Output:
 	// done: 3
 }
+
+// A tool that looks at an application's file opens it read-only: it reads every job
+// and never writes, so the application's retention, schedules and crashed jobs are
+// left to the application.
+func ExampleWithReadOnly() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "jobs.db")
+
+	app, err := jobrun.Open(path, jobrun.WithStrictKinds(false))
+	if err != nil {
+		log.Fatal(err)
+	}
+	app.Enqueue(context.Background(), WelcomeEmail{To: "ada@example.com"})
+	app.Close()
+
+	tool, err := jobrun.Open(path, jobrun.WithReadOnly())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tool.Close()
+	counts, _ := tool.Counts(context.Background(), "")
+	fmt.Println("ready:", counts[jobrun.StateReady])
+	_, err = tool.Enqueue(context.Background(), WelcomeEmail{To: "bob@example.com"})
+	fmt.Println(errors.Is(err, jobrun.ErrReadOnly))
+	// Output:
+	// ready: 1
+	// true
+}
+
+// Jitter(0) makes the backoff exact: a job that fails retries after 2s, then 4s, 8s,
+// and so on up to the maximum, as BullMQ's {type: 'exponential', delay: 2000}.
+func ExampleJitter() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		return errors.New("mail server down")
+	}, jobrun.Backoff(2*time.Second, time.Minute), jobrun.Jitter(0))
+
+	ctx := context.Background()
+	id, _ := r.Enqueue(ctx, WelcomeEmail{To: "ada@example.com"})
+	r.RunUntilIdle(ctx)
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.State, info.RunAt.Sub(info.Errors[0].At))
+	// Output:
+	// retrying 2s
+}
