@@ -104,7 +104,8 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {
 		return nil, invalidf("database %s already has a runner in this process; close it first (one runner per database)", db.Path())
 	}
-	if err := prepareFile(db, cfg); err != nil {
+	// A damaged page met by the recovery is ErrCorrupt, not a panic.
+	if err := guard(func() error { return prepareFile(db, cfg) }); err != nil {
 		runnersByDB.Delete(db)
 		return nil, err
 	}

@@ -69,7 +69,7 @@ var (
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
 // panics and memory faults with which it meets a damaged file, into the runner's.
-func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
+func openFile(path string, cfg *config) (*bbolt.DB, error) {
 	info, statErr := os.Stat(path)
 	switch {
 	case statErr == nil && info.IsDir():
@@ -79,9 +79,35 @@ func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
 			return nil, fmt.Errorf("%w: no such file (a read-only runner does not create one)", fs.ErrNotExist)
 		}
 		return nil, statErr
+	case statErr == nil && info.Size() > 0 && !cfg.readOnly:
+		// A truncated file passes bbolt's checks of its header pages, and bbolt
+		// opening it to write reads its freelist past the end of the file, in
+		// whatever memory follows the map: measure it read-only first.
+		db, err := openBolt(path, cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		err = checkSize(db)
+		db.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
+	db, err := openBolt(path, cfg, cfg.readOnly)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openBolt is bbolt.Open, with a panic or memory fault reported as ErrCorrupt.
+func openBolt(path string, cfg *config, readOnly bool) (db *bbolt.DB, err error) {
 	var file *os.File // as bbolt opened it, to release its lock if bbolt panics
-	opts := &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: cfg.readOnly,
+	opts := &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: readOnly,
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, mode)
 			file = f
@@ -96,12 +122,6 @@ func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
 			file.Close() // bbolt panicked before it could
 		}
 		return nil, describeOpenError(err, cfg)
-	}
-	// A truncated file passes bbolt's checks of its first pages, and faults later on
-	// a page past its end.
-	if err := checkSize(db); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return db, nil
 }
