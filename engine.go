@@ -834,6 +834,12 @@ func (en *engine) stop(err error) {
 	}
 	en.mutates = nil
 	for _, op := range en.controls {
+		if op.kind == ctlStart {
+			// Taken already: the drain below closes the session's channels, and its
+			// Run sees the loop end. An error would have the caller close them again.
+			op.reply <- nil
+			continue
+		}
 		op.reply <- err
 	}
 	en.controls = nil
