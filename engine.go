@@ -358,7 +358,7 @@ func (en *engine) cycle() {
 		})
 	})
 	if errors.Is(err, ErrCorrupt) {
-		en.stop(err)
+		en.stop(fmt.Errorf("%s: %w", en.r.db.Path(), err))
 		return
 	}
 	if err != nil {

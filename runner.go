@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -463,9 +464,14 @@ func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
 	})
 }
 
-// viewGuarded is db.View with a damaged page reported as ErrCorrupt, not a panic.
+// viewGuarded is db.View with a damaged page reported as ErrCorrupt, naming the file,
+// not a panic.
 func viewGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
-	return guard(func() error { return db.View(fn) })
+	err := guard(func() error { return db.View(fn) })
+	if errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%s: %w", db.Path(), err)
+	}
+	return err
 }
 
 // closedErr is what calls get once the commit loop has exited: ErrClosed, or the

@@ -141,7 +141,7 @@ func describeOpenError(err error, cfg *config) error {
 }
 
 // corruptAdvice ends every message about a damaged file.
-const corruptAdvice = "; restore the file from a backup (Runner.Backup, jobrun backup), or copy out every readable job with jobrun salvage"
+const corruptAdvice = "; restore the file from a backup (see Runner.Backup), or copy every job that can be read into a new file with jobrun salvage FILE NEWFILE (jobrun.Salvage)"
 
 // checkSize refuses a file shorter than the pages its header says it holds.
 func checkSize(db *bbolt.DB) error {
@@ -173,7 +173,11 @@ func guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("%w: reading it failed with %q%s", ErrCorrupt, fmt.Sprint(v), corruptAdvice)
+			what := fmt.Sprint(v)
+			if _, fault := v.(interface{ Addr() uintptr }); fault {
+				what = "reading it faulted (" + what + ")"
+			}
+			err = fmt.Errorf("%w: a page of it cannot be read: %s%s", ErrCorrupt, what, corruptAdvice)
 		}
 	}()
 	return fn()
