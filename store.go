@@ -83,7 +83,7 @@ func openFile(path string, cfg *config) (*bbolt.DB, error) {
 		// A truncated file passes bbolt's checks of its header pages, and bbolt
 		// opening it to write reads its freelist past the end of the file, in
 		// whatever memory follows the map: measure it read-only first.
-		db, err := openBolt(path, cfg, true)
+		db, err := openBolt(path, cfg, bbolt.Options{ReadOnly: true})
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +93,7 @@ func openFile(path string, cfg *config) (*bbolt.DB, error) {
 			return nil, err
 		}
 	}
-	db, err := openBolt(path, cfg, cfg.readOnly)
+	db, err := openBolt(path, cfg, bbolt.Options{ReadOnly: cfg.readOnly})
 	if err != nil {
 		return nil, err
 	}
@@ -104,17 +104,18 @@ func openFile(path string, cfg *config) (*bbolt.DB, error) {
 	return db, nil
 }
 
-// openBolt is bbolt.Open, with a panic or memory fault reported as ErrCorrupt.
-func openBolt(path string, cfg *config, readOnly bool) (db *bbolt.DB, err error) {
+// openBolt is bbolt.Open with cfg's lock timeout and the given options, with a panic
+// or memory fault reported as ErrCorrupt and bbolt's errors worded for the user.
+func openBolt(path string, cfg *config, opts bbolt.Options) (db *bbolt.DB, err error) {
 	var file *os.File // as bbolt opened it, to release its lock if bbolt panics
-	opts := &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: readOnly,
-		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, mode)
-			file = f
-			return f, err
-		}}
+	opts.Timeout = cfg.lockTimeout
+	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, mode)
+		file = f
+		return f, err
+	}
 	err = guard(func() error {
-		db, err = bbolt.Open(path, 0o600, opts)
+		db, err = bbolt.Open(path, 0o600, &opts)
 		return err
 	})
 	if err != nil {
@@ -177,11 +178,14 @@ func guard(fn func() error) (err error) {
 			if _, fault := v.(interface{ Addr() uintptr }); fault {
 				what = "reading it faulted (" + what + ")"
 			}
-			err = fmt.Errorf("%w: a page of it cannot be read: %s%s", ErrCorrupt, what, corruptAdvice)
+			err = fmt.Errorf("%w: %s%s%s", ErrCorrupt, pageUnreadable, what, corruptAdvice)
 		}
 	}()
 	return fn()
 }
+
+// pageUnreadable begins the message of guard's errors, after the sentinel's.
+const pageUnreadable = "a page of it cannot be read: "
 
 // schemaCurrent reports whether the file holds runner data of this schema with every
 // bucket, so that opening it needs no write.
