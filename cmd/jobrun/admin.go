@@ -94,7 +94,7 @@ paused, across restarts of its application, until resume.
 // fileCommands are the admin commands, which the usage lists apart.
 var fileCommands = map[string]bool{
 	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
-	"delete": true, "schedules": true, "pause": true, "resume": true,
+	"delete": true, "schedules": true, "pause": true, "resume": true, "salvage": true,
 }
 
 // adminFlags starts the flag set of an admin command, with its -json flag.

@@ -60,6 +60,7 @@ var commands = []command{
 	{name: "schedules", summary: "list the cron schedules, or run one now", run: runSchedules},
 	{name: "pause", summary: "pause a queue", run: runPause},
 	{name: "resume", summary: "resume a paused queue", run: runResume},
+	{name: "salvage", summary: "copy every readable job of a damaged file into a new file", run: runSalvage},
 }
 
 func main() {
