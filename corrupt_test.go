@@ -893,8 +893,9 @@ func ids(jobs []*jobrun.Info) string {
 
 // TestCorruptWhileRunning: a page that becomes unreadable under a running runner
 // (zeroed through another file descriptor: bbolt maps the file, so the runner reads
-// the zeros) stops it cleanly. The commit that meets the damage fails its callers
-// with ErrCorrupt, Run returns it, later calls get it, Close returns, and every job
+// the zeros) stops it cleanly. EnqueueTx in the application's transaction gives
+// ErrCorrupt; the commit that meets the damage fails its callers with it, Run
+// returns it, later calls get it, Close returns, and every job
 // acknowledged before is there once the page's bytes are back, jobs that were
 // running ready again; Salvage of the damaged file holds every acknowledged job on a
 // readable page.
@@ -981,6 +982,16 @@ func TestCorruptWhileRunning(t *testing.T) {
 			}
 			writeAt(t, path, int64(page)*ps, make([]byte, ps))
 
+			// The application's own transaction meets it first, then the loop.
+			enqueueTx := func() error {
+				return db.Update(func(tx *bbolt.Tx) error {
+					_, err := r.EnqueueTx(ctx, tx, damageArgs{N: -3, Pad: pad})
+					return err
+				})
+			}
+			if err := enqueueTx(); !errors.Is(err, jobrun.ErrCorrupt) {
+				t.Fatalf("EnqueueTx after the damage: %v, want an error wrapping ErrCorrupt", err)
+			}
 			var enqErr error
 			bounded(t, "Enqueue after the damage", func() { _, enqErr = r.Enqueue(ctx, damageArgs{N: -1, Pad: pad}) })
 			if !errors.Is(enqErr, jobrun.ErrCorrupt) || !strings.Contains(enqErr.Error(), path) {
@@ -998,6 +1009,9 @@ func TestCorruptWhileRunning(t *testing.T) {
 			}
 			if _, err := r.Enqueue(ctx, damageArgs{N: -2}); !errors.Is(err, jobrun.ErrCorrupt) {
 				t.Errorf("Enqueue after the stop: %v, want an error wrapping ErrCorrupt", err)
+			}
+			if err := enqueueTx(); !errors.Is(err, jobrun.ErrCorrupt) {
+				t.Errorf("EnqueueTx after the stop: %v, want an error wrapping ErrCorrupt", err)
 			}
 			if err := r.RunUntilIdle(ctx); !errors.Is(err, jobrun.ErrCorrupt) {
 				t.Errorf("RunUntilIdle after the stop: %v, want an error wrapping ErrCorrupt", err)

@@ -253,7 +253,9 @@ func countTrue(bs []bool) int {
 
 // EnqueueTx stores a job inside tx, a write transaction the application opened on the
 // runner's database: the job exists if and only if tx commits, and workers are woken
-// only after it does. The job is durable when tx's commit returns.
+// only after it does. The job is durable when tx's commit returns. On an error other
+// than ErrDuplicate (a damaged page of the file gives one wrapping ErrCorrupt), roll
+// tx back by returning the error from its function: the job may be half written.
 func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ...EnqueueOption) (ID, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -266,23 +268,26 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	case tx.DB() != r.DB():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("transaction of another database"))
 	}
-	if r.isClosed() {
-		return 0, fmt.Errorf("enqueue in tx: %w", ErrClosed)
+	if r.isClosed() || r.fatal.Load() != nil {
+		return 0, fmt.Errorf("enqueue in tx: %w", r.closedErr())
 	}
 	now := time.Now()
 	rec, err := r.prepare(args, opts, now)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
-	t, err := openTxn(tx, now)
-	if err != nil {
-		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
-	}
-	t.cfg = r.cfg
-	ins, err := t.enqueue(rec)
-	if err == nil {
-		err = t.flush()
-	}
+	var ins inserted
+	err = guard(func() error { // a damaged page is an error of the application's transaction
+		t, err := openTxn(tx, now)
+		if err != nil {
+			return err
+		}
+		t.cfg = r.cfg
+		if ins, err = t.enqueue(rec); err != nil {
+			return err
+		}
+		return t.flush()
+	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
