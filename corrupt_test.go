@@ -902,26 +902,32 @@ func ids(jobs []*jobrun.Info) string {
 func TestCorruptWhileRunning(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// page returns the page to zero and the jobs on no readable page then; all
+		// pages returns the pages to zero and the jobs on no readable page then; all
 		// is every job.
-		page func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) (uint64, map[jobrun.ID]bool)
+		pages func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) ([]uint64, map[jobrun.ID]bool)
 	}{
-		{"ready index", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) (uint64, map[jobrun.ID]bool) {
-			return bucketRoot(t, db, "ready"), nil
+		{"ready index", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) ([]uint64, map[jobrun.ID]bool) {
+			return []uint64{bucketRoot(t, db, "ready")}, nil
 		}},
-		{"runner bucket", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) (uint64, map[jobrun.ID]bool) {
-			return bucketRoot(t, db, ""), all
+		{"runner bucket", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) ([]uint64, map[jobrun.ID]bool) {
+			return []uint64{bucketRoot(t, db, "")}, all
 		}},
-		{"newest jobs", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) (uint64, map[jobrun.ID]bool) {
+		{"newest jobs", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) ([]uint64, map[jobrun.ID]bool) {
 			l := readLayout(t, db.Path())
 			newest := slices.Max(slices.Collect(maps.Keys(all)))
 			for _, p := range l.leaves["jobs"] {
 				if slices.Contains(l.under[p], newest) {
-					return p, l.lostWith(damageBase{}, []uint64{p})
+					return []uint64{p}, l.lostWith(damageBase{}, []uint64{p})
 				}
 			}
 			t.Fatalf("no leaf holds job %d", newest)
-			return 0, nil
+			return nil, nil
+		}},
+		// bbolt's rollback of the failed commit reads the freelist again: with that
+		// page damaged too, it panics and leaves the database locked, unless the
+		// runner releases the transaction itself.
+		{"ready index and freelist", func(t *testing.T, db *bbolt.DB, all map[jobrun.ID]bool) ([]uint64, map[jobrun.ID]bool) {
+			return []uint64{bucketRoot(t, db, "ready"), readLayout(t, db.Path()).freelist}, nil
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -969,18 +975,15 @@ func TestCorruptWhileRunning(t *testing.T) {
 			go func() { runErr <- r.Run(ctx) }()
 			wasRunning := []jobrun.ID{<-running, <-running}
 
-			page, lost := tc.page(t, db, acked)
+			pages, lost := tc.pages(t, db, acked)
 			ps := int64(db.Info().PageSize)
-			orig := make([]byte, ps)
-			f, err := os.Open(path)
-			if err == nil {
-				_, err = f.ReadAt(orig, int64(page)*ps)
-				f.Close()
-			}
+			whole, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			writeAt(t, path, int64(page)*ps, make([]byte, ps))
+			for _, p := range pages {
+				writeAt(t, path, int64(p)*ps, make([]byte, ps))
+			}
 
 			// The application's own transaction meets it first, then the loop.
 			enqueueTx := func() error {
@@ -1066,7 +1069,9 @@ func TestCorruptWhileRunning(t *testing.T) {
 			}
 
 			// With the page's bytes back, everything acknowledged is there and runs.
-			writeAt(t, path, int64(page)*ps, orig)
+			for _, p := range pages {
+				writeAt(t, path, int64(p)*ps, whole[int64(p)*ps:int64(p+1)*ps])
+			}
 			r, err = jobrun.Open(path, jobrun.WithQueue("later", 4, nil))
 			if err != nil {
 				t.Fatal(err)

@@ -345,17 +345,15 @@ func (en *engine) cycle() {
 	}
 	var res *cycleResult
 	began := time.Now()
-	err := guard(func() error {
-		return en.r.db.Update(func(tx *bbolt.Tx) error {
-			res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
-				more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
-			t, err := openTxn(tx, now)
-			if err != nil {
-				return err
-			}
-			t.cfg = en.r.cfg
-			return en.commit(t, res, promote, due)
-		})
+	err := updateGuarded(en.r.db, func(tx *bbolt.Tx) error {
+		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
+			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
+		t, err := openTxn(tx, now)
+		if err != nil {
+			return err
+		}
+		t.cfg = en.r.cfg
+		return en.commit(t, res, promote, due)
 	})
 	if errors.Is(err, ErrCorrupt) {
 		en.stop(fmt.Errorf("%s: %w", en.r.db.Path(), err))

@@ -149,7 +149,7 @@ func prepareFile(db *bbolt.DB, cfg *config) error {
 		return fmt.Errorf("%w: the file holds no jobrun data of this version; open it once with a runner that writes to create or upgrade it", ErrSchema)
 	}
 	var recovered, failed int
-	err = db.Update(func(tx *bbolt.Tx) error {
+	err = updateGuarded(db, func(tx *bbolt.Tx) error {
 		if err := initSchema(tx); err != nil {
 			return err
 		}

@@ -184,6 +184,26 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
+// updateGuarded is db.Update with a damaged page reported as ErrCorrupt, not a
+// panic. A panic inside fn becomes fn's error, so bbolt rolls back as after any
+// error. A panic in the commit leaves bbolt to roll back on the way out, which
+// reads the freelist page again; if that page is damaged too, the rollback panics
+// and leaves the transaction open, holding the database's locks, so that Close
+// would wait forever: the transaction is then rolled back without that read.
+func updateGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
+	var open *bbolt.Tx
+	err := guard(func() error {
+		return db.Update(func(tx *bbolt.Tx) error {
+			open = tx
+			return guard(func() error { return fn(tx) })
+		})
+	})
+	if open != nil && open.DB() != nil {
+		guard(open.Rollback)
+	}
+	return err
+}
+
 // pageUnreadable begins the message of guard's errors, after the sentinel's.
 const pageUnreadable = "a page of it cannot be read: "
 
