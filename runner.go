@@ -500,6 +500,12 @@ func (r *Runner) isClosed() bool {
 // spending an attempt, then returns ctx's error. For a graceful stop that lets
 // handlers finish, call Shutdown.
 //
+// If the runner meets a damaged page of its file, it stops: its handlers are
+// canceled, and Run (or RunUntilIdle), like every later call, returns an error
+// wrapping ErrCorrupt. Nothing committed before is touched; attempts that ended
+// and were not recorded run again once the file is mended. Close it, then restore
+// the file or Salvage it.
+//
 // Only one Run or RunUntilIdle may be active at a time.
 func (r *Runner) Run(ctx context.Context) error {
 	s, err := r.startSession(ctx, false)

@@ -56,12 +56,14 @@ type SalvageReport struct {
 // services gives them, as its WithKeyLimits allow.
 //
 // What it cannot copy: the jobs on pages it cannot read. bbolt keeps jobs in ID
-// order, so after a damaged page Salvage searches the IDs past it for the next page
-// it can read; Damage names the ranges of IDs it could not read, and Lost counts the
-// jobs there. Two damaged pages close together may hide the readable page between
-// them. A file whose header pages, or whose runner bucket, cannot be read gives an
-// error wrapping ErrCorrupt and no out: restore a backup. The application's own
-// buckets, in a file it shares with the runner (New), are not copied.
+// order, so after a damaged page Salvage tries the IDs past it, one by one, for the
+// next page it can read, and loses only the jobs on the damaged pages; past 65,536
+// unreadable IDs in a row it searches by halving intervals instead, which can miss
+// a readable page between two damaged ones. Damage names the ranges of IDs it could
+// not read, and Lost counts the jobs there. A file whose header pages, or the pages
+// that lead to its jobs, cannot be read gives an error wrapping ErrCorrupt and no
+// out: restore a backup. The application's own buckets, in a file it shares with
+// the runner (New), are not copied.
 //
 // Replace the damaged file with out while no application runs on it, and keep the
 // damaged one until out is known to be good.
@@ -151,8 +153,7 @@ type salvaged struct {
 }
 
 func salvageInto(ctx context.Context, src *bbolt.DB, out string) (SalvageReport, error) {
-	cfg, _ := newConfig(nil)
-	dst, err := bbolt.Open(out, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout})
+	dst, err := bbolt.Open(out, 0o600, &bbolt.Options{Timeout: defaultLockTimeout})
 	if err != nil {
 		return SalvageReport{}, err
 	}
@@ -265,8 +266,6 @@ func salvageDB(ctx context.Context, src, dst *bbolt.DB) (SalvageReport, error) {
 		}
 		for _, g := range gaps {
 			switch {
-			case seq > 0 && g.from > seq:
-				// Past every ID ever given: no job was there.
 			case seq > 0 && g.to >= seq:
 				damage("jobs with IDs %d to %d (the last ID given): on unreadable pages", max(g.from, 1), seq)
 			case g.to == math.MaxUint64:
