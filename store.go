@@ -142,7 +142,7 @@ func describeOpenError(err error, cfg *config) error {
 }
 
 // corruptAdvice ends every message about a damaged file.
-const corruptAdvice = "; restore the file from a backup (see Runner.Backup), or copy every job that can be read into a new file with jobrun salvage FILE NEWFILE (jobrun.Salvage)"
+const corruptAdvice = "; restore the file from a backup (Runner.Backup, jobrun backup), or copy every job that can be read into a new file with jobrun salvage FILE NEWFILE (jobrun.Salvage)"
 
 // checkSize refuses a file shorter than the pages its header says it holds.
 func checkSize(db *bbolt.DB) error {
