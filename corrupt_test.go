@@ -974,6 +974,11 @@ func TestCorruptWhileRunning(t *testing.T) {
 			runErr := make(chan error, 1)
 			go func() { runErr <- r.Run(ctx) }()
 			wasRunning := []jobrun.ID{<-running, <-running}
+			// A commit through the loop, after which it is idle: what the workers sent
+			// before it is committed, so no commit moves the pages about to be zeroed.
+			if err := r.Resume(ctx, jobrun.DefaultQueue); err != nil {
+				t.Fatal(err)
+			}
 
 			pages, lost := tc.pages(t, db, acked)
 			ps := int64(db.Info().PageSize)
