@@ -18,6 +18,15 @@ const (
 type backoffPolicy struct {
 	kind     byte
 	min, max time.Duration
+	jitter   int64 // Jitter: 0 for the policy's own, else 1 + the factor in thousandths
+}
+
+// jitterFactor is the randomization of the policy's delays: ±factor of each.
+func (p backoffPolicy) jitterFactor(own float64) float64 {
+	if p.jitter <= 0 {
+		return own
+	}
+	return float64(min(p.jitter-1, 1000)) / 1000
 }
 
 // delay returns how long to wait after the given failed attempt (1 for the first run).
@@ -26,6 +35,11 @@ type backoffPolicy struct {
 func (p backoffPolicy) delay(attempt int) time.Duration {
 	switch p.kind {
 	case backoffConstant:
+		if f := p.jitterFactor(0); f > 0 {
+			b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(p.min), backoff.WithMaxInterval(p.min),
+				backoff.WithMultiplier(1), backoff.WithRandomizationFactor(f), backoff.WithMaxElapsedTime(0))
+			return b.NextBackOff()
+		}
 		return backoff.NewConstantBackOff(p.min).NextBackOff()
 	case backoffExponential, backoffDefault:
 		lo, hi := p.min, p.max
@@ -36,7 +50,7 @@ func (p backoffPolicy) delay(attempt int) time.Duration {
 			backoff.WithInitialInterval(lo),
 			backoff.WithMaxInterval(hi),
 			backoff.WithMultiplier(2),
-			backoff.WithRandomizationFactor(0.5),
+			backoff.WithRandomizationFactor(p.jitterFactor(0.5)),
 			backoff.WithMaxElapsedTime(0),
 		)
 		// The interval stops growing at max, which 2^63 ns reaches within 64 doublings.

@@ -152,7 +152,13 @@ func buildBaseFile(ctx context.Context, dir string) (damageBase, error) {
 				return []jobrun.EnqueueOption{jobrun.UniqueKey(fmt.Sprint("welcome-", i)), jobrun.Tags("welcome")}
 			})
 		},
-		func() error { return r.RunUntilIdle(ctx) },
+		func() error {
+			// It says that the queue later has ready jobs and no workers: they stay.
+			if err := r.RunUntilIdle(ctx); !errors.Is(err, jobrun.ErrNoWorkers) {
+				return fmt.Errorf("run until idle: %v, want ErrNoWorkers for the queue later", err)
+			}
+			return nil
+		},
 		func() error {
 			for range 60 {
 				n++
@@ -186,6 +192,12 @@ func buildBaseFile(ctx context.Context, dir string) (damageBase, error) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
 	<-started
+	// A commit through the loop, so that the start it recorded is in the backup.
+	if err := r.Resume(ctx, jobrun.DefaultQueue); err != nil {
+		cancel()
+		<-done
+		return damageBase{}, err
+	}
 	base := damageBase{path: filepath.Join(dir, "base.db"), jobs: map[jobrun.ID]*jobrun.Info{}}
 	f, err := os.Create(base.path)
 	if err == nil {

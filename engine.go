@@ -29,6 +29,9 @@ type enqueueOp struct {
 
 type progressOp struct{ e *execution }
 
+// startOp tells the loop that a worker started a claimed job's handler.
+type startOp struct{ e *execution }
+
 // mutateOp runs fn inside the loop's next commit, for management calls (Promote,
 // Pause, Schedule, ...). fn checks before it writes and returns the caller's answer:
 // an answer such as ErrNotFound does not abort the commit, a fatal error does. after,
@@ -63,10 +66,10 @@ type queueState struct {
 	prefetch int           // the claim-ahead window, resized as jobs finish (worker.go)
 	runTime  time.Duration // moving average of its handlers' run time
 	limiter  *rate.Limiter
-	inflight int             // claimed and not yet committed as finished
-	mayReady bool            // it may hold ready jobs: false once a claim came back short
-	starved  time.Time       // when the limiter has a token again, if it ran out
-	jobs     chan *execution // the current session's channel
+	inflight int       // claimed and not yet committed as finished
+	mayReady bool      // it may hold ready jobs: false once a claim came back short
+	starved  time.Time // when the limiter has a token again, if it ran out
+	line     *lineup   // the current session's claimed jobs
 }
 
 type engine struct {
@@ -83,6 +86,7 @@ type engine struct {
 	fresh    bool // something arrived since the last cycle
 	enqueues []*enqueueOp
 	done     []*execution
+	starts   []*execution // started since the last commit: to record as running
 	progress map[*execution]bool
 	controls []*controlOp
 	mutates  []*mutateOp
@@ -107,7 +111,9 @@ type engine struct {
 type cycleResult struct {
 	touched map[string]bool // queues that got ready jobs
 	claims  map[*queueState][]*execution
+	extra   map[*queueState]int  // claimed past the window for their priority (see commit)
 	more    map[*queueState]bool // the claim filled its capacity or ran out of tokens
+	started []*execution         // starts this commit recorded
 	nextDue time.Time
 	looked  []string             // the due schedules this commit handled
 	fires   map[string]time.Time // their next fire; a schedule missing here is gone
@@ -189,6 +195,8 @@ func (en *engine) take(op any) {
 		en.done = append(en.done, op)
 	case progressOp:
 		en.progress[op.e] = true
+	case startOp:
+		en.starts = append(en.starts, op.e)
 	case *controlOp:
 		en.control(op)
 		en.controls = append(en.controls, op)
@@ -222,14 +230,14 @@ func (en *engine) control(op *controlOp) {
 	case ctlStart:
 		if op.s.stoppedEarly {
 			for _, sq := range op.s.queues {
-				close(sq.jobs)
+				sq.line.close()
 			}
 			return
 		}
 		en.s, en.feeding = op.s, true
 		for _, sq := range op.s.queues {
 			q := en.queues[sq.name]
-			q.jobs, q.mayReady, q.starved = sq.jobs, true, time.Time{}
+			q.line, q.mayReady, q.starved = sq.line, true, time.Time{}
 		}
 	case ctlDrain:
 		if en.s != op.s {
@@ -281,30 +289,32 @@ func (en *engine) markForced(s *session) {
 // takeBack hands back the jobs a queue's workers have not started, without stopping
 // the workers: a paused queue runs what it started and nothing more.
 func (en *engine) takeBack(q *queueState) {
-	for q.jobs != nil {
-		select {
-		case e := <-q.jobs:
-			if e.status.CompareAndSwap(execRunning, execInterrupted) {
-				e.outcome = outcomeInterrupted
-				en.done = append(en.done, e)
-				en.fresh = true
-			}
-			continue
-		default:
-		}
-		return
+	if q.line != nil {
+		en.handBack(q.line.takeWorst(-1))
 	}
 }
 
-// drain takes back the jobs a queue's workers have not started and closes the
-// channel, so the workers exit after their current job.
+// handBack records claimed jobs that no worker started as ready again, with the next
+// commit, without spending an attempt.
+func (en *engine) handBack(es []*execution) {
+	for _, e := range es {
+		if e.status.CompareAndSwap(execRunning, execInterrupted) {
+			e.outcome = outcomeInterrupted
+			en.done = append(en.done, e)
+			en.fresh = true
+		}
+	}
+}
+
+// drain takes back the jobs a queue's workers have not started and closes its
+// lineup, so the workers exit after their current job.
 func (en *engine) drain(q *queueState) {
-	if q.jobs == nil {
+	if q.line == nil {
 		return
 	}
 	en.takeBack(q)
-	close(q.jobs)
-	q.jobs = nil
+	q.line.close()
+	q.line = nil
 }
 
 // cycle commits everything gathered, plus due promotions and claims, in one
@@ -313,7 +323,7 @@ func (en *engine) cycle() {
 	en.r.cycles.Add(1)
 	now := time.Now()
 	en.fresh = false
-	pending := len(en.enqueues) + len(en.done) + len(en.progress) + len(en.mutates)
+	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.progress) + len(en.mutates)
 	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
 		// After a failed commit (a full disk), wait out the backoff unless a caller is
 		// waiting: due promotions, fires and the cleaner would fail the same way.
@@ -346,7 +356,7 @@ func (en *engine) cycle() {
 	var res *cycleResult
 	began := time.Now()
 	err := updateGuarded(en.r.db, func(tx *bbolt.Tx) error {
-		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{},
+		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{}, extra: map[*queueState]int{},
 			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
 		t, err := openTxn(tx, now)
 		if err != nil {
@@ -386,7 +396,7 @@ func (en *engine) cycle() {
 // claimable reports whether the queue may claim jobs now: a session feeds it, the
 // session's context is alive and the queue is not paused.
 func (en *engine) claimable(q *queueState) bool {
-	return q.jobs != nil && en.s.ctx.Err() == nil && !en.paused[q.name]
+	return q.line != nil && en.s.ctx.Err() == nil && !en.paused[q.name]
 }
 
 // capacity is how many more jobs a claimable queue can take, prefetch included.
@@ -417,9 +427,26 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		}
 	}
 	finished := make(map[*execution]bool, len(en.done))
-	freed := map[*queueState]int{} // slots this commit frees, for its own claims
 	for _, e := range en.done {
 		finished[e] = true
+	}
+	// Starts before outcomes, so that a job's events come in order. A job that also
+	// finished in this commit goes from ready to its outcome at once.
+	for _, e := range en.starts {
+		if en.inflight[e.id] != e {
+			continue // handed back or recorded before
+		}
+		res.event(e.id, e.rec, EventStarted)
+		if finished[e] {
+			continue
+		}
+		if err := t.markStarted(e.id, e.rec.queue, e.startedAt); err != nil {
+			return fmt.Errorf("record start of job %d: %w", e.id, err)
+		}
+		res.started = append(res.started, e)
+	}
+	freed := map[*queueState]int{} // slots this commit frees, for its own claims
+	for _, e := range en.done {
 		if q := en.queues[e.rec.queue]; q != nil && en.inflight[e.id] == e {
 			freed[q]++
 		}
@@ -478,8 +505,16 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			if !en.claimable(q) {
 				continue
 			}
-			n := en.capacity(q) + freed[q]
-			if n <= 0 || !(q.mayReady || res.touched[q.name]) {
+			n := max(en.capacity(q)+freed[q], 0)
+			// A full window does not keep out better work: jobs that outrank the worst
+			// one waiting in the lineup are claimed past it, and as many of the worst
+			// are handed back once the commit is applied.
+			var outrank int64
+			worst, extra := q.line.worst()
+			if worst != nil {
+				outrank = worst.rec.priority
+			}
+			if n+extra == 0 || !(q.mayReady || res.touched[q.name]) {
 				continue
 			}
 			starved := false
@@ -516,15 +551,13 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 				}
 				return true, false
 			}
-			claimed, err := t.claim(q.name, n, take)
+			claimed, err := t.claim(q.name, n, extra, outrank, take)
 			if err != nil {
 				return fmt.Errorf("claim jobs of queue %s: %w", q.name, err)
 			}
 			res.claims[q] = claimed
-			res.more[q] = len(claimed) == n || starved
-			for _, e := range claimed {
-				res.event(e.id, e.rec, EventStarted)
-			}
+			res.extra[q] = max(len(claimed)-n, 0)
+			res.more[q] = len(claimed) >= n || starved
 		}
 	}
 	return t.flush()
@@ -599,13 +632,18 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	if err != nil {
 		return err
 	}
+	e.endState = rec.state
 	if final(rec.state) {
 		res.finished = true
 		if err := t.releaseUnique(e.id, rec); err != nil {
 			return err
 		}
 	}
-	t.count(rec.queue, stRunning, rec.state)
+	from := stReady // claimed, and its start not recorded: it counted as ready
+	if e.startSaved {
+		from = stRunning
+	}
+	t.count(rec.queue, from, rec.state)
 	res.event(e.id, rec, outcomeEvent(outcome, rec.state))
 	return t.put(e.id, rec)
 }
@@ -629,6 +667,9 @@ func outcomeEvent(outcome int, state byte) EventType {
 
 // reschedule puts a job back to wait until at, or straight to ready if at has come.
 func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byte, res *cycleResult) error {
+	if at.After(maxFireTime) {
+		at = maxFireTime // a snooze or backoff of centuries waits until the last storable time
+	}
 	rec.runAt = at
 	if at.After(t.now) {
 		rec.state = state
@@ -644,6 +685,31 @@ func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byt
 // jobs to the workers.
 func (en *engine) applied(now time.Time, res *cycleResult) {
 	en.r.events.emit(res.events)
+	for _, e := range res.started {
+		e.startSaved = true
+	}
+	en.starts = en.starts[:0]
+	// Claimed jobs reach their workers before the enqueues that made them ready
+	// return, so that a job enqueued with a higher priority is in the lineup by then.
+	// What a claim past the window displaced is handed back after this commit's
+	// outcomes are cleared, to go with the next one.
+	var surplus []*execution
+	defer func() { en.handBack(surplus) }()
+	for q, claimed := range res.claims {
+		q.mayReady = res.more[q]
+		for _, e := range claimed {
+			e.r = en.r
+			e.kind, e.timeout = e.rec.kind, e.rec.timeout
+			e.info = e.rec.info(e.id)
+			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
+			en.inflight[e.id] = e
+			q.inflight++
+		}
+		q.line.push(claimed)
+		if over := min(q.inflight-(q.workers+q.prefetch), res.extra[q]); over > 0 {
+			surplus = append(surplus, q.line.takeWorst(over)...)
+		}
+	}
 	for _, op := range en.enqueues {
 		op.reply <- nil
 	}
@@ -676,18 +742,6 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	for name := range res.touched {
 		if q := en.queues[name]; q != nil {
 			q.mayReady = true
-		}
-	}
-	for q, claimed := range res.claims {
-		q.mayReady = res.more[q]
-		for _, e := range claimed {
-			e.r = en.r
-			e.kind, e.timeout = e.rec.kind, e.rec.timeout
-			e.info = e.rec.info(e.id)
-			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
-			en.inflight[e.id] = e
-			q.inflight++
-			q.jobs <- e // never blocks: the channel holds workers plus the widest window
 		}
 	}
 	en.nextDue = res.nextDue
@@ -742,8 +796,13 @@ func (en *engine) logOutcome(e *execution) {
 	if e.outcome != outcomeFailed && e.outcome != outcomePermanent {
 		return
 	}
-	en.r.log.Warn("jobrun: attempt failed", "id", uint64(e.id), "kind", e.rec.kind, "queue", e.rec.queue,
-		"attempt", e.rec.attempt+1, "max_attempts", e.rec.maxAttempts, "error", e.err)
+	attrs := []any{"id", uint64(e.id), "kind", e.rec.kind, "queue", e.rec.queue,
+		"attempts", e.rec.attempt + 1, "max_attempts", e.rec.maxAttempts, "error", e.err}
+	if e.endState == stFailed {
+		en.r.log.Error("jobrun: job failed for good; it stays failed (the dead-letter set) until retried or cleaned", attrs...)
+		return
+	}
+	en.r.log.Warn("jobrun: attempt failed; the job will retry", attrs...)
 }
 
 // finishCycle replies to control operations, signals idleness and sets the timer.
@@ -833,8 +892,9 @@ func (en *engine) stop(err error) {
 	en.mutates = nil
 	for _, op := range en.controls {
 		if op.kind == ctlStart {
-			// Taken already: the drain below closes the session's channels, and its
-			// Run sees the loop end. An error would have the caller close them again.
+			// Taken already: the drain below ends the session's queues, and its Run
+			// sees the loop end. An error would tell startSession that the loop never
+			// took it, and have it release the queues a second time.
 			op.reply <- nil
 			continue
 		}

@@ -13,8 +13,9 @@ var (
 	// when Close or Shutdown ended it.
 	ErrClosed = errors.New("jobrun: runner closed")
 
-	// ErrNotFound is returned for a job ID that does not exist.
-	ErrNotFound = errors.New("jobrun: job not found")
+	// ErrNotFound is returned for a job ID or a schedule name that does not exist; the
+	// message says which.
+	ErrNotFound = errors.New("jobrun: not found")
 
 	// ErrUnknownKind is returned by Enqueue for a kind with no handler registered
 	// through Handle, unless the runner was opened WithStrictKinds(false).
@@ -47,6 +48,10 @@ var (
 	// its Run returns the error. The message says what was wrong and what to do:
 	// restore a backup, or copy out every readable job with Salvage.
 	ErrCorrupt = errors.New("jobrun: database file is damaged")
+
+	// ErrNoWorkers is returned by RunUntilIdle when ready jobs wait in queues that the
+	// runner has no workers for (see WithQueue); the message names the queues.
+	ErrNoWorkers = errors.New("jobrun: queue has no workers in this runner")
 
 	// ErrReadOnly is returned by every call that would write to a runner opened
 	// WithReadOnly (or by New on a read-only database).

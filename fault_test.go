@@ -739,7 +739,10 @@ func TestDiskFullWhileEnqueueing(t *testing.T) {
 	if _, err := r.EnqueueMany(ctx, batch[:4], jobrun.Queue("fill")); err != nil {
 		t.Fatalf("enqueue many after freeing space: %v", err)
 	}
-	runUntilIdle(t, r)
+	// The "fill" queue has no workers here: its jobs wait, and RunUntilIdle says so.
+	if err := r.RunUntilIdle(t.Context()); !errors.Is(err, jobrun.ErrNoWorkers) || !strings.Contains(err.Error(), `"fill"`) {
+		t.Fatalf("run until idle with ready jobs in a queue without workers: got %v, want ErrNoWorkers naming it", err)
+	}
 	for _, id := range append(small, more) {
 		wantState(t, get(t, r, id), jobrun.StateDone, 1)
 	}

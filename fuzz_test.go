@@ -84,7 +84,8 @@ func FuzzSchedule(f *testing.F) {
 			}
 			// A spec that yields fires, with a valid name and zone, must be accepted.
 			if sched, perr := parseLike(trimmed, tz); perr == nil && simpleName.MatchString(name) && zoneOK(tz) &&
-				!sched.Next(before).IsZero() && !sched.Next(before).After(time.Unix(0, math.MaxInt64)) && !hasTZPrefix(trimmed, tz) {
+				!sched.Next(before).IsZero() && !sched.Next(before).After(time.Unix(0, math.MaxInt64)) && !hasTZPrefix(trimmed, tz) &&
+				!nonPositiveEvery(trimmed) {
 				t.Fatalf("Schedule(%q, %q, tz %q) refused a spec that fires: %v", name, spec, tz, err)
 			}
 			return
@@ -163,4 +164,20 @@ func zoneOK(tz string) bool {
 
 func hasTZPrefix(spec, tz string) bool {
 	return tz != "" && (strings.HasPrefix(spec, "CRON_TZ=") || strings.HasPrefix(spec, "TZ="))
+}
+
+// nonPositiveEvery reports an @every spec whose interval is not positive: robfig/cron
+// runs those every second, and Schedule refuses them.
+func nonPositiveEvery(spec string) bool {
+	for _, prefix := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(spec, prefix); ok {
+			_, spec, _ = strings.Cut(rest, " ")
+		}
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(spec), "@every ")
+	if !ok {
+		return false
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(rest))
+	return err != nil || d <= 0
 }

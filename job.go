@@ -51,17 +51,21 @@ type ID uint64
 // A queue claims jobs ahead of its workers, in the same commit that records earlier
 // ones done, so that a worker never waits for a commit between jobs. The window
 // follows the jobs' run time: up to 8 per worker (at most 256) for jobs much shorter
-// than a commit, down to 2 for jobs that take longer than one, so a slow queue does not
-// hold back higher-priority work that arrives meanwhile. Claimed jobs count as running
-// from the claim; a graceful stop hands back the ones no worker started, without
+// than a commit, down to 2 for jobs that take longer than one. Claimed jobs stay
+// ready until a worker starts them, and are counted running from the commit after
+// their start, so no queue ever shows more running jobs than it has workers. Workers
+// take the best claimed job first, and a job that outranks the window's worst is
+// claimed past the window (the worst handed back), so a job enqueued with a higher
+// priority starts before every lower-priority job of its queue that has not
+// started. A graceful stop hands back the claimed jobs no worker started, without
 // spending an attempt.
 type State string
 
 // The states of a job.
 const (
 	StateScheduled State = "scheduled" // waiting for its run time (Delay, At, Snooze)
-	StateReady     State = "ready"     // due, waiting for a worker
-	StateRunning   State = "running"   // claimed by a queue's workers: started, or next in line (see below)
+	StateReady     State = "ready"     // due, waiting for a worker (perhaps claimed ahead of one, see below)
+	StateRunning   State = "running"   // its handler started (recorded by the commit after the start)
 	StateRetrying  State = "retrying"  // failed an attempt, waiting for the next one
 	StateDone      State = "done"      // succeeded
 	StateFailed    State = "failed"    // attempts exhausted or ended by Permanent: the dead-letter state
@@ -149,7 +153,7 @@ func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
 		return fmt.Errorf("set progress of job %d: %w", j.ID, err)
 	}
 	if j.exec.setProgress(b) {
-		j.exec.r.notifyProgress(j.exec)
+		j.exec.r.notify(progressOp{j.exec})
 	}
 	return nil
 }
@@ -163,7 +167,7 @@ func (j *Job[T]) Log(msg string) {
 		msg = msg[:maxLogLen] + "… (truncated)"
 	}
 	if j.exec.addLog(LogLine{At: time.Now(), Message: msg}) {
-		j.exec.r.notifyProgress(j.exec)
+		j.exec.r.notify(progressOp{j.exec})
 	}
 }
 
@@ -278,7 +282,9 @@ type execution struct {
 	startedAt   time.Time
 	endedAt     time.Time // when the handler returned, zero if it did not (interrupted, abandoned)
 
-	unsaved bool // loop only: rec holds progress or log lines a failed commit did not store
+	unsaved    bool // loop only: rec holds progress or log lines a failed commit did not store
+	startSaved bool // loop only: its start is committed, so it counts as running
+	endState   byte // loop only: the state its outcome left it in, for the log
 
 	mu          sync.Mutex
 	result      []byte

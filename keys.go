@@ -63,8 +63,8 @@ func WithKeyLimits(queue string, concurrency int, limit rate.Limit, burst int) O
 // In a queue without key limits the key has no effect.
 func ConcurrencyKey(key string) EnqueueOption {
 	return func(o *enqueueOptions) {
-		if key == "" || len(key) > maxUniqueKeyLen {
-			o.err = invalidf("concurrency key must be 1 to %d bytes, got %d", maxUniqueKeyLen, len(key))
+		if err := validateKey("concurrency key", key); err != nil {
+			o.err = err
 			return
 		}
 		o.concKey = key

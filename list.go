@@ -124,24 +124,29 @@ type listSource struct {
 // listSources picks the indexes List reads for f, in order.
 func (t *txn) listSources(f Filter, st byte) []listSource {
 	byID := func(k, _ []byte) (ID, bool) { return keyID(k), len(k) >= 8 }
+	activeMatch := func(st byte) func(k, v []byte) (ID, bool) {
+		return func(k, v []byte) (ID, bool) {
+			return keyID(k), len(k) == 8 && len(v) >= 8 && activeState(v) == st && (f.Queue == "" || string(v[8:]) == f.Queue)
+		}
+	}
 	switch {
 	case f.Tag != "":
 		return []listSource{{newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), byID}}
 	case st == stReady:
-		// Jobs that can run, then jobs waiting for a slot of their concurrency key.
+		// Jobs claimed by their queue's workers and not started, jobs that can run,
+		// then jobs waiting for a slot of their concurrency key.
 		var prefix []byte
 		if f.Queue != "" {
 			prefix = queuePrefix(f.Queue)
 		}
-		return []listSource{{newScan(t.ready, prefix, !f.Oldest), byID}, {newScan(t.keywait, prefix, !f.Oldest), byID}}
+		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stReady)},
+			{newScan(t.ready, prefix, !f.Oldest), byID}, {newScan(t.keywait, prefix, !f.Oldest), byID}}
 	case st == stScheduled || st == stRetrying:
 		return []listSource{{newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
 			return keyID(k), len(k) == 16 && len(v) > 0 && v[0] == st && (f.Queue == "" || string(v[1:]) == f.Queue)
 		}}}
 	case st == stRunning:
-		return []listSource{{newScan(t.active, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
-			return keyID(k), len(k) == 8 && len(v) >= 8 && (f.Queue == "" || string(v[8:]) == f.Queue)
-		}}}
+		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stRunning)}}
 	case final(st):
 		return []listSource{{newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
 			return keyID(k), len(k) == 17 && (f.Queue == "" || string(v) == f.Queue)

@@ -214,7 +214,7 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 	})
 	t.active.ForEach(func(_, v []byte) error {
 		if len(v) >= 8 {
-			add(string(v[8:]), stRunning)
+			add(string(v[8:]), activeState(v))
 		}
 		return nil
 	})

@@ -103,7 +103,7 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 		if err != nil {
 			return err, nil
 		}
-		if _, active := t.activeSince(id); active {
+		if at, active := t.activeSince(id); active {
 			if e := res.en.inflight[id]; e != nil {
 				// Mark the loop's copy, which later progress writes and the outcome
 				// start from, so the request is not overwritten.
@@ -120,7 +120,11 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 					return nil, err
 				}
 			}
-			return nil, t.finalize(id, rec, stRunning, stCanceled, res)
+			from := stRunning
+			if at.IsZero() {
+				from = stReady // claimed, never started
+			}
+			return nil, t.finalize(id, rec, from, stCanceled, res)
 		}
 		if final(rec.state) {
 			return fmt.Errorf("%w: job %d is %s; only unfinished jobs can be canceled", ErrState, id, stateNames[rec.state]), nil

@@ -170,8 +170,13 @@ func TestCancelReachesRunningHandler(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- r.Run(ctx) }()
 		synctest.Wait()
-		if in := get(t, r, claimed); in.State != jobrun.StateRunning || started != 1 {
-			t.Fatalf("the second job is %s with %d started; want it claimed ahead of the one worker", in.State, started)
+		// The second job is claimed ahead of the one worker, and reads as ready: it
+		// has not started.
+		if in := get(t, r, claimed); in.State != jobrun.StateReady || started != 1 {
+			t.Fatalf("the second job is %s with %d started; want it ready, claimed ahead of the one worker", in.State, started)
+		}
+		if in := get(t, r, running); in.State != jobrun.StateRunning {
+			t.Fatalf("the first job is %s, want running", in.State)
 		}
 		for _, id := range []jobrun.ID{claimed, running} {
 			if err := r.Cancel(t.Context(), id); err != nil {

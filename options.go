@@ -1,10 +1,14 @@
 package jobrun
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -18,6 +22,12 @@ const (
 
 	// DefaultWorkers is the concurrency of the default queue.
 	DefaultWorkers = 10
+
+	// MaxWorkers bounds the workers of one queue (WithQueue). Each is a goroutine
+	// with a place in the claim-ahead window; past a few thousand they cost memory
+	// and commit time and win nothing, since every outcome goes through one commit
+	// loop.
+	MaxWorkers = 10_000
 
 	// DefaultMaxAttempts is the number of runs a job gets, the first included.
 	DefaultMaxAttempts = 25
@@ -92,14 +102,18 @@ func newConfig(opts []Option) (*config, error) {
 // by the application) to cap them together; retune it at any time with its SetLimit.
 // Queues that are not configured keep their jobs until a runner that configures them
 // runs; the default queue always runs, with DefaultWorkers unless configured here.
+// RunUntilIdle reports ready jobs of queues it has no workers for (ErrNoWorkers), and
+// Run logs a warning at start for every registered kind whose queue has none. A
+// process that only enqueues, for a later run of the process that works the queues,
+// needs no workers: it calls neither Run nor RunUntilIdle.
 func WithQueue(name string, workers int, limiter *rate.Limiter) Option {
 	return func(c *config) {
 		if err := validateName("queue", name); err != nil {
 			c.err = err
 			return
 		}
-		if workers < 1 {
-			c.err = invalidf("queue %q: workers must be at least 1, got %d", name, workers)
+		if workers < 1 || workers > MaxWorkers {
+			c.err = invalidf("queue %q: workers must be 1 to %d (MaxWorkers), got %d", name, MaxWorkers, workers)
 			return
 		}
 		if limiter != nil && limiter.Limit() != rate.Inf && (limiter.Limit() <= 0 || limiter.Burst() < 1) {
@@ -202,6 +216,7 @@ type enqueueOptions struct {
 	at          time.Time
 	maxAttempts int
 	backoff     backoffPolicy
+	jitter      int64 // Jitter, as backoffPolicy.jitter
 	timeout     time.Duration
 	uniqueKey   string
 	uniqueMode  byte
@@ -277,8 +292,10 @@ func MaxAttempts(n int) EnqueueOption {
 
 // Backoff sets exponential backoff between attempts: min after the first failure,
 // doubling with each further one up to max, each delay randomized by ±50% so that jobs
-// failing together do not retry together. The policy is stored with the job, so it
-// holds across restarts. Default: Backoff(1s, 1h).
+// failing together do not retry together (Jitter changes that: with Jitter(0) the
+// delays are exactly min, 2·min, 4·min, ..., as BullMQ's exponential backoff). The
+// policy is stored with the job, so it holds across restarts. Default: Backoff(1s,
+// 1h) with ±50% jitter.
 func Backoff(min, max time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		if min <= 0 || max < min {
@@ -289,7 +306,8 @@ func Backoff(min, max time.Duration) EnqueueOption {
 	}
 }
 
-// ConstantBackoff waits d between attempts, without randomization.
+// ConstantBackoff waits d between attempts, without randomization unless Jitter
+// asks for it.
 func ConstantBackoff(d time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		if d < 0 {
@@ -297,6 +315,22 @@ func ConstantBackoff(d time.Duration) EnqueueOption {
 			return
 		}
 		o.backoff = backoffPolicy{kind: backoffConstant, min: d, max: d}
+	}
+}
+
+// Jitter sets the randomization of the retry delays, as a fraction from 0 to 1:
+// each delay of Backoff or ConstantBackoff is drawn from ±f of its value. Default:
+// 0.5 for Backoff, 0 for ConstantBackoff. Jitter(0) gives the exact delays (2s, 4s,
+// 8s, ... for Backoff(2*time.Second, max)); some jitter keeps jobs that failed
+// together (an outage) from retrying together. The factor is stored with the job to
+// a thousandth.
+func Jitter(f float64) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if !(f >= 0 && f <= 1) {
+			o.err = invalidf("jitter must be between 0 and 1, got %v", f)
+			return
+		}
+		o.jitter = 1 + int64(math.Round(f*1000))
 	}
 }
 
@@ -349,11 +383,18 @@ const (
 
 const maxUniqueKeyLen = 512
 
-// UniqueKey makes the job idempotent: while a job of the same kind with the same key
-// is unfinished (scheduled, ready, running or retrying), Enqueue stores nothing and
-// returns that job's ID with an error wrapping ErrDuplicate. Once the job is done,
-// failed or canceled, the key is free again. The check and the insert are one
-// transaction, so the index holds across crashes.
+// UniqueKey allows one unfinished job per kind and key: while a job of the same kind
+// with the same key is scheduled, ready, running or retrying, Enqueue stores nothing
+// and returns that job's ID with an error wrapping ErrDuplicate. The check and the
+// insert are one transaction, so the guarantee holds across crashes.
+//
+// It does not make a job run once for good: once the job is done, failed or
+// canceled, the key is free, and the next Enqueue with it stores a new job. A step
+// that is retried after its jobs finished (a fan-out that failed half-way and runs
+// again) enqueues them again. For "at most once per period, finished or not" use
+// Throttle (Throttle(key, 24*time.Hour) for once a day); to run something once ever,
+// record that it ran in the application's own data, in the transaction that enqueues
+// it (EnqueueTx).
 func UniqueKey(key string) EnqueueOption {
 	return uniqueOption("unique key", key, uniqueUnfinished, 0)
 }
@@ -378,31 +419,59 @@ func Debounce(key string, d time.Duration) EnqueueOption {
 func uniqueOption(what, key string, mode byte, d time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
 		switch {
-		case key == "" || len(key) > maxUniqueKeyLen:
-			o.err = invalidf("%s must be 1 to %d bytes, got %d", what, maxUniqueKeyLen, len(key))
+		case validateKey(what, key) != nil:
+			o.err = validateKey(what, key)
 		case mode != uniqueUnfinished && d <= 0:
-			o.err = invalidf("%s %q needs a positive duration, got %v", what, key, d)
+			o.err = invalidf("%s %s needs a positive duration, got %v", what, quoted(key), d)
 		default:
 			o.uniqueKey, o.uniqueMode, o.uniqueFor = key, mode, d
 		}
 	}
 }
 
+// validateName checks a name (a queue, kind, tag or schedule) by the one rule for
+// every name and key the runner stores: 1 to 255 bytes of valid UTF-8, no control
+// characters, and no white space at either end, which is never meant and makes
+// "mail" and "mail " two queues.
 func validateName(what, name string) error {
+	return validateText(what+" name", name, maxNameLen)
+}
+
+// validateKey checks a unique or concurrency key by the same rule, with up to 512
+// bytes.
+func validateKey(what, key string) error { return validateText(what, key, maxUniqueKeyLen) }
+
+func validateText(what, s string, maxLen int) error {
 	switch {
-	case name == "":
-		return invalidf("empty %s name", what)
-	case len(name) > maxNameLen:
-		return invalidf("%s name longer than %d bytes", what, maxNameLen)
-	case !utf8.ValidString(name):
-		return invalidf("%s name %q is not valid UTF-8", what, name)
+	case s == "":
+		return invalidf("empty %s", what)
+	case len(s) > maxLen:
+		return invalidf("%s %s is %d bytes, longer than %d", what, quoted(s), len(s), maxLen)
+	case !utf8.ValidString(s):
+		return invalidf("%s %s is not valid UTF-8", what, quoted(s))
+	case strings.TrimSpace(s) != s:
+		return invalidf("%s %s begins or ends with white space", what, quoted(s))
 	}
-	for _, r := range name {
-		if r < ' ' || r == 0x7f {
-			return invalidf("%s name %q contains a control character", what, name)
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return invalidf("%s %s contains a control character", what, quoted(s))
 		}
 	}
 	return nil
+}
+
+// quoted quotes s for an error message, at most its first 64 bytes: a message must
+// not carry a megabyte of the caller's input back.
+func quoted(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 func validateKind(kind string) error { return validateName("kind", kind) }

@@ -137,7 +137,8 @@ func (r *record) encode() []byte {
 		flags |= recordCancel
 	}
 	b = append(b, flags)
-	return appendString(b, r.concKey)
+	b = appendString(b, r.concKey)
+	return binary.AppendVarint(b, r.backoff.jitter)
 }
 
 // Record flags.
@@ -211,6 +212,7 @@ func decodeRecord(b []byte) (*record, error) {
 	}
 	r.cancel = d.byte()&recordCancel != 0
 	r.concKey = d.string()
+	r.backoff.jitter = d.varint()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}
@@ -230,12 +232,7 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return binary.AppendVarint(b, 0)
-	}
-	return binary.AppendVarint(b, t.UnixNano())
-}
+func appendTime(b []byte, t time.Time) []byte { return binary.AppendVarint(b, storedNanos(t)) }
 
 // decoder reads fields until the input ends; reads past the end yield zero values
 // (fields a shorter, older record does not have), reads of a field cut in the middle

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,6 +266,8 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	switch {
 	case tx == nil:
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("nil transaction"))
+	case tx.DB() == nil:
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("the transaction is closed (committed or rolled back)"))
 	case !tx.Writable():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("read-only transaction"))
 	case tx.DB() != r.DB():
@@ -362,13 +367,16 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	switch {
 	case o.uniqueMode == uniqueDebounce:
 		runAt = now.Add(o.uniqueFor)
-	case !o.at.IsZero():
+	case o.at.After(now): // a time in the past means now
 		runAt = o.at
 	case o.delay > 0:
 		runAt = now.Add(o.delay)
 	}
 	if runAt.After(maxFireTime) || runAt.Before(now) && o.delay > 0 {
 		return nil, nil, invalidf("run time of %s is after %d, beyond what jobrun can store", kind, maxFireTime.Year())
+	}
+	if o.jitter != 0 {
+		o.backoff.jitter = o.jitter
 	}
 	return &record{
 		kind:        kind,
@@ -526,8 +534,12 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // RunUntilIdle runs jobs in the caller until none is due or running, then returns nil.
 // Jobs scheduled for later (delays, retries) stay scheduled: in a test, advance time
-// (testing/synctest) and call it again. It makes tests and examples deterministic:
-// enqueue, RunUntilIdle, assert.
+// (testing/synctest) and call it again, or use jobruntest.RunFor, which does both. It
+// makes tests and examples deterministic: enqueue, RunUntilIdle, assert.
+//
+// Jobs of a paused queue do not count: it returns while they wait for Resume. Ready
+// jobs of a queue this runner has no workers for (no WithQueue) cannot run either: it
+// returns then with an error wrapping ErrNoWorkers that names those queues.
 func (r *Runner) RunUntilIdle(ctx context.Context) error {
 	s, err := r.startSession(ctx, true)
 	if err != nil {
@@ -535,7 +547,10 @@ func (r *Runner) RunUntilIdle(ctx context.Context) error {
 	}
 	select {
 	case <-s.idle:
-		return r.stopSession(s, ctx)
+		if err := r.stopSession(s, ctx); err != nil {
+			return err
+		}
+		return r.unrunQueues(ctx)
 	case <-ctx.Done():
 		r.stopSession(s, ctx)
 		return ctx.Err()
@@ -629,6 +644,40 @@ func (r *Runner) finishClose() error {
 	return nil
 }
 
+// unrunQueues returns an error wrapping ErrNoWorkers naming the queues, not paused,
+// that hold ready jobs while this runner has no workers for them.
+func (r *Runner) unrunQueues(ctx context.Context) error {
+	infos, err := r.QueueInfos(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, qi := range infos {
+		if qi.Workers == 0 && !qi.Paused && qi.Counts[StateReady] > 0 {
+			names = append(names, fmt.Sprintf("%q (%d ready)", qi.Name, qi.Counts[StateReady]))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; configure them with WithQueue, or run them in another runner",
+		ErrNoWorkers, strings.Join(names, ", "))
+}
+
+// warnUnrunKinds logs, at the start of a session, every registered kind whose jobs go
+// by default to a queue this runner does not run.
+func (r *Runner) warnUnrunKinds(handlers map[string]*handler) {
+	kinds := slices.Sorted(maps.Keys(handlers))
+	for _, kind := range kinds {
+		o := enqueueOptions{queue: DefaultQueue}
+		o.apply(handlers[kind].defaults)
+		if r.cfg.queues[o.queue] == nil {
+			r.log.Warn("jobrun: a kind's queue has no workers in this runner; its jobs wait until a runner configures the queue (WithQueue)",
+				"kind", kind, "queue", o.queue)
+		}
+	}
+}
+
 // startSession starts the workers of every configured queue and tells the commit loop
 // to feed them.
 func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, error) {
@@ -655,6 +704,7 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 	r.started = true
 	handlers := r.handlers
 	r.mu.Unlock()
+	r.warnUnrunKinds(handlers)
 
 	for _, q := range s.queues {
 		for range q.workers {
@@ -666,7 +716,7 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 		// The loop is gone (closed); it never took the start, so release the workers.
 		s.cancel(err)
 		for _, q := range s.queues {
-			close(q.jobs)
+			q.line.close()
 		}
 		r.endSession(s)
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -350,6 +351,9 @@ func TestTimeout(t *testing.T) {
 			case "polite":
 				<-ctx.Done()
 				return ctx.Err()
+			case "cause":
+				<-ctx.Done()
+				return fmt.Errorf("sending: %w", context.Cause(ctx))
 			case "stubborn":
 				<-release // ignores ctx
 				stubbornReturned.Store(true)
@@ -358,6 +362,7 @@ func TestTimeout(t *testing.T) {
 			return nil
 		}, jobrun.Timeout(5*time.Second), jobrun.MaxAttempts(1))
 		polite := enqueue(t, r, email{To: "polite"})
+		cause := enqueue(t, r, email{To: "cause"})
 		stubborn := enqueue(t, r, email{To: "stubborn"})
 		after := enqueue(t, r, email{To: "after"})
 		start := time.Now()
@@ -365,8 +370,16 @@ func TestTimeout(t *testing.T) {
 
 		in := get(t, r, polite)
 		wantState(t, in, jobrun.StateFailed, 1)
-		if !strings.Contains(in.LastError, "timed out after 5s") {
+		if strings.Count(in.LastError, "timed out after 5s") != 1 {
 			t.Fatalf("polite: last error %q", in.LastError)
+		}
+		// A handler that returns the context's cause does not get the timeout twice.
+		// (Its own error or the timeout's, whichever was recorded first: they come at
+		// the same instant.)
+		in = get(t, r, cause)
+		wantState(t, in, jobrun.StateFailed, 1)
+		if strings.Count(in.LastError, "timed out") != 1 {
+			t.Fatalf("cause: last error %q", in.LastError)
 		}
 		in = get(t, r, stubborn)
 		wantState(t, in, jobrun.StateFailed, 1)
@@ -374,8 +387,8 @@ func TestTimeout(t *testing.T) {
 			t.Fatalf("stubborn: last error %q", in.LastError)
 		}
 		wantState(t, get(t, r, after), jobrun.StateDone, 1)
-		if d := time.Since(start); d != 10*time.Second {
-			t.Fatalf("took %v, want 10s: two timeouts in a row on one worker", d)
+		if d := time.Since(start); d != 15*time.Second {
+			t.Fatalf("took %v, want 15s: three timeouts in a row on one worker", d)
 		}
 		if stubbornReturned.Load() {
 			t.Fatal("the stubborn handler returned before it was released")
@@ -1013,4 +1026,71 @@ func TestStopWhileRunStarts(t *testing.T) {
 		cancel()
 		<-runDone
 	}
+}
+
+// TestExactBackoff: Backoff(2s, ...) with Jitter(0) retries after exactly 2s, 4s and
+// 8s, as a port of BullMQ's {type: 'exponential', delay: 2000} expects.
+func TestExactBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var runs []time.Time
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			runs = append(runs, time.Now())
+			if len(runs) < 4 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		id := enqueue(t, r, email{}, jobrun.Backoff(2*time.Second, time.Minute), jobrun.Jitter(0))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		<-done
+		wantState(t, get(t, r, id), jobrun.StateDone, 4)
+		for i, want := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second} {
+			if got := runs[i+1].Sub(runs[i]); got != want {
+				t.Fatalf("retry %d after %v, want %v", i+1, got, want)
+			}
+		}
+		if _, err := r.Enqueue(t.Context(), email{}, jobrun.Jitter(1.5)); !errors.Is(err, jobrun.ErrInvalid) {
+			t.Fatalf("Jitter(1.5): got %v, want ErrInvalid", err)
+		}
+	})
+}
+
+// TestDeadLetterIsLogged: at the info level, a failed attempt that will retry is a
+// warning and a job that fails for good an error, with its id, kind, queue, attempts
+// and error; starts and completions are not logged.
+func TestDeadLetterIsLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		r, _ := openRunner(t, jobrun.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			if j.Args.To == "ok" {
+				return nil
+			}
+			return errors.New("mailbox full")
+		}, jobrun.MaxAttempts(2), jobrun.ConstantBackoff(time.Second))
+		id := enqueue(t, r, email{To: "x"})
+		enqueue(t, r, email{To: "ok"})
+		runUntilIdle(t, r)
+		time.Sleep(time.Second)
+		runUntilIdle(t, r)
+		out := logs.String()
+		want := []string{
+			fmt.Sprintf(`level=WARN msg="jobrun: attempt failed; the job will retry" id=%d kind=email queue=default attempts=1 max_attempts=2 error="mailbox full"`, id),
+			fmt.Sprintf(`level=ERROR msg="jobrun: job failed for good; it stays failed (the dead-letter set) until retried or cleaned" id=%d kind=email queue=default attempts=2 max_attempts=2 error="mailbox full"`, id),
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("the log lacks %s; it holds:\n%s", w, out)
+			}
+		}
+		if n := strings.Count(out, "\n"); n != 2 {
+			t.Errorf("%d log lines at info level, want the 2 about the failing job:\n%s", n, out)
+		}
+	})
 }

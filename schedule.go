@@ -89,12 +89,54 @@ func (s *storedSchedule) parse() (sched cron.Schedule, err error) {
 	if rest, ok := strings.CutPrefix(spec, "TZ="); ok && !strings.Contains(rest, " ") {
 		return nil, errors.New("a time zone prefix with no spec after it")
 	}
+	if err := checkEvery(spec); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			sched, err = nil, fmt.Errorf("unparsable (%v)", v)
 		}
 	}()
-	return cronParser.Parse(spec)
+	sched, err = cronParser.Parse(spec)
+	if err != nil {
+		// robfig/cron quotes the whole spec back, however long.
+		return nil, errors.New(clip(err.Error(), 200))
+	}
+	return sched, nil
+}
+
+// checkEvery refuses an @every interval that is not positive, which robfig/cron
+// would run every second. Intervals are whole seconds: a shorter one fires every
+// second, and a fraction is dropped (@every 1.5s fires every second).
+func checkEvery(spec string) error {
+	for _, prefix := range []string{"CRON_TZ=", "TZ="} {
+		if rest, ok := strings.CutPrefix(spec, prefix); ok {
+			_, spec, _ = strings.Cut(rest, " ")
+		}
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(spec), "@every ")
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(rest))
+	switch {
+	case err != nil:
+		return errors.New(clip(err.Error(), 200))
+	case d <= 0:
+		return fmt.Errorf("@every needs a positive interval, got %v", d)
+	}
+	return nil
+}
+
+// clip cuts an error text to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // maxFireTime is the latest fire time a schedule can store: fire times are kept as
@@ -108,7 +150,9 @@ var maxFireTime = time.Unix(0, math.MaxInt64)
 //
 // spec is a cron spec: five fields (minute hour day-of-month month day-of-week), an
 // optional leading seconds field, or a descriptor (@hourly, @daily, @every 90s), with
-// an optional CRON_TZ=Zone prefix. Fires missed while the process was down (found more
+// an optional CRON_TZ=Zone prefix. @every takes a positive interval in whole seconds:
+// a shorter one fires every second, and a fraction is dropped (@every 1.5s fires
+// every second). Fires missed while the process was down (found more
 // than a minute late) run once, at start, unless SkipMissed. SkipIfRunning skips a
 // fire while the previous fire's job is unfinished; TimeZone sets the zone.
 //
@@ -128,18 +172,18 @@ func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opt
 	s := &storedSchedule{Spec: strings.TrimSpace(spec), TimeZone: o.timeZone,
 		SkipMissed: o.skipMissed, SkipOverlap: o.skipOverlap}
 	if o.timeZone != "" && (strings.HasPrefix(s.Spec, "CRON_TZ=") || strings.HasPrefix(s.Spec, "TZ=")) {
-		return fmt.Errorf("schedule %s: %w", name, invalidf("spec %q has a time zone prefix and the TimeZone option too", spec))
+		return fmt.Errorf("schedule %s: %w", name, invalidf("spec %s has a time zone prefix and the TimeZone option too", quoted(spec)))
 	}
 	sched, err := s.parse()
 	if err != nil {
-		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q: %v", spec, err))
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %s: %v", quoted(spec), err))
 	}
 	switch next := sched.Next(now); {
 	case next.IsZero():
-		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q never fires", spec))
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %s never fires", quoted(spec)))
 	case next.After(maxFireTime):
-		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %q first fires after %d, beyond what jobrun can store",
-			spec, maxFireTime.Year()))
+		return fmt.Errorf("schedule %s: %w", name, invalidf("cron spec %s first fires after %d, beyond what jobrun can store",
+			quoted(spec), maxFireTime.Year()))
 	}
 	rec.schedule, rec.state = name, stReady // a template is stored, never indexed
 	s.Template = rec.encode()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -24,7 +25,7 @@ import (
 //	  jobs       id (8 B big-endian) → record (record.go)
 //	  ready      len(queue) ‖ queue ‖ ^priority (8 B) ‖ id → ∅        next job of a queue: one Seek
 //	  scheduled  run-at (8 B Unix ns) ‖ id → state (1 B) ‖ queue     earliest due first
-//	  active     id → claim time (8 B Unix ns) ‖ queue               running; at open: crashed
+//	  active     id → start time (8 B Unix ns, 0 until started) ‖ queue   claimed; at open: crashed
 //	  finished   state (1 B) ‖ finished-at (8 B Unix ns) ‖ id → queue   retention, dead letters, lists
 //	  counts     len(queue) ‖ queue ‖ state (1 B) → uint64 (8 B)   maintained in every commit
 //	  corrupt    id → the undecodable record, kept for inspection
@@ -36,6 +37,12 @@ import (
 //	  keyslots   len(queue) ‖ queue ‖ key → uint64                   a key's jobs ready or running
 //
 // A ready entry's value is the job's concurrency key, empty if it has none.
+//
+// A claimed job leaves the ready index for active with a start time of 0, and still
+// counts as ready: it is in a queue's claim-ahead window, not running. The commit
+// after its handler starts stores the start time and counts it running, so that the
+// running count never exceeds the workers. (Files of earlier versions stored the
+// claim time there, which reads as started.)
 //
 // Schema 2 keyed finished by state, so that retention and the dead-letter set read one
 // state's jobs oldest first without stepping over the others; opening a schema 1 file
@@ -377,6 +384,12 @@ func readyKey(queue string, priority int64, id ID) []byte {
 
 func readyKeyQueue(k []byte) string { return string(k[1 : 1+int(k[0])]) }
 
+// readyKeyPriority reads the priority back from a ready key.
+func readyKeyPriority(k []byte) int64 {
+	o := 1 + int(k[0])
+	return int64(^binary.BigEndian.Uint64(k[o:o+8]) ^ 1<<63)
+}
+
 func timeKey(t time.Time, id ID) []byte {
 	b := make([]byte, 0, 16)
 	b = binary.BigEndian.AppendUint64(b, unixNanos(t))
@@ -385,12 +398,27 @@ func timeKey(t time.Time, id ID) []byte {
 
 func keyTime(k []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))) }
 
-func unixNanos(t time.Time) uint64 {
-	if t.IsZero() || t.UnixNano() < 0 {
+// unixNanos is t as a key's unsigned Unix nanoseconds: 0 for the zero time and for
+// times before 1970.
+func unixNanos(t time.Time) uint64 { return uint64(max(storedNanos(t), 0)) }
+
+// storedNanos is t in the Unix nanoseconds the file stores, 0 for the zero time, and
+// clamped to the range they hold (1677 to 2262): outside it time.UnixNano wraps, and
+// a run-at of 1616 once came back as 2200.
+func storedNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
 		return 0
+	case t.Before(minStoredTime):
+		return math.MinInt64
+	case t.After(maxFireTime):
+		return math.MaxInt64
 	}
-	return uint64(t.UnixNano())
+	return t.UnixNano()
 }
+
+// minStoredTime is the earliest time int64 Unix nanoseconds hold.
+var minStoredTime = time.Unix(0, math.MinInt64)
 
 func countKey(queue string, state byte) []byte { return append(queuePrefix(queue), state) }
 
@@ -527,17 +555,21 @@ func (t *txn) queueNames() []string {
 // of rate-limit tokens.
 const claimSkipBudget = 1000
 
-// claim takes up to n ready jobs of queue, best first, marks them running and returns
-// them. take, if not nil, is asked before each job with its concurrency key: ok false
-// skips the job (its key is rate limited), stop ends the claim (the queue's limiter is
-// out of tokens). A record that cannot be decoded is failed on the spot.
-func (t *txn) claim(queue string, n int, take func(key []byte) (ok, stop bool)) ([]*execution, error) {
+// claim takes up to n ready jobs of queue, best first, and up to extra more that
+// outrank priority beat, moves them to the active index as claimed (not started) and
+// returns them. take, if not nil, is asked before each job with its concurrency key:
+// ok false skips the job (its key is rate limited), stop ends the claim (the queue's
+// limiter is out of tokens). A record that cannot be decoded is failed on the spot.
+func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]*execution, error) {
 	prefix := queuePrefix(queue)
 	c := t.ready.Cursor()
 	type entry struct{ k, key []byte }
 	var entries []entry
 	skipped := 0
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(entries) < n; k, v = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(entries) < n+extra; k, v = c.Next() {
+		if len(entries) >= n && readyKeyPriority(k) <= beat {
+			break // the index is in priority order: nothing further outranks beat
+		}
 		if take != nil {
 			ok, stop := take(v)
 			if stop {
@@ -553,7 +585,7 @@ func (t *txn) claim(queue string, n int, take func(key []byte) (ok, stop bool)) 
 		entries = append(entries, entry{bytes.Clone(k), bytes.Clone(v)})
 	}
 	claimed := make([]*execution, 0, len(entries))
-	stamp := append(binary.BigEndian.AppendUint64(nil, unixNanos(t.now)), queue...)
+	stamp := append(make([]byte, 8, 8+len(queue)), queue...)
 	for _, en := range entries {
 		k := en.k
 		if err := t.ready.Delete(k); err != nil {
@@ -576,10 +608,28 @@ func (t *txn) claim(queue string, n int, take func(key []byte) (ok, stop bool)) 
 		if err := t.active.Put(idKey(id), stamp); err != nil {
 			return nil, err
 		}
-		t.count(queue, stReady, stRunning)
 		claimed = append(claimed, &execution{id: id, rec: r})
 	}
 	return claimed, nil
+}
+
+// markStarted records that a claimed job's handler started at: it counts as running.
+func (t *txn) markStarted(id ID, queue string, at time.Time) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(queue)), unixNanos(at))
+	if err := t.active.Put(idKey(id), append(v, queue...)); err != nil {
+		return err
+	}
+	t.count(queue, stReady, stRunning)
+	return nil
+}
+
+// activeState is the counted state of a job in the active index by its entry's
+// value: running once started, ready while only claimed.
+func activeState(v []byte) byte {
+	if len(v) >= 8 && binary.BigEndian.Uint64(v[:8]) == 0 {
+		return stReady
+	}
+	return stRunning
 }
 
 // quarantine handles a job whose record is missing or cannot be decoded: the raw bytes
@@ -680,12 +730,13 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 	type entry struct {
 		id    ID
 		queue string
+		from  byte // counted as running, or as ready if it never started
 	}
 	var entries []entry
 	c := t.active.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) == 8 && len(v) >= 8 {
-			entries = append(entries, entry{keyID(k), string(v[8:])})
+			entries = append(entries, entry{keyID(k), string(v[8:]), activeState(v)})
 		}
 	}
 	for _, e := range entries {
@@ -695,7 +746,7 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 		}
 		r, err := t.get(id)
 		if err != nil {
-			if err := t.quarantine(id, e.queue, stRunning, err); err != nil {
+			if err := t.quarantine(id, e.queue, e.from, err); err != nil {
 				return ready, failed, err
 			}
 			failed++
@@ -736,28 +787,33 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 		if err := t.put(id, r); err != nil {
 			return ready, failed, err
 		}
-		t.count(r.queue, stRunning, r.state)
+		t.count(r.queue, e.from, r.state)
 	}
 	return ready, failed, nil
 }
 
-// activeSince returns when a running job was claimed, and false if it is not running.
+// activeSince reports whether a job is claimed (in the active index) and, if its
+// handler started, when; the zero time while it waits in its queue's lineup.
 func (t *txn) activeSince(id ID) (time.Time, bool) {
 	v := t.active.Get(idKey(id))
 	if len(v) < 8 {
 		return time.Time{}, false
 	}
+	if activeState(v) == stReady {
+		return time.Time{}, true
+	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))), true
 }
 
-// infoOf reads the public view of a job, with its running state from the active index.
+// infoOf reads the public view of a job, with its running state from the active
+// index: a claimed job that has not started is ready.
 func (t *txn) infoOf(id ID) (*Info, error) {
 	r, err := t.get(id)
 	if err != nil {
 		return nil, err
 	}
 	in := r.info(id)
-	if at, ok := t.activeSince(id); ok {
+	if at, ok := t.activeSince(id); ok && !at.IsZero() {
 		in.State = StateRunning
 		in.Attempt++
 		in.StartedAt = at
@@ -809,7 +865,7 @@ func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
 
 // stateOf is a job's state as Get reports it.
 func (t *txn) stateOf(id ID, r *record) State {
-	if _, running := t.activeSince(id); running {
+	if at, active := t.activeSince(id); active && !at.IsZero() {
 		return StateRunning
 	}
 	return stateNames[r.state]

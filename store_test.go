@@ -252,6 +252,13 @@ func TestBackoffPolicy(t *testing.T) {
 		{backoffPolicy{kind: backoffDefault}, 40, 30 * time.Minute, 90 * time.Minute},
 		{backoffPolicy{kind: backoffExponential, min: time.Second, max: 10 * time.Second}, 3, 2 * time.Second, 6 * time.Second},
 		{backoffPolicy{kind: backoffExponential, min: time.Second, max: 10 * time.Second}, 1000, 5 * time.Second, 15 * time.Second},
+		// Jitter(0): exact, as BullMQ's exponential backoff.
+		{backoffPolicy{kind: backoffExponential, min: 2 * time.Second, max: time.Minute, jitter: 1}, 1, 2 * time.Second, 2 * time.Second},
+		{backoffPolicy{kind: backoffExponential, min: 2 * time.Second, max: time.Minute, jitter: 1}, 3, 8 * time.Second, 8 * time.Second},
+		{backoffPolicy{kind: backoffExponential, min: 2 * time.Second, max: time.Minute, jitter: 1}, 30, time.Minute, time.Minute},
+		{backoffPolicy{kind: backoffDefault, jitter: 1}, 2, 2 * time.Second, 2 * time.Second},
+		// Jitter(0.2) on a constant delay.
+		{backoffPolicy{kind: backoffConstant, min: 10 * time.Second, max: 10 * time.Second, jitter: 201}, 4, 8 * time.Second, 12 * time.Second},
 	} {
 		for range 20 {
 			if d := tc.p.delay(tc.attempt); d < tc.min || d > tc.max {

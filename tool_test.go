@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -56,6 +58,7 @@ func crashedFile(t *testing.T) (string, jobrun.ID, []jobrun.Option) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	<-started
+	synctest.Wait() // the commit that records the start
 	path := filepath.Join(t.TempDir(), "crashed.db")
 	f, err := os.Create(path)
 	if err != nil {
@@ -203,4 +206,32 @@ func TestOneRunnerPerDatabase(t *testing.T) {
 		t.Fatalf("a runner after the first closed: %v", err)
 	}
 	again.Close()
+}
+
+// TestQueueWithoutWorkersIsReported: a kind handled on a queue the runner does not
+// run gets a warning at start, and RunUntilIdle names the queue instead of returning
+// nil with the job waiting forever; a paused queue is not reported.
+func TestQueueWithoutWorkersIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder
+		r, _ := openRunner(t, jobrun.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error { return nil }, jobrun.Queue("email"))
+		id := enqueue(t, r, email{To: "ada@example.com"})
+		err := r.RunUntilIdle(t.Context())
+		if !errors.Is(err, jobrun.ErrNoWorkers) || !strings.Contains(err.Error(), `"email" (1 ready)`) {
+			t.Fatalf("run until idle: got %v, want ErrNoWorkers naming queue email", err)
+		}
+		if !strings.Contains(logs.String(), "kind=email queue=email") {
+			t.Fatalf("no warning about kind email's queue in the log:\n%s", logs.String())
+		}
+		if in := get(t, r, id); in.State != jobrun.StateReady {
+			t.Fatalf("the job is %s, want ready", in.State)
+		}
+		if err := r.Pause(t.Context(), "email"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.RunUntilIdle(t.Context()); err != nil {
+			t.Fatalf("run until idle with the queue paused: %v", err)
+		}
+	})
 }

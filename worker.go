@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 )
@@ -35,7 +36,7 @@ type session struct {
 type sessionQueue struct {
 	name    string
 	workers int
-	jobs    chan *execution // claimed jobs, fed by the loop; capacity workers+prefetch
+	line    *lineup // claimed jobs, fed by the loop
 }
 
 func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
@@ -46,10 +47,7 @@ func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
 	}
 	for _, name := range cfg.order {
 		q := cfg.queues[name]
-		s.queues = append(s.queues, &sessionQueue{
-			name: name, workers: q.workers,
-			jobs: make(chan *execution, q.workers+maxPrefetchOf(q.workers)),
-		})
+		s.queues = append(s.queues, &sessionQueue{name: name, workers: q.workers, line: newLineup()})
 	}
 	return s
 }
@@ -60,6 +58,100 @@ func newSession(ctx context.Context, cfg *config, untilIdle bool) *session {
 // busy is about workers × 2 × commit time / job run time: wide for short jobs, which
 // are then claimed and recorded in large batches, and narrow for slow ones, which
 // would otherwise sit claimed while higher-priority work arrives.
+
+// lineup holds a queue's claimed jobs that no worker has started: the claim-ahead
+// window. Workers take the best job first, by priority then ID, so a job claimed in
+// a later commit with a higher priority starts before the lower ones claimed earlier.
+// The loop pushes and takes back; workers take. A few hundred jobs at most, so a
+// sorted slice does.
+type lineup struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	jobs   []*execution // worst first: the next to start is last
+	closed bool         // no more jobs: workers exit once it is empty
+}
+
+func newLineup() *lineup {
+	l := &lineup{}
+	l.cond.L = &l.mu
+	return l
+}
+
+// runsBefore reports whether a starts before b: higher priority, then lower ID.
+func runsBefore(a, b *execution) bool {
+	if a.rec.priority != b.rec.priority {
+		return a.rec.priority > b.rec.priority
+	}
+	return a.id < b.id
+}
+
+// push adds claimed jobs and wakes a worker for each.
+func (l *lineup) push(es []*execution) {
+	if len(es) == 0 {
+		return
+	}
+	l.mu.Lock()
+	l.jobs = append(l.jobs, es...)
+	slices.SortFunc(l.jobs, func(a, b *execution) int {
+		switch {
+		case runsBefore(a, b):
+			return 1
+		case runsBefore(b, a):
+			return -1
+		}
+		return 0
+	})
+	l.mu.Unlock()
+	for range es {
+		l.cond.Signal()
+	}
+}
+
+// take returns the best job, waiting for one; false once the lineup is closed and
+// empty.
+func (l *lineup) take() (*execution, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.jobs) == 0 && !l.closed {
+		l.cond.Wait()
+	}
+	if len(l.jobs) == 0 {
+		return nil, false
+	}
+	e := l.jobs[len(l.jobs)-1]
+	l.jobs = l.jobs[:len(l.jobs)-1]
+	return e, true
+}
+
+// takeWorst removes and returns up to n jobs, the worst first; n < 0 takes all.
+func (l *lineup) takeWorst(n int) []*execution {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n < 0 || n > len(l.jobs) {
+		n = len(l.jobs)
+	}
+	out := slices.Clone(l.jobs[:n])
+	l.jobs = slices.Delete(l.jobs, 0, n)
+	return out
+}
+
+// worst returns the job that would start last and how many wait, nil if none.
+func (l *lineup) worst() (*execution, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.jobs) == 0 {
+		return nil, 0
+	}
+	return l.jobs[0], len(l.jobs)
+}
+
+// close lets the workers exit once they find it empty.
+func (l *lineup) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
 
 // initialPrefetch is the window before any job's run time is known.
 func initialPrefetch(workers int) int { return min(max(2*workers, 4), maxPrefetchOf(workers)) }
@@ -128,8 +220,9 @@ func (r *Runner) startWorker(s *session, q *sessionQueue, handlers map[string]*h
 		var once sync.Once
 		leave := func() { once.Do(s.active.exit) }
 		defer leave()
-		for e := range q.jobs {
-			if !r.execute(s, q, handlers, e, leave) {
+		for {
+			e, ok := q.line.take()
+			if !ok || !r.execute(s, q, handlers, e, leave) {
 				return
 			}
 		}
@@ -161,6 +254,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	}
 	e.startedAt = time.Now()
 	e.info.StartedAt = e.startedAt
+	r.notify(startOp{e}) // the next commit records it running
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
 	e.started(cancel)
@@ -207,7 +301,14 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	case s.ctx.Err() != nil:
 		e.outcome = outcomeInterrupted
 	case errors.As(context.Cause(ctx), &te):
+		// The handler's own error, unless it only repeats the timeout.
 		e.outcome, e.err = outcomeFailed, fmt.Errorf("%w: %w", te, err)
+		if errors.Is(err, te) || err == context.DeadlineExceeded {
+			e.err = err
+			if err == context.DeadlineExceeded {
+				e.err = te
+			}
+		}
 	case errors.As(err, &sn):
 		e.outcome, e.snooze = outcomeSnoozed, sn.d
 	case errors.As(err, &pe):
@@ -251,9 +352,10 @@ func (r *Runner) report(e *execution) {
 	}
 }
 
-func (r *Runner) notifyProgress(e *execution) {
+// notify hands the loop a note to store with its next commit: a start or progress.
+func (r *Runner) notify(op any) {
 	select {
-	case r.ops <- progressOp{e}:
+	case r.ops <- op:
 	case <-r.loopDone:
 	}
 }

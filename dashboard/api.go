@@ -13,76 +13,34 @@ import (
 // The JSON API mirrors the pages: GET /api/queues (overview), GET /api/metrics,
 // GET /api/jobs and /api/queues/{queue}/jobs (lists), GET /api/jobs/{id} (one job),
 // GET /api/schedules; every action has a POST route under /api too (see actions).
-// Field names are snake_case; times are RFC 3339; optional times are left out when
-// unset.
+// Field names are snake_case; times are RFC 3339. A job is jobrun.Info as its field
+// tags put it, the shape the jobrun command's -json prints too, with BullMQ-style
+// aliases beside; a schedule is jobrun.ScheduleInfo likewise.
 
 type apiError struct {
 	Error string `json:"error"`
 }
 
-// jobJSON is a job as the API shows it: every field of jobrun.Info.
+// jobJSON is a job as the API shows it: jobrun.Info's JSON, and beside it data (the
+// args, as BullMQ calls them; null with args when redacted) and failed_reason (the
+// last error of a failed job, else null).
 type jobJSON struct {
-	ID           jobrun.ID       `json:"id"`
-	Kind         string          `json:"kind"`
-	Queue        string          `json:"queue"`
-	State        jobrun.State    `json:"state"`
-	Priority     int             `json:"priority"`
-	Attempt      int             `json:"attempt"`
-	MaxAttempts  int             `json:"max_attempts"`
-	Progress     json.RawMessage `json:"progress"`
-	Data         json.RawMessage `json:"data"` // the args; null when redacted
+	jobrun.Info
+	Data         json.RawMessage `json:"data"`
 	DataRedacted bool            `json:"data_redacted,omitempty"`
-	Result       json.RawMessage `json:"result"`
-	FailedReason *string         `json:"failed_reason"` // the last error of a failed job, else null
-	LastError    string          `json:"last_error,omitempty"`
-	CreatedAt    time.Time       `json:"created_at"`
-	RunAt        time.Time       `json:"run_at,omitzero"`
-	StartedAt    time.Time       `json:"started_at,omitzero"`
-	FinishedAt   time.Time       `json:"finished_at,omitzero"`
-	Errors       []errorJSON     `json:"errors"`
-	Logs         []logJSON       `json:"logs"`
-	Tags         []string        `json:"tags"`
-	UniqueKey    string          `json:"unique_key,omitempty"`
-	Schedule     string          `json:"schedule,omitempty"`
-	FireAt       time.Time       `json:"fire_at,omitzero"`
-}
-
-type errorJSON struct {
-	Attempt int       `json:"attempt"`
-	At      time.Time `json:"at"`
-	Error   string    `json:"error"`
-}
-
-type logJSON struct {
-	At      time.Time `json:"at"`
-	Message string    `json:"message"`
+	FailedReason *string         `json:"failed_reason"`
 }
 
 func (d *dashboard) jobJSON(in *jobrun.Info) *jobJSON {
-	j := &jobJSON{
-		ID: in.ID, Kind: in.Kind, Queue: in.Queue, State: in.State, Priority: in.Priority,
-		Attempt: in.Attempt, MaxAttempts: in.MaxAttempts,
-		Progress: rawJSON(in.Progress), Data: rawJSON(in.RawArgs), Result: rawJSON(in.Result),
-		LastError: in.LastError,
-		CreatedAt: in.CreatedAt, RunAt: in.RunAt, StartedAt: in.StartedAt, FinishedAt: in.FinishedAt,
-		Errors: []errorJSON{}, Logs: []logJSON{}, Tags: in.Tags,
-		UniqueKey: in.UniqueKey, Schedule: in.Schedule, FireAt: in.FireAt,
-	}
+	j := &jobJSON{Info: *in}
+	j.RawArgs, j.Progress, j.Result = rawJSON(in.RawArgs), rawJSON(in.Progress), rawJSON(in.Result)
+	j.Data = j.RawArgs
 	if d.cfg.redacted(in.Kind) {
-		j.Data, j.DataRedacted = nil, true
+		j.RawArgs, j.Data, j.DataRedacted = nil, nil, true
 	}
 	if in.State == jobrun.StateFailed {
 		reason := in.LastError
 		j.FailedReason = &reason
-	}
-	for _, e := range in.Errors {
-		j.Errors = append(j.Errors, errorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
-	}
-	for _, l := range in.Logs {
-		j.Logs = append(j.Logs, logJSON{At: l.At, Message: l.Message})
-	}
-	if j.Tags == nil {
-		j.Tags = []string{}
 	}
 	return j
 }
@@ -250,18 +208,12 @@ func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.jobJSON(in))
 }
 
+// scheduleJSON is a schedule as the API shows it: jobrun.ScheduleInfo's JSON, with
+// skip_if_running (the option's name) beside skip_overlap.
 type scheduleJSON struct {
-	Name          string          `json:"name"`
-	Spec          string          `json:"spec"`
-	TimeZone      string          `json:"time_zone"` // from the TimeZone option or the spec's CRON_TZ=, "" for the process's
-	Kind          string          `json:"kind"`
-	Args          json.RawMessage `json:"args"`
-	ArgsRedacted  bool            `json:"args_redacted,omitempty"`
-	Next          time.Time       `json:"next"`
-	Last          time.Time       `json:"last,omitzero"`
-	LastJob       jobrun.ID       `json:"last_job,omitempty"`
-	SkipMissed    bool            `json:"skip_missed"`
-	SkipIfRunning bool            `json:"skip_if_running"`
+	jobrun.ScheduleInfo
+	ArgsRedacted  bool `json:"args_redacted,omitempty"`
+	SkipIfRunning bool `json:"skip_if_running"`
 }
 
 // apiSchedules mirrors the schedules page.
@@ -273,9 +225,8 @@ func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []scheduleJSON{}
 	for _, s := range infos {
-		sj := scheduleJSON{Name: s.Name, Spec: s.Spec, TimeZone: scheduleZone(s), Kind: s.Kind,
-			Args: rawJSON(s.Args), Next: s.Next, Last: s.Last, LastJob: s.LastJob,
-			SkipMissed: s.SkipMissed, SkipIfRunning: s.SkipOverlap}
+		sj := scheduleJSON{ScheduleInfo: s, SkipIfRunning: s.SkipOverlap}
+		sj.Args = rawJSON(s.Args)
 		if d.cfg.redacted(s.Kind) {
 			sj.Args, sj.ArgsRedacted = nil, true
 		}

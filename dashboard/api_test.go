@@ -11,8 +11,9 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// TestAPIJob checks the shape of GET /api/jobs/{id}: the keys every client relies on
-// are always present, null when unset.
+// TestAPIJob checks the shape of GET /api/jobs/{id}: jobrun.Info's JSON, the keys
+// it always has present, the optional ones only when set, with the aliases data and
+// failed_reason beside.
 func TestAPIJob(t *testing.T) {
 	f, h := populated(t)
 	keys := func(id jobrun.ID) map[string]json.RawMessage {
@@ -20,7 +21,7 @@ func TestAPIJob(t *testing.T) {
 		var m map[string]json.RawMessage
 		getJSON(t, h, "/api/jobs/"+idStr(id), http.StatusOK, &m)
 		for _, k := range []string{"id", "kind", "queue", "state", "priority", "attempt", "max_attempts",
-			"progress", "data", "result", "failed_reason", "created_at", "errors", "logs", "tags"} {
+			"created_at", "run_at", "args", "data", "failed_reason"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("job %d: no key %q in %v", id, k, m)
 			}
@@ -33,11 +34,14 @@ func TestAPIJob(t *testing.T) {
 	var j jobJSON
 	getJSON(t, h, "/api/jobs/"+idStr(failed.ID), http.StatusOK, &j)
 	if j.ID != failed.ID || j.State != jobrun.StateFailed || j.FailedReason == nil || *j.FailedReason != failed.LastError ||
-		compact(j.Data) != `{"image":"uploads/IMG_0042.jpg"}` || len(j.Errors) != 1 || j.Errors[0].Attempt != 1 || j.FinishedAt.IsZero() {
+		j.LastError != failed.LastError || compact(j.Data) != `{"image":"uploads/IMG_0042.jpg"}` || compact(j.RawArgs) != compact(j.Data) ||
+		len(j.Errors) != 1 || j.Errors[0].Attempt != 1 || j.FinishedAt.IsZero() {
 		t.Errorf("failed job: %+v", j)
 	}
-	if string(m["result"]) != "null" || string(m["progress"]) != "null" {
-		t.Errorf("failed job: result %s, progress %s, want null", m["result"], m["progress"])
+	for _, k := range []string{"result", "progress", "tags", "unique_key", "concurrency_key"} {
+		if v, ok := m[k]; ok {
+			t.Errorf("failed job: %s is %s, want it left out (unset)", k, v)
+		}
 	}
 
 	m = keys(f.ids["done"])
@@ -49,6 +53,23 @@ func TestAPIJob(t *testing.T) {
 	m = keys(f.ids["scheduled"])
 	if _, ok := m["finished_at"]; ok {
 		t.Error("a scheduled job has a finished_at")
+	}
+
+	// The shape is Info's: the API's job decodes into jobrun.Info field for field as
+	// Get returns it, the concurrency key included.
+	id, err := f.r.Enqueue(t.Context(), okArgs{To: "key@example.com"}, jobrun.Queue("idle"), jobrun.ConcurrencyKey("customer-7"),
+		jobrun.UniqueKey("k7"), jobrun.Tags("t7"), jobrun.Delay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := f.r.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in jobrun.Info
+	getJSON(t, h, "/api/jobs/"+idStr(id), http.StatusOK, &in)
+	if mustMarshal(t, in) != mustMarshal(t, want) || in.ConcurrencyKey != "customer-7" {
+		t.Errorf("API job\n%s\nwant Get's\n%s", mustMarshal(t, in), mustMarshal(t, want))
 	}
 
 	var e apiError
@@ -148,7 +169,7 @@ func TestAPIListsAndOverview(t *testing.T) {
 	}
 	d, mr := s.Schedules[0], s.Schedules[1]
 	if d.Name != "digest" || !d.SkipMissed || d.TimeZone != "" || mr.Name != "monthly-report" || mr.TimeZone != "Europe/Paris" ||
-		!mr.SkipIfRunning || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) {
+		!mr.SkipIfRunning || !mr.SkipOverlap || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) {
 		t.Errorf("schedules: %s", mustMarshal(t, s))
 	}
 }

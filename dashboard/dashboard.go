@@ -98,7 +98,8 @@ func WithBasicAuth(user, password string) Option {
 
 // WithRedactedArgs hides the args of the jobs of the given kinds, or with no kinds
 // of every job, on every page and in the JSON API, schedules included: they show
-// as redacted, and the API's "data" is null with "data_redacted" true. Use it when
+// as redacted, and the API's "args" and "data" are null with "data_redacted" true
+// ("args_redacted" for a schedule). Use it when
 // args hold personal data or secrets. Results, progress, logs and errors are shown
 // as they are: keep secrets out of them.
 func WithRedactedArgs(kinds ...string) Option {

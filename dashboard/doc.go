@@ -63,15 +63,20 @@
 //
 // The API mirrors the pages; times are RFC 3339, and errors are {"error": "..."} with
 // a matching status code (404 for an unknown job, 409 for an action the job's state
-// does not allow).
+// does not allow). A job is [jobrun.Info] as its JSON tags put it, the one shape of a
+// job that the jobrun command's -json prints too (fields such as progress, result,
+// errors and tags are left out when unset), with two BullMQ-style aliases beside it:
+// data (the args, null with args when redacted) and failed_reason (the last error of
+// a failed job, else null). A schedule is [jobrun.ScheduleInfo]'s JSON, with
+// skip_if_running beside skip_overlap.
 //
 //	GET  /api/queues                    the overview: queues, totals, last minute's throughput
 //	GET  /api/metrics                   counts per queue and state, totals, throughput
 //	GET  /api/jobs                      {"jobs": [...], "next": cursor} (query: queue, state,
 //	                                    kind, tag, oldest, limit, cursor)
 //	GET  /api/queues/{queue}/jobs       the same for one queue
-//	GET  /api/jobs/{id}                 one job: id, state, progress, data (the args), result,
-//	                                    failed_reason, errors, logs and every other field
+//	GET  /api/jobs/{id}                 one job: id, kind, queue, state, args, progress,
+//	                                    result, errors, logs and every other field of Info
 //	GET  /api/schedules                 {"schedules": [...]}
 //
 // # Actions

@@ -186,7 +186,8 @@ func (f *fixture) populate(t *testing.T) {
 	if err := r.Cancel(ctx, canceled); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RunUntilIdle(ctx); err != nil {
+	// The "idle" queue has no workers here: its ready job waits, as the fixture means.
+	if err := r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]jobrun.State{

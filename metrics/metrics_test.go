@@ -180,7 +180,10 @@ func TestGauges(t *testing.T) {
 	enqueue(t, r, report{}, jobrun.Queue("mail"))
 	enqueue(t, r, report{}, jobrun.Queue("mail"), jobrun.Delay(time.Hour))
 	enqueue(t, r, report{}, jobrun.Queue("other"))
-	runUntilIdle(t, r)
+	// No worker runs "other": its job stays ready, and RunUntilIdle says so.
+	if err := r.RunUntilIdle(t.Context()); !errors.Is(err, jobrun.ErrNoWorkers) {
+		t.Fatalf("run until idle: got %v, want ErrNoWorkers for queue other", err)
+	}
 	if err := r.Pause(t.Context(), "other"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,17 @@ package main
 
 // The admin commands inspect and manage the jobs of a database file that no
 // application holds: stats, list, show, retry, cancel, delete, schedules, pause and
-// resume. Each opens the file, does one thing and closes it.
+// resume. Each opens the file, does one thing and closes it. The commands that only
+// read open it read-only, so its bytes stay as they were; those that change it run
+// none of the runner's services, so they write what they are asked and nothing else
+// (see withFile).
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,222 +21,150 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// adminLockTimeout is how long an admin command waits for a file another process
-// holds: long enough for an application that is closing, short enough to answer at
-// once about one that runs.
-const adminLockTimeout = 250 * time.Millisecond
+// readFileDoc is the paragraph the usage of every command that only reads ends with.
+const readFileDoc = `FILE must exist; it is not created. The command opens it read-only and leaves it
+byte for byte as it was: jobs found running (their application stopped without a
+graceful shutdown) stay running until the application's next start, due jobs and
+cron fires wait for it too, and no retention applies. While an application has the
+file open, the command fails and says so.
 
-// adminFileDoc is the paragraph every admin command's usage ends with.
-const adminFileDoc = `FILE must exist; it is not created. The command needs the file to itself: while
-an application has it open, the command fails and says so. Jobs found running in
-the file (its application stopped without a graceful shutdown) are ready again
-after the command, as at the application's next start.
+` + exitDoc
+
+// exitDoc ends the usage of every file command.
+const exitDoc = `Exit status: 0 on success, 1 if the command failed (with -json, the error is
+{"error": "..."} on stderr), 2 for bad arguments.
 `
+
+// manageFileDoc is the paragraph the usage of every command that changes FILE ends
+// with.
+const manageFileDoc = `FILE must exist; it is not created. The command writes the change it is asked for
+and nothing else: it runs none of the runner's services on the file, so no
+retention deletes finished jobs, no cron schedule fires, no due job is promoted,
+and jobs found running (their application stopped without a graceful shutdown)
+stay as they are until the application's next start. The command needs the file
+to itself: while an application has it open, the command fails and says so.
+
+` + exitDoc
 
 const (
 	statsSynopsis = "usage: jobrun stats FILE [-json]"
 	statsDoc      = `Stats prints the number of jobs of each queue of FILE in each state, with a
 total, and whether the queue is paused. The counts are kept with every change, so
-this is quick on any file.
+this is quick on any file. With -json it prints {"queues": [...], "total": {...}},
+each queue as jobrun.QueueInfo's JSON tags put it, with its total.
 
-` + adminFileDoc
+` + readFileDoc
 
 	listSynopsis = "usage: jobrun list FILE [-queue q] [-state s] [-kind k] [-tag t] [-limit n] [-oldest] [-cursor c] [-json]"
 	listDoc      = `List prints one page of the jobs of FILE that match the filters, newest first,
 with the command line of the next page if there is one. With -json it prints the
-page as {"jobs": [...], "next": "cursor"}, without the jobs' error history,
-progress, result and log (see show).
+page as {"jobs": [...], "next": "cursor"}, each job as show -json prints it.
 
-` + adminFileDoc
+` + readFileDoc
 
 	showSynopsis = "usage: jobrun show FILE ID [-json]"
 	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, args,
-progress, result, error history and log.
+progress, result, error history and log. With -json it prints the job as
+jobrun.Info's JSON tags put it, the one shape of a job, which list -json, the
+commands that change a job and the dashboard's API print too; fields that are not
+set (progress, result, errors, tags, ...) are left out.
 
-` + adminFileDoc
+` + readFileDoc
 
 	retrySynopsis = "usage: jobrun retry FILE (ID | -failed [-queue q]) [-json]"
 	retryDoc      = `Retry makes a finished job (failed, canceled or done) ready again with a fresh set
 of attempts; with -failed, every failed job, of one queue with -queue. The jobs run
 when an application runs their queue.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	cancelSynopsis = "usage: jobrun cancel FILE ID [-json]"
 	cancelDoc      = `Cancel cancels job ID, which must not have finished.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	deleteSynopsis = "usage: jobrun delete FILE ID [-json]"
 	deleteDoc      = `Delete removes job ID and its history from FILE.
 
-` + adminFileDoc
+` + manageFileDoc
+
+	promoteSynopsis = "usage: jobrun promote FILE ID [-json]"
+	promoteDoc      = `Promote makes job ID, scheduled for later or waiting to retry, ready now, as if
+its time had come; it runs when an application runs its queue.
+
+` + manageFileDoc
+
+	cleanSynopsis = "usage: jobrun clean FILE [-queue q] [-state done|failed|canceled] [-before age|time] [-json]"
+	cleanDoc      = `Clean deletes finished jobs from FILE, with their history, and prints how many:
+with -queue, only those of one queue; with -state, only those in one final state
+(done, failed or canceled; all three without it); with -before, only those that
+finished before then: an age, such as 24h for the jobs that finished more than a
+day ago (168h is a week), or an RFC 3339 time such as 2026-01-02T15:04:05Z. Without
+-before, every finished job matches. Jobs that have not finished are never deleted:
+cancel them first. Deleting the failed jobs purges the dead-letter set.
+
+` + manageFileDoc
 
 	schedulesSynopsis = "usage: jobrun schedules FILE [-run NAME] [-json]"
 	schedulesDoc      = `Schedules lists the cron schedules stored in FILE with their next fire. With
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
-the next fire as it was; the job runs when an application runs its queue.
+the next fire as it was; the job runs when an application runs its queue. -run
+changes FILE as the commands that manage jobs do: it writes the job it enqueues and
+nothing else. With -json, the list is of jobrun.ScheduleInfo as its JSON tags put it.
 
-` + adminFileDoc
+` + readFileDoc
+
+	unscheduleSynopsis = "usage: jobrun unschedule FILE NAME [-json]"
+	unscheduleDoc      = `Unschedule removes the cron schedule NAME from FILE; the jobs it already enqueued
+stay. An application that declares the schedule when it starts (Runner.Schedule)
+stores it again then: take it out of the application's code too.
+
+` + manageFileDoc
 
 	pauseSynopsis = "usage: jobrun pause FILE QUEUE [-json]"
 	pauseDoc      = `Pause stops the jobs of QUEUE from starting. It is stored in FILE: the queue stays
 paused, across restarts of its application, until resume.
 
-` + adminFileDoc
+` + manageFileDoc
 
 	resumeSynopsis = "usage: jobrun resume FILE QUEUE [-json]"
 	resumeDoc      = `Resume lets the jobs of a paused QUEUE start again.
 
-` + adminFileDoc
+` + manageFileDoc
 )
 
-// fileCommands are the admin commands, which the usage lists apart.
+// fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
 	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
-	"delete": true, "schedules": true, "pause": true, "resume": true, "salvage": true,
-}
-
-// adminFlags starts the flag set of an admin command, with its -json flag.
-func adminFlags(name string) (*flag.FlagSet, *bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print one JSON document, for scripts, instead of text")
-	return fs, asJSON
-}
-
-// parseArgs is parseFlags for commands with positional arguments: flags may come
-// before, between or after them (after "--", everything is positional), and there
-// must be one argument per name in names, except for trailing names ending in "?",
-// which are optional.
-func parseArgs(fs *flag.FlagSet, synopsis, doc string, args []string, stdout, stderr io.Writer, names ...string) ([]string, error) {
-	fs.SetOutput(stderr) // the flag package prints its own error messages there
-	fs.Usage = func() {}
-	var pos []string
-	for {
-		err := fs.Parse(args)
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "%s\n\n%s\nFlags:\n", synopsis, doc)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil, err
-		}
-		if err != nil {
-			return nil, adminUsage(fs, synopsis, stderr, err, false)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
-	switch {
-	case len(pos) < len(names) && !strings.HasSuffix(names[len(pos)], "?"):
-		return nil, adminUsage(fs, synopsis, stderr, fmt.Errorf("missing %s", names[len(pos)]), true)
-	case len(pos) > len(names):
-		return nil, adminUsage(fs, synopsis, stderr, fmt.Errorf("unexpected argument %q", pos[len(names)]), true)
-	}
-	return pos, nil
-}
-
-// adminUsage reports a usage error as parseFlags does, printing err itself if the
-// flag package has not.
-func adminUsage(fs *flag.FlagSet, synopsis string, stderr io.Writer, err error, print bool) error {
-	if print {
-		fmt.Fprintf(stderr, "jobrun %s: %v\n", fs.Name(), err)
-	}
-	fmt.Fprintf(stderr, "%s\nRun \"jobrun help %s\" for details.\n", synopsis, fs.Name())
-	return &usageError{err}
-}
-
-// parseID reads a job ID argument.
-func parseID(fs *flag.FlagSet, synopsis, arg string, stderr io.Writer) (jobrun.ID, error) {
-	id, err := strconv.ParseUint(arg, 10, 64)
-	if err != nil || id == 0 {
-		return 0, adminUsage(fs, synopsis, stderr, fmt.Errorf("job ID must be a positive number, got %q", arg), true)
-	}
-	return jobrun.ID(id), nil
-}
-
-// errInUse is the error of a command on a file an application holds.
-type errInUse struct{ path string }
-
-func (e *errInUse) Error() string {
-	return fmt.Sprintf(`%s is in use by a running application: a jobrun file can be open in one
-process at a time. To see and manage its jobs while it runs, embed the dashboard
-(github.com/jobrun/jobrun/dashboard) in the application; or stop the application
-and run this command again.`, e.path)
-}
-
-func (e *errInUse) Unwrap() error { return jobrun.ErrLocked }
-
-// withFile opens the database file at path, which must exist, calls fn with its
-// runner, and closes it.
-func withFile(path string, fn func(r *jobrun.Runner) error) (err error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: no such file", path)
-		}
-		return err
-	}
-	r, err := jobrun.Open(path, jobrun.WithStrictKinds(false), jobrun.WithLockTimeout(adminLockTimeout))
-	if errors.Is(err, jobrun.ErrLocked) {
-		return &errInUse{path}
-	}
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := r.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	return fn(r)
-}
-
-// notFound words an error about a job ID that does not exist for the command line.
-func notFound(err error, id jobrun.ID, path string) error {
-	if errors.Is(err, jobrun.ErrNotFound) {
-		return fmt.Errorf("%s holds no job %d", path, id)
-	}
-	return err
-}
-
-// printJSON writes v as one indented JSON document.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
+	"pause": true, "resume": true, "check": true, "backup": true, "compact": true, "salvage": true,
 }
 
 // stats
 
-// queueStats is a queue's line of stats -json.
+// queueStats is a queue in stats -json: jobrun.QueueInfo's JSON, every state in its
+// counts, with the total beside.
 type queueStats struct {
-	Name   string               `json:"name"`
-	Paused bool                 `json:"paused"`
-	Counts map[jobrun.State]int `json:"counts"`
-	Total  int                  `json:"total"`
+	jobrun.QueueInfo
+	Total int `json:"total"`
 }
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("stats")
-	pos, err := parseArgs(fs, statsSynopsis, statsDoc, args, stdout, stderr, "FILE")
+	c := newFileCmd("stats", statsSynopsis, statsDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		infos, err := r.QueueInfos(ctx)
 		if err != nil {
 			return err
 		}
-		all := queueStats{Name: "TOTAL", Counts: map[jobrun.State]int{}}
+		all := queueStats{QueueInfo: jobrun.QueueInfo{Name: "TOTAL", Counts: map[jobrun.State]int{}}}
 		queues := []queueStats{}
 		for _, q := range infos {
-			qs := queueStats{Name: q.Name, Paused: q.Paused, Counts: map[jobrun.State]int{}}
+			qs := queueStats{QueueInfo: q}
+			qs.Counts = map[jobrun.State]int{}
 			for _, st := range jobrun.States {
 				qs.Counts[st] = q.Counts[st]
 				qs.Total += q.Counts[st]
@@ -245,8 +173,8 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			all.Total += qs.Total
 			queues = append(queues, qs)
 		}
-		if *asJSON {
-			return printJSON(stdout, struct {
+		if *c.json {
+			return c.print(struct {
 				Queues []queueStats         `json:"queues"`
 				Total  map[jobrun.State]int `json:"total"`
 			}{queues, all.Counts})
@@ -272,105 +200,72 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 		return tw.Flush()
-	})
+	}))
 }
 
 // list and show
 
-// jobJSON is a job in the output of list -json and show -json. List leaves out the
-// fields marked omitempty that only show fills.
-type jobJSON struct {
-	ID          jobrun.ID       `json:"id"`
-	Kind        string          `json:"kind"`
-	Queue       string          `json:"queue"`
-	State       jobrun.State    `json:"state"`
-	Priority    int             `json:"priority"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	CreatedAt   time.Time       `json:"created_at"`
-	RunAt       time.Time       `json:"run_at,omitzero"`
-	StartedAt   time.Time       `json:"started_at,omitzero"`
-	FinishedAt  time.Time       `json:"finished_at,omitzero"`
-	LastError   string          `json:"last_error,omitempty"`
-	Args        json.RawMessage `json:"args,omitempty"`
-	UniqueKey   string          `json:"unique_key,omitempty"`
-	Schedule    string          `json:"schedule,omitempty"`
-	FireAt      time.Time       `json:"fire_at,omitzero"`
-	Tags        []string        `json:"tags,omitempty"`
-
-	Progress json.RawMessage `json:"progress,omitempty"`
-	Result   json.RawMessage `json:"result,omitempty"`
-	Errors   []errorJSON     `json:"errors,omitempty"`
-	Logs     []logJSON       `json:"logs,omitempty"`
+// jobOut is job in as -json prints it: jobrun.Info's JSON (the one shape of a job,
+// which the dashboard's API prints too), with a stored value that is not valid JSON
+// (from a damaged record) as a JSON string, so that it cannot break the document.
+func jobOut(in *jobrun.Info) *jobrun.Info {
+	j := *in
+	j.RawArgs, j.Progress, j.Result = validJSON(in.RawArgs), validJSON(in.Progress), validJSON(in.Result)
+	return &j
 }
 
-type errorJSON struct {
-	Attempt int       `json:"attempt"`
-	At      time.Time `json:"at"`
-	Error   string    `json:"error"`
-}
-
-type logJSON struct {
-	At      time.Time `json:"at"`
-	Message string    `json:"message"`
-}
-
-// newJobJSON converts info; full adds what only show prints.
-func newJobJSON(info *jobrun.Info, full bool) jobJSON {
-	j := jobJSON{
-		ID: info.ID, Kind: info.Kind, Queue: info.Queue, State: info.State, Priority: info.Priority,
-		Attempt: info.Attempt, MaxAttempts: info.MaxAttempts,
-		CreatedAt: info.CreatedAt, RunAt: info.RunAt, StartedAt: info.StartedAt, FinishedAt: info.FinishedAt,
-		LastError: info.LastError, Args: info.RawArgs, UniqueKey: info.UniqueKey,
-		Schedule: info.Schedule, FireAt: info.FireAt, Tags: info.Tags,
+// validJSON returns v, nil if empty, or as a JSON string if it is not valid JSON.
+func validJSON(v json.RawMessage) json.RawMessage {
+	switch {
+	case len(v) == 0:
+		return nil
+	case json.Valid(v):
+		return v
 	}
-	if full {
-		j.Progress, j.Result = info.Progress, info.Result
-		for _, e := range info.Errors {
-			j.Errors = append(j.Errors, errorJSON{Attempt: e.Attempt, At: e.At, Error: e.Error})
-		}
-		for _, l := range info.Logs {
-			j.Logs = append(j.Logs, logJSON{At: l.At, Message: l.Message})
-		}
-	}
-	return j
+	s, _ := json.Marshal(string(v))
+	return s
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("list")
+	c := newFileCmd("list", listSynopsis, listDoc, args, stdout, stderr)
 	var f jobrun.Filter
 	var state string
-	fs.StringVar(&f.Queue, "queue", "", "only the jobs of this `queue`")
-	fs.StringVar(&state, "state", "", "only the jobs in this `state`: "+statesList())
-	fs.StringVar(&f.Kind, "kind", "", "only the jobs of this `kind`")
-	fs.StringVar(&f.Tag, "tag", "", "only the jobs with this `tag`")
-	fs.IntVar(&f.Limit, "limit", 50, "`n` jobs per page, at most 1000")
-	fs.BoolVar(&f.Oldest, "oldest", false, "oldest first (with -state: the state's own order, such as the next to run first)")
-	fs.StringVar(&f.Cursor, "cursor", "", "the `cursor` of the next page, as the previous page printed")
-	pos, err := parseArgs(fs, listSynopsis, listDoc, args, stdout, stderr, "FILE")
+	c.fs.StringVar(&f.Queue, "queue", "", "only the jobs of this `queue`")
+	c.fs.StringVar(&state, "state", "", "only the jobs in this `state`: "+statesList())
+	c.fs.StringVar(&f.Kind, "kind", "", "only the jobs of this `kind`")
+	c.fs.StringVar(&f.Tag, "tag", "", "only the jobs with this `tag`")
+	c.fs.IntVar(&f.Limit, "limit", 50, "`n` jobs per page, at most 1000")
+	c.fs.BoolVar(&f.Oldest, "oldest", false, "oldest first (with -state: the state's own order, such as the next to run first)")
+	c.fs.StringVar(&f.Cursor, "cursor", "", "the `cursor` of the next page, as the previous page printed")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
 	f.State = jobrun.State(state)
 	switch {
 	case state != "" && !validState(f.State):
-		return adminUsage(fs, listSynopsis, stderr, fmt.Errorf("unknown state %q; the states are %s", state, statesList()), true)
+		return c.usage(fmt.Errorf("unknown state %q; the states are %s", state, statesList()))
 	case f.Limit < 1 || f.Limit > 1000:
-		return adminUsage(fs, listSynopsis, stderr, fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit), true)
+		return c.usage(fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit))
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		page, err := r.List(ctx, f)
+		if errors.Is(err, jobrun.ErrInvalid) {
+			// The filter's values were checked above: what List refuses is the cursor,
+			// which is as much the user's input as the flags are.
+			return c.usage(errors.New(message(err)))
+		}
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			jobs := make([]jobJSON, 0, len(page.Jobs))
+		if *c.json {
+			jobs := make([]*jobrun.Info, 0, len(page.Jobs))
 			for _, info := range page.Jobs {
-				jobs = append(jobs, newJobJSON(info, false))
+				jobs = append(jobs, jobOut(info))
 			}
-			return printJSON(stdout, struct {
-				Jobs []jobJSON `json:"jobs"`
-				Next string    `json:"next"`
+			return c.print(struct {
+				Jobs []*jobrun.Info `json:"jobs"`
+				Next string         `json:"next"`
 			}{jobs, page.Next})
 		}
 		if len(page.Jobs) == 0 && page.Next == "" {
@@ -390,7 +285,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stdout, "\nMore jobs: jobrun list %s\n", nextPageArgs(args, page.Next))
 		}
 		return nil
-	})
+	}))
 }
 
 // nextPageArgs is the command line of list's next page: args with the cursor
@@ -433,22 +328,22 @@ func when(j *jobrun.Info) string {
 }
 
 func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("show")
-	pos, err := parseArgs(fs, showSynopsis, showDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("show", showSynopsis, showDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, showSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
 		j, err := r.Get(ctx, id)
 		if err != nil {
 			return notFound(err, id, pos[0])
 		}
-		if *asJSON {
-			return printJSON(stdout, newJobJSON(j, true))
+		if *c.json {
+			return c.print(jobOut(j))
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		field := func(name, value string) {
@@ -467,6 +362,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		field("Started", optionalTime(j.StartedAt))
 		field("Finished", optionalTime(j.FinishedAt))
 		field("Unique key", j.UniqueKey)
+		field("Concurrency key", j.ConcurrencyKey)
 		if j.Schedule != "" {
 			field("Schedule", fmt.Sprintf("%s, fire of %s", j.Schedule, formatTime(j.FireAt)))
 		}
@@ -490,33 +386,38 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // retry, cancel, delete
 
 func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("retry")
-	failed := fs.Bool("failed", false, "retry every failed job (the dead-letter set) instead of one job")
-	queue := fs.String("queue", "", "with -failed, only the failed jobs of this `queue`")
-	pos, err := parseArgs(fs, retrySynopsis, retryDoc, args, stdout, stderr, "FILE", "ID?")
+	c := newFileCmd("retry", retrySynopsis, retryDoc, args, stdout, stderr)
+	failed := c.fs.Bool("failed", false, "retry every failed job (the dead-letter set) instead of one job")
+	queue := c.fs.String("queue", "", "with -failed, only the failed jobs of this `queue`")
+	pos, err := c.parse("FILE", "ID?")
 	if err != nil {
 		return err
 	}
 	switch {
 	case *failed == (len(pos) == 2):
-		return adminUsage(fs, retrySynopsis, stderr, errors.New("give either a job ID or -failed"), true)
+		return c.usage(errors.New("give either a job ID or -failed"))
 	case *queue != "" && !*failed:
-		return adminUsage(fs, retrySynopsis, stderr, errors.New("-queue goes with -failed"), true)
+		return c.usage(errors.New("-queue goes with -failed"))
 	}
 	if *failed {
-		return withFile(pos[0], func(r *jobrun.Runner) error {
+		return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+			if *queue != "" {
+				if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+					return err
+				}
+			}
 			n, err := r.RetryFailed(ctx, *queue)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
-				return printJSON(stdout, map[string]any{"retried": n, "queue": *queue})
+			if *c.json {
+				return c.print(map[string]any{"retried": n, "queue": *queue})
 			}
 			where := ""
 			if *queue != "" {
@@ -524,34 +425,48 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			fmt.Fprintf(stdout, "Retried %d failed %s%s: they run when an application runs their queue.\n", n, plural(n, "job"), where)
 			return nil
-		})
+		}))
 	}
-	id, err := parseID(fs, retrySynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return changeJob(ctx, pos[0], id, *asJSON, stdout, (*jobrun.Runner).Retry,
-		"Retried job %d: it is %s and runs when an application runs queue %s.\n")
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Retry,
+		"Retried job %d: it is %s and runs when an application runs queue %s.\n"))
 }
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("cancel")
-	pos, err := parseArgs(fs, cancelSynopsis, cancelDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("cancel", cancelSynopsis, cancelDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, cancelSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return changeJob(ctx, pos[0], id, *asJSON, stdout, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n")
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n"))
+}
+
+func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("promote", promoteSynopsis, promoteDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
+	if err != nil {
+		return err
+	}
+	id, err := c.id(pos[1])
+	if err != nil {
+		return err
+	}
+	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Promote,
+		"Promoted job %d: it is %s and runs when an application runs queue %s.\n"))
 }
 
 // changeJob applies op to job id of the file at path and reports the job's new
 // state with format (ID, state, queue).
-func changeJob(ctx context.Context, path string, id jobrun.ID, asJSON bool, stdout io.Writer,
+func changeJob(ctx context.Context, c *fileCmd, path string, id jobrun.ID,
 	op func(*jobrun.Runner, context.Context, jobrun.ID) error, format string) error {
-	return withFile(path, func(r *jobrun.Runner) error {
+	return withFile(path, manageAccess, func(r *jobrun.Runner) error {
 		if err := op(r, ctx, id); err != nil {
 			return notFound(err, id, path)
 		}
@@ -559,66 +474,132 @@ func changeJob(ctx context.Context, path string, id jobrun.ID, asJSON bool, stdo
 		if err != nil {
 			return err
 		}
-		if asJSON {
-			return printJSON(stdout, map[string]any{"id": j.ID, "state": j.State, "queue": j.Queue})
+		if *c.json {
+			return c.print(jobOut(j))
 		}
-		fmt.Fprintf(stdout, format, j.ID, j.State, j.Queue)
+		fmt.Fprintf(c.stdout, format, j.ID, j.State, j.Queue)
 		return nil
 	})
 }
 
 func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("delete")
-	pos, err := parseArgs(fs, deleteSynopsis, deleteDoc, args, stdout, stderr, "FILE", "ID")
+	c := newFileCmd("delete", deleteSynopsis, deleteDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "ID")
 	if err != nil {
 		return err
 	}
-	id, err := parseID(fs, deleteSynopsis, pos[1], stderr)
+	id, err := c.id(pos[1])
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
 		if err := r.Delete(ctx, id); err != nil {
 			return notFound(err, id, pos[0])
 		}
-		if *asJSON {
-			return printJSON(stdout, map[string]any{"id": id, "deleted": true})
+		if *c.json {
+			return c.print(map[string]any{"id": id, "deleted": true})
 		}
 		fmt.Fprintf(stdout, "Deleted job %d.\n", id)
 		return nil
-	})
+	}))
+}
+
+// clean
+
+func runClean(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("clean", cleanSynopsis, cleanDoc, args, stdout, stderr)
+	queue := c.fs.String("queue", "", "only the jobs of this `queue`")
+	state := c.fs.String("state", "", "only the jobs in this final `state`: done, failed or canceled")
+	beforeArg := c.fs.String("before", "", "only the jobs that finished before this `age or time`: 24h (ago), or 2026-01-02T15:04:05Z")
+	pos, err := c.parse("FILE")
+	if err != nil {
+		return err
+	}
+	switch jobrun.State(*state) {
+	case "", jobrun.StateDone, jobrun.StateFailed, jobrun.StateCanceled:
+	default:
+		return c.usage(fmt.Errorf("-state must be done, failed or canceled, got %q", *state))
+	}
+	before, err := parseBefore(*beforeArg, time.Now())
+	if err != nil {
+		return c.usage(err)
+	}
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		if *queue != "" {
+			if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+				return err
+			}
+		}
+		n, err := r.Clean(ctx, *queue, jobrun.State(*state), before)
+		if err != nil {
+			return err
+		}
+		if *c.json {
+			out := struct {
+				Deleted int        `json:"deleted"`
+				Queue   string     `json:"queue,omitempty"`
+				State   string     `json:"state,omitempty"`
+				Before  *time.Time `json:"before,omitempty"` // when -before was given
+			}{n, *queue, *state, nil}
+			if *beforeArg != "" {
+				out.Before = &before
+			}
+			return c.print(out)
+		}
+		what := "finished"
+		if *state != "" {
+			what = *state
+		}
+		where := ""
+		if *queue != "" {
+			where = " of queue " + *queue
+		}
+		when := ""
+		if *beforeArg != "" {
+			when = " that finished before " + formatTime(before)
+		}
+		fmt.Fprintf(stdout, "Deleted %d %s %s%s%s.\n", n, what, plural(n, "job"), where, when)
+		return nil
+	}))
+}
+
+// parseBefore reads clean's -before: an age before now, such as 24h, or an RFC 3339
+// time; "" is just after now, so that every finished job matches, those that
+// finished this instant too.
+func parseBefore(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return now.Add(time.Nanosecond), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("-before must be an age such as 24h or an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", s)
 }
 
 // schedules
 
-type scheduleJSON struct {
-	Name        string          `json:"name"`
-	Spec        string          `json:"spec"`
-	TimeZone    string          `json:"time_zone,omitempty"`
-	Kind        string          `json:"kind"`
-	Args        json.RawMessage `json:"args,omitempty"`
-	Next        time.Time       `json:"next"`
-	Last        time.Time       `json:"last,omitzero"`
-	LastJob     jobrun.ID       `json:"last_job,omitempty"`
-	SkipMissed  bool            `json:"skip_missed"`
-	SkipOverlap bool            `json:"skip_if_running"`
-}
-
 func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("schedules")
-	run := fs.String("run", "", "enqueue the job of the schedule `name` now")
-	pos, err := parseArgs(fs, schedulesSynopsis, schedulesDoc, args, stdout, stderr, "FILE")
+	c := newFileCmd("schedules", schedulesSynopsis, schedulesDoc, args, stdout, stderr)
+	run := c.fs.String("run", "", "enqueue the job of the schedule `name` now")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	acc := readAccess
+	if *run != "" {
+		acc = manageAccess
+	}
+	return c.result(withFile(pos[0], acc, func(r *jobrun.Runner) error {
 		if *run != "" {
 			id, err := r.TriggerSchedule(ctx, *run)
 			if err != nil {
 				return err
 			}
-			if *asJSON {
-				return printJSON(stdout, map[string]any{"schedule": *run, "id": id})
+			if *c.json {
+				return c.print(map[string]any{"schedule": *run, "id": id})
 			}
 			fmt.Fprintf(stdout, "Enqueued job %d for schedule %s: it runs when an application runs its queue.\n", id, *run)
 			return nil
@@ -627,14 +608,14 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			out := make([]scheduleJSON, 0, len(list))
-			for _, s := range list {
-				out = append(out, scheduleJSON{Name: s.Name, Spec: s.Spec, TimeZone: s.TimeZone, Kind: s.Kind,
-					Args: s.Args, Next: s.Next, Last: s.Last, LastJob: s.LastJob,
-					SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap})
+		if *c.json {
+			for i := range list {
+				list[i].Args = validJSON(list[i].Args)
 			}
-			return printJSON(stdout, out)
+			if list == nil {
+				list = []jobrun.ScheduleInfo{}
+			}
+			return c.print(list)
 		}
 		if len(list) == 0 {
 			fmt.Fprintln(stdout, "No schedules.")
@@ -662,7 +643,26 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				formatTime(s.Last), lastJob, orDash(strings.Join(opts, ", ")))
 		}
 		return tw.Flush()
-	})
+	}))
+}
+
+func runUnschedule(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newFileCmd("unschedule", unscheduleSynopsis, unscheduleDoc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "NAME")
+	if err != nil {
+		return err
+	}
+	name := pos[1]
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		if err := r.Unschedule(ctx, name); err != nil {
+			return err
+		}
+		if *c.json {
+			return c.print(map[string]any{"schedule": name, "removed": true})
+		}
+		fmt.Fprintf(stdout, "Removed schedule %s; the jobs it enqueued stay.\n", name)
+		return nil
+	}))
 }
 
 // pause and resume
@@ -676,13 +676,17 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags(name)
-	pos, err := parseArgs(fs, synopsis, doc, args, stdout, stderr, "FILE", "QUEUE")
+	c := newFileCmd(name, synopsis, doc, args, stdout, stderr)
+	pos, err := c.parse("FILE", "QUEUE")
 	if err != nil {
 		return err
 	}
 	queue := pos[1]
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		// A paused queue is known (Paused), so resume accepts one that never held a job.
+		if err := knownQueue(ctx, r, pos[0], queue); err != nil {
+			return err
+		}
 		op := r.Resume
 		if pause {
 			op = r.Pause
@@ -690,8 +694,8 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 		if err := op(ctx, queue); err != nil {
 			return err
 		}
-		if *asJSON {
-			return printJSON(stdout, map[string]any{"queue": queue, "paused": pause})
+		if *c.json {
+			return c.print(map[string]any{"queue": queue, "paused": pause})
 		}
 		if pause {
 			fmt.Fprintf(stdout, "Paused queue %s: its jobs do not start, across restarts, until jobrun resume.\n", queue)
@@ -699,7 +703,7 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 			fmt.Fprintf(stdout, "Resumed queue %s.\n", queue)
 		}
 		return nil
-	})
+	}))
 }
 
 // formatting

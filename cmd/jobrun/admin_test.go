@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +36,7 @@ func (adminResize) Kind() string { return "image.resize" }
 //	1 email         default  done    tag signup
 //	2 email         default  failed  tag signup, error "no address" on two lines, a log line
 //	3 image.resize  images   done    progress and result
-//	4 image.resize  images   scheduled for t0+1h, unique key "b"
+//	4 image.resize  images   scheduled for t0+1h, unique key "b", concurrency key "png"
 //
 // with the schedule "nightly" and the queue "images" paused.
 func adminFixture(t *testing.T) string {
@@ -65,7 +66,7 @@ func adminFixture(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b")); err != nil {
+	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b"), jobrun.ConcurrencyKey("png")); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Schedule(ctx, "nightly", "0 3 * * *", adminEmail{To: "ops@example.com"}, jobrun.SkipMissed()); err != nil {
@@ -116,6 +117,16 @@ func compact(t *testing.T, v json.RawMessage) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// mustJSON is v as compact JSON.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func mustEqual(t *testing.T, got, want string) {
@@ -196,14 +207,16 @@ func TestAdminList(t *testing.T) {
 		for range 5 {
 			out, _ = cli(t, 0, "list", db, "-json", "-oldest", "-limit", "2", "-cursor", cursor)
 			var page struct {
-				Jobs []jobJSON
+				Jobs []jobrun.Info
 				Next string
 			}
 			decode(t, out, &page)
 			for _, j := range page.Jobs {
 				ids = append(ids, j.ID)
-				if j.Errors != nil || j.Logs != nil || j.Result != nil {
-					t.Errorf("list -json has show's fields: %+v", j)
+				// Each job as show -json prints it.
+				show, _ := cli(t, 0, "show", db, fmt.Sprint(j.ID), "-json")
+				if got, want := mustJSON(t, j), compact(t, json.RawMessage(show)); got != want {
+					t.Errorf("list -json's job:\n%s\nshow -json:\n%s", got, want)
 				}
 			}
 			if cursor = page.Next; cursor == "" {
@@ -260,16 +273,34 @@ Log:
 		out, _ = cli(t, 0, "show", db, "3")
 		mustContain(t, out, "Progress:  {\"step\":5}\nResult:    \"thumb.png\"\n")
 		out, _ = cli(t, 0, "show", db, "4")
-		mustContain(t, out, "Unique key:  b\n")
+		mustContain(t, out, "Unique key:       b\nConcurrency key:  png\n")
 
 		out, _ = cli(t, 0, "show", db, "2", "-json")
-		var j jobJSON
+		var j jobrun.Info
 		decode(t, out, &j)
-		if j.ID != 2 || j.State != jobrun.StateFailed || compact(t, j.Args) != `{"to":""}` || !j.CreatedAt.Equal(t0) ||
+		if j.ID != 2 || j.State != jobrun.StateFailed || compact(t, j.RawArgs) != `{"to":""}` || !j.CreatedAt.Equal(t0) ||
 			len(j.Errors) != 1 || j.Errors[0].Error != "no address\nin the args" ||
 			len(j.Logs) != 1 || j.Logs[0].Message != "looked for an address" {
 			t.Errorf("show -json: %+v", j)
 		}
+
+		// The one shape of a job: jobrun.Info's JSON, the concurrency key included.
+		r, err := jobrun.Open(db, jobrun.WithReadOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for _, id := range []jobrun.ID{1, 2, 3, 4} {
+			want, err := r.Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ = cli(t, 0, "show", db, fmt.Sprint(id), "-json")
+			if got := compact(t, json.RawMessage(out)); got != mustJSON(t, want) {
+				t.Errorf("show %d -json:\n%s\nwant Info's JSON:\n%s", id, got, mustJSON(t, want))
+			}
+		}
+		mustContain(t, out, `"concurrency_key": "png"`)
 		_, errs := cli(t, 1, "show", db, "99")
 		mustContain(t, errs, "jobrun show: "+db+" holds no job 99\n")
 	})
@@ -286,11 +317,7 @@ func TestAdminChanges(t *testing.T) {
 		mustEqual(t, out, "Retried 0 failed jobs: they run when an application runs their queue.\n")
 
 		out, _ = cli(t, 0, "cancel", db, "4", "-json")
-		var changed struct {
-			ID    jobrun.ID
-			State jobrun.State
-			Queue string
-		}
+		var changed jobrun.Info
 		decode(t, out, &changed)
 		if changed.ID != 4 || changed.State != jobrun.StateCanceled || changed.Queue != "images" {
 			t.Errorf("cancel -json: %+v", changed)
@@ -356,14 +383,14 @@ nightly  0 3 * * *  email  `+formatTime(next)+`  -     -         skip missed
 		mustContain(t, errs, `no schedule named "weekly"`)
 
 		out, _ = cli(t, 0, "schedules", "-json", db)
-		var list []scheduleJSON
+		var list []jobrun.ScheduleInfo
 		decode(t, out, &list)
 		if len(list) != 1 || list[0].Name != "nightly" || list[0].Kind != "email" || !list[0].Next.Equal(next) ||
 			!list[0].SkipMissed || compact(t, list[0].Args) != `{"to":"ops@example.com"}` {
 			t.Errorf("schedules -json: %+v", list)
 		}
 		out, _ = cli(t, 0, "show", db, "5", "-json")
-		var j jobJSON
+		var j jobrun.Info
 		decode(t, out, &j)
 		if j.Schedule != "nightly" || j.State != jobrun.StateReady {
 			t.Errorf("the job -run enqueued: %+v", j)
@@ -371,7 +398,9 @@ nightly  0 3 * * *  email  `+formatTime(next)+`  -     -         skip missed
 	})
 }
 
-// TestAdminLocked: a file an application holds gets a clear message, not a wait.
+// TestAdminLocked: a file an application holds gets a clear message, not a wait,
+// from a command that opens it read-only (bbolt's shared lock waits for the
+// application's exclusive one) as from one that writes.
 func TestAdminLocked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := adminFixture(t)
@@ -380,13 +409,15 @@ func TestAdminLocked(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		start := time.Now()
-		_, errs := cli(t, 1, "list", db)
-		mustContain(t, errs, "jobrun list: "+db+" is in use by a running application")
-		mustContain(t, errs, "embed the dashboard\n(github.com/jobrun/jobrun/dashboard)")
-		mustContain(t, errs, "stop the application")
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("waited %v for the lock", d)
+		for _, args := range [][]string{{"list", db}, {"pause", db, "images"}} {
+			start := time.Now()
+			_, errs := cli(t, 1, args...)
+			mustContain(t, errs, "jobrun "+args[0]+": "+db+" is in use by a running application")
+			mustContain(t, errs, "embed the dashboard\n(github.com/jobrun/jobrun/dashboard)")
+			mustContain(t, errs, "stop the application")
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("%s waited %v for the lock", args[0], d)
+			}
 		}
 	})
 }
@@ -398,12 +429,16 @@ func TestAdminMissingFile(t *testing.T) {
 		{"stats", missing}, {"list", missing}, {"show", missing, "1"}, {"retry", missing, "1"},
 		{"retry", missing, "-failed"}, {"cancel", missing, "1"}, {"delete", missing, "1"},
 		{"schedules", missing}, {"pause", missing, "q"}, {"resume", missing, "q"},
+		{"promote", missing, "1"}, {"clean", missing}, {"unschedule", missing, "s"}, {"check", missing},
+		{"check", missing, "-repair"}, {"backup", missing, missing + ".bak"}, {"compact", missing},
 	} {
 		cases = append(cases, cliCase{args: args, code: 1, errs: "jobrun " + args[0] + ": " + missing + ": no such file\n"})
 	}
 	runCases(t, cases)
-	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the commands created %s: %v", missing, err)
+	for _, path := range []string{missing, missing + ".bak"} {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the commands created %s: %v", path, err)
+		}
 	}
 }
 
@@ -414,7 +449,7 @@ func TestAdminUsage(t *testing.T) {
 	}
 	usage := func(cmd string) string { return "Run \"jobrun help " + cmd + "\" for details.\n" }
 	cases := []cliCase{
-		{args: []string{"help"}, code: 0, stdout: "\tschedules  list the cron schedules, or run one now\n"},
+		{args: []string{"help"}, code: 0, stdout: "\tschedules   list the cron schedules, or run one now\n\tunschedule  remove a cron schedule\n"},
 		{args: []string{"help", "list"}, code: 0, stdout: "usage: jobrun list FILE [-queue q]"},
 		{args: []string{"list", "-h"}, code: 0, stdout: "  -state state\n"},
 		{args: []string{"show", "--help"}, code: 0, stdout: "Show prints everything stored about job ID"},
@@ -454,4 +489,84 @@ func TestNextPageArgs(t *testing.T) {
 			t.Errorf("nextPageArgs(%q) = %s, want %s", tc.args, got, tc.want)
 		}
 	}
+}
+
+// TestAdminErrors checks how failures read: the command's name once, then the
+// problem, without the library's own prefixes; a malformed cursor is a usage error;
+// a queue the file does not know is an error, not a silent success; with -json,
+// errors are a JSON object on stderr.
+func TestAdminErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := adminFixture(t)
+		bad := filepath.Join(t.TempDir(), "bad.db")
+		if err := os.WriteFile(bad, []byte("not a database, but long enough to look like a header\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// A queue that never held a job but is paused is known: resume finds it.
+		r, err := jobrun.Open(db, jobrun.WithServices(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Pause(t.Context(), "idle"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		noQueue := func(q string) string {
+			return db + ` has no queue "` + q + `": no job was ever in it and it is not paused; its queues are default, images` + "\n"
+		}
+		for _, tc := range []struct {
+			args []string
+			code int
+			errs string // all of stderr, or its start for a usage error
+		}{
+			{[]string{"list", db, "-cursor", "xx"}, 2, "jobrun list: malformed cursor \"xx\"\n" + listSynopsis + "\n"},
+			{[]string{"retry", db, "4"}, 1, "jobrun retry: job 4 is scheduled; only finished jobs can be retried\n"},
+			{[]string{"cancel", db, "1"}, 1, "jobrun cancel: job 1 is done; only unfinished jobs can be canceled\n"},
+			{[]string{"schedules", db, "-run", "weekly"}, 1, "jobrun schedules: no schedule named \"weekly\"\n"},
+			{[]string{"stats", bad}, 1, "jobrun stats: " + bad + ": database file is damaged: not a jobrun or bbolt database file"},
+			{[]string{"pause", db, "nosuch"}, 1, "jobrun pause: " + noQueue("nosuch")},
+			{[]string{"resume", db, "nosuch"}, 1, "jobrun resume: " + noQueue("nosuch")},
+			{[]string{"retry", db, "-failed", "-queue", "nosuch"}, 1, "jobrun retry: " + noQueue("nosuch")},
+			{[]string{"stats", "-verbose", db}, 2, "jobrun stats: flag provided but not defined: -verbose\n" + statsSynopsis + "\n"},
+		} {
+			_, errs := cli(t, tc.code, tc.args...)
+			if !strings.HasPrefix(errs, tc.errs) {
+				t.Errorf("jobrun %s: stderr\n%s\nwant it to start with\n%s", strings.Join(tc.args, " "), errs, tc.errs)
+			}
+			if strings.Contains(errs, "jobrun: ") {
+				t.Errorf("jobrun %s: a library prefix in\n%s", strings.Join(tc.args, " "), errs)
+			}
+		}
+		// Known queues: the default one, which every runner runs, and a paused one.
+		cli(t, 0, "pause", db, "default")
+		cli(t, 0, "resume", db, "idle")
+		cli(t, 0, "retry", db, "-failed", "-queue", "images")
+
+		// With -json, an error is one JSON object on stderr, and a usage error names the
+		// usage; -json counts wherever it is, even after a bad flag.
+		for _, tc := range []struct {
+			args         []string
+			code         int
+			error, usage string
+		}{
+			{[]string{"show", db, "99", "-json"}, 1, db + " holds no job 99", ""},
+			{[]string{"pause", "-json", db, "nosuch"}, 1, strings.TrimSuffix(noQueue("nosuch"), "\n"), ""},
+			{[]string{"list", db, "-json", "-cursor", "xx"}, 2, `malformed cursor "xx"`, listSynopsis},
+			{[]string{"stats", "-verbose", db, "-json"}, 2, "flag provided but not defined: -verbose", statsSynopsis},
+			{[]string{"show", db, "x", "--json=true"}, 2, `job ID must be a positive number, got "x"`, showSynopsis},
+		} {
+			out, errs := cli(t, tc.code, tc.args...)
+			var got struct{ Error, Usage string }
+			decode(t, errs, &got)
+			if got.Error != tc.error || got.Usage != tc.usage || out != "" {
+				t.Errorf("jobrun %s: stdout %q, stderr %+v; want error %q, usage %q", strings.Join(tc.args, " "), out, got, tc.error, tc.usage)
+			}
+		}
+		if _, errs := cli(t, 2, "show", db, "x", "-json=false"); !strings.HasPrefix(errs, "jobrun show: ") {
+			t.Errorf("-json=false gives JSON errors:\n%s", errs)
+		}
+	})
 }

@@ -26,9 +26,10 @@ import (
 
 const (
 	benchSynopsis = "usage: jobrun bench [flags]"
-	benchDoc      = `Bench measures jobrun on the standard workloads (WORKLOADS.md), each run against a
-fresh database file in a temporary directory that is removed afterwards. Every job
-goes to one queue, "bench", run by 16 workers; handlers only record completion.
+	benchDoc      = `Bench measures jobrun on the workloads the project defines in docs/WORKLOADS.md,
+each run against a fresh database file in a temporary directory that is removed
+afterwards. Every job goes to one queue, "bench", run by 16 workers; handlers only
+record completion; docs/PERFORMANCE.md records the figures of a full run.
 
   W1 enqueue-seq   20,000 jobs; 1 producer, Enqueue one at a time
   W2 enqueue-conc  50,000 jobs; 16 producers, Enqueue one at a time
@@ -73,7 +74,7 @@ to its reference (or, for the sets, to its first size), follows unless -json is 
 `
 )
 
-// The shape every workload shares (WORKLOADS.md).
+// The shape every workload shares (docs/WORKLOADS.md).
 const (
 	benchQueue   = "bench"
 	benchWorkers = 16   // total concurrency of the workers
@@ -222,7 +223,7 @@ var (
 	refD   = &benchSpec{id: "d", name: "lifecycle-batch", system: "bbolt", size: 100_000, run: refLifecycle}
 )
 
-// The workloads of WORKLOADS.md, in table order.
+// The workloads of docs/WORKLOADS.md, in table order.
 var (
 	w4 = &benchSpec{id: "W4", name: "drain", system: "jobrun", size: 100_000, ref: refD,
 		run: drainWith(benchWorkers, newBenchArgs)}
@@ -253,7 +254,7 @@ type benchSample struct {
 	latency []time.Duration // per job, W5 only
 }
 
-// benchLine is one JSON line, in the format of WORKLOADS.md.
+// benchLine is one JSON line, in the format of docs/WORKLOADS.md.
 type benchLine struct {
 	System   string   `json:"system"`
 	Config   string   `json:"config"`
@@ -428,7 +429,7 @@ func boltCounters(db *bbolt.DB) (txid, pages int64, err error) {
 
 // The jobrun workloads.
 
-// benchArgs is the payload of WORKLOADS.md, about 70 bytes as JSON:
+// benchArgs is the payload of docs/WORKLOADS.md, about 70 bytes as JSON:
 // {"to":"user-<i>@example.com","subject":"hello","n":<i>}.
 type benchArgs struct {
 	To      string `json:"to"`

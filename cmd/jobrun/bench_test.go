@@ -19,7 +19,7 @@ func tinyBench(dir string, more ...string) []string {
 	return append([]string{"-quick", "-scale", "10", "-runs", "1", "-dir", dir}, more...)
 }
 
-// lineFormat is the JSON line of WORKLOADS.md, keys in its order; the percentiles are
+// lineFormat is the JSON line of docs/WORKLOADS.md, keys in its order; the percentiles are
 // checked apart. extLineFormat is the same with the extra fields of the sets.
 var (
 	lineFormat    = regexp.MustCompile(`^` + lineKeys + `\}$`)
@@ -142,7 +142,7 @@ func TestBenchScaleInterrupted(t *testing.T) {
 
 func TestBenchUsage(t *testing.T) {
 	runCases(t, []cliCase{
-		{args: []string{"help"}, code: 0, stdout: "bench   measure jobrun"},
+		{args: []string{"help"}, code: 0, stdout: "\tbench       measure jobrun"},
 		{args: []string{"help", "bench"}, code: 0, stdout: "-workloads list"},
 		{args: []string{"bench", "-runs", "0"}, code: 2, errs: "-runs must be at least 1"},
 		{args: []string{"bench", "-scale", "0"}, code: 2, errs: "-scale must be at least 1"},
@@ -155,7 +155,7 @@ func TestBenchUsage(t *testing.T) {
 	})
 }
 
-// checkLines checks that out is JSON lines in the format of WORKLOADS.md with
+// checkLines checks that out is JSON lines in the format of docs/WORKLOADS.md with
 // plausible figures, and returns them.
 func checkLines(t *testing.T, out, config string) []benchLine {
 	t.Helper()
@@ -163,7 +163,7 @@ func checkLines(t *testing.T, out, config string) []benchLine {
 	for s := range strings.Lines(strings.TrimSpace(out)) {
 		s = strings.TrimSuffix(s, "\n")
 		if !lineFormat.MatchString(s) && !extLineFormat.MatchString(s) {
-			t.Errorf("not a line of the WORKLOADS.md format: %s", s)
+			t.Errorf("not a line of the docs/WORKLOADS.md format: %s", s)
 			continue
 		}
 		var l benchLine

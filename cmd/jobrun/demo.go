@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,12 +35,20 @@ runs them, showing the number of jobs in each state as they go:
 
 It stops once every job has finished and prints a summary. The file is kept: run the
 demo again to see the jobs of earlier runs still there, or press Ctrl-C mid-run to
-stop gracefully and see the unfinished jobs resume at the next run.
+stop gracefully and see the unfinished jobs resume at the next run. The progress
+line counts the jobs of this run (and those an earlier run left unfinished), not
+the ones earlier runs finished.
 
 While it runs, the demo serves the dashboard on 127.0.0.1, on a free port, and
 prints its URL: open it to watch the queues, retry a failed webhook, pause a queue.
-With -keep it goes on running, and serving, after the jobs finish, until Ctrl-C;
-"jobrun serve FILE" shows the file later.
+The dashboard stops with the demo, a few seconds after it starts: with -keep the
+demo goes on running, and serving, after the jobs finish, until Ctrl-C; "jobrun
+serve FILE" shows the file later. A queue of the demo left paused in the file (from
+the dashboard, in an earlier run) is resumed at the start, and the demo says so;
+one paused during the run holds its jobs, and the demo, until it is resumed.
+
+Exit status: 0 once every job has finished, 130 after Ctrl-C (with -keep too),
+1 if the demo failed, 2 for bad arguments.
 `
 )
 
@@ -86,8 +96,8 @@ type demoConfig struct {
 }
 
 // runDemo is the demo command: it parses args and runs the demo, writing to stdout.
-// It returns nil after an interruption through ctx too, once the runner has stopped
-// gracefully: stopping early is a normal way to end a demo.
+// After an interruption through ctx, once the runner has stopped gracefully and the
+// demo has said what is left, it returns an interruptError.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg demoConfig
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -119,8 +129,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // demo opens the file, enqueues cfg.n jobs, runs them all with a live view and
-// prints a summary; if ctx ends first, it stops gracefully and reports what is left.
-func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
+// prints a summary; if ctx ends first, it stops gracefully, reports what is left and
+// returns an interruptError.
+func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	if cfg.reset {
 		if err := os.Remove(cfg.db); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -149,6 +160,11 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err := r.Schedule(bg, rollupSchedule, rollupSpec, rollup{}, jobrun.Queue(rollupQueue), jobrun.SkipIfRunning()); err != nil {
 		return err
 	}
+	// A queue paused in an earlier run (the demo suggests trying it on the dashboard)
+	// would hold its jobs, and the demo, forever.
+	if err := resumeQueues(bg, r, out); err != nil {
+		return err
+	}
 	// The dashboard starts before the jobs are enqueued, so that its throughput chart
 	// has them all.
 	var dashURL string
@@ -171,7 +187,11 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	}
 	printHeld(out, cfg.db, before)
 	if dashURL != "" {
-		fmt.Fprintf(out, "dashboard: %s (while the demo runs)\n", dashURL)
+		if cfg.keep {
+			fmt.Fprintf(out, "dashboard: %s (until Ctrl-C)\n", dashURL)
+		} else {
+			fmt.Fprintf(out, "dashboard: %s (until the jobs finish; -keep keeps it up until Ctrl-C)\n", dashURL)
+		}
 	}
 	if cfg.n == 0 && pending(before) == 0 {
 		fmt.Fprintln(out, "nothing to run: -n is 0 and every job has finished")
@@ -183,7 +203,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted while enqueuing; the jobs enqueued so far are stored")
-			return stopEarly(r, cfg.db, out)
+			return stopEarly(ctx, r, cfg.db, out)
 		}
 		return err
 	}
@@ -206,15 +226,15 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 
 	// Jobs that an earlier run left unfinished resume now, so they count in the total.
 	w := watcher{
-		r: r, ctx: bg, view: newLiveView(out, start),
-		base: finished(before), total: cfg.n + pending(before),
+		r: r, ctx: bg, out: out, view: newLiveView(out, start),
+		before: before, total: cfg.n + pending(before), paused: map[string]bool{},
 	}
 	allDone, err := w.watch(ctx, runErr)
 	if err != nil {
 		return err
 	}
 	if !allDone {
-		return stopEarly(r, cfg.db, out)
+		return stopEarly(ctx, r, cfg.db, out)
 	}
 	elapsed := time.Since(start)
 
@@ -237,6 +257,11 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 		return err
 	}
 	<-runErr // ErrClosed: Shutdown ended it
+	defer func() {
+		if err == nil && ctx.Err() != nil {
+			err = interrupted(ctx) // -keep ended by Ctrl-C
+		}
+	}()
 
 	printSummary(out, jobs, infos, w.finishedCount, elapsed)
 	if len(jobs.images) > 0 {
@@ -290,11 +315,13 @@ func printHeld(out io.Writer, db string, counts map[jobrun.State]int) {
 
 // watcher follows a running runner until every job of its file has finished.
 type watcher struct {
-	r     *jobrun.Runner
-	ctx   context.Context // for the runner calls; not canceled by an interrupt
-	view  *liveView
-	base  int // jobs already finished when the run began
-	total int // jobs to finish in this run
+	r      *jobrun.Runner
+	ctx    context.Context // for the runner calls; not canceled by an interrupt
+	out    io.Writer
+	view   *liveView
+	before map[jobrun.State]int // the counts when the run began
+	total  int                  // jobs to finish in this run
+	paused map[string]bool      // the demo's queues seen paused, reported once each
 
 	finishedCount int // jobs this run finished
 }
@@ -302,7 +329,8 @@ type watcher struct {
 // watch refreshes the view until no job of the file is pending, ctx ends, or Run
 // fails. It reports whether every job finished. It waits for all the file's jobs,
 // not only those this run enqueued, so that jobs an earlier run left unfinished
-// finish too; nothing else enqueues into the demo's file.
+// finish too; nothing else enqueues into the demo's file. A queue paused meanwhile
+// (on the dashboard) holds its jobs until it is resumed: the view says so.
 func (w *watcher) watch(ctx context.Context, runErr <-chan error) (bool, error) {
 	tick := time.NewTicker(refreshPeriod)
 	defer tick.Stop()
@@ -316,18 +344,65 @@ func (w *watcher) watch(ctx context.Context, runErr <-chan error) (bool, error) 
 			return false, fmt.Errorf("runner stopped: %w", err)
 		case now := <-tick.C:
 			counts, err := jobCounts(w.ctx, w.r)
+			if err == nil {
+				err = w.notePaused()
+			}
 			if err != nil {
 				w.view.interrupt()
 				return false, err
 			}
-			w.finishedCount = finished(counts) - w.base
+			run := thisRun(counts, w.before)
+			w.finishedCount = finished(run)
 			if pending(counts) == 0 {
-				w.view.finish(now, w.finishedCount, w.total, counts)
+				w.view.finish(now, w.finishedCount, w.total, run)
 				return true, nil
 			}
-			w.view.update(now, w.finishedCount, w.total, counts)
+			w.view.update(now, w.finishedCount, w.total, run)
 		}
 	}
+}
+
+// notePaused reports, once, each of the demo's queues that is paused.
+func (w *watcher) notePaused() error {
+	for _, q := range jobQueues {
+		p, err := w.r.Paused(w.ctx, q)
+		if err != nil {
+			return err
+		}
+		if p && !w.paused[q] {
+			w.view.note(fmt.Sprintf("queue %s is paused: its jobs wait, and so does the demo, until it is resumed on the dashboard", q))
+		}
+		w.paused[q] = p
+	}
+	return nil
+}
+
+// thisRun is counts, the file's, less the jobs earlier runs finished (before): the
+// jobs of this run, and those an earlier run left unfinished, in each state.
+func thisRun(counts, before map[jobrun.State]int) map[jobrun.State]int {
+	run := maps.Clone(counts)
+	for _, s := range finalStates {
+		run[s] = max(counts[s]-before[s], 0) // jobs deleted on the dashboard: not below 0
+	}
+	return run
+}
+
+// resumeQueues resumes the demo's queues that are paused, saying so.
+func resumeQueues(ctx context.Context, r *jobrun.Runner, out io.Writer) error {
+	for _, q := range append(slices.Clone(jobQueues), rollupQueue) {
+		p, err := r.Paused(ctx, q)
+		if err != nil {
+			return err
+		}
+		if !p {
+			continue
+		}
+		if err := r.Resume(ctx, q); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "queue %s was paused (on the dashboard of an earlier run?): resumed it so that its jobs run\n", q)
+	}
+	return nil
 }
 
 // shutdown stops the runner gracefully, giving running handlers shutdownTimeout to
@@ -344,9 +419,9 @@ func shutdown(r *jobrun.Runner, out io.Writer) error {
 	return err
 }
 
-// stopEarly handles an interruption: it shuts the runner down gracefully and reports
-// how many jobs will resume at the next run.
-func stopEarly(r *jobrun.Runner, db string, out io.Writer) error {
+// stopEarly handles an interruption through ctx: it shuts the runner down gracefully,
+// reports how many jobs will resume at the next run and returns an interruptError.
+func stopEarly(ctx context.Context, r *jobrun.Runner, db string, out io.Writer) error {
 	fmt.Fprintf(out, "interrupted: stopping gracefully, running jobs get up to %v to finish...\n", shutdownTimeout)
 	if err := shutdown(r, out); err != nil {
 		return err
@@ -366,10 +441,10 @@ func stopEarly(r *jobrun.Runner, db string, out io.Writer) error {
 	n := pending(counts)
 	if n == 0 {
 		fmt.Fprintln(out, "stopped: every job had finished")
-		return nil
+	} else {
+		fmt.Fprintf(out, "stopped: %d jobs will resume at the next run (%s)\n", n, formatCounts(counts, pendingStates))
 	}
-	fmt.Fprintf(out, "stopped: %d jobs will resume at the next run (%s)\n", n, formatCounts(counts, pendingStates))
-	return nil
+	return interrupted(ctx)
 }
 
 // getAll reads the jobs with the given IDs.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,8 +53,7 @@ func TestDemoInterruptedResumes(t *testing.T) {
 	// the image jobs alone take longer than that.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	out := runDemoOK(t, ctx, []string{"-db", db, "-n", "30"},
-		&output{marker: "enqueued 30 jobs", onMarker: cancel})
+	out := runDemoInterrupted(t, ctx, []string{"-db", db, "-n", "30"}, onOutput("enqueued 30 jobs", cancel))
 	mustContain(t, out, "interrupted: stopping gracefully")
 
 	counts := readCounts(t, db)
@@ -84,7 +84,7 @@ func TestRunExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	runCases(t, []cliCase{
 		{args: nil, code: 2, errs: "jobrun <command> [flags]"},
-		{args: []string{"help"}, code: 0, stdout: "demo    enqueue"},
+		{args: []string{"help"}, code: 0, stdout: "\tdemo        enqueue"},
 		{args: []string{"help", "demo"}, code: 0, stdout: "-speed factor"},
 		{args: []string{"demo", "-h"}, code: 0, stdout: "usage: jobrun demo [flags]"},
 		{args: []string{"help", "frobnicate"}, code: 2, errs: `unknown command "frobnicate"`},
@@ -94,8 +94,24 @@ func TestRunExitCodes(t *testing.T) {
 		{args: []string{"demo", "-n", "-1"}, code: 2, errs: "-n must not be negative"},
 		{args: []string{"demo", "-speed", "0"}, code: 2, errs: "-speed must be above 0"},
 		// A directory is no database file: the command fails and says why.
-		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: open " + dir},
+		{args: []string{"demo", "-db", dir}, code: 1, errs: "jobrun demo: " + dir + " is a directory\n"},
 	})
+}
+
+// runDemoInterrupted runs the demo command line in-process with args, as main does,
+// and returns what it printed to out, failing the test unless it exits with 130, the
+// exit code of a command Ctrl-C interrupted, without writing to stderr.
+func runDemoInterrupted(t *testing.T, ctx context.Context, args []string, out *output) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	if code := run(ctx, append([]string{"demo"}, args...), out, &stderr); code != 130 {
+		t.Errorf("demo %v: exit code %d, want 130\noutput:\n%s", args, code, out)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("demo %v wrote to stderr:\n%s", args, &stderr)
+	}
+	t.Logf("demo %v:\n%s", args, out)
+	return out.String()
 }
 
 // runDemoOK runs the demo command in-process with args and returns what it printed to
@@ -113,19 +129,30 @@ func runDemoOK(t *testing.T, ctx context.Context, args []string, out *output) st
 	return out.String()
 }
 
-// output collects what the demo prints and, if marker is set, calls onMarker once,
-// after the first write that contains it, to act at a given point of the demo.
+// output collects what the demo prints and calls the func of each mark once, after
+// the first write that contains its text, to act at a given point of the demo.
 type output struct {
 	bytes.Buffer
-	marker   string
-	onMarker func()
+	marks []mark
+}
+
+type mark struct {
+	text string
+	fn   func()
+}
+
+// onOutput is an output that calls fn after the first write that contains text.
+func onOutput(text string, fn func()) *output {
+	return &output{marks: []mark{{text, fn}}}
 }
 
 func (o *output) Write(p []byte) (int, error) {
 	n, err := o.Buffer.Write(p)
-	if o.onMarker != nil && bytes.Contains(p, []byte(o.marker)) {
-		o.onMarker()
-		o.onMarker = nil
+	for i, m := range o.marks {
+		if m.fn != nil && bytes.Contains(p, []byte(m.text)) {
+			o.marks[i].fn = nil
+			m.fn()
+		}
 	}
 	return n, err
 }
@@ -166,8 +193,8 @@ func TestDemoServesDashboard(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "demo.db")
 	var status int
 	var page string
-	out := &output{marker: "dashboard: http://127.0.0.1:"}
-	out.onMarker = func() {
+	out := &output{}
+	out.marks = []mark{{"dashboard: http://127.0.0.1:", func() {
 		// Called from the demo's own write, once the server is up and before any job
 		// is enqueued.
 		m := regexp.MustCompile(`dashboard: (http://\S+)`).FindStringSubmatch(out.String())
@@ -183,8 +210,9 @@ func TestDemoServesDashboard(t *testing.T) {
 		defer res.Body.Close()
 		b, _ := io.ReadAll(res.Body)
 		status, page = res.StatusCode, string(b)
-	}
+	}}}
 	runDemoOK(t, t.Context(), fastDemo(db, 30), out)
+	mustContain(t, out.String(), " (until the jobs finish; -keep keeps it up until Ctrl-C)\n")
 	if status != http.StatusOK || !strings.Contains(page, `"name": "webhooks"`) {
 		t.Errorf("the dashboard's /api/queues answered %d:\n%s", status, page)
 	}
@@ -199,12 +227,90 @@ func TestDemoServesDashboard(t *testing.T) {
 }
 
 // TestDemoKeep runs the demo with -keep: it goes on serving after the jobs finish,
-// until interrupted, then prints its summary.
+// until interrupted, then prints its summary and exits with 130.
 func TestDemoKeep(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "demo.db")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	out := &output{marker: "every job has finished; the runner and the dashboard at", onMarker: cancel}
-	got := runDemoOK(t, ctx, append(fastDemo(db, 20), "-keep"), out)
+	out := onOutput("every job has finished; the runner and the dashboard at", cancel)
+	got := runDemoInterrupted(t, ctx, append(fastDemo(db, 20), "-keep"), out)
+	mustContain(t, got, " (until Ctrl-C)\n")
 	mustContain(t, got, "All 20 jobs of this run finished in ")
+}
+
+// TestDemoPausedQueues: a queue of the demo paused in the file is resumed at the
+// start, with a line saying so; one paused during the run holds the demo, which says
+// so, until it is resumed (here on the dashboard, as a user would).
+func TestDemoPausedQueues(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	runDemoOK(t, t.Context(), append(fastDemo(db, 10), "-dashboard=false"), new(output))
+	r, err := jobrun.Open(db, jobrun.WithServices(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{imageQueue, rollupQueue} {
+		if err := r.Pause(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := runDemoOK(t, t.Context(), append(fastDemo(db, 10), "-dashboard=false"), new(output))
+	for _, q := range []string{imageQueue, rollupQueue} {
+		mustContain(t, out, "queue "+q+" was paused (on the dashboard of an earlier run?): resumed it so that its jobs run\n")
+	}
+	mustAllFinish(t, readCounts(t, db), 20)
+
+	// Paused on the dashboard before the jobs are enqueued, resumed there once the
+	// demo says it waits.
+	var url string
+	post := func(path string) {
+		req, err := http.NewRequest(http.MethodPost, url+path, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("POST %s: status %d", path, res.StatusCode)
+		}
+	}
+	live := &output{}
+	live.marks = []mark{
+		{"dashboard: http://", func() {
+			url = regexp.MustCompile(`dashboard: (http://\S+)`).FindStringSubmatch(live.String())[1]
+			post("api/queues/" + imageQueue + "/pause")
+		}},
+		{"queue " + imageQueue + " is paused: its jobs wait", func() { post("api/queues/" + imageQueue + "/resume") }},
+	}
+	out = runDemoOK(t, t.Context(), fastDemo(db, 20), live)
+	mustContain(t, out, "queue "+imageQueue+" is paused: its jobs wait, and so does the demo, until it is resumed on the dashboard\n")
+	mustAllFinish(t, readCounts(t, db), 40)
+}
+
+// TestDemoProgressCountsThisRun: on a file that holds the jobs of an earlier run,
+// the progress line counts the jobs of this run, not the file's totals.
+func TestDemoProgressCountsThisRun(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.db")
+	runDemoOK(t, t.Context(), append(fastDemo(db, 30), "-dashboard=false"), new(output))
+	first := readCounts(t, db)
+	out := runDemoOK(t, t.Context(), append(fastDemo(db, 20), "-dashboard=false"), new(output))
+	second := readCounts(t, db)
+	// The output is no terminal: the view prints plain lines, the last one final.
+	lines := regexp.MustCompile(`(\d+)/(\d+) finished .* done=(\d+) failed=(\d+) canceled=(\d+)`).FindAllStringSubmatch(out, -1)
+	if len(lines) == 0 {
+		t.Fatalf("no progress line in:\n%s", out)
+	}
+	last := lines[len(lines)-1]
+	want := []string{"20", "20", strconv.Itoa(second[jobrun.StateDone] - first[jobrun.StateDone]),
+		strconv.Itoa(second[jobrun.StateFailed] - first[jobrun.StateFailed]), "0"}
+	if !slices.Equal(last[1:], want) {
+		t.Errorf("final progress line %q: finished, total, done, failed, canceled %v, want %v", last[0], last[1:], want)
+	}
 }

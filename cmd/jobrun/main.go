@@ -6,22 +6,46 @@
 //
 // The commands are:
 //
-//	demo    enqueue a few hundred simulated jobs and watch them run
-//	bench   measure jobrun and raw bbolt on the standard workloads
-//	serve   serve the dashboard of a database file on 127.0.0.1
-//	help    show the usage of jobrun or of a command
+//	demo        enqueue a few hundred simulated jobs and watch them run
+//	bench       measure jobrun and raw bbolt on the standard workloads
+//	serve       serve the dashboard of a database file on 127.0.0.1
+//	version     print the version of jobrun and of Go
+//	help        show the usage of jobrun or of a command
 //
 // The commands on a database file that no application has open are:
 //
-//	stats      count the jobs by queue and state
-//	list       list jobs, filtered and paged
-//	show       show everything stored about one job
-//	retry      run a finished job, or every failed job, again
-//	cancel     cancel a job
-//	delete     delete a job
-//	schedules  list the cron schedules, or run one now
-//	pause      pause a queue
-//	resume     resume a paused queue
+//	stats       count the jobs by queue and state
+//	list        list jobs, filtered and paged
+//	show        show everything stored about one job
+//	retry       run a finished job, or every failed job, again
+//	cancel      cancel a job
+//	delete      delete a job
+//	promote     run a scheduled or retrying job now
+//	clean       delete finished jobs, by queue, state and age
+//	schedules   list the cron schedules, or run one now
+//	unschedule  remove a cron schedule
+//	pause       pause a queue
+//	resume      resume a paused queue
+//	check       check the counters against the jobs, or repair them
+//	backup      write a consistent copy of the file
+//	compact     rewrite the file without its free pages
+//	salvage     copy every readable job of a damaged file into a new file
+//
+// The commands that only read (stats, list, show, schedules, check, backup, salvage
+// and serve -readonly) open the file read-only: its bytes stay as they were. Those that change
+// it (retry, cancel, delete, promote, clean, schedules -run, unschedule, pause,
+// resume, check -repair, compact and serve) write what they are asked and nothing
+// else: they run none of the runner's services, such as retention, cron fires, the
+// promotion of due jobs and the recovery of jobs a crash left running, which belong
+// to the application and its options; serve runs them with jobrun's defaults only
+// with -services. None of them runs jobs.
+//
+// With -json a command prints one JSON document; a job is jobrun.Info as its JSON
+// tags put it, the shape the dashboard's API prints too. Its errors are then
+// {"error": "..."} on stderr.
+//
+// The exit status is 0 on success, 1 when the command failed, 2 for bad arguments and
+// 130 when Ctrl-C interrupted the demo.
 //
 // Run "jobrun help <command>" for a command's flags.
 package main
@@ -50,31 +74,72 @@ var commands = []command{
 	{name: "demo", summary: "enqueue a few hundred simulated jobs and watch them run", run: runDemo},
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
 	{name: "serve", summary: "serve the dashboard of a database file on 127.0.0.1", run: runServe},
-	// The admin commands (admin.go) work on a file no application holds.
+	{name: "version", summary: "print the version of jobrun and of Go", run: runVersion},
+	// The file commands (admin.go, maintain.go) work on a file no application holds.
 	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
 	{name: "list", summary: "list jobs, filtered and paged", run: runList},
 	{name: "show", summary: "show everything stored about one job", run: runShow},
 	{name: "retry", summary: "run a finished job, or every failed job, again", run: runRetry},
 	{name: "cancel", summary: "cancel a job", run: runCancel},
 	{name: "delete", summary: "delete a job", run: runDelete},
+	{name: "promote", summary: "run a scheduled or retrying job now", run: runPromote},
+	{name: "clean", summary: "delete finished jobs, by queue, state and age", run: runClean},
 	{name: "schedules", summary: "list the cron schedules, or run one now", run: runSchedules},
+	{name: "unschedule", summary: "remove a cron schedule", run: runUnschedule},
 	{name: "pause", summary: "pause a queue", run: runPause},
 	{name: "resume", summary: "resume a paused queue", run: runResume},
+	{name: "check", summary: "check the counters against the jobs, or repair them", run: runCheck},
+	{name: "backup", summary: "write a consistent copy of the file", run: runBackup},
+	{name: "compact", summary: "rewrite the file without its free pages", run: runCompact},
 	{name: "salvage", summary: "copy every readable job of a damaged file into a new file", run: runSalvage},
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal starts a graceful shutdown; restoring the default handling then
-	// lets a second Ctrl-C kill the process for a user who will not wait for it.
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		// The first signal starts a graceful shutdown; restoring the default handling
+		// then lets a second Ctrl-C kill the process for a user who will not wait.
+		signal.Stop(sigs)
+		s, ok := sig.(syscall.Signal)
+		if !ok {
+			s = syscall.SIGINT
+		}
+		cancel(&signalError{s})
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 
+// signalError is the cause of main's context when a signal ended it.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return e.sig.String() + " signal received" }
+
+// interruptError is returned by a command that a signal stopped before it was done
+// (the demo after Ctrl-C, once it has stopped gracefully and said so): the process
+// exits with 128 plus the signal's number, 130 for Ctrl-C, as shells report a
+// command a signal ended.
+type interruptError struct{ sig syscall.Signal }
+
+func (e *interruptError) Error() string { return "interrupted by " + e.sig.String() }
+
+// interrupted returns the interruptError for ctx, which has ended: its signal, from
+// main's cause, or SIGINT for a context canceled otherwise (tests).
+func interrupted(ctx context.Context) error {
+	var se *signalError
+	if errors.As(context.Cause(ctx), &se) {
+		return &interruptError{se.sig}
+	}
+	return &interruptError{syscall.SIGINT}
+}
+
 // run dispatches args to a subcommand and returns the process exit code: 0 on
-// success or when help was asked for, 1 when the command failed, 2 for a usage error.
+// success or when help was asked for, 1 when the command failed, 2 for a usage error,
+// 130 when Ctrl-C interrupted it (128 plus the signal's number).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printUsage(stderr)
@@ -123,18 +188,23 @@ func lookup(name string) *command {
 }
 
 func printUsage(w io.Writer) {
+	width := len("help")
+	for _, c := range commands {
+		width = max(width, len(c.name))
+	}
+	width += 2
 	fmt.Fprint(w, "jobrun is the command-line companion of the jobrun job runner.\n\n")
 	fmt.Fprint(w, "Usage:\n\n\tjobrun <command> [flags]\n\nThe commands are:\n\n")
 	for _, c := range commands {
 		if !fileCommands[c.name] {
-			fmt.Fprintf(w, "\t%-8s%s\n", c.name, c.summary)
+			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)
 		}
 	}
-	fmt.Fprintf(w, "\t%-8s%s\n", "help", "show the usage of jobrun or of a command")
+	fmt.Fprintf(w, "\t%-*s%s\n", width, "help", "show the usage of jobrun or of a command")
 	fmt.Fprint(w, "\nThe commands on a database file that no application has open are:\n\n")
 	for _, c := range commands {
 		if fileCommands[c.name] {
-			fmt.Fprintf(w, "\t%-11s%s\n", c.name, c.summary)
+			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)
 		}
 	}
 	fmt.Fprint(w, "\nRun \"jobrun help <command>\" for a command's flags.\n")
@@ -150,13 +220,20 @@ func (e *usageError) Unwrap() error { return e.err }
 // exitCode reports err, if it needs reporting, and returns the exit code it calls for.
 func exitCode(name string, err error, stderr io.Writer) int {
 	var ue *usageError
+	var je *jsonError
+	var ie *interruptError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &ie):
+		return 128 + int(ie.sig)
+	case errors.As(err, &je):
+		printJSON(stderr, map[string]string{"error": message(err)})
+		return 1
 	}
-	fmt.Fprintf(stderr, "jobrun %s: %v\n", name, err)
+	fmt.Fprintf(stderr, "jobrun %s: %s\n", name, message(err))
 	return 1
 }
 

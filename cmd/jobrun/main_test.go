@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -30,5 +31,24 @@ func runCases(t *testing.T, cases []cliCase) {
 				mustContain(t, stderr.String(), tc.errs)
 			}
 		})
+	}
+}
+
+// TestPackageDocListsCommands keeps the package doc's lists of commands the same as
+// the usage's.
+func TestPackageDocListsCommands(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(src), "package main")
+	var usage bytes.Buffer
+	printUsage(&usage)
+	for line := range strings.Lines(usage.String()) {
+		if strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, "\tjobrun ") {
+			if want := "//" + line; !strings.Contains(doc, want) {
+				t.Errorf("the package doc lacks the usage's line %q", want)
+			}
+		}
 	}
 }

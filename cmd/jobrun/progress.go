@@ -60,6 +60,15 @@ func (v *liveView) finish(now time.Time, finished, total int, counts map[jobrun.
 	fmt.Fprintln(v.w, v.plainLine(now, finished, total, counts))
 }
 
+// note prints msg on a line of its own; on a terminal, over the live line, which the
+// next update draws again below it.
+func (v *liveView) note(msg string) {
+	if v.tty {
+		fmt.Fprint(v.w, "\r\x1b[2K")
+	}
+	fmt.Fprintln(v.w, msg)
+}
+
 // interrupt ends the live line so that what follows starts on a line of its own.
 func (v *liveView) interrupt() {
 	if v.tty {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/jobrun/jobrun"
 )
@@ -36,21 +37,29 @@ read) or NEW could not be written; 2 for bad usage.
 )
 
 func runSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, asJSON := adminFlags("salvage")
-	pos, err := parseArgs(fs, salvageSynopsis, salvageDoc, args, stdout, stderr, "DAMAGED", "NEW")
+	c := newFileCmd("salvage", salvageSynopsis, salvageDoc, args, stdout, stderr)
+	pos, err := c.parse("DAMAGED", "NEW")
 	if err != nil {
 		return err
 	}
 	damaged, out := pos[0], pos[1]
 	rep, err := jobrun.Salvage(ctx, damaged, out)
-	if errors.Is(err, jobrun.ErrLocked) {
-		return &errInUse{damaged}
+	switch {
+	case err == nil:
+	case errors.Is(err, jobrun.ErrLocked):
+		err = &errInUse{damaged}
+	case errors.Is(err, jobrun.ErrCorrupt), errors.Is(err, jobrun.ErrSchema):
+		err = &worded{damaged + ": " + message(err), err}
+	case errors.Is(err, fs.ErrExist):
+		err = &worded{out + " exists: salvage writes a new file, give another NEW", err}
+	case errors.Is(err, fs.ErrNotExist):
+		err = &worded{damaged + ": no such file", err}
 	}
 	if err != nil {
-		return err
+		return c.result(err)
 	}
-	if *asJSON {
-		return printJSON(stdout, rep)
+	if *c.json {
+		return c.print(rep)
 	}
 	fmt.Fprintf(stdout, "Salvaged %d %s and %d %s from %s into %s.\n", rep.Jobs, plural(rep.Jobs, "job"),
 		rep.Schedules, plural(rep.Schedules, "schedule"), damaged, out)

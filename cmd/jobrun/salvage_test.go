@@ -142,7 +142,7 @@ func TestSalvageCommand(t *testing.T) {
 		{[]string{"salvage"}, 2, "missing DAMAGED"},
 		{[]string{"salvage", path}, 2, "missing NEW"},
 		{[]string{"salvage", path, out, "extra"}, 2, "unexpected argument"},
-		{[]string{"salvage", path, out}, 1, "file already exists; salvage writes a new file"},
+		{[]string{"salvage", path, out}, 1, out + " exists: salvage writes a new file"},
 		{[]string{"salvage", filepath.Join(t.TempDir(), "none.db"), out + ".3"}, 1, "no such file"},
 		{[]string{"salvage", out + ".x", out + ".4"}, 1, "no such file"},
 	} {

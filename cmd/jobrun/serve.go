@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,17 +17,30 @@ import (
 )
 
 const (
-	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-readonly]"
+	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-readonly | -services]"
 	serveDoc      = `Serve opens the jobrun database FILE and serves its dashboard: the queues with
 their counts and limits, the jobs by queue and state, every field of a job, the
 cron schedules. Actions (retry, cancel, delete, promote, pause and resume a queue,
 run a schedule now) are enabled unless -readonly.
 
-It runs no jobs: it is for looking into a file, and acting on it, while no
-application holds it; retried and promoted jobs run when an application runs their
-queue. A jobrun file can be open in one process at a time, so serve fails on the
-file of a running application: mount the dashboard in that application instead
-(package github.com/jobrun/jobrun/dashboard).
+It is for looking into a file, and acting on it, while no application holds it. It
+runs no jobs, and none of the runner's services either: no crash recovery, no
+promotion of due jobs, no cron fires, no retention. It writes to FILE only the
+actions taken on the dashboard; with -readonly it opens FILE read-only and writes
+nothing. Retried and promoted jobs run when an application runs their queue.
+
+With -services it runs the services as a runner with jobrun's default options
+would, still without running any job: at open, jobs a crash left running are ready
+again (failed after 5 such recoveries); due delayed and retrying jobs become ready;
+due cron schedules enqueue their jobs; finished jobs past the default retention
+(done a day, failed and canceled a week) are deleted. These are jobrun's defaults,
+not the application's options: use -services only for a file whose application
+uses the defaults too.
+
+A jobrun file can be open in one process at a time (several read-only opens aside),
+so serve fails on the file of a running application, and the application cannot
+start while serve runs: mount the dashboard in that application instead (package
+github.com/jobrun/jobrun/dashboard).
 
 The dashboard asks for no password: serve it on a loopback address (the default)
 unless something in front of it authenticates. On an address that other machines
@@ -44,8 +57,8 @@ such as the public name of a proxy in front that forwards its own Host.
 Exit status: 0 after Ctrl-C, 1 if the file cannot be opened (missing, in use) or
 the address cannot be listened on, 2 for bad arguments.
 
-FILE must exist; it is not created. Jobs found running in the file (its application
-stopped without a graceful shutdown) are ready again after serve opens it, as at
+FILE must exist; it is not created. Without -services, jobs found running in the
+file (their application stopped without a graceful shutdown) stay running until
 the application's next start.
 `
 	defaultServeAddr = "127.0.0.1:8080"
@@ -56,11 +69,12 @@ the application's next start.
 
 // runServe is the serve command.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	addr := fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
-	readonly := fs.Bool("readonly", false, "disable the actions: only show the jobs")
+	c := newFileCmdNoJSON("serve", serveSynopsis, serveDoc, args, stdout, stderr)
+	addr := c.fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
+	readonly := c.fs.Bool("readonly", false, "disable the actions and open FILE read-only: only show the jobs")
+	services := c.fs.Bool("services", false, "run the runner's services with jobrun's defaults: crash recovery, promotion, cron fires, retention (no jobs)")
 	var allow []string
-	fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
+	c.fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
 		func(h string) error {
 			if err := validHost(h); err != nil {
 				return err
@@ -68,13 +82,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			allow = append(allow, h)
 			return nil
 		})
-	pos, err := parseArgs(fs, serveSynopsis, serveDoc, args, stdout, stderr, "FILE")
+	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
 	}
+	acc := manageAccess
+	switch {
+	case *readonly && *services:
+		return c.usage(errors.New("-services writes to FILE: it does not go with -readonly"))
+	case *readonly:
+		acc = readAccess
+	case *services:
+		acc = serviceAccess
+	}
 	// withFile refuses a missing file (Open would create an empty one, hiding a
 	// typo) and, for a file an application holds, says to embed the dashboard.
-	return withFile(pos[0], func(r *jobrun.Runner) error {
+	return withFile(pos[0], acc, func(r *jobrun.Runner) error {
 		return serve(ctx, r, pos[0], *addr, !*readonly, allow, stdout, stderr)
 	})
 }
