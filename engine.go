@@ -362,20 +362,18 @@ func (en *engine) cycle() {
 	}
 	var res *cycleResult
 	began := time.Now()
-	err := guard(func() error {
-		return en.r.db.Update(func(tx *bbolt.Tx) error {
-			res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{}, extra: map[*queueState]int{},
-				more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
-			t, err := openTxn(tx, now)
-			if err != nil {
-				return err
-			}
-			t.cfg = en.r.cfg
-			return en.commit(t, res, promote, due)
-		})
+	err := updateGuarded(en.r.db, func(tx *bbolt.Tx) error {
+		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{}, extra: map[*queueState]int{},
+			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
+		t, err := openTxn(tx, now)
+		if err != nil {
+			return err
+		}
+		t.cfg = en.r.cfg
+		return en.commit(t, res, promote, due)
 	})
 	if errors.Is(err, ErrCorrupt) {
-		en.stop(err)
+		en.stop(fmt.Errorf("%s: %w", en.r.db.Path(), err))
 		return
 	}
 	if err != nil {
@@ -914,6 +912,13 @@ func (en *engine) stop(err error) {
 	}
 	en.mutates = nil
 	for _, op := range en.controls {
+		if op.kind == ctlStart {
+			// Taken already: the drain below ends the session's queues, and its Run
+			// sees the loop end. An error would tell startSession that the loop never
+			// took it, and have it release the queues a second time.
+			op.reply <- nil
+			continue
+		}
 		op.reply <- err
 	}
 	en.controls = nil

@@ -92,7 +92,8 @@ func (r *Runner) compact() error {
 	if err != nil {
 		return err
 	}
-	err = bbolt.Compact(dst, old, compactTxSize)
+	// The copy reads every page: a damaged one is ErrCorrupt, and the file stays.
+	err = guard(func() error { return bbolt.Compact(dst, old, compactTxSize) })
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}

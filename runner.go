@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -107,7 +108,8 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {
 		return nil, invalidf("database %s already has a runner in this process; close it first (one runner per database)", db.Path())
 	}
-	if err := prepareFile(db, cfg); err != nil {
+	// A damaged page met by the recovery is ErrCorrupt, not a panic.
+	if err := guard(func() error { return prepareFile(db, cfg) }); err != nil {
 		runnersByDB.Delete(db)
 		return nil, err
 	}
@@ -150,7 +152,7 @@ func prepareFile(db *bbolt.DB, cfg *config) error {
 		return fmt.Errorf("%w: the file holds no jobrun data of this version; open it once with a runner that writes to create or upgrade it", ErrSchema)
 	}
 	var recovered, failed int
-	err = db.Update(func(tx *bbolt.Tx) error {
+	err = updateGuarded(db, func(tx *bbolt.Tx) error {
 		if err := initSchema(tx); err != nil {
 			return err
 		}
@@ -257,7 +259,9 @@ func countTrue(bs []bool) int {
 
 // EnqueueTx stores a job inside tx, a write transaction the application opened on the
 // runner's database: the job exists if and only if tx commits, and workers are woken
-// only after it does. The job is durable when tx's commit returns.
+// only after it does. The job is durable when tx's commit returns. On an error other
+// than ErrDuplicate (a damaged page of the file gives one wrapping ErrCorrupt), roll
+// tx back by returning the error from its function: the job may be half written.
 func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ...EnqueueOption) (ID, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -272,23 +276,26 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	case tx.DB() != r.DB():
 		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("transaction of another database"))
 	}
-	if r.isClosed() {
-		return 0, fmt.Errorf("enqueue in tx: %w", ErrClosed)
+	if r.isClosed() || r.fatal.Load() != nil {
+		return 0, fmt.Errorf("enqueue in tx: %w", r.closedErr())
 	}
 	now := time.Now()
 	rec, err := r.prepare(args, opts, now)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
-	t, err := openTxn(tx, now)
-	if err != nil {
-		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
-	}
-	t.cfg = r.cfg
-	ins, err := t.enqueue(rec)
-	if err == nil {
-		err = t.flush()
-	}
+	var ins inserted
+	err = guard(func() error { // a damaged page is an error of the application's transaction
+		t, err := openTxn(tx, now)
+		if err != nil {
+			return err
+		}
+		t.cfg = r.cfg
+		if ins, err = t.enqueue(rec); err != nil {
+			return err
+		}
+		return t.flush()
+	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
@@ -473,9 +480,14 @@ func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
 	})
 }
 
-// viewGuarded is db.View with a damaged page reported as ErrCorrupt, not a panic.
+// viewGuarded is db.View with a damaged page reported as ErrCorrupt, naming the file,
+// not a panic.
 func viewGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
-	return guard(func() error { return db.View(fn) })
+	err := guard(func() error { return db.View(fn) })
+	if errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("%s: %w", db.Path(), err)
+	}
+	return err
 }
 
 // closedErr is what calls get once the commit loop has exited: ErrClosed, or the
@@ -498,6 +510,12 @@ func (r *Runner) isClosed() bool {
 // once: it cancels the running handlers and records their jobs as ready again, without
 // spending an attempt, then returns ctx's error. For a graceful stop that lets
 // handlers finish, call Shutdown.
+//
+// If the runner meets a damaged page of its file, it stops: its handlers are
+// canceled, and Run (or RunUntilIdle), like every later call, returns an error
+// wrapping ErrCorrupt. Nothing committed before is touched; attempts that ended
+// and were not recorded run again once the file is mended. Close it, then restore
+// the file or Salvage it.
 //
 // Only one Run or RunUntilIdle may be active at a time.
 func (r *Runner) Run(ctx context.Context) error {

@@ -78,7 +78,7 @@ var (
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
 // panics and memory faults with which it meets a damaged file, into the runner's.
-func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
+func openFile(path string, cfg *config) (*bbolt.DB, error) {
 	info, statErr := os.Stat(path)
 	switch {
 	case statErr == nil && info.IsDir():
@@ -88,16 +88,43 @@ func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
 			return nil, fmt.Errorf("%w: no such file (a read-only runner does not create one)", fs.ErrNotExist)
 		}
 		return nil, statErr
+	case statErr == nil && info.Size() > 0 && !cfg.readOnly:
+		// A truncated file passes bbolt's checks of its header pages, and bbolt
+		// opening it to write reads its freelist past the end of the file, in
+		// whatever memory follows the map: measure it read-only first.
+		db, err := openBolt(path, cfg, bbolt.Options{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		err = checkSize(db)
+		db.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
+	db, err := openBolt(path, cfg, bbolt.Options{ReadOnly: cfg.readOnly})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openBolt is bbolt.Open with cfg's lock timeout and the given options, with a panic
+// or memory fault reported as ErrCorrupt and bbolt's errors worded for the user.
+func openBolt(path string, cfg *config, opts bbolt.Options) (db *bbolt.DB, err error) {
 	var file *os.File // as bbolt opened it, to release its lock if bbolt panics
-	opts := &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: cfg.readOnly,
-		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, mode)
-			file = f
-			return f, err
-		}}
+	opts.Timeout = cfg.lockTimeout
+	opts.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, mode)
+		file = f
+		return f, err
+	}
 	err = guard(func() error {
-		db, err = bbolt.Open(path, 0o600, opts)
+		db, err = bbolt.Open(path, 0o600, &opts)
 		return err
 	})
 	if err != nil {
@@ -105,12 +132,6 @@ func openFile(path string, cfg *config) (db *bbolt.DB, err error) {
 			file.Close() // bbolt panicked before it could
 		}
 		return nil, describeOpenError(err, cfg)
-	}
-	// A truncated file passes bbolt's checks of its first pages, and faults later on
-	// a page past its end.
-	if err := checkSize(db); err != nil {
-		db.Close()
-		return nil, err
 	}
 	return db, nil
 }
@@ -130,7 +151,7 @@ func describeOpenError(err error, cfg *config) error {
 }
 
 // corruptAdvice ends every message about a damaged file.
-const corruptAdvice = "; restore the file from a backup (Runner.Backup, jobrun backup), or copy out every readable job with jobrun salvage"
+const corruptAdvice = "; restore the file from a backup (Runner.Backup, jobrun backup), or copy every job that can be read into a new file with jobrun salvage FILE NEWFILE (jobrun.Salvage)"
 
 // checkSize refuses a file shorter than the pages its header says it holds.
 func checkSize(db *bbolt.DB) error {
@@ -162,11 +183,38 @@ func guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("%w: reading it failed with %q%s", ErrCorrupt, fmt.Sprint(v), corruptAdvice)
+			what := fmt.Sprint(v)
+			if _, fault := v.(interface{ Addr() uintptr }); fault {
+				what = "reading it faulted (" + what + ")"
+			}
+			err = fmt.Errorf("%w: %s%s%s", ErrCorrupt, pageUnreadable, what, corruptAdvice)
 		}
 	}()
 	return fn()
 }
+
+// updateGuarded is db.Update with a damaged page reported as ErrCorrupt, not a
+// panic. A panic inside fn becomes fn's error, so bbolt rolls back as after any
+// error. A panic in the commit leaves bbolt to roll back on the way out, which
+// reads the freelist page again; if that page is damaged too, the rollback panics
+// and leaves the transaction open, holding the database's locks, so that Close
+// would wait forever: the transaction is then rolled back without that read.
+func updateGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
+	var open *bbolt.Tx
+	err := guard(func() error {
+		return db.Update(func(tx *bbolt.Tx) error {
+			open = tx
+			return guard(func() error { return fn(tx) })
+		})
+	})
+	if open != nil && open.DB() != nil {
+		guard(open.Rollback)
+	}
+	return err
+}
+
+// pageUnreadable begins the message of guard's errors, after the sentinel's.
+const pageUnreadable = "a page of it cannot be read: "
 
 // schemaCurrent reports whether the file holds runner data of this schema with every
 // bucket, so that opening it needs no write.

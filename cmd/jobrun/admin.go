@@ -137,7 +137,7 @@ paused, across restarts of its application, until resume.
 var fileCommands = map[string]bool{
 	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
 	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
-	"pause": true, "resume": true, "check": true, "backup": true, "compact": true,
+	"pause": true, "resume": true, "check": true, "backup": true, "compact": true, "salvage": true,
 }
 
 // stats

@@ -29,9 +29,10 @@
 //	check       check the counters against the jobs, or repair them
 //	backup      write a consistent copy of the file
 //	compact     rewrite the file without its free pages
+//	salvage     copy every readable job of a damaged file into a new file
 //
-// The commands that only read (stats, list, show, schedules, check, backup and serve
-// -readonly) open the file read-only: its bytes stay as they were. Those that change
+// The commands that only read (stats, list, show, schedules, check, backup, salvage
+// and serve -readonly) open the file read-only: its bytes stay as they were. Those that change
 // it (retry, cancel, delete, promote, clean, schedules -run, unschedule, pause,
 // resume, check -repair, compact and serve) write what they are asked and nothing
 // else: they run none of the runner's services, such as retention, cron fires, the
@@ -90,6 +91,7 @@ var commands = []command{
 	{name: "check", summary: "check the counters against the jobs, or repair them", run: runCheck},
 	{name: "backup", summary: "write a consistent copy of the file", run: runBackup},
 	{name: "compact", summary: "rewrite the file without its free pages", run: runCompact},
+	{name: "salvage", summary: "copy every readable job of a damaged file into a new file", run: runSalvage},
 }
 
 func main() {
