@@ -382,14 +382,7 @@ func (en *engine) cycle() {
 		en.backoffUntil = now.Add(wait)
 		en.r.log.Error("jobrun: commit failed; retrying", "error", err, "retry_in", wait,
 			"enqueues", len(en.enqueues), "completions", len(en.done))
-		for _, op := range en.enqueues {
-			op.reply <- err
-		}
-		en.enqueues = nil
-		for _, op := range en.mutates {
-			op.reply <- err
-		}
-		en.mutates = nil
+		en.refuseWaiting(err)
 		en.finishCycle(now, err)
 		return
 	}
@@ -896,13 +889,9 @@ func (en *engine) isIdle(now time.Time) bool {
 	return true
 }
 
-// stop ends the runner on an error it cannot go past, a damaged file: every caller
-// waiting for the commit gets the error, the session's handlers are canceled and its
-// workers released, and the loop exits. Attempts that finished and were not recorded
-// stay recorded as running, and run again at the next open of a mended file.
-func (en *engine) stop(err error) {
-	en.r.fatal.Store(&err)
-	en.r.log.Error("jobrun: the database file is damaged; the runner stopped", "error", err)
+// refuseWaiting answers the enqueues and management calls gathered for a commit that
+// failed with its error.
+func (en *engine) refuseWaiting(err error) {
 	for _, op := range en.enqueues {
 		op.reply <- err
 	}
@@ -911,6 +900,16 @@ func (en *engine) stop(err error) {
 		op.reply <- err
 	}
 	en.mutates = nil
+}
+
+// stop ends the runner on an error it cannot go past, a damaged file: every caller
+// waiting for the commit gets the error, the session's handlers are canceled and its
+// workers released, and the loop exits. Attempts that finished and were not recorded
+// stay recorded as running, and run again at the next open of a mended file.
+func (en *engine) stop(err error) {
+	en.r.fatal.Store(&err)
+	en.r.log.Error("jobrun: the database file is damaged; the runner stopped", "error", err)
+	en.refuseWaiting(err)
 	for _, op := range en.controls {
 		if op.kind == ctlStart {
 			// Taken already: the drain below ends the session's queues, and its Run
