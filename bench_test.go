@@ -10,7 +10,7 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// benchArgs is the payload of ../shared/WORKLOADS.md: about 70 bytes of JSON.
+// benchArgs is the payload of docs/WORKLOADS.md: about 70 bytes of JSON.
 type benchArgs struct {
 	To      string `json:"to"`
 	Subject string `json:"subject"`
