@@ -31,10 +31,11 @@
 // # Timing
 //
 // Both histograms subtract the commit times of two events of the same job. The run
-// time counts from the "started" event to the attempt's outcome. A queue claims jobs
-// ahead of its workers (see [jobrun.StateRunning]), and a job counts as started from
-// its claim, so the run time of a prefetched job includes its wait in memory for a
-// free worker, and the queue latency ends at the claim. The queue latency counts from
+// time counts from the "started" event, committed just after the handler started
+// (see [jobrun.StateRunning]), to the attempt's outcome; a job claimed ahead of the
+// workers waits in memory as ready, so that wait is queue latency, not run time. The
+// two events of a short job may share one commit, so its run time reads as 0. The
+// queue latency ends at the start and counts from
 // the event that left the job ready: its enqueue when it was due at once, otherwise
 // the moment it became due, was promoted, retried or handed back.
 //
@@ -206,8 +207,8 @@ func newCollector(r *jobrun.Runner, cfg config) *Collector {
 		missed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "jobrun", Name: "events_missed_total",
 			Help: "Job events the metrics collector dropped because it fell behind."}),
 		run: histogram("job_run_seconds",
-			"Run time of attempts that ended done, failed, retrying or snoozed, from their claim.", cfg.runBuckets),
-		wait: histogram("job_wait_seconds", "Queue latency: time from ready to claimed.", cfg.waitBuckets),
+			"Run time of attempts that ended done, failed, retrying or snoozed, from their start.", cfg.runBuckets),
+		wait: histogram("job_wait_seconds", "Queue latency: time from ready to started.", cfg.waitBuckets),
 
 		started: newTracker(cfg.maxTracked),
 		ready:   newTracker(cfg.maxTracked),
