@@ -185,18 +185,24 @@ func buildBaseFile(ctx context.Context, dir string) (damageBase, error) {
 		}
 	}
 	n++
-	if _, err := r.Enqueue(ctx, damageArgs{N: n, Mode: "block", Pad: pad}, jobrun.Queue("slow")); err != nil {
+	blocked, err := r.Enqueue(ctx, damageArgs{N: n, Mode: "block", Pad: pad}, jobrun.Queue("slow"))
+	if err != nil {
+		return damageBase{}, err
+	}
+	events, err := r.Subscribe(ctx, 1<<16)
+	if err != nil {
 		return damageBase{}, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
 	<-started
-	// A commit through the loop, so that the start it recorded is in the backup.
-	if err := r.Resume(ctx, jobrun.DefaultQueue); err != nil {
-		cancel()
-		<-done
-		return damageBase{}, err
+	// The start is recorded by a commit of its own once the handler has run for a
+	// while: wait for its event, so that the backup holds a running job.
+	for ev := range events {
+		if ev.Type == jobrun.EventStarted && ev.ID == blocked {
+			break
+		}
 	}
 	base := damageBase{path: filepath.Join(dir, "base.db"), jobs: map[jobrun.ID]*jobrun.Info{}}
 	f, err := os.Create(base.path)

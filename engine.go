@@ -389,6 +389,7 @@ func (en *engine) cycle() {
 	en.failures = 0
 	en.r.commits.Add(1)
 	en.commitTime = ewma(en.commitTime, time.Since(began))
+	en.r.commitNanos.Store(int64(en.commitTime))
 	en.applied(now, res)
 	en.finishCycle(now, nil)
 }
@@ -430,16 +431,13 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 	for _, e := range en.done {
 		finished[e] = true
 	}
-	// Starts before outcomes, so that a job's events come in order. A job that also
-	// finished in this commit goes from ready to its outcome at once.
+	// Starts before outcomes. A job that also finished in this commit goes from
+	// ready to its outcome at once, and finish reports its start.
 	for _, e := range en.starts {
-		if en.inflight[e.id] != e {
-			continue // handed back or recorded before
+		if en.inflight[e.id] != e || finished[e] {
+			continue // handed back, recorded before, or recorded now by finish
 		}
 		res.event(e.id, e.rec, EventStarted)
-		if finished[e] {
-			continue
-		}
 		if err := t.markStarted(e.id, e.rec.queue, e.startedAt); err != nil {
 			return fmt.Errorf("record start of job %d: %w", e.id, err)
 		}
@@ -657,6 +655,10 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 		from = stRunning
 	}
 	t.count(rec.queue, from, rec.state)
+	if !e.startSaved && e.outcome != outcomeInterrupted && !e.startedAt.IsZero() {
+		// A short handler: its start was not recorded on its own (startNote).
+		res.event(e.id, e.rec, EventStarted)
+	}
 	res.event(e.id, rec, outcomeEvent(outcome, rec.state))
 	return t.put(e.id, rec)
 }

@@ -15,7 +15,7 @@ type EventType string
 const (
 	EventEnqueued EventType = "enqueued" // stored, ready or scheduled
 	EventReady    EventType = "ready"    // became ready again: due, promoted, retried by Retry, handed back at shutdown
-	EventStarted  EventType = "started"  // its handler started, with the commit after the start (see StateRunning)
+	EventStarted  EventType = "started"  // its handler started: recorded once it ran a commit's time, or with its outcome (see StateRunning)
 	EventProgress EventType = "progress" // progress or log lines stored
 	EventSnoozed  EventType = "snoozed"  // the handler returned Snooze
 	EventRetrying EventType = "retrying" // an attempt failed and another one is scheduled

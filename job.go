@@ -52,8 +52,11 @@ type ID uint64
 // ones done, so that a worker never waits for a commit between jobs. The window
 // follows the jobs' run time: up to 8 per worker (at most 256) for jobs much shorter
 // than a commit, down to 2 for jobs that take longer than one. Claimed jobs stay
-// ready until a worker starts them, and are counted running from the commit after
-// their start, so no queue ever shows more running jobs than it has workers. Workers
+// ready until a worker starts them, so no queue ever shows more running jobs than it
+// has workers. A start is recorded by a commit once the handler has run for about a
+// commit's time; a handler that returns sooner has its start recorded with its
+// outcome, so short jobs cost no commit for their start and may never read as
+// running. Workers
 // take the best claimed job first, and a job that outranks the window's worst is
 // claimed past the window (the worst handed back), so a job enqueued with a higher
 // priority starts before every lower-priority job of its queue that has not
@@ -65,7 +68,7 @@ type State string
 const (
 	StateScheduled State = "scheduled" // waiting for its run time (Delay, At, Snooze)
 	StateReady     State = "ready"     // due, waiting for a worker (perhaps claimed ahead of one, see below)
-	StateRunning   State = "running"   // its handler started (recorded by the commit after the start)
+	StateRunning   State = "running"   // its handler started and has run for about a commit's time (see below)
 	StateRetrying  State = "retrying"  // failed an attempt, waiting for the next one
 	StateDone      State = "done"      // succeeded
 	StateFailed    State = "failed"    // attempts exhausted or ended by Permanent: the dead-letter state

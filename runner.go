@@ -48,6 +48,8 @@ type Runner struct {
 
 	fatal atomic.Pointer[error] // what stopped the commit loop, if not Close: a damaged file
 
+	commitNanos atomic.Int64 // the loop's moving average of a commit's duration (startNote)
+
 	cycles  atomic.Uint64 // commit-loop iterations, for tests and benchmarks
 	commits atomic.Uint64 // successful write transactions of the loop
 }

@@ -254,7 +254,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	}
 	e.startedAt = time.Now()
 	e.info.StartedAt = e.startedAt
-	r.notify(startOp{e}) // the next commit records it running
+	stopNote := r.startNote(e)
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
 	e.started(cancel)
@@ -281,6 +281,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	var rd RetryDelayer
 	err := callHandler(ctx, h, e, &rd)
 	ended := time.Now()
+	stopNote()
 	if stopTimeout != nil {
 		stopTimeout()
 	}
@@ -356,6 +357,20 @@ func (r *Runner) report(e *execution) {
 	case r.ops <- e:
 	case <-r.loopDone:
 	}
+}
+
+// startNote tells the loop that e's handler started, so that a commit records it
+// running, once it has run for about a commit's time: the outcome of a shorter
+// handler records its start itself, in the commit that records its end, so short
+// jobs cost no commit (and no wake-up of the loop) for their start. The returned
+// func cancels the note if it has not gone yet.
+func (r *Runner) startNote(e *execution) (stop func() bool) {
+	after := time.Duration(r.commitNanos.Load())
+	if after <= 0 {
+		r.notify(startOp{e})
+		return func() bool { return false }
+	}
+	return time.AfterFunc(after, func() { r.notify(startOp{e}) }).Stop
 }
 
 // notify hands the loop a note to store with its next commit: a start or progress.

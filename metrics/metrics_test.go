@@ -120,7 +120,7 @@ jobrun_jobs_retried_total{kind="work",queue="default"} 1
 # HELP jobrun_jobs_canceled_total Jobs canceled, waiting or running.
 # TYPE jobrun_jobs_canceled_total counter
 jobrun_jobs_canceled_total{kind="report",queue="default"} 1
-# HELP jobrun_job_run_seconds Run time of attempts that ended done, failed, retrying or snoozed, from their claim.
+# HELP jobrun_job_run_seconds Run time of attempts that ended done, failed, retrying or snoozed, from their start.
 # TYPE jobrun_job_run_seconds histogram
 jobrun_job_run_seconds_bucket{kind="report",queue="default",le="1"} 1
 jobrun_job_run_seconds_bucket{kind="report",queue="default",le="5"} 1
@@ -137,7 +137,7 @@ jobrun_job_run_seconds_bucket{kind="work",queue="slow",le="5"} 1
 jobrun_job_run_seconds_bucket{kind="work",queue="slow",le="+Inf"} 1
 jobrun_job_run_seconds_sum{kind="work",queue="slow"} 3
 jobrun_job_run_seconds_count{kind="work",queue="slow"} 1
-# HELP jobrun_job_wait_seconds Queue latency: time from ready to claimed.
+# HELP jobrun_job_wait_seconds Queue latency: time from ready to started.
 # TYPE jobrun_job_wait_seconds histogram
 jobrun_job_wait_seconds_bucket{kind="report",queue="default",le="1"} 1
 jobrun_job_wait_seconds_bucket{kind="report",queue="default",le="10"} 1
@@ -318,7 +318,7 @@ func TestForgetsOldest(t *testing.T) {
 # HELP jobrun_jobs_done_total Jobs that succeeded.
 # TYPE jobrun_jobs_done_total counter
 jobrun_jobs_done_total{kind="work",queue="q"} 2
-# HELP jobrun_job_run_seconds Run time of attempts that ended done, failed, retrying or snoozed, from their claim.
+# HELP jobrun_job_run_seconds Run time of attempts that ended done, failed, retrying or snoozed, from their start.
 # TYPE jobrun_job_run_seconds histogram
 jobrun_job_run_seconds_bucket{kind="work",queue="q",le="5"} 1
 jobrun_job_run_seconds_bucket{kind="work",queue="q",le="+Inf"} 1
