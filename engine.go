@@ -330,6 +330,8 @@ func (en *engine) cycle() {
 	en.r.cycles.Add(1)
 	now := time.Now()
 	en.fresh = false
+	// A start note that lost the race with its job's outcome has nothing to record.
+	en.starts = slices.DeleteFunc(en.starts, func(e *execution) bool { return en.inflight[e.id] != e })
 	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.returns) + len(en.progress) + len(en.mutates)
 	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
 		// After a failed commit (a full disk), wait out the backoff unless a caller is

@@ -79,6 +79,13 @@ func (r *Runner) Compact(ctx context.Context) error {
 // compact runs in the commit loop, between commits.
 func (r *Runner) compact() error {
 	old := r.db
+	defer func() {
+		// The runner holds its new handle as it held the old one (runnersByDB).
+		if r.db != old {
+			runnersByDB.Delete(old)
+			runnersByDB.Store(r.db, struct{}{})
+		}
+	}()
 	path := old.Path()
 	opts := &bbolt.Options{Timeout: r.cfg.lockTimeout}
 	var before uint64

@@ -118,3 +118,33 @@ func TestTimesFarFromNow(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionOfCenturies: the longest retention age (292 years, past 2262) keeps jobs, and the cleaner's
+// next look, far in the future, neither wraps nor spins.
+func TestRetentionOfCenturies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := Open(filepath.Join(t.TempDir(), "jobs.db"),
+			WithRetention("", Retention{Done: time.Duration(math.MaxInt64)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		Handle(r, func(ctx context.Context, j *Job[timeArgs]) error { return nil })
+		id, err := r.Enqueue(t.Context(), timeArgs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.RunUntilIdle(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		cycles := r.cycles.Load()
+		time.Sleep(10 * 365 * 24 * time.Hour)
+		synctest.Wait()
+		if in, err := r.Get(t.Context(), id); err != nil || in.State != StateDone {
+			t.Fatalf("after ten years under a retention of 292 years: %v, %v", in, err)
+		}
+		if n := r.cycles.Load() - cycles; n > 2 {
+			t.Fatalf("the loop ran %d cycles in ten idle years", n)
+		}
+	})
+}
