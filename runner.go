@@ -467,6 +467,7 @@ func (r *Runner) Queues(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
 	}
+	slices.Sort(out) // the counters' keys put shorter names first
 	return out, nil
 }
 
