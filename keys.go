@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -85,11 +84,10 @@ func (t *txn) holdSlot(id ID, queue, key string) error {
 
 // releaseHeld frees the slot an abandoned handler of job id held, once it returned.
 func (t *txn) releaseHeld(id ID, res *cycleResult) error {
-	v := t.held.Get(idKey(id))
-	if len(v) < 1 || int(v[0])+1 > len(v) {
+	queue, key, ok := parseSlotKey(t.held.Get(idKey(id)))
+	if !ok {
 		return nil
 	}
-	queue, key := string(v[1:1+int(v[0])]), string(v[1+int(v[0]):])
 	if err := t.held.Delete(idKey(id)); err != nil {
 		return err
 	}
@@ -101,8 +99,8 @@ func (t *txn) releaseHeld(id ID, res *cycleResult) error {
 func (t *txn) releaseAllHeld() error {
 	var ids []ID
 	t.held.ForEach(func(k, _ []byte) error {
-		if len(k) == 8 {
-			ids = append(ids, keyID(k))
+		if id, ok := parseIDKey(k); ok {
+			ids = append(ids, id)
 		}
 		return nil
 	})
@@ -117,32 +115,15 @@ func (t *txn) releaseAllHeld() error {
 // slotsOf returns how many slots of a key are held: its jobs in the ready index or
 // running.
 func (t *txn) slotsOf(queue, key string) int {
-	if v := t.keyslots.Get(slotKey(queue, key)); len(v) == 8 {
-		return int(binary.BigEndian.Uint64(v))
-	}
-	return 0
+	n, _ := parseCount(t.keyslots.Get(slotKey(queue, key)))
+	return int(n)
 }
 
 func (t *txn) setSlots(queue, key string, n int) error {
 	if n <= 0 {
 		return t.keyslots.Delete(slotKey(queue, key))
 	}
-	return t.keyslots.Put(slotKey(queue, key), binary.BigEndian.AppendUint64(nil, uint64(n)))
-}
-
-func slotKey(queue, key string) []byte { return append(queuePrefix(queue), key...) }
-
-// waitPrefix is the prefix of a key's waiting line.
-func waitPrefix(queue, key string) []byte {
-	b := queuePrefix(queue)
-	b = append(b, byte(len(key)>>8), byte(len(key)))
-	return append(b, key...)
-}
-
-func waitKey(queue, key string, priority int64, id ID) []byte {
-	b := waitPrefix(queue, key)
-	b = binary.BigEndian.AppendUint64(b, ^(uint64(priority) ^ 1<<63))
-	return binary.BigEndian.AppendUint64(b, uint64(id))
+	return t.keyslots.Put(slotKey(queue, key), countValue(int64(n)))
 }
 
 // keyConcurrency is the number of slots of a key in queue, 0 if not limited.
@@ -186,7 +167,10 @@ func (t *txn) admitWaiting(queue, key string, slots int, res *cycleResult) error
 	prefix := waitPrefix(queue, key)
 	c := t.keywait.Cursor()
 	var admit [][]byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+16; k, _ = c.Next() {
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if _, wkey, _, _, ok := parseWaitKey(k); !ok || wkey != key {
+			break
+		}
 		if limit > 0 && slots+len(admit) >= limit {
 			break
 		}
@@ -196,8 +180,7 @@ func (t *txn) admitWaiting(queue, key string, slots int, res *cycleResult) error
 		if err := t.keywait.Delete(k); err != nil {
 			return err
 		}
-		prio := int64(^binary.BigEndian.Uint64(k[len(prefix):]) ^ 1<<63)
-		id := keyID(k)
+		_, _, prio, id, _ := parseWaitKey(k)
 		if err := t.ready.Put(readyKey(queue, prio, id), []byte(key)); err != nil {
 			return err
 		}
@@ -234,16 +217,11 @@ func (t *txn) admitAll() error {
 	var lines []line
 	c := t.keywait.Cursor()
 	for k, _ := c.First(); k != nil; {
-		if len(k) < 1 || int(k[0])+3 > len(k) {
-			break
+		q, key, _, _, ok := parseWaitKey(k)
+		if !ok {
+			k, _ = c.Next() // not a waiting job's key
+			continue
 		}
-		q := string(k[1 : 1+int(k[0])])
-		rest := k[1+int(k[0]):]
-		n := int(rest[0])<<8 | int(rest[1])
-		if len(rest) < 2+n {
-			break
-		}
-		key := string(rest[2 : 2+n])
 		lines = append(lines, line{q, key})
 		k, _ = c.Seek(prefixEnd(waitPrefix(q, key)))
 	}

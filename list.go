@@ -123,15 +123,28 @@ type listSource struct {
 
 // listSources picks the indexes List reads for f, in order.
 func (t *txn) listSources(f Filter, st byte) []listSource {
-	byID := func(k, _ []byte) (ID, bool) { return keyID(k), len(k) >= 8 }
+	ofQueue := func(q string) bool { return f.Queue == "" || q == f.Queue }
 	activeMatch := func(st byte) func(k, v []byte) (ID, bool) {
 		return func(k, v []byte) (ID, bool) {
-			return keyID(k), len(k) == 8 && len(v) >= 8 && activeState(v) == st && (f.Queue == "" || string(v[8:]) == f.Queue)
+			id, ok := parseIDKey(k)
+			_, q, vok := parseActiveValue(v)
+			return id, ok && vok && activeState(v) == st && ofQueue(q)
 		}
+	}
+	readyMatch := func(k, _ []byte) (ID, bool) {
+		_, _, id, ok := parseReadyKey(k)
+		return id, ok
+	}
+	waitMatch := func(k, _ []byte) (ID, bool) {
+		_, _, _, id, ok := parseWaitKey(k)
+		return id, ok
 	}
 	switch {
 	case f.Tag != "":
-		return []listSource{{newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), byID}}
+		return []listSource{{newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), func(k, _ []byte) (ID, bool) {
+			_, id, ok := parseTagKey(k)
+			return id, ok
+		}}}
 	case st == stReady:
 		// Jobs claimed by their queue's workers and not started, jobs that can run,
 		// then jobs waiting for a slot of their concurrency key.
@@ -140,19 +153,22 @@ func (t *txn) listSources(f Filter, st byte) []listSource {
 			prefix = queuePrefix(f.Queue)
 		}
 		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stReady)},
-			{newScan(t.ready, prefix, !f.Oldest), byID}, {newScan(t.keywait, prefix, !f.Oldest), byID}}
+			{newScan(t.ready, prefix, !f.Oldest), readyMatch}, {newScan(t.keywait, prefix, !f.Oldest), waitMatch}}
 	case st == stScheduled || st == stRetrying:
 		return []listSource{{newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
-			return keyID(k), len(k) == 16 && len(v) > 0 && v[0] == st && (f.Queue == "" || string(v[1:]) == f.Queue)
+			_, id, ok := parseTimeKey(k)
+			vst, q, vok := parseScheduledValue(v)
+			return id, ok && vok && vst == st && ofQueue(q)
 		}}}
 	case st == stRunning:
 		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stRunning)}}
 	case final(st):
 		return []listSource{{newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
-			return keyID(k), len(k) == 17 && (f.Queue == "" || string(v) == f.Queue)
+			_, _, id, ok := parseFinishedKey(k)
+			return id, ok && ofQueue(string(v))
 		}}}
 	}
-	return []listSource{{newScan(t.jobs, nil, !f.Oldest), byID}}
+	return []listSource{{newScan(t.jobs, nil, !f.Oldest), func(k, _ []byte) (ID, bool) { return parseIDKey(k) }}}
 }
 
 // scan walks the keys of a bucket under a prefix, in either direction, from a cursor.

@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -202,32 +201,32 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 		a[st]++
 	}
 	t.ready.ForEach(func(k, _ []byte) error {
-		if len(k) >= 17 && int(k[0])+17 == len(k) {
-			add(readyKeyQueue(k), stReady)
+		if q, _, _, ok := parseReadyKey(k); ok {
+			add(q, stReady)
 		}
 		return nil
 	})
 	t.keywait.ForEach(func(k, _ []byte) error {
-		if len(k) >= 1 && int(k[0])+1 <= len(k) {
-			add(string(k[1:1+int(k[0])]), stReady)
+		if q, _, _, _, ok := parseWaitKey(k); ok {
+			add(q, stReady)
 		}
 		return nil
 	})
 	t.scheduled.ForEach(func(_, v []byte) error {
-		if len(v) > 0 && v[0] < numStates {
-			add(string(v[1:]), v[0])
+		if st, q, ok := parseScheduledValue(v); ok && st < numStates {
+			add(q, st)
 		}
 		return nil
 	})
 	t.active.ForEach(func(_, v []byte) error {
-		if len(v) >= 8 {
-			add(string(v[8:]), activeState(v))
+		if _, q, ok := parseActiveValue(v); ok {
+			add(q, activeState(v))
 		}
 		return nil
 	})
 	t.finished.ForEach(func(k, v []byte) error {
-		if len(k) == 17 && k[0] < numStates {
-			add(string(v), k[0])
+		if st, _, _, ok := parseFinishedKey(k); ok && st < numStates {
+			add(string(v), st)
 		}
 		return nil
 	})
@@ -251,8 +250,7 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 			}
 			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: stored, Actual: a[st]})
 			if repair {
-				v := binary.BigEndian.AppendUint64(nil, uint64(a[st]))
-				if err := t.counts.Put(countKey(q, st), v); err != nil {
+				if err := t.counts.Put(countKey(q, st), countValue(int64(a[st]))); err != nil {
 					return nil, err
 				}
 			}

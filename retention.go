@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -137,10 +136,8 @@ func (t *txn) retentionDue(c *config) (bool, time.Time) {
 
 // countOf reads one counter.
 func (t *txn) countOf(queue string, st byte) int {
-	if v := t.counts.Get(countKey(queue, st)); len(v) == 8 {
-		return int(binary.BigEndian.Uint64(v))
-	}
-	return 0
+	n, _ := parseCount(t.counts.Get(countKey(queue, st)))
+	return int(n)
 }
 
 // retainPlan finds up to limit jobs of final state st to delete, oldest first,
@@ -183,10 +180,10 @@ func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims [
 	cur := t.finished.Cursor()
 	k, v := seekPast(cur, prefix, after)
 	for n := 0; ; k, v = cur.Next() {
-		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 {
+		_, at, _, ok := parseFinishedKey(k)
+		if k == nil || !bytes.HasPrefix(k, prefix) || !ok {
 			return victims, nil, next
 		}
-		at := keyTime(k[1:])
 		if !counted && minAge > 0 && at.Add(minAge).After(t.now) {
 			expires(at.Add(minAge)) // everything after finished later still
 			return victims, nil, next

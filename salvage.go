@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -320,8 +319,9 @@ func salvageDB(ctx context.Context, src, dst *bbolt.DB) (SalvageReport, error) {
 	counted, countsOK := 0, false
 	if b := bucket(bucketCounts); b != nil {
 		countsOK = scanBucket(b, func(k, v []byte) {
-			if st := k[len(k)-1]; int(k[0])+2 == len(k) && st > 0 && st < numStates && len(v) == 8 {
-				counted += int(binary.BigEndian.Uint64(v))
+			_, st, ok := parseCountKey(k)
+			if n, nok := parseCount(v); ok && nok && st > 0 && st < numStates {
+				counted += int(n)
 			}
 		})
 	}
@@ -448,8 +448,7 @@ func (t *txn) holdUnique(id ID, r *record) error {
 	case final(r.state):
 		return nil
 	}
-	v := binary.BigEndian.AppendUint64(idKey(id), unixNanos(until))
-	return t.unique.Put(uniqueIndexKey(r.kind, r.uniqueKey), v)
+	return t.unique.Put(uniqueIndexKey(r.kind, r.uniqueKey), uniqueValue(id, until))
 }
 
 // idGap is a range of IDs on pages Salvage could not read; to is math.MaxUint64 if
@@ -494,12 +493,13 @@ func scanIDs(b *bbolt.Bucket, last uint64, fn func(id uint64, v []byte) error) (
 		if k == nil {
 			return gaps, nil
 		}
-		if len(k) != 8 {
+		parsed, isID := parseIDKey(k)
+		if !isID {
 			// Not an ID: damaged content that bbolt took for a key.
 			k, v, ok = readStep(c.Next)
 			continue
 		}
-		id := binary.BigEndian.Uint64(k)
+		id := uint64(parsed)
 		if id < from {
 			// Out of order: the page's content is damaged; look past what was read.
 			ok = false
@@ -534,7 +534,7 @@ func seekReadable(b *bbolt.Bucket, from, last uint64) (c *bbolt.Cursor, at uint6
 	last = cmp.Or(last, math.MaxUint64)
 	probe := func(id uint64) (*bbolt.Cursor, []byte, []byte, bool) {
 		c := b.Cursor()
-		key := binary.BigEndian.AppendUint64(nil, id)
+		key := idKey(ID(id))
 		k, v, ok := readStep(func() ([]byte, []byte) { return c.Seek(key) })
 		if ok && k != nil && bytes.Compare(k, key) < 0 {
 			ok = false // a key before the one sought: damaged content

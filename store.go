@@ -2,11 +2,9 @@ package jobrun
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -342,11 +340,12 @@ func migrateFinished(root *bbolt.Bucket) error {
 	type entry struct{ old, key, queue []byte }
 	var entries []entry
 	err := finished.ForEach(func(k, _ []byte) error {
-		if len(k) != 16 {
+		_, id, ok := parseTimeKey(k) // schema 1: finished-at ‖ id
+		if !ok {
 			return nil
 		}
 		state, queue := stFailed, []byte(nil)
-		if r, err := decodeRecord(jobs.Get(k[8:])); err == nil {
+		if r, err := decodeRecord(jobs.Get(idKey(id))); err == nil {
 			state, queue = r.state, []byte(r.queue)
 		}
 		entries = append(entries, entry{bytes.Clone(k), append([]byte{state}, k...), queue})
@@ -364,76 +363,6 @@ func migrateFinished(root *bbolt.Bucket) error {
 		}
 	}
 	return nil
-}
-
-// Keys.
-
-func idKey(id ID) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(id)) }
-
-func keyID(k []byte) ID { return ID(binary.BigEndian.Uint64(k[len(k)-8:])) }
-
-func queuePrefix(queue string) []byte {
-	b := make([]byte, 0, 1+len(queue)+16)
-	b = append(b, byte(len(queue)))
-	return append(b, queue...)
-}
-
-// readyKey sorts a queue's jobs by priority, highest first, then by ID (FIFO).
-func readyKey(queue string, priority int64, id ID) []byte {
-	b := queuePrefix(queue)
-	b = binary.BigEndian.AppendUint64(b, ^(uint64(priority) ^ 1<<63))
-	return binary.BigEndian.AppendUint64(b, uint64(id))
-}
-
-func readyKeyQueue(k []byte) string { return string(k[1 : 1+int(k[0])]) }
-
-// readyKeyPriority reads the priority back from a ready key.
-func readyKeyPriority(k []byte) int64 {
-	o := 1 + int(k[0])
-	return int64(^binary.BigEndian.Uint64(k[o:o+8]) ^ 1<<63)
-}
-
-func timeKey(t time.Time, id ID) []byte {
-	b := make([]byte, 0, 16)
-	b = binary.BigEndian.AppendUint64(b, unixNanos(t))
-	return binary.BigEndian.AppendUint64(b, uint64(id))
-}
-
-func keyTime(k []byte) time.Time { return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))) }
-
-// unixNanos is t as a key's unsigned Unix nanoseconds: 0 for the zero time and for
-// times before 1970.
-func unixNanos(t time.Time) uint64 { return uint64(max(storedNanos(t), 0)) }
-
-// storedNanos is t in the Unix nanoseconds the file stores, 0 for the zero time, and
-// clamped to the range they hold (1677 to 2262): outside it time.UnixNano wraps, and
-// a run-at of 1616 once came back as 2200.
-func storedNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Before(minStoredTime):
-		return math.MinInt64
-	case t.After(maxFireTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// minStoredTime is the earliest time int64 Unix nanoseconds hold.
-var minStoredTime = time.Unix(0, math.MinInt64)
-
-func countKey(queue string, state byte) []byte { return append(queuePrefix(queue), state) }
-
-// finishedKey orders one final state's jobs by the time they finished.
-func finishedKey(state byte, at time.Time, id ID) []byte {
-	return append([]byte{state}, timeKey(at, id)...)
-}
-
-// tagKey indexes a job under one of its tags, in ID order.
-func tagKey(tag string, id ID) []byte {
-	b := queuePrefix(tag)
-	return binary.BigEndian.AppendUint64(b, uint64(id))
 }
 
 // Records.
@@ -505,12 +434,8 @@ func (t *txn) flush() error {
 				continue
 			}
 			k := countKey(queue, st)
-			var n int64
-			if v := t.counts.Get(k); len(v) == 8 {
-				n = int64(binary.BigEndian.Uint64(v))
-			}
-			n = max(n+d[st], 0)
-			if err := t.counts.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil {
+			n, _ := parseCount(t.counts.Get(k))
+			if err := t.counts.Put(k, countValue(n+d[st])); err != nil {
 				return err
 			}
 		}
@@ -531,9 +456,10 @@ func (t *txn) readCounts(queue string) map[State]int {
 		prefix = queuePrefix(queue)
 	}
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		st := k[len(k)-1]
-		if len(v) == 8 && st > 0 && st < numStates && (queue != "" || int(k[0])+2 == len(k)) {
-			out[stateNames[st]] += int(binary.BigEndian.Uint64(v))
+		_, st, ok := parseCountKey(k)
+		n, nok := parseCount(v)
+		if ok && nok && st > 0 && st < numStates {
+			out[stateNames[st]] += int(n)
 		}
 	}
 	return out
@@ -544,7 +470,11 @@ func (t *txn) queueNames() []string {
 	var names []string
 	c := t.counts.Cursor()
 	for k, _ := c.First(); k != nil; {
-		q := readyKeyQueue(k)
+		q, _, ok := cutName(k)
+		if !ok {
+			k, _ = c.Next() // not a counter's key
+			continue
+		}
 		names = append(names, q)
 		// Skip the queue's other state keys.
 		k, _ = c.Seek(append(queuePrefix(q), 0xff))
@@ -570,7 +500,7 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 	var entries []entry
 	skipped := 0
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(entries) < n+extra; k, v = c.Next() {
-		if len(entries) >= n && readyKeyPriority(k) <= beat {
+		if _, p, _, ok := parseReadyKey(k); len(entries) >= n && (!ok || p <= beat) {
 			break // the index is in priority order: nothing further outranks beat
 		}
 		if take != nil {
@@ -588,13 +518,13 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 		entries = append(entries, entry{bytes.Clone(k), bytes.Clone(v)})
 	}
 	claimed := make([]*execution, 0, len(entries))
-	stamp := append(make([]byte, 8, 8+len(queue)), queue...)
+	stamp := activeValue(time.Time{}, queue) // claimed, not started
 	for _, en := range entries {
 		k := en.k
 		if err := t.ready.Delete(k); err != nil {
 			return nil, err
 		}
-		id := keyID(k)
+		_, _, id, _ := parseReadyKey(k) // the loop above only takes the queue's keys
 		r, err := t.get(id)
 		if err != nil {
 			if err := t.quarantine(id, queue, stReady, err); err != nil {
@@ -618,21 +548,11 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 
 // markStarted records that a claimed job's handler started at: it counts as running.
 func (t *txn) markStarted(id ID, queue string, at time.Time) error {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(queue)), unixNanos(at))
-	if err := t.active.Put(idKey(id), append(v, queue...)); err != nil {
+	if err := t.active.Put(idKey(id), activeValue(at, queue)); err != nil {
 		return err
 	}
 	t.count(queue, stReady, stRunning)
 	return nil
-}
-
-// activeState is the counted state of a job in the active index by its entry's
-// value: running once started, ready while only claimed.
-func activeState(v []byte) byte {
-	if len(v) >= 8 && binary.BigEndian.Uint64(v[:8]) == 0 {
-		return stReady
-	}
-	return stRunning
 }
 
 // quarantine handles a job whose record is missing or cannot be decoded: the raw bytes
@@ -663,7 +583,7 @@ func (t *txn) addReady(id ID, r *record) error {
 }
 
 func (t *txn) addScheduled(id ID, r *record) error {
-	return t.scheduled.Put(timeKey(r.runAt, id), append([]byte{r.state}, r.queue...))
+	return t.scheduled.Put(timeKey(r.runAt, id), scheduledValue(r.state, r.queue))
 }
 
 func (t *txn) addFinished(id ID, r *record) error {
@@ -676,29 +596,32 @@ func (t *txn) removeActive(id ID) error { return t.active.Delete(idKey(id)) }
 // it touched in res, and returns when the next scheduled job is due (zero if none).
 func (t *txn) promote(n int, res *cycleResult) (next time.Time, err error) {
 	c := t.scheduled.Cursor()
-	now := unixNanos(t.now)
+	now := t.now
 	type due struct{ key, val []byte }
 	var dues []due
 	k, v := c.First()
 	for ; k != nil && len(dues) < n; k, v = c.Next() {
-		if binary.BigEndian.Uint64(k[:8]) > now {
+		if at, _, ok := parseTimeKey(k); ok && at.After(now) {
 			break
 		}
-		dues = append(dues, due{bytes.Clone(k), bytes.Clone(v)})
+		dues = append(dues, due{bytes.Clone(k), bytes.Clone(v)}) // a malformed key is removed
 	}
-	if k != nil {
-		next = keyTime(k)
+	if at, _, ok := parseTimeKey(k); ok {
+		next = at
 	}
 	for _, d := range dues {
 		if err := t.scheduled.Delete(d.key); err != nil {
 			return time.Time{}, err
 		}
-		id := keyID(d.key)
+		_, id, ok := parseTimeKey(d.key)
+		if !ok {
+			continue
+		}
 		r, err := t.get(id)
 		if err != nil {
-			from, queue := stScheduled, ""
-			if len(d.val) > 0 {
-				from, queue = d.val[0], string(d.val[1:])
+			from, queue, ok := parseScheduledValue(d.val)
+			if !ok {
+				from = stScheduled
 			}
 			if err := t.quarantine(id, queue, from, err); err != nil {
 				return time.Time{}, err
@@ -719,10 +642,8 @@ func (t *txn) promote(n int, res *cycleResult) (next time.Time, err error) {
 // nextDue returns when the earliest scheduled job is due, zero if none is.
 func (t *txn) nextDue() time.Time {
 	k, _ := t.scheduled.Cursor().First()
-	if k == nil {
-		return time.Time{}
-	}
-	return keyTime(k)
+	at, _, _ := parseTimeKey(k)
+	return at
 }
 
 // recoverActive makes every job left running by a process that died ready again
@@ -738,8 +659,9 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 	var entries []entry
 	c := t.active.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(k) == 8 && len(v) >= 8 {
-			entries = append(entries, entry{keyID(k), string(v[8:]), activeState(v)})
+		id, ok := parseIDKey(k)
+		if _, queue, vok := parseActiveValue(v); ok && vok {
+			entries = append(entries, entry{id, queue, activeState(v)})
 		}
 	}
 	for _, e := range entries {
@@ -798,14 +720,8 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 // activeSince reports whether a job is claimed (in the active index) and, if its
 // handler started, when; the zero time while it waits in its queue's lineup.
 func (t *txn) activeSince(id ID) (time.Time, bool) {
-	v := t.active.Get(idKey(id))
-	if len(v) < 8 {
-		return time.Time{}, false
-	}
-	if activeState(v) == stReady {
-		return time.Time{}, true
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8]))), true
+	started, _, ok := parseActiveValue(t.active.Get(idKey(id)))
+	return started, ok
 }
 
 // infoOf reads the public view of a job, with its running state from the active
@@ -876,14 +792,6 @@ func (t *txn) stateOf(id ID, r *record) State {
 
 func final(state byte) bool { return state == stDone || state == stFailed || state == stCanceled }
 
-// uniqueIndexKey is where a job's unique key lives: keys are per kind.
-func uniqueIndexKey(kind, key string) []byte {
-	b := make([]byte, 0, 1+len(kind)+len(key))
-	b = append(b, byte(len(kind)))
-	b = append(b, kind...)
-	return append(b, key...)
-}
-
 // inserted is what enqueue did with a record.
 type inserted struct {
 	id        ID
@@ -898,9 +806,7 @@ func (t *txn) enqueue(r *record) (inserted, error) {
 	var uk []byte
 	if r.uniqueMode != uniqueNone {
 		uk = uniqueIndexKey(r.kind, r.uniqueKey)
-		if v := t.unique.Get(uk); len(v) == 16 {
-			held := ID(binary.BigEndian.Uint64(v[:8]))
-			until := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+		if held, until, ok := parseUniqueValue(t.unique.Get(uk)); ok {
 			if ins, done, err := t.applyUnique(r, held, until); done || err != nil {
 				return ins, err
 			}
@@ -915,8 +821,7 @@ func (t *txn) enqueue(r *record) (inserted, error) {
 		if r.uniqueMode == uniqueThrottle {
 			until = r.createdAt.Add(r.uniqueFor)
 		}
-		v := binary.BigEndian.AppendUint64(idKey(id), unixNanos(until))
-		if err := t.unique.Put(uk, v); err != nil {
+		if err := t.unique.Put(uk, uniqueValue(id, until)); err != nil {
 			return inserted{}, err
 		}
 	}
@@ -966,7 +871,7 @@ func (t *txn) releaseUnique(id ID, r *record) error {
 		return nil
 	}
 	uk := uniqueIndexKey(r.kind, r.uniqueKey)
-	if v := t.unique.Get(uk); len(v) == 16 && ID(binary.BigEndian.Uint64(v[:8])) == id {
+	if held, _, ok := parseUniqueValue(t.unique.Get(uk)); ok && held == id {
 		return t.unique.Delete(uk)
 	}
 	return nil
@@ -1013,8 +918,8 @@ func (t *txn) takeUnique(id ID, r *record) error {
 		return nil
 	}
 	uk := uniqueIndexKey(r.kind, r.uniqueKey)
-	if v := t.unique.Get(uk); len(v) == 16 {
-		if held := ID(binary.BigEndian.Uint64(v[:8])); held != id {
+	if held, _, ok := parseUniqueValue(t.unique.Get(uk)); ok {
+		if held != id {
 			if old, err := t.get(held); err == nil {
 				if _, running := t.activeSince(held); running || !final(old.state) {
 					return fmt.Errorf("%w: job %d holds key %q", ErrDuplicate, held, r.uniqueKey)
@@ -1022,7 +927,7 @@ func (t *txn) takeUnique(id ID, r *record) error {
 			}
 		}
 	}
-	return t.unique.Put(uk, binary.BigEndian.AppendUint64(idKey(id), 0))
+	return t.unique.Put(uk, uniqueValue(id, time.Time{}))
 }
 
 // sweep calls fn for up to limit jobs in final state st, oldest first, that finished
@@ -1038,7 +943,8 @@ func (t *txn) sweep(st byte, queue string, before time.Time, after []byte, limit
 	cut := unixNanos(before)
 	var hits []finishedEntry
 	for n := 0; ; k, v = c.Next() {
-		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != 17 || binary.BigEndian.Uint64(k[1:9]) >= cut {
+		_, at, _, ok := parseFinishedKey(k)
+		if k == nil || !bytes.HasPrefix(k, prefix) || !ok || unixNanos(at) >= cut {
 			resume = nil
 			break
 		}
@@ -1068,7 +974,8 @@ type finishedEntry struct {
 }
 
 func entryOf(k, v []byte) finishedEntry {
-	return finishedEntry{keyID(k), k[0], string(v), keyTime(k[1:])}
+	st, at, id, _ := parseFinishedKey(k)
+	return finishedEntry{id, st, string(v), at}
 }
 
 // finishedRecord reads the job of a finished-index entry or, if its record is

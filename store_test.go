@@ -96,23 +96,6 @@ func TestReadyKeyOrder(t *testing.T) {
 	}
 }
 
-func FuzzReadyKey(f *testing.F) {
-	f.Add("default", int64(0), uint64(1), int64(5), uint64(0))
-	f.Fuzz(func(t *testing.T, queue string, p1 int64, id1 uint64, p2 int64, id2 uint64) {
-		if validateName("queue", queue) != nil {
-			return
-		}
-		k1, k2 := readyKey(queue, p1, ID(id1)), readyKey(queue, p2, ID(id2))
-		if readyKeyQueue(k1) != queue || keyID(k1) != ID(id1) || !bytes.HasPrefix(k1, queuePrefix(queue)) {
-			t.Fatalf("key %x does not decode to %q/%d", k1, queue, id1)
-		}
-		want := p1 > p2 || p1 == p2 && id1 < id2
-		if got := bytes.Compare(k1, k2) < 0; got != want && !(p1 == p2 && id1 == id2) {
-			t.Fatalf("order of (%d,%d) and (%d,%d): got before=%v", p1, id1, p2, id2, got)
-		}
-	})
-}
-
 type crashArgs struct{}
 
 func (crashArgs) Kind() string { return "crash" }

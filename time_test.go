@@ -41,7 +41,7 @@ func TestStoredTimesAtTheEdges(t *testing.T) {
 				}
 			}
 			// Index keys hold unsigned nanoseconds: times before 1970 sort first.
-			k := keyTime(timeKey(tc.in, 1))
+			k, _, _ := parseTimeKey(timeKey(tc.in, 1))
 			wantKey := tc.want
 			if tc.want.Before(time.Unix(0, 0)) || tc.want.IsZero() {
 				wantKey = time.Unix(0, 0)
