@@ -84,6 +84,9 @@ func (t *txn) holdSlot(id ID, queue, key string) error {
 
 // releaseHeld frees the slot an abandoned handler of job id held, once it returned.
 func (t *txn) releaseHeld(id ID, res *cycleResult) error {
+	if t.held == nil {
+		return nil // a file of an earlier jobrun, opened without services: nothing held
+	}
 	queue, key, ok := parseSlotKey(t.held.Get(idKey(id)))
 	if !ok {
 		return nil
@@ -97,6 +100,9 @@ func (t *txn) releaseHeld(id ID, res *cycleResult) error {
 // releaseAllHeld frees the slots of handlers a process that exited had abandoned. It
 // runs at open.
 func (t *txn) releaseAllHeld() error {
+	if t.held == nil {
+		return nil
+	}
 	var ids []ID
 	t.held.ForEach(func(k, _ []byte) error {
 		if id, ok := parseIDKey(k); ok {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,11 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
 		bucketKeyWait, bucketKeySlots, bucketHeld}
+
+	// laterBuckets are buckets that no read needs, added after schema 2: a file an
+	// earlier jobrun wrote lacks them, and a read-only runner opens it all the same.
+	// A runner that runs its services creates them at open; only its writes use them.
+	laterBuckets = [][]byte{bucketHeld}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -232,6 +238,9 @@ func schemaCurrent(tx *bbolt.Tx) (bool, error) {
 		return false, nil
 	}
 	for _, name := range allBuckets {
+		if slices.ContainsFunc(laterBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
+			continue
+		}
 		if root.Bucket(name) == nil {
 			return false, nil
 		}
@@ -280,7 +289,7 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
 		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags},
 		{&t.keywait, bucketKeyWait}, {&t.keyslots, bucketKeySlots}, {&t.held, bucketHeld}} {
-		if *p.b = root.Bucket(p.name); *p.b == nil {
+		if *p.b = root.Bucket(p.name); *p.b == nil && !slices.ContainsFunc(laterBuckets, func(b []byte) bool { return bytes.Equal(b, p.name) }) {
 			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
 		}
 	}

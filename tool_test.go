@@ -265,3 +265,47 @@ func TestCloseReturnsDespiteStubbornHandler(t *testing.T) {
 		}
 	})
 }
+
+// TestReadOnlyOpensEarlierFile: a file an earlier jobrun wrote lacks the buckets added
+// since; a read-only runner reads it without writing, a tool's runner writes only what
+// it is asked, and the application's next open adds them.
+func TestReadOnlyOpensEarlierFile(t *testing.T) {
+	r, path := openRunner(t, jobrun.WithStrictKinds(false))
+	id := enqueue(t, r, email{To: "ada@example.com"})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("jobrun")).DeleteBucket([]byte("held")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before := fileSum(t, path)
+
+	ro, err := jobrun.Open(path, jobrun.WithReadOnly())
+	if err != nil {
+		t.Fatalf("read-only open of a file without the held bucket: %v", err)
+	}
+	if in := get(t, ro, id); in.State != jobrun.StateReady {
+		t.Fatalf("job %d: %s", id, in.State)
+	}
+	ro.Close()
+	if fileSum(t, path) != before {
+		t.Fatal("the read-only open changed the file")
+	}
+	tool, err := jobrun.Open(path, jobrun.WithServices(false), jobrun.WithStrictKinds(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tool.Cancel(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	tool.Close()
+	app := reopen(t, path)
+	if in := get(t, app, id); in.State != jobrun.StateCanceled {
+		t.Fatalf("job %d after the tool's cancel: %s", id, in.State)
+	}
+}
