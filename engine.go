@@ -575,127 +575,43 @@ func (res *cycleResult) due(at time.Time) {
 	}
 }
 
-// finish records the outcome of an attempt. It works on a copy of the claimed record,
-// so a commit that fails can be retried with the same outcome.
+// finish records the outcome of an attempt, as transition decides it. It works on a
+// copy of the claimed record, so a commit that fails can be retried with the same
+// outcome.
 func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 	rec := e.rec.clone()
 	e.peekUpdates(rec)
-	attempt := rec.attempt + 1
 	if err := t.removeActive(e.id); err != nil {
 		return err
 	}
-	var err error
-	outcome := e.outcome
-	if outcome == outcomeInterrupted && rec.cancel {
-		outcome = outcomeCanceled // Cancel came first: the job does not run again
-	}
-	if rec.concKey != "" && outcome != outcomeInterrupted {
-		// It stops running: its slot goes to the key's next job, and if it runs again
-		// it queues for a slot like any other. A handler abandoned at its timeout runs
-		// on: its slot stays taken until it returns (returnOp).
-		var err error
-		if e.abandoned {
-			err = t.holdSlot(e.id, rec.queue, rec.concKey)
-		} else {
-			err = t.releaseSlot(rec.queue, rec.concKey, res)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	switch outcome {
-	case outcomeInterrupted:
-		rec.state = stReady
-		err = t.addReady(e.id, rec)
-		res.touched[rec.queue] = true
-	case outcomeCanceled:
-		if !e.startedAt.IsZero() {
-			rec.attempt, rec.startedAt = attempt, e.startedAt
-		}
-		if e.err != nil {
-			rec.appendError(int(attempt), t.now, "canceled: "+e.err.Error())
-		}
-		rec.state, rec.finishedAt = stCanceled, t.now
-		err = t.addFinished(e.id, rec)
-	case outcomeDone:
-		rec.attempt, rec.startedAt, rec.finishedAt, rec.state = attempt, e.startedAt, t.now, stDone
+	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, retryDelay: e.retryDelay,
+		custom: e.customDelay, abandoned: e.abandoned}
+	if e.outcome != outcomeInterrupted {
+		// The worker reported it, after it wrote these. (An interruption comes from the
+		// loop, possibly while the worker starts the handler.)
+		end.started = e.startedAt
 		e.mu.Lock()
-		rec.result = e.result
+		end.result = e.result
 		e.mu.Unlock()
-		err = t.addFinished(e.id, rec)
-	case outcomeSnoozed:
-		rec.startedAt = e.startedAt
-		err = en.reschedule(t, e.id, rec, t.now.Add(e.snooze), stScheduled, res)
-	case outcomeFailed, outcomePermanent:
-		rec.attempt, rec.startedAt = attempt, e.startedAt
-		rec.appendError(int(attempt), t.now, e.err.Error())
-		if e.outcome == outcomePermanent || attempt >= max(rec.maxAttempts, 1) {
-			rec.state, rec.finishedAt = stFailed, t.now
-			err = t.addFinished(e.id, rec)
-			break
-		}
-		delay := e.retryDelay
-		if !e.customDelay {
-			delay = rec.backoff.delay(int(attempt))
-		}
-		err = en.reschedule(t, e.id, rec, t.now.Add(delay), stRetrying, res)
-	default:
-		return fmt.Errorf("unknown outcome %d", e.outcome)
 	}
+	nx, err := transition(rec, end, t.now)
 	if err != nil {
 		return err
-	}
-	e.endState = rec.state
-	if final(rec.state) {
-		res.finished = true
-		if err := t.releaseUnique(e.id, rec); err != nil {
-			return err
-		}
 	}
 	from := stReady // claimed, and its start not recorded: it counted as ready
 	if e.startSaved {
 		from = stRunning
 	}
-	t.count(rec.queue, from, rec.state)
-	if !e.startSaved && e.outcome != outcomeInterrupted && !e.startedAt.IsZero() {
+	if err := t.settle(e.id, rec, nx, from, res); err != nil {
+		return err
+	}
+	e.endState = rec.state
+	if !e.startSaved && !end.started.IsZero() {
 		// A short handler: its start was not recorded on its own (startNote).
 		res.event(e.id, e.rec, EventStarted)
 	}
-	res.event(e.id, rec, outcomeEvent(outcome, rec.state))
+	res.event(e.id, rec, nx.event)
 	return t.put(e.id, rec)
-}
-
-// outcomeEvent is the event of an attempt's outcome that left the job in state.
-func outcomeEvent(outcome int, state byte) EventType {
-	switch {
-	case state == stDone:
-		return EventDone
-	case state == stFailed:
-		return EventFailed
-	case state == stCanceled:
-		return EventCanceled
-	case outcome == outcomeSnoozed:
-		return EventSnoozed
-	case outcome == outcomeInterrupted:
-		return EventReady
-	}
-	return EventRetrying
-}
-
-// reschedule puts a job back to wait until at, or straight to ready if at has come.
-func (en *engine) reschedule(t *txn, id ID, rec *record, at time.Time, state byte, res *cycleResult) error {
-	if at.After(maxFireTime) {
-		at = maxFireTime // a snooze or backoff of centuries waits until the last storable time
-	}
-	rec.runAt = at
-	if at.After(t.now) {
-		rec.state = state
-		res.due(at)
-		return t.addScheduled(id, rec)
-	}
-	rec.state = stReady
-	res.touched[rec.queue] = true
-	return t.enterReady(id, rec)
 }
 
 // applied updates the loop's memory after a successful commit and hands the claimed

@@ -245,16 +245,6 @@ func Handle[T Args](r *Runner, fn func(ctx context.Context, job *Job[T]) error, 
 	r.handlers[kind] = h
 }
 
-// Outcomes of an attempt, decided by the worker and applied by the commit loop.
-const (
-	outcomeDone        = iota + 1 // handler returned nil
-	outcomeFailed                 // handler failed: retry or dead-letter by attempts
-	outcomePermanent              // handler returned Permanent
-	outcomeSnoozed                // handler returned Snooze
-	outcomeInterrupted            // shutdown or crash: back to ready, no attempt spent
-	outcomeCanceled               // Cancel reached the handler, or came before it started
-)
-
 // Claim status of an execution, raced for by the worker (handler returned), the
 // attempt's timeout and a forced shutdown; the winner reports the outcome.
 const (
@@ -278,7 +268,7 @@ type execution struct {
 	status atomic.Int32
 
 	// Set by whoever wins status, read by the loop after it receives the execution.
-	outcome     int
+	outcome     outcome
 	err         error
 	snooze      time.Duration
 	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay

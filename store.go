@@ -686,42 +686,21 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 			failed++
 			continue
 		}
-		r.recoveries++
-		if r.concKey != "" && (r.cancel || r.recoveries > int64(limit)) {
-			if err := t.releaseSlot(r.queue, r.concKey, nil); err != nil {
-				return ready, failed, err
-			}
+		nx, err := transition(r, ending{outcome: outcomeRecovered, recoveries: limit}, t.now)
+		if err == nil {
+			err = t.settle(id, r, nx, e.from, nil)
 		}
-		if r.cancel {
-			// Cancel was asked while it ran: it ends here instead of running again.
-			r.state, r.finishedAt = stCanceled, t.now
-			err = t.addFinished(id, r)
-			if err == nil {
-				err = t.releaseUnique(id, r)
-			}
-			failed++
-		} else if r.recoveries > int64(limit) {
-			r.state, r.finishedAt = stFailed, t.now
-			r.appendError(int(r.attempt)+1, t.now, fmt.Sprintf(
-				"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
-				r.recoveries))
-			err = t.addFinished(id, r)
-			if err == nil {
-				err = t.releaseUnique(id, r)
-			}
-			failed++
-		} else {
-			r.state = stReady
-			err = t.addReady(id, r)
-			ready++
+		if err == nil {
+			err = t.put(id, r)
 		}
 		if err != nil {
 			return ready, failed, err
 		}
-		if err := t.put(id, r); err != nil {
-			return ready, failed, err
+		if nx.ended {
+			failed++
+		} else {
+			ready++
 		}
-		t.count(r.queue, e.from, r.state)
 	}
 	return ready, failed, nil
 }
@@ -788,6 +767,53 @@ func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
 	t.count(r.queue, from, stReady)
 	res.touched[r.queue] = true
 	res.event(id, r, EventReady)
+	return nil
+}
+
+// settle writes what transition decided for a job that left the active index: its
+// concurrency key's slot, its index entry, its unique key and the counters, from
+// state from. res, if not nil, learns of ready queues, due times and final states.
+func (t *txn) settle(id ID, rec *record, nx next, from byte, res *cycleResult) error {
+	if rec.concKey != "" {
+		var err error
+		switch nx.slot {
+		case slotRelease:
+			err = t.releaseSlot(rec.queue, rec.concKey, res)
+		case slotHold:
+			err = t.holdSlot(id, rec.queue, rec.concKey)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case nx.ended:
+		err = t.addFinished(id, rec)
+		if err == nil {
+			err = t.releaseUnique(id, rec)
+		}
+	case rec.state == stReady && nx.readyK:
+		err = t.addReady(id, rec)
+	case rec.state == stReady:
+		err = t.enterReady(id, rec)
+	default:
+		err = t.addScheduled(id, rec)
+	}
+	if err != nil {
+		return err
+	}
+	if res != nil {
+		switch {
+		case nx.ended:
+			res.finished = true
+		case rec.state == stReady:
+			res.touched[rec.queue] = true
+		default:
+			res.due(rec.runAt)
+		}
+	}
+	t.count(rec.queue, from, rec.state)
 	return nil
 }
 

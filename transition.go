@@ -1,0 +1,146 @@
+package jobrun
+
+import (
+	"fmt"
+	"time"
+)
+
+// outcome is how a claimed job's attempt ended, or what ended it from outside.
+type outcome uint8
+
+// The outcomes, decided by the worker (or, for outcomeRecovered, by the open that
+// finds a job a dead process left running) and applied by transition.
+const (
+	outcomeDone        outcome = iota + 1 // handler returned nil
+	outcomeFailed                         // handler failed: retry or dead-letter by attempts
+	outcomePermanent                      // handler returned Permanent
+	outcomeSnoozed                        // handler returned Snooze
+	outcomeInterrupted                    // shutdown: back to ready, no attempt spent
+	outcomeCanceled                       // Cancel reached the handler, or came before it started
+	outcomeRecovered                      // found running at open: its process died
+)
+
+// slotFate is what becomes of the concurrency-key slot a claimed job holds.
+type slotFate uint8
+
+const (
+	slotKeep    slotFate = iota // it stays ready in the index: the slot is still its own
+	slotRelease                 // it stopped: the slot goes to the key's next job
+	slotHold                    // its abandoned handler runs on: the slot is freed when it returns
+)
+
+// ending is what the engine knows of how an attempt ended, for transition.
+type ending struct {
+	outcome    outcome
+	err        error         // the handler's error (failed, permanent, canceled)
+	started    time.Time     // when the handler started; zero if it never did
+	snooze     time.Duration // outcomeSnoozed
+	retryDelay time.Duration // from the args' RetryDelayer, if custom
+	custom     bool
+	abandoned  bool // the attempt timed out while its handler ran on
+	result     []byte
+	recoveries int // outcomeRecovered: the limit (WithMaxRecoveries)
+}
+
+// next is what a transition decided beyond the record itself.
+type next struct {
+	slot   slotFate
+	event  EventType
+	ended  bool // a final state: the unique key is free, retention may look
+	readyK bool // ready again with the slot it held (slotKeep), not through its key's line
+}
+
+// transition applies how a claimed job's attempt ended to rec, a copy of its record,
+// at now, and says what follows: the one place that decides the state a job that ran
+// goes to. It is pure but for writing rec. The caller writes the indexes, the slot,
+// the unique key and the counters that the returned next and rec's state call for.
+func transition(rec *record, e ending, now time.Time) (next, error) {
+	o := e.outcome
+	if (o == outcomeInterrupted || o == outcomeRecovered) && rec.cancel {
+		o = outcomeCanceled // Cancel came first: the job does not run again
+	}
+	attempt := rec.attempt + 1
+	nx := next{slot: slotRelease}
+	switch o {
+	case outcomeInterrupted:
+		rec.state, nx.slot, nx.readyK = stReady, slotKeep, true
+	case outcomeRecovered:
+		rec.recoveries++
+		if rec.recoveries <= int64(max(e.recoveries, 1)) {
+			rec.state, nx.slot, nx.readyK = stReady, slotKeep, true
+			break
+		}
+		rec.appendError(int(attempt), now, fmt.Sprintf(
+			"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
+			rec.recoveries))
+		rec.state, rec.finishedAt = stFailed, now
+	case outcomeCanceled:
+		if e.outcome == outcomeRecovered {
+			rec.recoveries++
+		}
+		if !e.started.IsZero() {
+			rec.attempt, rec.startedAt = attempt, e.started
+		}
+		if e.err != nil {
+			rec.appendError(int(attempt), now, "canceled: "+e.err.Error())
+		}
+		rec.state, rec.finishedAt = stCanceled, now
+	case outcomeDone:
+		rec.attempt, rec.startedAt, rec.finishedAt, rec.state = attempt, e.started, now, stDone
+		rec.result = e.result
+	case outcomeSnoozed:
+		rec.startedAt = e.started
+		wait(rec, stScheduled, now.Add(e.snooze), now)
+	case outcomeFailed, outcomePermanent:
+		rec.attempt, rec.startedAt = attempt, e.started
+		rec.appendError(int(attempt), now, e.err.Error())
+		if o == outcomePermanent || attempt >= max(rec.maxAttempts, 1) {
+			rec.state, rec.finishedAt = stFailed, now
+			break
+		}
+		delay := e.retryDelay
+		if !e.custom {
+			delay = rec.backoff.delay(int(attempt))
+		}
+		wait(rec, stRetrying, now.Add(delay), now)
+	default:
+		return next{}, fmt.Errorf("unknown outcome %d", e.outcome)
+	}
+	if nx.slot == slotRelease && e.abandoned {
+		nx.slot = slotHold
+	}
+	nx.ended = final(rec.state)
+	nx.event = outcomeEvent(o, rec.state)
+	return nx, nil
+}
+
+// wait makes rec wait in state until at, or ready now if at has come; a wait of
+// centuries ends at the last storable time.
+func wait(rec *record, state byte, at, now time.Time) {
+	if at.After(maxFireTime) {
+		at = maxFireTime
+	}
+	rec.runAt = at
+	if at.After(now) {
+		rec.state = state
+		return
+	}
+	rec.state = stReady
+}
+
+// outcomeEvent is the event of an attempt's outcome that left the job in state.
+func outcomeEvent(o outcome, state byte) EventType {
+	switch {
+	case state == stDone:
+		return EventDone
+	case state == stFailed:
+		return EventFailed
+	case state == stCanceled:
+		return EventCanceled
+	case o == outcomeSnoozed:
+		return EventSnoozed
+	case o == outcomeInterrupted || o == outcomeRecovered:
+		return EventReady
+	}
+	return EventRetrying
+}
