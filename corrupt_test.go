@@ -989,9 +989,21 @@ func TestCorruptWhileRunning(t *testing.T) {
 			runUntilIdle(t, r)
 			enqueueMany(300, "", jobrun.Queue("later"))
 			enqueueMany(2, "block")
+			events, err := r.Subscribe(ctx, 1<<16)
+			if err != nil {
+				t.Fatal(err)
+			}
 			runErr := make(chan error, 1)
 			go func() { runErr <- r.Run(ctx) }()
 			wasRunning := []jobrun.ID{<-running, <-running}
+			// Their starts are recorded by commits of their own once the handlers have
+			// run for a commit's time: wait for both, so that none comes after the
+			// barrier below and moves the pages about to be zeroed.
+			for started := 0; started < 2; {
+				if ev := <-events; ev.Type == jobrun.EventStarted && slices.Contains(wasRunning, ev.ID) {
+					started++
+				}
+			}
 			// A commit through the loop, after which it is idle: what the workers sent
 			// before it is committed, so no commit moves the pages about to be zeroed.
 			if err := r.Resume(ctx, jobrun.DefaultQueue); err != nil {

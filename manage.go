@@ -111,29 +111,24 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 				running = e
 				return nil, t.put(id, e.rec)
 			}
-			// Running in no session: nothing to stop, the record is all there is.
+			// Running in no session: nothing to stop, the record is all there is. Its
+			// attempt ends as one that Cancel reached before it started.
 			if err := t.removeActive(id); err != nil {
 				return nil, err
-			}
-			if rec.concKey != "" {
-				if err := t.releaseSlot(rec.queue, rec.concKey, res); err != nil {
-					return nil, err
-				}
 			}
 			from := stRunning
 			if at.IsZero() {
 				from = stReady // claimed, never started
 			}
-			return nil, t.finalize(id, rec, from, stCanceled, res)
+			return nil, t.command(id, rec, outcomeCanceled, from, res)
 		}
 		if final(rec.state) {
 			return fmt.Errorf("%w: job %d is %s; only unfinished jobs can be canceled", ErrState, id, stateNames[rec.state]), nil
 		}
-		from := rec.state
 		if err := t.unindex(id, rec, res); err != nil {
 			return nil, err
 		}
-		return nil, t.finalize(id, rec, from, stCanceled, res)
+		return nil, t.command(id, rec, outcomeCancel, rec.state, res)
 	}, func(*engine) {
 		if running != nil {
 			running.requestCancel()
@@ -145,18 +140,17 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 	return nil
 }
 
-// finalize ends a job that left every index in final state st.
-func (t *txn) finalize(id ID, rec *record, from, st byte, res *cycleResult) error {
-	rec.state, rec.finishedAt = st, t.now
-	res.finished = true
-	if err := t.addFinished(id, rec); err != nil {
+// command applies a command's outcome (Cancel, Retry) to a job that left its index,
+// counted until now in state from, and stores it.
+func (t *txn) command(id ID, rec *record, o outcome, from byte, res *cycleResult) error {
+	nx, err := transition(rec, ending{outcome: o}, t.now)
+	if err == nil {
+		err = t.settle(id, rec, nx, from, res)
+	}
+	if err != nil {
 		return err
 	}
-	if err := t.releaseUnique(id, rec); err != nil {
-		return err
-	}
-	t.count(rec.queue, from, st)
-	res.event(id, rec, outcomeEvent(0, st))
+	res.event(id, rec, nx.event)
 	return t.put(id, rec)
 }
 
@@ -190,11 +184,7 @@ func (t *txn) retry(id ID, rec *record, res *cycleResult) error {
 	if err := t.unindex(id, rec, res); err != nil {
 		return err
 	}
-	from := rec.state
-	rec.attempt, rec.recoveries, rec.cancel = 0, 0, false
-	rec.finishedAt, rec.runAt = time.Time{}, t.now
-	rec.result, rec.progress = nil, nil
-	return t.makeReady(id, rec, from, res)
+	return t.command(id, rec, outcomeRetry, rec.state, res)
 }
 
 // Batches of the bulk management calls: each is one commit, so workers and producers

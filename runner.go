@@ -79,11 +79,30 @@ func Open(path string, opts ...Option) (*Runner, error) {
 	}
 	r, err := newRunner(db, cfg)
 	if err != nil {
-		db.Close()
+		closeBounded(db, cfg.lockTimeout)
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.ownsDB = true
 	return r, nil
+}
+
+// closeBounded closes db, waiting at most wait: bbolt can panic on a damaged page
+// after it took its write lock and before it set up the rollback that releases it,
+// and its Close then waits for that lock forever. Past wait, the close is left to
+// finish, or not, on its own goroutine, which then holds the file until the process
+// exits; Open has returned the ErrCorrupt error that says why by then.
+func closeBounded(db *bbolt.DB, wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db.Close()
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+	}
 }
 
 // New returns a Runner that keeps its data in db, an application's open bbolt database,

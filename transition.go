@@ -18,6 +18,10 @@ const (
 	outcomeInterrupted                    // shutdown: back to ready, no attempt spent
 	outcomeCanceled                       // Cancel reached the handler, or came before it started
 	outcomeRecovered                      // found running at open: its process died
+
+	// Commands on a job that is not claimed, after it left its index.
+	outcomeCancel // Cancel of a job that waits (or that no session runs): canceled
+	outcomeRetry  // Retry of a finished job: ready again with fresh attempts
 )
 
 // slotFate is what becomes of the concurrency-key slot a claimed job holds.
@@ -50,10 +54,16 @@ type next struct {
 	readyK bool // ready again with the slot it held (slotKeep), not through its key's line
 }
 
-// transition applies how a claimed job's attempt ended to rec, a copy of its record,
-// at now, and says what follows: the one place that decides the state a job that ran
-// goes to. It is pure but for writing rec. The caller writes the indexes, the slot,
-// the unique key and the counters that the returned next and rec's state call for.
+// transition decides every change of a job's state but those of waiting (a job
+// becoming due, or promoted) and removal: the outcomes of attempts, interruptions,
+// abandoned timeouts, the recovery at open of jobs a dead process ran, Cancel and
+// Retry.
+
+// transition applies how a claimed job's attempt ended, or a command, to rec, a copy
+// of its record, at now, and says what follows. It is pure but for writing rec. The
+// caller removed the job from its index before, and writes the indexes, the slot,
+// the unique key and the counters that the returned next and rec's state call for
+// (txn.settle).
 func transition(rec *record, e ending, now time.Time) (next, error) {
 	o := e.outcome
 	if (o == outcomeInterrupted || o == outcomeRecovered) && rec.cancel {
@@ -85,6 +95,14 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.appendError(int(attempt), now, "canceled: "+e.err.Error())
 		}
 		rec.state, rec.finishedAt = stCanceled, now
+	case outcomeCancel:
+		// Its slot, if it held one, went with its index entry (txn.unindex).
+		rec.state, rec.finishedAt, nx.slot = stCanceled, now, slotKeep
+	case outcomeRetry:
+		rec.attempt, rec.recoveries, rec.cancel = 0, 0, false
+		rec.finishedAt, rec.runAt = time.Time{}, now
+		rec.result, rec.progress = nil, nil
+		rec.state, nx.slot = stReady, slotKeep // it holds none: it queues for one
 	case outcomeDone:
 		rec.attempt, rec.startedAt, rec.finishedAt, rec.state = attempt, e.started, now, stDone
 		rec.result = e.result
@@ -139,7 +157,7 @@ func outcomeEvent(o outcome, state byte) EventType {
 		return EventCanceled
 	case o == outcomeSnoozed:
 		return EventSnoozed
-	case o == outcomeInterrupted || o == outcomeRecovered:
+	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry:
 		return EventReady
 	}
 	return EventRetrying

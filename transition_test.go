@@ -53,6 +53,11 @@ func TestTransition(t *testing.T) {
 			stCanceled, 2, time.Time{}, slotRelease, EventCanceled, "canceled: boom"},
 		{"canceled before it started", nil, ending{outcome: outcomeCanceled},
 			stCanceled, 1, time.Time{}, slotRelease, EventCanceled, ""},
+		{"Cancel of a waiting job", func(r *record) { r.state = stScheduled }, ending{outcome: outcomeCancel},
+			stCanceled, 1, time.Time{}, slotKeep, EventCanceled, ""},
+		{"Retry of a failed job: fresh attempts", func(r *record) {
+			r.state, r.attempt, r.recoveries, r.cancel, r.finishedAt, r.result = stFailed, 3, 2, true, now.Add(-time.Hour), []byte(`1`)
+		}, ending{outcome: outcomeRetry}, stReady, 0, now, slotKeep, EventReady, ""},
 		{"recovered", nil, ending{outcome: outcomeRecovered, recoveries: 5},
 			stReady, 1, time.Time{}, slotKeep, EventReady, ""},
 		{"recovered past the limit", func(r *record) { r.recoveries = 5 }, ending{outcome: outcomeRecovered, recoveries: 5},
@@ -80,6 +85,9 @@ func TestTransition(t *testing.T) {
 			}
 			if nx.ended != final(tc.state) || nx.ended != !rec.finishedAt.IsZero() {
 				t.Fatalf("ended %v, finished at %v, for state %d", nx.ended, rec.finishedAt, tc.state)
+			}
+			if tc.end.outcome == outcomeRetry && (rec.recoveries != 0 || rec.cancel || rec.result != nil || nx.readyK) {
+				t.Fatalf("a retried job keeps recoveries %d, cancel %v, result %s, or its slot", rec.recoveries, rec.cancel, rec.result)
 			}
 			switch added := len(rec.errors) - before; {
 			case tc.errText == "" && added != 0:
