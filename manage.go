@@ -32,7 +32,7 @@ func (r *Runner) Promote(ctx context.Context, id ID) error {
 		}
 		from := rec.state
 		rec.runAt = t.now
-		if err := t.makeReady(id, rec, from, res); err != nil {
+		if err := t.change(id, rec, outcomeDue, from, res); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -120,7 +120,7 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 			if at.IsZero() {
 				from = stReady // claimed, never started
 			}
-			return nil, t.command(id, rec, outcomeCanceled, from, res)
+			return nil, t.change(id, rec, outcomeCanceled, from, res)
 		}
 		if final(rec.state) {
 			return fmt.Errorf("%w: job %d is %s; only unfinished jobs can be canceled", ErrState, id, stateNames[rec.state]), nil
@@ -128,7 +128,7 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 		if err := t.unindex(id, rec, res); err != nil {
 			return nil, err
 		}
-		return nil, t.command(id, rec, outcomeCancel, rec.state, res)
+		return nil, t.change(id, rec, outcomeCancel, rec.state, res)
 	}, func(*engine) {
 		if running != nil {
 			running.requestCancel()
@@ -140,9 +140,9 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 	return nil
 }
 
-// command applies a command's outcome (Cancel, Retry) to a job that left its index,
-// counted until now in state from, and stores it.
-func (t *txn) command(id ID, rec *record, o outcome, from byte, res *cycleResult) error {
+// change applies an outcome to a job that is not claimed and left its index (due,
+// Cancel, Retry), counted until now in state from, and stores it.
+func (t *txn) change(id ID, rec *record, o outcome, from byte, res *cycleResult) error {
 	nx, err := transition(rec, ending{outcome: o}, t.now)
 	if err == nil {
 		err = t.settle(id, rec, nx, from, res)
@@ -184,7 +184,7 @@ func (t *txn) retry(id ID, rec *record, res *cycleResult) error {
 	if err := t.unindex(id, rec, res); err != nil {
 		return err
 	}
-	return t.command(id, rec, outcomeRetry, rec.state, res)
+	return t.change(id, rec, outcomeRetry, rec.state, res)
 }
 
 // Batches of the bulk management calls: each is one commit, so workers and producers

@@ -637,7 +637,7 @@ func (t *txn) promote(n int, res *cycleResult) (next time.Time, err error) {
 			}
 			continue
 		}
-		if err := t.makeReady(id, r, r.state, res); err != nil {
+		if err := t.change(id, r, outcomeDue, r.state, res); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -753,21 +753,6 @@ func (t *txn) setPaused(queue string, paused bool) error {
 		flags &^= queuePaused
 	}
 	return t.queues.Put([]byte(queue), []byte{flags})
-}
-
-// makeReady stores a job that leaves state from as ready, indexed for its queue.
-func (t *txn) makeReady(id ID, r *record, from byte, res *cycleResult) error {
-	r.state = stReady
-	if err := t.put(id, r); err != nil {
-		return err
-	}
-	if err := t.enterReady(id, r); err != nil {
-		return err
-	}
-	t.count(r.queue, from, stReady)
-	res.touched[r.queue] = true
-	res.event(id, r, EventReady)
-	return nil
 }
 
 // settle writes what transition decided for a job that left the active index: its

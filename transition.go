@@ -19,7 +19,8 @@ const (
 	outcomeCanceled                       // Cancel reached the handler, or came before it started
 	outcomeRecovered                      // found running at open: its process died
 
-	// Commands on a job that is not claimed, after it left its index.
+	// Changes of a job that is not claimed, after it left its index.
+	outcomeDue    // a scheduled or retrying job's time came, or Promote brought it forward
 	outcomeCancel // Cancel of a job that waits (or that no session runs): canceled
 	outcomeRetry  // Retry of a finished job: ready again with fresh attempts
 )
@@ -54,10 +55,10 @@ type next struct {
 	readyK bool // ready again with the slot it held (slotKeep), not through its key's line
 }
 
-// transition decides every change of a job's state but those of waiting (a job
-// becoming due, or promoted) and removal: the outcomes of attempts, interruptions,
-// abandoned timeouts, the recovery at open of jobs a dead process ran, Cancel and
-// Retry.
+// transition decides every change of a job's state: the outcomes of attempts,
+// interruptions, abandoned timeouts, the recovery at open of jobs a dead process ran,
+// a waiting job's time coming (or Promote), Cancel and Retry. Only removal (Delete,
+// Clean, retention) and the quarantine of an unreadable record are outside it.
 
 // transition applies how a claimed job's attempt ended, or a command, to rec, a copy
 // of its record, at now, and says what follows. It is pure but for writing rec. The
@@ -95,6 +96,8 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.appendError(int(attempt), now, "canceled: "+e.err.Error())
 		}
 		rec.state, rec.finishedAt = stCanceled, now
+	case outcomeDue:
+		rec.state, nx.slot = stReady, slotKeep // it holds no slot: it queues for one
 	case outcomeCancel:
 		// Its slot, if it held one, went with its index entry (txn.unindex).
 		rec.state, rec.finishedAt, nx.slot = stCanceled, now, slotKeep
@@ -157,7 +160,7 @@ func outcomeEvent(o outcome, state byte) EventType {
 		return EventCanceled
 	case o == outcomeSnoozed:
 		return EventSnoozed
-	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry:
+	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry || o == outcomeDue:
 		return EventReady
 	}
 	return EventRetrying

@@ -53,6 +53,8 @@ func TestTransition(t *testing.T) {
 			stCanceled, 2, time.Time{}, slotRelease, EventCanceled, "canceled: boom"},
 		{"canceled before it started", nil, ending{outcome: outcomeCanceled},
 			stCanceled, 1, time.Time{}, slotRelease, EventCanceled, ""},
+		{"a waiting job's time came", func(r *record) { r.state = stRetrying }, ending{outcome: outcomeDue},
+			stReady, 1, time.Time{}, slotKeep, EventReady, ""},
 		{"Cancel of a waiting job", func(r *record) { r.state = stScheduled }, ending{outcome: outcomeCancel},
 			stCanceled, 1, time.Time{}, slotKeep, EventCanceled, ""},
 		{"Retry of a failed job: fresh attempts", func(r *record) {
