@@ -55,14 +55,13 @@ type next struct {
 	readyK bool // ready again with the slot it held (slotKeep), not through its key's line
 }
 
-// transition decides every change of a job's state: the outcomes of attempts,
-// interruptions, abandoned timeouts, the recovery at open of jobs a dead process ran,
-// a waiting job's time coming (or Promote), Cancel and Retry. Only removal (Delete,
-// Clean, retention) and the quarantine of an unreadable record are outside it.
-
-// transition applies how a claimed job's attempt ended, or a command, to rec, a copy
-// of its record, at now, and says what follows. It is pure but for writing rec. The
-// caller removed the job from its index before, and writes the indexes, the slot,
+// transition applies how a claimed job's attempt ended, or another change, to rec, a
+// copy of its record, at now, and says what follows. It decides every change of a
+// job's state: the outcomes of attempts, interruptions, abandoned timeouts, the
+// recovery at open of jobs a dead process ran, a waiting job's time coming (or
+// Promote), Cancel and Retry; only removal (Delete, Clean, retention) and the
+// quarantine of an unreadable record are outside it. It is pure but for writing rec.
+// The caller removed the job from its index before, and writes the indexes, the slot,
 // the unique key and the counters that the returned next and rec's state call for
 // (txn.settle).
 func transition(rec *record, e ending, now time.Time) (next, error) {
