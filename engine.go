@@ -111,14 +111,19 @@ type engine struct {
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
 
+// queueClaim is what one commit claimed of a queue.
+type queueClaim struct {
+	jobs  []*execution
+	extra int  // claimed past the window for their priority (see commit)
+	more  bool // the claim filled its capacity or ran out of tokens: more may be ready
+}
+
 // cycleResult is what one commit did, applied to the loop's memory only once the
 // commit succeeded.
 type cycleResult struct {
 	touched map[string]bool // queues that got ready jobs
-	claims  map[*queueState][]*execution
-	extra   map[*queueState]int  // claimed past the window for their priority (see commit)
-	more    map[*queueState]bool // the claim filled its capacity or ran out of tokens
-	started []*execution         // starts this commit recorded
+	claims  map[*queueState]queueClaim
+	started []*execution // starts this commit recorded
 	nextDue time.Time
 	looked  []string             // the due schedules this commit handled
 	fires   map[string]time.Time // their next fire; a schedule missing here is gone
@@ -365,8 +370,8 @@ func (en *engine) cycle() {
 	var res *cycleResult
 	began := time.Now()
 	err := updateGuarded(en.r.db, func(tx *bbolt.Tx) error {
-		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState][]*execution{}, extra: map[*queueState]int{},
-			more: map[*queueState]bool{}, nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
+		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState]queueClaim{},
+			nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
 		t, err := openTxn(tx, now)
 		if err != nil {
 			return err
@@ -561,9 +566,7 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			if err != nil {
 				return fmt.Errorf("claim jobs of queue %s: %w", q.name, err)
 			}
-			res.claims[q] = claimed
-			res.extra[q] = max(len(claimed)-n, 0)
-			res.more[q] = len(claimed) >= n || starved
+			res.claims[q] = queueClaim{jobs: claimed, extra: max(len(claimed)-n, 0), more: len(claimed) >= n || starved}
 		}
 	}
 	return t.flush()
@@ -629,8 +632,9 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	// outcomes are cleared, to go with the next one.
 	var surplus []*execution
 	defer func() { en.handBack(surplus) }()
-	for q, claimed := range res.claims {
-		q.mayReady = res.more[q]
+	for q, c := range res.claims {
+		claimed := c.jobs
+		q.mayReady = c.more
 		for _, e := range claimed {
 			e.r = en.r
 			e.kind, e.timeout, e.concKey = e.rec.kind, e.rec.timeout, e.rec.concKey
@@ -640,7 +644,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			q.inflight++
 		}
 		q.line.push(claimed)
-		if over := min(q.inflight-(q.workers+q.prefetch), res.extra[q]); over > 0 {
+		if over := min(q.inflight-(q.workers+q.prefetch), c.extra); over > 0 {
 			surplus = append(surplus, q.line.takeWorst(over)...)
 		}
 	}
