@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
 )
 
@@ -41,7 +40,7 @@ type returnOp struct{ e *execution }
 // an answer such as ErrNotFound does not abort the commit, a fatal error does. after,
 // if set, updates the loop's memory once the commit succeeded and the answer is nil.
 type mutateOp struct {
-	fn     func(t *txn, res *cycleResult) (answer, fatal error)
+	fn     func(w storeWriter, en *engine) (answer, fatal error)
 	after  func(en *engine)
 	answer error
 	reply  chan error
@@ -83,8 +82,12 @@ type engine struct {
 	s        *session // the session being fed, nil if none
 	feeding  bool     // s is set and not draining
 	inflight map[ID]*execution
-	nextDue  time.Time
 	timer    *time.Timer
+
+	// The timed services (services.go).
+	promoter promoter
+	firer    firer
+	cleaner  cleaner
 
 	// Gathered for the next commit.
 	fresh    bool // something arrived since the last cycle
@@ -96,12 +99,7 @@ type engine struct {
 	controls []*controlOp
 	mutates  []*mutateOp
 	closing  bool
-	paused   map[string]bool      // persisted in the queues bucket
-	fires    map[string]time.Time // each schedule's next fire, persisted in the schedules bucket
-
-	nextClean  time.Time         // when the retention cleaner looks again
-	cleaning   bool              // this cycle deletes expired jobs
-	cleanAfter [numStates][]byte // where the cleaner resumes in each final state
+	paused   map[string]bool // as stored
 
 	keyLimiters keyLimiters // rate limiters of concurrency keys
 
@@ -111,30 +109,20 @@ type engine struct {
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
 
-// queueClaim is what one commit claimed of a queue.
-type queueClaim struct {
-	jobs  []*execution
-	extra int  // claimed past the window for their priority (see commit)
-	more  bool // the claim filled its capacity or ran out of tokens: more may be ready
-}
-
 // cycleResult is what one commit did, applied to the loop's memory only once the
 // commit succeeded.
 type cycleResult struct {
-	touched map[string]bool // queues that got ready jobs
+	now     time.Time
 	claims  map[*queueState]queueClaim
 	started []*execution // starts this commit recorded
-	nextDue time.Time
-	looked  []string             // the due schedules this commit handled
-	fires   map[string]time.Time // their next fire; a schedule missing here is gone
+	effects              // derived from the store's changes once it committed
 
-	en         *engine // for management calls that reach running jobs
+	promoted   bool                 // the promoter ran: nextDue is its answer
+	nextDue    time.Time            // when the earliest waiting job is due after this commit
+	looked     []string             // the due schedules this commit handled
+	fires      map[string]time.Time // their next fire; a schedule missing here is gone
+	cleaned    bool                 // the cleaner ran: cleanAfter is where it resumes
 	cleanAfter [numStates][]byte
-	finished   bool // a job reached a final state
-
-	now      time.Time
-	eventsOn bool
-	events   []Event // delivered once the commit succeeded
 }
 
 func newEngine(r *Runner) *engine {
@@ -152,14 +140,12 @@ func newEngine(r *Runner) *engine {
 func (en *engine) loop() {
 	defer close(en.r.loopDone)
 	en.timer = time.NewTimer(0)
-	en.nextClean = time.Now()                                // one look at start
+	en.cleaner.next = time.Now()                             // one look at start
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see guard
-	err := viewGuarded(en.r.db, func(tx *bbolt.Tx) error {
-		if t, err := openTxn(tx, time.Now()); err == nil {
-			en.nextDue = t.nextDue()
-			en.paused = t.pausedQueues()
-			en.fires = t.loadFires()
-		}
+	err := en.r.st.view(func(t storeReader) error {
+		en.promoter.next = t.nextDue()
+		en.paused = t.pausedQueues()
+		en.firer.fires = loadFires(t)
 		return nil
 	})
 	if err != nil {
@@ -228,9 +214,7 @@ func (en *engine) takeWake() {
 		}
 		delete(r.woken, name)
 	}
-	if !r.wokenDue.IsZero() && (en.nextDue.IsZero() || r.wokenDue.Before(en.nextDue)) {
-		en.nextDue = r.wokenDue
-	}
+	en.promoter.dueBy(r.wokenDue)
 	r.wokenDue = time.Time{}
 	r.wakeMu.Unlock()
 }
@@ -329,8 +313,8 @@ func (en *engine) drain(q *queueState) {
 	q.line = nil
 }
 
-// cycle commits everything gathered, plus due promotions and claims, in one
-// transaction, then applies the result.
+// cycle commits everything gathered, plus what the timed services and the claims
+// have to do, in one transaction, then applies the result.
 func (en *engine) cycle() {
 	en.r.cycles.Add(1)
 	now := time.Now()
@@ -344,43 +328,25 @@ func (en *engine) cycle() {
 		en.finishCycle(now, nil)
 		return
 	}
-	promote := !en.nextDue.IsZero() && !now.Before(en.nextDue)
-	due := en.dueFires(now)
 	if en.r.cfg.noServices {
 		// A tool's runner writes what it is asked and nothing else.
-		promote, due, en.nextDue, en.nextClean = false, nil, time.Time{}, time.Time{}
-		clear(en.fires)
+		en.promoter.next, en.cleaner.next = time.Time{}, time.Time{}
+		clear(en.firer.fires)
 	}
-	claim := false
-	if en.feeding {
-		for _, q := range en.order {
-			claim = claim || en.claimable(q) && en.capacity(q) > 0 && (q.mayReady || pending > 0)
-		}
-	}
-	if !en.nextClean.IsZero() && !now.Before(en.nextClean) {
-		var next time.Time
-		if en.cleaning, next = en.retentionDue(now); !en.cleaning {
-			en.nextClean = next
-		}
-	}
-	if pending == 0 && !promote && !claim && len(due) == 0 && !en.cleaning {
+	promote, fire := en.promoter.due(now), len(en.firer.due(now)) > 0
+	clean := en.cleaner.plan(en.r.st, now)
+	if pending == 0 && !promote && !fire && !clean && !en.claiming(pending) {
 		en.finishCycle(now, nil)
 		return
 	}
 	var res *cycleResult
 	began := time.Now()
-	err := updateGuarded(en.r.db, func(tx *bbolt.Tx) error {
-		res = &cycleResult{touched: map[string]bool{}, claims: map[*queueState]queueClaim{},
-			nextDue: en.nextDue, en: en, now: now, eventsOn: en.r.events.wanted()}
-		t, err := openTxn(tx, now)
-		if err != nil {
-			return err
-		}
-		t.cfg = en.r.cfg
-		return en.commit(t, res, promote, due)
+	changes, err := en.r.st.update(now, func(w storeWriter) error {
+		res = &cycleResult{now: now, claims: map[*queueState]queueClaim{}}
+		return en.commit(w, res, pending > 0)
 	})
 	if errors.Is(err, ErrCorrupt) {
-		en.stop(fmt.Errorf("%s: %w", en.r.db.Path(), err))
+		en.stop(fmt.Errorf("%s: %w", en.r.st.name(), err))
 		return
 	}
 	if err != nil {
@@ -397,71 +363,40 @@ func (en *engine) cycle() {
 	en.r.commits.Add(1)
 	en.commitTime = ewma(en.commitTime, time.Since(began))
 	en.r.commitNanos.Store(int64(en.commitTime))
+	res.absorb(changes, now, en.r.events.wanted())
 	en.applied(now, res)
 	en.finishCycle(now, nil)
 }
 
-// claimable reports whether the queue may claim jobs now: a session feeds it, the
-// session's context is alive and the queue is not paused.
-func (en *engine) claimable(q *queueState) bool {
-	return q.line != nil && en.s.ctx.Err() == nil && !en.paused[q.name]
-}
-
-// capacity is how many more jobs a claimable queue can take, prefetch included.
-func (en *engine) capacity(q *queueState) int {
-	return q.workers + q.prefetch - q.inflight
-}
-
-// commit writes one cycle's changes into t.
-func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) error {
-	for _, op := range en.enqueues {
-		op.ids, op.dups = make([]ID, len(op.recs)), make([]bool, len(op.recs))
-		for i, rec := range op.recs {
-			ins, err := t.enqueue(rec)
-			if err != nil {
-				return fmt.Errorf("insert job: %w", err)
-			}
-			op.ids[i], op.dups[i] = ins.id, ins.duplicate
-			if !ins.duplicate {
-				res.event(ins.id, rec, EventEnqueued)
-			}
-			switch {
-			case ins.duplicate:
-			case ins.state == stReady:
-				res.touched[rec.queue] = true
-			default:
-				res.due(ins.runAt)
-			}
-		}
+// commit writes one cycle into w. The order of its steps is what the cycle means:
+//
+//  1. Enqueues first, so that this commit's claims can take the new jobs.
+//  2. Starts before outcomes: a job whose start and outcome meet here goes from
+//     running to its outcome.
+//  3. Outcomes before the returns of abandoned handlers (an abandoned attempt's
+//     outcome comes before its return), and before the claims, to which they free
+//     capacity.
+//  4. Management calls after the outcomes, so they find finished jobs finished.
+//  5. Progress after both: the progress of a job that ended is not written.
+//  6. The timed services: due jobs, due schedules, retention.
+//  7. Claims last, so they see every job that became ready in this commit.
+func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
+	if err := en.writeEnqueues(w); err != nil {
+		return err
 	}
 	finished := make(map[*execution]bool, len(en.done))
 	for _, e := range en.done {
 		finished[e] = true
 	}
-	// Starts before outcomes. A job that also finished in this commit goes from
-	// ready to its outcome at once, and finish reports its start.
-	for _, e := range en.starts {
-		if en.inflight[e.id] != e || finished[e] {
-			continue // handed back, recorded before, or recorded now by finish
-		}
-		res.event(e.id, e.rec, EventStarted)
-		if err := t.markStarted(e.id, e.rec.queue, e.startedAt); err != nil {
-			return fmt.Errorf("record start of job %d: %w", e.id, err)
-		}
-		res.started = append(res.started, e)
+	if err := en.writeStarts(w, res, finished); err != nil {
+		return err
 	}
-	freed := map[*queueState]int{} // slots this commit frees, for its own claims
-	for _, e := range en.done {
-		if q := en.queues[e.rec.queue]; q != nil && en.inflight[e.id] == e {
-			freed[q]++
-		}
-		if err := en.finish(t, e, res); err != nil {
-			return fmt.Errorf("record outcome of job %d: %w", e.id, err)
-		}
+	freed, err := en.writeOutcomes(w)
+	if err != nil {
+		return err
 	}
 	for _, e := range en.returns {
-		// After the outcomes: an abandoned attempt's outcome comes before its return.
-		if err := t.releaseHeld(e.id, res); err != nil {
+		if err := w.releaseHeld(e.id); err != nil {
 			return fmt.Errorf("free the key slot of job %d: %w", e.id, err)
 		}
 	}
@@ -469,12 +404,75 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 		if op.fn == nil {
 			continue
 		}
-		answer, err := op.fn(t, res)
+		answer, err := op.fn(w, en)
 		if err != nil {
 			return err
 		}
 		op.answer = answer
 	}
+	if err := en.writeProgress(w, finished); err != nil {
+		return err
+	}
+	if err := en.promoter.write(w, res); err != nil {
+		return err
+	}
+	if err := en.firer.write(w, res, en.r.log.Warn); err != nil {
+		return err
+	}
+	if err := en.cleaner.write(w, res); err != nil {
+		return err
+	}
+	// A queue may have got ready jobs from what was pending, or from the services.
+	return en.writeClaims(w, res, freed, pending || res.promoted || len(res.looked) > 0)
+}
+
+// writeEnqueues inserts the gathered jobs, noting each one's ID for its caller.
+func (en *engine) writeEnqueues(w storeWriter) error {
+	for _, op := range en.enqueues {
+		op.ids, op.dups = make([]ID, len(op.recs)), make([]bool, len(op.recs))
+		for i, rec := range op.recs {
+			ins, err := w.enqueue(rec)
+			if err != nil {
+				return fmt.Errorf("insert job: %w", err)
+			}
+			op.ids[i], op.dups[i] = ins.id, ins.duplicate
+		}
+	}
+	return nil
+}
+
+// writeStarts records the handlers that started as running, unless their outcome is
+// in this commit too (finish records the start then).
+func (en *engine) writeStarts(w storeWriter, res *cycleResult, finished map[*execution]bool) error {
+	for _, e := range en.starts {
+		if en.inflight[e.id] != e || finished[e] {
+			continue // handed back, recorded before, or recorded now by finish
+		}
+		if err := w.markStarted(e.id, e.rec, e.startedAt); err != nil {
+			return fmt.Errorf("record start of job %d: %w", e.id, err)
+		}
+		res.started = append(res.started, e)
+	}
+	return nil
+}
+
+// writeOutcomes records the finished attempts and returns the slots they free in
+// each queue, for this commit's claims.
+func (en *engine) writeOutcomes(w storeWriter) (map[*queueState]int, error) {
+	freed := map[*queueState]int{}
+	for _, e := range en.done {
+		if q := en.queues[e.rec.queue]; q != nil && en.inflight[e.id] == e {
+			freed[q]++
+		}
+		if err := en.finish(w, e); err != nil {
+			return nil, fmt.Errorf("record outcome of job %d: %w", e.id, err)
+		}
+	}
+	return freed, nil
+}
+
+// writeProgress stores the progress and log lines of running jobs.
+func (en *engine) writeProgress(w storeWriter, finished map[*execution]bool) error {
 	for e := range en.progress {
 		if finished[e] || en.inflight[e.id] != e {
 			continue
@@ -483,110 +481,19 @@ func (en *engine) commit(t *txn, res *cycleResult, promote bool, due []string) e
 			continue
 		}
 		e.unsaved = true // until this commit succeeds
-		if err := t.put(e.id, e.rec); err != nil {
+		if err := w.saveProgress(e.id, e.rec); err != nil {
 			return fmt.Errorf("record progress of job %d: %w", e.id, err)
 		}
-		res.event(e.id, e.rec, EventProgress)
 	}
-	if promote {
-		next, err := t.promote(maxPromotePerCycle, res)
-		if err != nil {
-			return fmt.Errorf("promote due jobs: %w", err)
-		}
-		res.nextDue = next
-	}
-	if len(due) > 0 {
-		fires, err := t.fireDue(due, res, en.r.log.Warn)
-		if err != nil {
-			return fmt.Errorf("fire schedules: %w", err)
-		}
-		res.looked, res.fires = due, fires
-	}
-	if en.cleaning {
-		for _, st := range []byte{stDone, stFailed, stCanceled} {
-			next, err := t.retain(en.r.cfg, st, en.cleanAfter[st], cleanBatch, res)
-			if err != nil {
-				return fmt.Errorf("retention: %w", err)
-			}
-			res.cleanAfter[st] = next
-		}
-	}
-	if en.feeding {
-		for _, q := range en.order {
-			if !en.claimable(q) {
-				continue
-			}
-			n := max(en.capacity(q)+freed[q], 0)
-			// A full window does not keep out better work: jobs that outrank the worst
-			// one waiting in the lineup are claimed past it, and as many of the worst
-			// are handed back once the commit is applied.
-			var outrank int64
-			worst, extra := q.line.worst()
-			if worst != nil {
-				outrank = worst.rec.priority
-			}
-			if n+extra == 0 || !(q.mayReady || res.touched[q.name]) {
-				continue
-			}
-			starved := false
-			q.starved = time.Time{}
-			wakeAt := func(at time.Time) {
-				if !at.IsZero() && (q.starved.IsZero() || at.Before(q.starved)) {
-					q.starved = at
-				}
-			}
-			keyLim := en.r.cfg.keyLimits[q.name]
-			take := func(key []byte) (ok, stop bool) {
-				var rv *rate.Reservation
-				if q.limiter != nil {
-					rv = q.limiter.ReserveN(t.now, 1)
-					if d := rv.DelayFrom(t.now); !rv.OK() || d > 0 {
-						rv.CancelAt(t.now)
-						starved = true
-						if rv.OK() {
-							wakeAt(t.now.Add(d))
-						}
-						return false, true
-					}
-				}
-				if len(key) > 0 {
-					if ok, at := en.keyLimiters.allow(q.name, string(key), keyLim, t.now); !ok {
-						// This key waits for a token; the queue's other keys go on.
-						if rv != nil {
-							rv.CancelAt(t.now)
-						}
-						starved = true
-						wakeAt(at)
-						return false, false
-					}
-				}
-				return true, false
-			}
-			claimed, err := t.claim(q.name, n, extra, outrank, take)
-			if err != nil {
-				return fmt.Errorf("claim jobs of queue %s: %w", q.name, err)
-			}
-			res.claims[q] = queueClaim{jobs: claimed, extra: max(len(claimed)-n, 0), more: len(claimed) >= n || starved}
-		}
-	}
-	return t.flush()
-}
-
-func (res *cycleResult) due(at time.Time) {
-	if res.nextDue.IsZero() || at.Before(res.nextDue) {
-		res.nextDue = at
-	}
+	return nil
 }
 
 // finish records the outcome of an attempt, as transition decides it. It works on a
 // copy of the claimed record, so a commit that fails can be retried with the same
 // outcome.
-func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
+func (en *engine) finish(w storeWriter, e *execution) error {
 	rec := e.rec.clone()
 	e.peekUpdates(rec)
-	if err := t.removeActive(e.id); err != nil {
-		return err
-	}
 	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, retryDelay: e.retryDelay,
 		custom: e.customDelay, abandoned: e.abandoned}
 	if e.outcome != outcomeInterrupted {
@@ -597,24 +504,17 @@ func (en *engine) finish(t *txn, e *execution, res *cycleResult) error {
 		end.result = e.result
 		e.mu.Unlock()
 	}
-	nx, err := transition(rec, end, t.now)
-	if err != nil {
-		return err
+	if !e.startSaved && !end.started.IsZero() {
+		// A short handler: its start was not recorded on its own (startNote).
+		if err := w.markStarted(e.id, e.rec, end.started); err != nil {
+			return err
+		}
 	}
-	from := stReady // claimed, and its start not recorded: it counted as ready
-	if e.startSaved {
-		from = stRunning
-	}
-	if err := t.settle(e.id, rec, nx, from, res); err != nil {
+	if _, err := w.apply(e.id, rec, end); err != nil {
 		return err
 	}
 	e.endState = rec.state
-	if !e.startSaved && !end.started.IsZero() {
-		// A short handler: its start was not recorded on its own (startNote).
-		res.event(e.id, e.rec, EventStarted)
-	}
-	res.event(e.id, rec, nx.event)
-	return t.put(e.id, rec)
+	return nil
 }
 
 // applied updates the loop's memory after a successful commit and hands the claimed
@@ -633,15 +533,15 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	var surplus []*execution
 	defer func() { en.handBack(surplus) }()
 	for q, c := range res.claims {
-		claimed := c.jobs
 		q.mayReady = c.more
-		for _, e := range claimed {
-			e.r = en.r
-			e.kind, e.timeout, e.concKey = e.rec.kind, e.rec.timeout, e.rec.concKey
-			e.info = e.rec.info(e.id)
-			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(e.rec.attempt)+1, now
+		claimed := make([]*execution, len(c.jobs))
+		for i, j := range c.jobs {
+			e := &execution{r: en.r, id: j.id, rec: j.rec, kind: j.rec.kind, timeout: j.rec.timeout, concKey: j.rec.concKey}
+			e.info = j.rec.info(j.id)
+			e.info.State, e.info.Attempt, e.info.StartedAt = StateRunning, int(j.rec.attempt)+1, now
 			en.inflight[e.id] = e
 			q.inflight++
+			claimed[i] = e
 		}
 		q.line.push(claimed)
 		if over := min(q.inflight-(q.workers+q.prefetch), c.extra); over > 0 {
@@ -682,52 +582,9 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			q.mayReady = true
 		}
 	}
-	en.nextDue = res.nextDue
-	switch {
-	case en.cleaning:
-		// Go on with the next cycle, after whatever else is waiting; once the cleaner
-		// is through, that cycle's check finds the next expiry.
-		en.cleaning = false
-		en.cleanAfter = res.cleanAfter
-		en.nextClean = now
-	case res.finished && (en.nextClean.IsZero() || en.nextClean.After(now.Add(cleanLook))):
-		// Jobs finished: a count limit may be exceeded, or the first expiry is new.
-		// Look soon, rather than at every commit.
-		if en.r.cfg.anyCountLimit() || en.nextClean.IsZero() {
-			en.nextClean = now.Add(cleanLook)
-		}
-	}
-	for _, name := range res.looked {
-		if at, ok := res.fires[name]; ok {
-			en.fires[name] = at
-		} else {
-			delete(en.fires, name) // unscheduled, or unreadable: nothing to wake for
-		}
-	}
-}
-
-// retentionDue reports whether the retention cleaner has work and, if not, when it
-// will, from a read transaction.
-func (en *engine) retentionDue(now time.Time) (due bool, next time.Time) {
-	viewGuarded(en.r.db, func(tx *bbolt.Tx) error {
-		if t, err := openTxn(tx, now); err == nil {
-			due, next = t.retentionDue(en.r.cfg)
-		}
-		return nil
-	})
-	return due, next
-}
-
-// dueFires lists the schedules whose next fire has come.
-func (en *engine) dueFires(now time.Time) []string {
-	var due []string
-	for name, at := range en.fires {
-		if !at.After(now) {
-			due = append(due, name)
-		}
-	}
-	slices.Sort(due) // fire in a stable order
-	return due
+	en.promoter.applied(res)
+	en.cleaner.applied(en.r.cfg.anyCountLimit(), now, res)
+	en.firer.applied(res)
 }
 
 func (en *engine) logOutcome(e *execution) {
@@ -771,11 +628,9 @@ func (en *engine) finishCycle(now time.Time, err error) {
 			wake = t
 		}
 	}
-	earliest(en.nextDue)
-	earliest(en.nextClean)
-	for _, at := range en.fires {
-		earliest(at)
-	}
+	earliest(en.promoter.next)
+	earliest(en.cleaner.next)
+	earliest(en.firer.next())
 	if len(en.done)+len(en.progress) > 0 {
 		earliest(en.backoffUntil)
 	}
@@ -802,7 +657,7 @@ func (en *engine) isIdle(now time.Time) bool {
 	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || len(en.mutates) > 0 || en.failures > 0 {
 		return false
 	}
-	if !en.nextDue.IsZero() && !now.Before(en.nextDue) || len(en.dueFires(now)) > 0 {
+	if en.promoter.due(now) || len(en.firer.due(now)) > 0 {
 		return false
 	}
 	for _, q := range en.order {

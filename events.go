@@ -162,23 +162,72 @@ func (ev *emitter) close() {
 	}
 }
 
-// event records a change of job id for delivery after the commit, if anyone listens.
-func (res *cycleResult) event(id ID, rec *record, typ EventType) {
-	if !res.eventsOn {
-		return
+// effects is what the engine derives from the changes a commit made: the events to
+// deliver, the queues that got ready jobs, the earliest time a job now waits for,
+// and whether a job ended.
+type effects struct {
+	events   []Event
+	touched  map[string]bool
+	due      time.Time
+	finished bool
+}
+
+// absorb derives the effects of changes committed at at; events only if wanted.
+func (fx *effects) absorb(changes []jobChange, at time.Time, wanted bool) {
+	for _, c := range changes {
+		switch c.what {
+		case changeInserted, changeMerged, changeMoved, changeAdmitted:
+			switch {
+			case c.to == stReady:
+				if fx.touched == nil {
+					fx.touched = map[string]bool{}
+				}
+				fx.touched[c.queue] = true
+			case c.to == stScheduled || c.to == stRetrying:
+				if fx.due.IsZero() || c.runAt.Before(fx.due) {
+					fx.due = c.runAt
+				}
+			case final(c.to):
+				fx.finished = true
+			}
+		}
+		if wanted {
+			if typ := eventType(c); typ != "" {
+				fx.events = append(fx.events, eventOf(c, typ, at))
+			}
+		}
 	}
-	e := Event{Type: typ, ID: id, Kind: rec.kind, Queue: rec.queue, State: stateNames[rec.state],
-		Attempt: int(rec.attempt), At: res.now}
+}
+
+// eventType is the event a change makes, "" for none.
+func eventType(c jobChange) EventType {
+	switch c.what {
+	case changeInserted, changeMerged:
+		return EventEnqueued
+	case changeStarted:
+		return EventStarted
+	case changeProgress:
+		return EventProgress
+	case changeRemoved:
+		return EventDeleted
+	case changeMoved:
+		return outcomeEvent(c.outcome, c.to)
+	}
+	return "" // admissions and quarantines are not a job's events
+}
+
+// eventOf is the event of change c, committed at at.
+func eventOf(c jobChange, typ EventType, at time.Time) Event {
+	e := Event{Type: typ, ID: c.id, Kind: c.kind, Queue: c.queue, State: stateNames[c.to],
+		Attempt: int(c.attempt), At: at}
 	switch typ {
 	case EventStarted, EventProgress:
-		// rec is as claimed: the attempt in progress is not counted in it yet.
+		// The record is as claimed: the attempt in progress is not counted in it yet.
 		e.State, e.Attempt = StateRunning, e.Attempt+1
 	case EventDeleted:
 		e.State = ""
 	case EventRetrying, EventFailed, EventCanceled:
-		if n := len(rec.errors); n > 0 && rec.errors[n-1].Attempt == e.Attempt {
-			e.Error = rec.errors[n-1].Error
-		}
+		e.Error = c.err
 	}
-	res.events = append(res.events, e)
+	return e
 }

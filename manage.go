@@ -10,7 +10,7 @@ import (
 )
 
 // mutate runs fn in the commit loop's next commit and returns its answer.
-func (r *Runner) mutate(ctx context.Context, fn func(t *txn, res *cycleResult) (answer, fatal error), after func(en *engine)) error {
+func (r *Runner) mutate(ctx context.Context, fn func(w storeWriter, en *engine) (answer, fatal error), after func(en *engine)) error {
 	op := &mutateOp{fn: fn, after: after, reply: make(chan error, 1)}
 	return r.send(ctx, op, op.reply)
 }
@@ -18,24 +18,17 @@ func (r *Runner) mutate(ctx context.Context, fn func(t *txn, res *cycleResult) (
 // Promote makes a scheduled or retrying job ready now, as if its time had come. It
 // returns an error wrapping ErrState if the job is not waiting for a time.
 func (r *Runner) Promote(ctx context.Context, id ID) error {
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		rec, err := t.get(id)
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		rec, err := w.get(id)
 		if err != nil {
 			return err, nil
 		}
-		if _, running := t.activeSince(id); running || (rec.state != stScheduled && rec.state != stRetrying) {
+		if _, running := w.claimedSince(id); running || (rec.state != stScheduled && rec.state != stRetrying) {
 			return fmt.Errorf("%w: job %d is %s; only scheduled and retrying jobs can be promoted",
-				ErrState, id, t.stateOf(id, rec)), nil
+				ErrState, id, stateOf(w, id, rec)), nil
 		}
-		if err := t.scheduled.Delete(timeKey(rec.runAt, id)); err != nil {
-			return nil, err
-		}
-		from := rec.state
-		rec.runAt = t.now
-		if err := t.change(id, rec, outcomeDue, from, res); err != nil {
-			return nil, err
-		}
-		return nil, nil
+		_, err = w.apply(id, rec, ending{outcome: outcomeDue})
+		return nil, err
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("promote job %d: %w", id, err)
@@ -58,7 +51,7 @@ func (r *Runner) Resume(ctx context.Context, queue string) error {
 // Paused reports whether queue is paused.
 func (r *Runner) Paused(ctx context.Context, queue string) (bool, error) {
 	var paused bool
-	err := r.view(ctx, func(t *txn) error {
+	err := r.view(ctx, func(t storeReader) error {
 		paused = t.pausedQueues()[queue]
 		return nil
 	})
@@ -70,8 +63,8 @@ func (r *Runner) setPaused(ctx context.Context, queue string, paused bool) error
 	if err := validateName("queue", queue); err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		return nil, t.setPaused(queue, paused)
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		return nil, w.setPaused(queue, paused)
 	}, func(en *engine) {
 		en.paused[queue] = paused
 		if q := en.queues[queue]; q != nil {
@@ -98,37 +91,29 @@ func (r *Runner) setPaused(ctx context.Context, queue string, paused bool) error
 // ErrState for a job that already finished.
 func (r *Runner) Cancel(ctx context.Context, id ID) error {
 	var running *execution
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		rec, err := t.get(id)
+	err := r.mutate(ctx, func(w storeWriter, en *engine) (error, error) {
+		rec, err := w.get(id)
 		if err != nil {
 			return err, nil
 		}
-		if at, active := t.activeSince(id); active {
-			if e := res.en.inflight[id]; e != nil {
+		if _, active := w.claimedSince(id); active {
+			if e := en.inflight[id]; e != nil {
 				// Mark the loop's copy, which later progress writes and the outcome
 				// start from, so the request is not overwritten.
 				e.rec.cancel = true
 				running = e
-				return nil, t.put(id, e.rec)
+				return nil, w.put(id, e.rec)
 			}
 			// Running in no session: nothing to stop, the record is all there is. Its
 			// attempt ends as one that Cancel reached before it started.
-			if err := t.removeActive(id); err != nil {
-				return nil, err
-			}
-			from := stRunning
-			if at.IsZero() {
-				from = stReady // claimed, never started
-			}
-			return nil, t.change(id, rec, outcomeCanceled, from, res)
+			_, err := w.apply(id, rec, ending{outcome: outcomeCanceled})
+			return nil, err
 		}
 		if final(rec.state) {
 			return fmt.Errorf("%w: job %d is %s; only unfinished jobs can be canceled", ErrState, id, stateNames[rec.state]), nil
 		}
-		if err := t.unindex(id, rec, res); err != nil {
-			return nil, err
-		}
-		return nil, t.change(id, rec, outcomeCancel, rec.state, res)
+		_, err = w.apply(id, rec, ending{outcome: outcomeCancel})
+		return nil, err
 	}, func(*engine) {
 		if running != nil {
 			running.requestCancel()
@@ -140,18 +125,12 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 	return nil
 }
 
-// change applies an outcome to a job that is not claimed and left its index (due,
-// Cancel, Retry), counted until now in state from, and stores it.
-func (t *txn) change(id ID, rec *record, o outcome, from byte, res *cycleResult) error {
-	nx, err := transition(rec, ending{outcome: o}, t.now)
-	if err == nil {
-		err = t.settle(id, rec, nx, from, res)
+// stateOf is a job's state as Get reports it: running once its handler started.
+func stateOf(t storeReader, id ID, rec *record) State {
+	if at, claimed := t.claimedSince(id); claimed && !at.IsZero() {
+		return StateRunning
 	}
-	if err != nil {
-		return err
-	}
-	res.event(id, rec, nx.event)
-	return t.put(id, rec)
+	return stateNames[rec.state]
 }
 
 // Retry runs a finished job (failed, canceled or done) again: it becomes ready now
@@ -160,31 +139,24 @@ func (t *txn) change(id ID, rec *record, o outcome, from byte, res *cycleResult)
 // holds it. It returns an error wrapping ErrState for a job that has not finished
 // (Promote runs a waiting job now).
 func (r *Runner) Retry(ctx context.Context, id ID) error {
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		rec, err := t.get(id)
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		rec, err := w.get(id)
 		if err != nil {
 			return err, nil
 		}
-		if _, active := t.activeSince(id); active || !final(rec.state) {
-			return fmt.Errorf("%w: job %d is %s; only finished jobs can be retried", ErrState, id, t.stateOf(id, rec)), nil
+		if _, active := w.claimedSince(id); active || !final(rec.state) {
+			return fmt.Errorf("%w: job %d is %s; only finished jobs can be retried", ErrState, id, stateOf(w, id, rec)), nil
 		}
-		if err := t.takeUnique(id, rec); err != nil {
+		if err := w.takeUnique(id, rec); err != nil {
 			return err, nil
 		}
-		return nil, t.retry(id, rec, res)
+		_, err = w.apply(id, rec, ending{outcome: outcomeRetry})
+		return nil, err
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("retry job %d: %w", id, err)
 	}
 	return nil
-}
-
-// retry makes a finished job ready again.
-func (t *txn) retry(id ID, rec *record, res *cycleResult) error {
-	if err := t.unindex(id, rec, res); err != nil {
-		return err
-	}
-	return t.change(id, rec, outcomeRetry, rec.state, res)
 }
 
 // Batches of the bulk management calls: each is one commit, so workers and producers
@@ -201,11 +173,12 @@ const (
 // now stay failed.
 func (r *Runner) RetryFailed(ctx context.Context, queue string) (int, error) {
 	// Up to and including now: a job that fails again gets a later finish time.
-	n, err := r.bulk(ctx, stFailed, queue, time.Now().Add(time.Nanosecond), func(t *txn, id ID, rec *record, res *cycleResult) (bool, error) {
-		if t.takeUnique(id, rec) != nil {
+	n, err := r.bulk(ctx, stFailed, queue, time.Now().Add(time.Nanosecond), func(w storeWriter, id ID, rec *record) (bool, error) {
+		if w.takeUnique(id, rec) != nil {
 			return false, nil
 		}
-		return true, t.retry(id, rec, res)
+		_, err := w.apply(id, rec, ending{outcome: outcomeRetry})
+		return true, err
 	})
 	if err != nil {
 		return n, fmt.Errorf("retry failed jobs: %w", err)
@@ -217,15 +190,15 @@ func (r *Runner) RetryFailed(ctx context.Context, queue string) (int, error) {
 // if it held one, is free again. It returns an error wrapping ErrState for a running
 // job (Cancel it first) and ErrNotFound for an unknown ID.
 func (r *Runner) Delete(ctx context.Context, id ID) error {
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		rec, err := t.get(id)
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		rec, err := w.get(id)
 		if err != nil {
 			return err, nil
 		}
-		if _, active := t.activeSince(id); active {
+		if _, active := w.claimedSince(id); active {
 			return fmt.Errorf("%w: job %d is running; cancel it first", ErrState, id), nil
 		}
-		return nil, t.remove(id, rec, res)
+		return nil, w.remove(id, rec)
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("delete job %d: %w", id, err)
@@ -248,8 +221,8 @@ func (r *Runner) Clean(ctx context.Context, queue string, state State, before ti
 	}
 	total := 0
 	for _, st := range states {
-		n, err := r.bulk(ctx, st, queue, before, func(t *txn, id ID, rec *record, res *cycleResult) (bool, error) {
-			return true, t.remove(id, rec, res)
+		n, err := r.bulk(ctx, st, queue, before, func(w storeWriter, id ID, rec *record) (bool, error) {
+			return true, w.remove(id, rec)
 		})
 		total += n
 		if err != nil {
@@ -262,7 +235,7 @@ func (r *Runner) Clean(ctx context.Context, queue string, state State, before ti
 // bulk applies fn to the jobs of queue in final state st that finished before before,
 // a batch per commit, and returns how many fn reported done.
 func (r *Runner) bulk(ctx context.Context, st byte, queue string, before time.Time,
-	fn func(t *txn, id ID, rec *record, res *cycleResult) (bool, error)) (int, error) {
+	fn func(w storeWriter, id ID, rec *record) (bool, error)) (int, error) {
 	if queue != "" {
 		if err := validateName("queue", queue); err != nil {
 			return 0, err
@@ -272,10 +245,10 @@ func (r *Runner) bulk(ctx context.Context, st byte, queue string, before time.Ti
 	var after []byte
 	for {
 		n := 0
-		err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
+		err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
 			n = 0
-			next, err := t.sweep(st, queue, before, after, bulkBatch, bulkBudget, func(id ID, rec *record) error {
-				ok, err := fn(t, id, rec, res)
+			next, err := w.sweep(st, queue, before, after, bulkBatch, bulkBudget, func(id ID, rec *record) error {
+				ok, err := fn(w, id, rec)
 				if ok {
 					n++
 				}
@@ -309,7 +282,7 @@ type QueueInfo struct {
 // byte order of their names, from one consistent snapshot.
 func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
 	var out []QueueInfo
-	err := r.view(ctx, func(t *txn) error {
+	err := r.view(ctx, func(t storeReader) error {
 		names := t.queueNames()
 		for name := range r.cfg.queues {
 			if !slices.Contains(names, name) {
@@ -319,7 +292,7 @@ func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
 		slices.Sort(names)
 		paused := t.pausedQueues()
 		for _, name := range names {
-			qi := QueueInfo{Name: name, Paused: paused[name], Counts: t.readCounts(name)}
+			qi := QueueInfo{Name: name, Paused: paused[name], Counts: t.queueCounts(name)}
 			if c := r.cfg.queues[name]; c != nil {
 				qi.Workers = c.workers
 				if c.limiter != nil {

@@ -3,7 +3,6 @@ package jobrun
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -24,11 +23,9 @@ import (
 // update and claim waiting at that moment and commits them together, so concurrent
 // callers share fsyncs instead of queueing for one each.
 type Runner struct {
-	dbMu   sync.RWMutex // Compact replaces db under it; the commit loop alone writes db
-	db     *bbolt.DB
-	ownsDB bool
-	cfg    *config
-	log    *slog.Logger
+	st  store // where the jobs live; the commit loop alone writes it
+	cfg *config
+	log *slog.Logger
 
 	mu       sync.RWMutex
 	handlers map[string]*handler
@@ -77,32 +74,16 @@ func Open(path string, opts ...Option) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	r, err := newRunner(db, cfg)
-	if err != nil {
-		closeBounded(db, cfg.lockTimeout)
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	st, err := newBoltStore(db, true, cfg)
+	if err == nil {
+		var r *Runner
+		if r, err = newRunner(st, cfg); err == nil {
+			return r, nil
+		}
+		runnersByDB.Delete(db)
 	}
-	r.ownsDB = true
-	return r, nil
-}
-
-// closeBounded closes db, waiting at most wait: bbolt can panic on a damaged page
-// after it took its write lock and before it set up the rollback that releases it,
-// and its Close then waits for that lock forever. Past wait, the close is left to
-// finish, or not, on its own goroutine, which then holds the file until the process
-// exits; Open has returned the ErrCorrupt error that says why by then.
-func closeBounded(db *bbolt.DB, wait time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		db.Close()
-	}()
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-	}
+	closeBounded(db, cfg.lockTimeout)
+	return nil, fmt.Errorf("open %s: %w", path, err)
 }
 
 // New returns a Runner that keeps its data in db, an application's open bbolt database,
@@ -119,23 +100,31 @@ func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRunner(db, cfg)
-}
-
-func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	if db.IsReadOnly() {
 		cfg.readOnly, cfg.noServices = true, true
 	}
-	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {
-		return nil, invalidf("database %s already has a runner in this process; close it first (one runner per database)", db.Path())
-	}
-	// A damaged page met by the recovery is ErrCorrupt, not a panic.
-	if err := guard(func() error { return prepareFile(db, cfg) }); err != nil {
-		runnersByDB.Delete(db)
+	st, err := newBoltStore(db, false, cfg)
+	if err != nil {
 		return nil, err
 	}
+	r, err := newRunner(st, cfg)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// newRunner starts a runner over st: once the jobs a dead process left claimed are
+// recovered (if the runner runs its services), its commit loop.
+func newRunner(st store, cfg *config) (*Runner, error) {
+	if !cfg.noServices {
+		if err := recoverAtOpen(st, cfg); err != nil {
+			return nil, err
+		}
+	}
 	r := &Runner{
-		db:       db,
+		st:       st,
 		cfg:      cfg,
 		log:      cfg.logger,
 		handlers: map[string]*handler{},
@@ -150,58 +139,27 @@ func newRunner(db *bbolt.DB, cfg *config) (*Runner, error) {
 	return r, nil
 }
 
-// runnersByDB holds every database a Runner of this process uses: a second runner on
-// one database would take the first one's running jobs for crashed ones.
-var runnersByDB sync.Map // *bbolt.DB → struct{}
-
-// prepareFile creates or upgrades the runner's buckets and, if the runner runs its
-// services, recovers the jobs a crash left running. A runner without services writes
-// nothing to a file that needs no upgrade.
-func prepareFile(db *bbolt.DB, cfg *config) error {
-	current := false
-	err := db.View(func(tx *bbolt.Tx) error {
+// recoverAtOpen makes every job a dead process left claimed ready again (or ends it,
+// as transition decides), frees the key slots its abandoned handlers held and fills
+// every key's free slots.
+func recoverAtOpen(st store, cfg *config) error {
+	var ready, ended int
+	_, err := st.update(time.Now(), func(w storeWriter) error {
 		var err error
-		current, err = schemaCurrent(tx)
-		return err
-	})
-	switch {
-	case err != nil:
-		return err
-	case current && cfg.noServices:
-		return nil
-	case cfg.readOnly:
-		return fmt.Errorf("%w: the file holds no jobrun data of this version; open it once with a runner that writes to create or upgrade it", ErrSchema)
-	}
-	var recovered, failed int
-	err = updateGuarded(db, func(tx *bbolt.Tx) error {
-		if err := initSchema(tx); err != nil {
-			return err
-		}
-		if cfg.noServices {
-			return nil
-		}
-		t, err := openTxn(tx, time.Now())
-		if err != nil {
-			return err
-		}
-		t.cfg = cfg
-		if recovered, failed, err = t.recoverActive(cfg.maxRecoveries); err != nil {
+		if ready, ended, err = w.recoverActive(cfg.maxRecoveries); err != nil {
 			return fmt.Errorf("recover interrupted jobs: %w", err)
 		}
-		if err := t.releaseAllHeld(); err != nil {
+		if err := w.releaseAllHeld(); err != nil {
 			return err
 		}
-		if err := t.admitAll(); err != nil {
-			return err
-		}
-		return t.flush()
+		return w.admitAll()
 	})
 	if err != nil {
 		return err
 	}
-	if recovered+failed > 0 {
+	if ready+ended > 0 {
 		cfg.logger.Warn("jobrun: recovered jobs interrupted by a process exit",
-			"ready_again", recovered, "failed", failed)
+			"ready_again", ready, "failed", ended)
 	}
 	return nil
 }
@@ -209,9 +167,7 @@ func prepareFile(db *bbolt.DB, cfg *config) error {
 // DB returns the runner's database, for the application's own transactions (see
 // EnqueueTx) and for backups.
 func (r *Runner) DB() *bbolt.DB {
-	r.dbMu.RLock()
-	defer r.dbMu.RUnlock()
-	return r.db
+	return r.st.(*boltStore).handle()
 }
 
 // Enqueue stores a job and returns its ID once the job is durable: committed and
@@ -305,34 +261,23 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	if err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
-	var ins inserted
-	err = guard(func() error { // a damaged page is an error of the application's transaction
-		t, err := openTxn(tx, now)
-		if err != nil {
-			return err
-		}
-		t.cfg = r.cfg
-		if ins, err = t.enqueue(rec); err != nil {
-			return err
-		}
-		return t.flush()
-	})
+	ins, changes, err := r.st.(*boltStore).enqueueTx(tx, now, rec)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
 	if ins.duplicate {
 		return ins.id, duplicateError(rec, ins.id)
 	}
-	id, queue, state, runAt := ins.id, rec.queue, ins.state, ins.runAt
-	res := &cycleResult{now: now, eventsOn: r.events.wanted()}
-	res.event(id, rec, EventEnqueued)
+	var fx effects
+	fx.absorb(changes, now, r.events.wanted())
 	tx.OnCommit(func() {
-		r.events.emit(res.events)
+		r.events.emit(fx.events)
 		r.wakeMu.Lock()
-		if state == stReady {
+		for queue := range fx.touched {
 			r.woken[queue] = true
-		} else if r.wokenDue.IsZero() || runAt.Before(r.wokenDue) {
-			r.wokenDue = runAt
+		}
+		if !fx.due.IsZero() && (r.wokenDue.IsZero() || fx.due.Before(r.wokenDue)) {
+			r.wokenDue = fx.due
 		}
 		r.wakeMu.Unlock()
 		select {
@@ -340,7 +285,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 		default:
 		}
 	})
-	return id, nil
+	return ins.id, nil
 }
 
 // prepare validates args and options and builds the record to store.
@@ -451,8 +396,8 @@ func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
 // Get returns everything stored about a job, or an error wrapping ErrNotFound.
 func (r *Runner) Get(ctx context.Context, id ID) (*Info, error) {
 	var in *Info
-	err := r.view(ctx, func(t *txn) (err error) {
-		in, err = t.infoOf(id)
+	err := r.view(ctx, func(t storeReader) (err error) {
+		in, err = t.info(id)
 		return err
 	})
 	if err != nil {
@@ -466,8 +411,8 @@ func (r *Runner) Get(ctx context.Context, id ID) (*Info, error) {
 // state change, so they are exact and cost O(states) to read, not O(jobs).
 func (r *Runner) Counts(ctx context.Context, queue string) (map[State]int, error) {
 	var out map[State]int
-	err := r.view(ctx, func(t *txn) error {
-		out = t.readCounts(queue)
+	err := r.view(ctx, func(t storeReader) error {
+		out = t.queueCounts(queue)
 		return nil
 	})
 	if err != nil {
@@ -479,7 +424,7 @@ func (r *Runner) Counts(ctx context.Context, queue string) (map[State]int, error
 // Queues returns the name of every queue that has held a job, in byte order.
 func (r *Runner) Queues(ctx context.Context) ([]string, error) {
 	var out []string
-	err := r.view(ctx, func(t *txn) error {
+	err := r.view(ctx, func(t storeReader) error {
 		out = t.queueNames()
 		return nil
 	})
@@ -490,26 +435,20 @@ func (r *Runner) Queues(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (r *Runner) view(ctx context.Context, fn func(*txn) error) error {
-	return r.viewDB(ctx, func(db *bbolt.DB) error {
-		return viewGuarded(db, func(tx *bbolt.Tx) error {
-			t, err := openTxn(tx, time.Now())
-			if err != nil {
-				return err
-			}
-			return fn(t)
-		})
-	})
+// view runs fn in a read transaction of the store.
+func (r *Runner) view(ctx context.Context, fn func(t storeReader) error) error {
+	return r.reading(ctx, func() error { return r.st.view(fn) })
 }
 
-// viewGuarded is db.View with a damaged page reported as ErrCorrupt, naming the file,
-// not a panic.
-func viewGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
-	err := guard(func() error { return db.View(fn) })
-	if errors.Is(err, ErrCorrupt) {
-		err = fmt.Errorf("%s: %w", db.Path(), err)
+// reading runs fn, a read of the store, unless ctx ended or the runner is closed.
+func (r *Runner) reading(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return err
+	if r.isClosed() {
+		return r.closedErr()
+	}
+	return fn()
 }
 
 // closedErr is what calls get once the commit loop has exited: ErrClosed, or the
@@ -660,11 +599,8 @@ func (r *Runner) finishClose() error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	runnersByDB.Delete(r.db)
-	if r.ownsDB {
-		if err := r.db.Close(); err != nil {
-			return fmt.Errorf("close: %w", err)
-		}
+	if err := r.st.close(); err != nil {
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }

@@ -188,15 +188,15 @@ func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opt
 	rec.schedule, rec.state = name, stReady // a template is stored, never indexed
 	s.Template = rec.encode()
 	var next time.Time
-	err = r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		if old, err := t.getSchedule(name); err == nil && old.Spec == s.Spec && old.TimeZone == s.TimeZone {
+	err = r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		if old, err := w.schedule(name); err == nil && old.Spec == s.Spec && old.TimeZone == s.TimeZone {
 			s.Next, s.Last, s.LastJob = old.Next, old.Last, old.LastJob
 		} else {
-			s.Next = sched.Next(t.now).UnixNano()
+			s.Next = sched.Next(now).UnixNano()
 		}
 		next = time.Unix(0, s.Next)
-		return nil, t.putSchedule(name, s)
-	}, func(en *engine) { en.fires[name] = next })
+		return nil, w.putSchedule(name, s)
+	}, func(en *engine) { en.firer.fires[name] = next })
 	if err != nil {
 		return fmt.Errorf("schedule %s: %w", name, err)
 	}
@@ -206,12 +206,12 @@ func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opt
 // Unschedule removes the schedule name; jobs it already enqueued are not affected.
 // It returns an error wrapping ErrNotFound if there is no such schedule.
 func (r *Runner) Unschedule(ctx context.Context, name string) error {
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		if _, err := t.getSchedule(name); err != nil {
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		if _, err := w.schedule(name); err != nil {
 			return err, nil
 		}
-		return nil, t.schedules.Delete([]byte(name))
-	}, func(en *engine) { delete(en.fires, name) })
+		return nil, w.deleteSchedule(name)
+	}, func(en *engine) { delete(en.firer.fires, name) })
 	if err != nil {
 		return fmt.Errorf("unschedule %s: %w", name, err)
 	}
@@ -222,12 +222,12 @@ func (r *Runner) Unschedule(ctx context.Context, name string) error {
 // and returns its ID. The next fire stays as it was.
 func (r *Runner) TriggerSchedule(ctx context.Context, name string) (ID, error) {
 	var id ID
-	err := r.mutate(ctx, func(t *txn, res *cycleResult) (error, error) {
-		s, err := t.getSchedule(name)
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		s, err := w.schedule(name)
 		if err != nil {
 			return err, nil
 		}
-		ins, ok, err := t.fire(name, s, t.now, res)
+		ins, ok, err := w.fire(name, s, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -249,13 +249,9 @@ func (r *Runner) TriggerSchedule(ctx context.Context, name string) (ID, error) {
 // Schedules lists the stored schedules by name.
 func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 	var out []ScheduleInfo
-	err := r.view(ctx, func(t *txn) error {
-		return t.schedules.ForEach(func(k, v []byte) error {
-			var s storedSchedule
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("schedule %s: %w", k, err)
-			}
-			in := ScheduleInfo{Name: string(k), Spec: s.Spec, TimeZone: s.TimeZone, LastJob: s.LastJob,
+	err := r.view(ctx, func(t storeReader) error {
+		return t.eachSchedule(func(name string, s *storedSchedule) error {
+			in := ScheduleInfo{Name: name, Spec: s.Spec, TimeZone: s.TimeZone, LastJob: s.LastJob,
 				Next: time.Unix(0, s.Next), SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap}
 			if s.Last != 0 {
 				in.Last = time.Unix(0, s.Last)
@@ -271,126 +267,4 @@ func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 		return nil, fmt.Errorf("schedules: %w", err)
 	}
 	return out, nil
-}
-
-func (t *txn) getSchedule(name string) (*storedSchedule, error) {
-	v := t.schedules.Get([]byte(name))
-	if v == nil {
-		return nil, fmt.Errorf("%w: no schedule named %q", ErrNotFound, name)
-	}
-	var s storedSchedule
-	if err := json.Unmarshal(v, &s); err != nil {
-		return nil, fmt.Errorf("decode schedule %s: %w", name, err)
-	}
-	return &s, nil
-}
-
-func (t *txn) putSchedule(name string, s *storedSchedule) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return t.schedules.Put([]byte(name), b)
-}
-
-// fire enqueues the schedule's job for fire time at. ok is false if the job's
-// template cannot be decoded: the schedule cannot fire until Schedule rewrites it.
-func (t *txn) fire(name string, s *storedSchedule, at time.Time, res *cycleResult) (ins inserted, ok bool, err error) {
-	rec, err := decodeRecord(s.Template)
-	if err != nil {
-		return inserted{}, false, nil
-	}
-	rec.createdAt, rec.runAt, rec.schedule, rec.fireAt = t.now, t.now, name, at
-	if rec.uniqueMode == uniqueDebounce {
-		rec.runAt = t.now.Add(rec.uniqueFor)
-	}
-	if ins, err = t.enqueue(rec); err != nil {
-		return inserted{}, false, err
-	}
-	if !ins.duplicate {
-		res.event(ins.id, rec, EventEnqueued)
-	}
-	if ins.state == stReady && !ins.duplicate {
-		res.touched[rec.queue] = true
-	} else if !ins.duplicate {
-		res.due(ins.runAt)
-	}
-	return ins, true, nil
-}
-
-// fireDue fires every schedule whose time has come and returns the next fire time of
-// each schedule it looked at.
-func (t *txn) fireDue(due []string, res *cycleResult, log func(msg string, args ...any)) (map[string]time.Time, error) {
-	next := make(map[string]time.Time, len(due))
-	for _, name := range due {
-		s, err := t.getSchedule(name)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			log("jobrun: unreadable schedule left as is", "schedule", name, "error", err)
-			continue
-		}
-		fireAt := time.Unix(0, s.Next)
-		if fireAt.After(t.now) {
-			next[name] = fireAt
-			continue
-		}
-		sched, err := s.parse()
-		if err != nil {
-			log("jobrun: schedule spec no longer parses; not firing", "schedule", name, "error", err)
-			continue
-		}
-		skip := s.Last != 0 && !fireAt.After(time.Unix(0, s.Last)) // already fired: never twice
-		if !skip && s.SkipMissed && t.now.Sub(fireAt) > misfireGrace {
-			skip = true
-		}
-		if !skip && s.SkipOverlap && s.LastJob != 0 {
-			if last, err := t.get(s.LastJob); err == nil {
-				_, running := t.activeSince(s.LastJob)
-				skip = running || !final(last.state)
-			}
-		}
-		if !skip {
-			ins, ok, err := t.fire(name, s, fireAt, res)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				log("jobrun: the stored job of a schedule is unreadable; skipping its fire", "schedule", name, "fire", fireAt)
-			} else if !ins.duplicate {
-				s.LastJob = ins.id
-			}
-		}
-		s.Last = fireAt.UnixNano()
-		n := sched.Next(t.now)
-		if n.IsZero() || n.After(maxFireTime) {
-			// It never fires again (within what a fire time can hold): park it.
-			log("jobrun: schedule has no further fire time; it stays stored but idle", "schedule", name)
-			s.Next = math.MaxInt64
-			if err := t.putSchedule(name, s); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		s.Next = n.UnixNano()
-		if err := t.putSchedule(name, s); err != nil {
-			return nil, err
-		}
-		next[name] = n
-	}
-	return next, nil
-}
-
-// loadFires reads every schedule's next fire time.
-func (t *txn) loadFires() map[string]time.Time {
-	fires := map[string]time.Time{}
-	t.schedules.ForEach(func(k, v []byte) error {
-		var s storedSchedule
-		if json.Unmarshal(v, &s) == nil {
-			fires[string(k)] = time.Unix(0, s.Next)
-		}
-		return nil
-	})
-	return fires
 }

@@ -50,7 +50,6 @@ type ending struct {
 // next is what a transition decided beyond the record itself.
 type next struct {
 	slot   slotFate
-	event  EventType
 	ended  bool // a final state: the unique key is free, retention may look
 	readyK bool // ready again with the slot it held (slotKeep), not through its key's line
 }
@@ -96,6 +95,9 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 		}
 		rec.state, rec.finishedAt = stCanceled, now
 	case outcomeDue:
+		if rec.runAt.After(now) {
+			rec.runAt = now // Promote: brought forward
+		}
 		rec.state, nx.slot = stReady, slotKeep // it holds no slot: it queues for one
 	case outcomeCancel:
 		// Its slot, if it held one, went with its index entry (txn.unindex).
@@ -130,7 +132,6 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 		nx.slot = slotHold
 	}
 	nx.ended = final(rec.state)
-	nx.event = outcomeEvent(o, rec.state)
 	return nx, nil
 }
 
@@ -164,3 +165,5 @@ func outcomeEvent(o outcome, state byte) EventType {
 	}
 	return EventRetrying
 }
+
+func final(state byte) bool { return state == stDone || state == stFailed || state == stCanceled }

@@ -78,9 +78,9 @@ func TestTransition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec.state != tc.state || rec.attempt != tc.attempt || nx.slot != tc.slot || nx.event != tc.event {
+			if rec.state != tc.state || rec.attempt != tc.attempt || nx.slot != tc.slot || outcomeEvent(tc.end.outcome, rec.state) != tc.event {
 				t.Fatalf("got state %d attempt %d slot %d event %s, want %d %d %d %s",
-					rec.state, rec.attempt, nx.slot, nx.event, tc.state, tc.attempt, tc.slot, tc.event)
+					rec.state, rec.attempt, nx.slot, outcomeEvent(tc.end.outcome, rec.state), tc.state, tc.attempt, tc.slot, tc.event)
 			}
 			if !tc.runAt.IsZero() && !rec.runAt.Equal(tc.runAt) {
 				t.Fatalf("run at %v, want %v", rec.runAt, tc.runAt)

@@ -216,7 +216,7 @@ func TestCorruptRecordIsFailedNotDropped(t *testing.T) {
 	if counts[StateFailed] != 1 || counts[StateDone] != 1 || counts[StateReady] != 0 {
 		t.Fatalf("counts %v", counts)
 	}
-	r.db.View(func(tx *bbolt.Tx) error {
+	r.DB().View(func(tx *bbolt.Tx) error {
 		if v := tx.Bucket(bucketRoot).Bucket(bucketCorrupt).Get(idKey(bad)); !bytes.Equal(v, garbage) {
 			t.Errorf("corrupt bucket holds %x, want the original bytes %x", v, garbage)
 		}

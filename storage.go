@@ -1,0 +1,196 @@
+package jobrun
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// store is the seam between the engine and where jobs live. Its operations are those
+// of the domain (insert jobs, claim from a queue, apply an outcome, promote due jobs,
+// fire schedules, sweep finished jobs), not of a key-value layout; the bbolt store
+// (bolt*.go) implements it, and a second store implements the same operations over
+// its own tables. The engine never sees how a store keeps jobs, and a store never
+// sees the engine: what a write did comes back as the changes it made, from which the
+// engine derives events, wake-ups and its memory.
+type store interface {
+	// update runs fn in one write transaction at now and commits it durably. It
+	// returns the changes fn's writes made, in order, once they are committed; an
+	// error from fn rolls every write back. A damaged store gives an error wrapping
+	// ErrCorrupt.
+	update(now time.Time, fn func(w storeWriter) error) ([]jobChange, error)
+
+	// view runs fn in one read transaction: a consistent snapshot.
+	view(fn func(r storeReader) error) error
+
+	// backup writes a consistent copy of the whole store to w.
+	backup(ctx context.Context, w io.Writer) (int64, error)
+
+	// compact rewrites the store without its free space. The caller holds off every
+	// write while it runs.
+	compact() error
+
+	// name names the store in messages: its file.
+	name() string
+
+	// close releases the store; a store the application handed in stays open.
+	close() error
+}
+
+// storeReader reads one snapshot.
+type storeReader interface {
+	// get reads a job's record, or ErrNotFound.
+	get(id ID) (*record, error)
+	// claimedSince reports whether a job is claimed and, once its handler started,
+	// when; the zero time while it waits in its queue's lineup.
+	claimedSince(id ID) (time.Time, bool)
+	// info reads a job's public view, running if it is claimed and started.
+	info(id ID) (*Info, error)
+	// list reads up to limit jobs matching f (st is f.State's code, 0 for any) from
+	// the position cursor (nil: the start), and the cursor of what follows (nil at
+	// the end). It reads at most listScanBudget index entries.
+	list(f Filter, st byte, limit int, cursor []byte) (jobs []*Info, next []byte, err error)
+	// queueCounts returns every state's count of queue, or of all queues for "".
+	queueCounts(queue string) map[State]int
+	// queueNames lists every queue that has held a job, in byte order.
+	queueNames() []string
+	// pausedQueues returns the paused queues.
+	pausedQueues() map[string]bool
+	// schedule reads one schedule, or ErrNotFound.
+	schedule(name string) (*storedSchedule, error)
+	// eachSchedule calls fn with every schedule by name; an unreadable one is an error.
+	eachSchedule(fn func(name string, s *storedSchedule) error) error
+	// nextDue is when the earliest job waiting for a time is due, zero if none is.
+	nextDue() time.Time
+	// retentionDue reports whether retention has jobs to delete now and, if not,
+	// when it will (zero: never, as things stand).
+	retentionDue() (bool, time.Time)
+	// recount counts every queue's jobs per state from scratch and returns the
+	// counters that disagree.
+	recount() ([]CountMismatch, error)
+}
+
+// storeWriter writes within one transaction; every write records the changes it
+// makes for update to return.
+type storeWriter interface {
+	storeReader
+
+	// enqueue stores a new job, ready or scheduled by its run time, unless its
+	// unique key refuses it or (Debounce) merges it into the job waiting under it.
+	enqueue(rec *record) (inserted, error)
+	// claim takes up to n ready jobs of queue, best first (priority, then FIFO), and
+	// up to extra more that outrank priority beat, honoring its keys' slots; take,
+	// if not nil, is asked before each job with its concurrency key (ok false skips
+	// it, stop ends the claim). Claimed jobs count as ready until markStarted.
+	claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error)
+	// markStarted records that a claimed job's handler started at at.
+	markStarted(id ID, rec *record, at time.Time) error
+	// apply takes a job out of where it is (claimed, or waiting in its state) and
+	// moves it as transition decides for e, writing rec, which the caller read or
+	// holds (a claimed job's record with its updates). It returns the decision.
+	apply(id ID, rec *record, e ending) (next, error)
+	// put stores a job's record as it is, its state unchanged (a cancel request).
+	put(id ID, rec *record) error
+	// saveProgress stores a running job's record with its progress and log lines.
+	saveProgress(id ID, rec *record) error
+	// releaseHeld frees the key slot an abandoned handler of job id held.
+	releaseHeld(id ID) error
+	// promoteDue makes up to n jobs whose time has come ready, and returns when the
+	// next one is due (now if more are due already, zero if none waits).
+	promoteDue(n int) (time.Time, error)
+	// takeUnique gives a job that runs again its unique key back, or fails with
+	// ErrDuplicate while another unfinished job holds it.
+	takeUnique(id ID, rec *record) error
+	// remove deletes a job that is not claimed, with everything that names it.
+	remove(id ID, rec *record) error
+	// sweep calls fn for up to limit jobs in final state st of queue ("" for any)
+	// that finished before before, oldest first, from the position after (nil: the
+	// oldest), looking at no more than budget entries; it returns where to resume,
+	// nil when none is left.
+	sweep(st byte, queue string, before time.Time, after []byte, limit, budget int,
+		fn func(id ID, r *record) error) ([]byte, error)
+	// retain deletes up to limit jobs of final state st that retention expired, from
+	// the position after, and returns where to resume (nil: done for now).
+	retain(st byte, after []byte, limit int) ([]byte, error)
+	// setPaused pauses or resumes a queue.
+	setPaused(queue string, paused bool) error
+	// putSchedule creates or replaces a schedule; deleteSchedule removes one.
+	putSchedule(name string, s *storedSchedule) error
+	deleteSchedule(name string) error
+	// fire enqueues a schedule's job for fire time at; ok is false if its template
+	// cannot be decoded.
+	fire(name string, s *storedSchedule, at time.Time) (ins inserted, ok bool, err error)
+	// fireDue fires the named schedules whose time has come, each at most once per
+	// fire time, and returns the next fire of each it looked at.
+	fireDue(due []string, log func(msg string, args ...any)) (map[string]time.Time, error)
+	// recoverActive moves every job a dead process left claimed as transition
+	// decides for outcomeRecovered; it returns how many are ready again and how
+	// many ended.
+	recoverActive(limit int) (ready, ended int, err error)
+	// releaseAllHeld frees every slot held for an abandoned handler (at open: the
+	// handlers died with their process); admitAll fills every key's free slots.
+	releaseAllHeld() error
+	admitAll() error
+	// repairCounts is recount that also rewrites the counters that disagree.
+	repairCounts() ([]CountMismatch, error)
+}
+
+// claimedJob is a job claim took: its record as stored.
+type claimedJob struct {
+	id  ID
+	rec *record
+}
+
+// inserted is what enqueue did with a record.
+type inserted struct {
+	id        ID
+	duplicate bool      // refused: id is the existing job holding the key
+	state     byte      // the state the job is in now (ready or scheduled)
+	runAt     time.Time // when it is due
+}
+
+// changeKind is what a write did to a job.
+type changeKind uint8
+
+const (
+	changeInserted    changeKind = iota + 1 // a new job stored
+	changeMerged                            // a debounced enqueue moved a waiting job's args and time
+	changeStarted                           // a claimed job's handler started
+	changeProgress                          // a running job's progress or log stored
+	changeMoved                             // transition moved the job (an outcome, due, Cancel, Retry, recovery)
+	changeAdmitted                          // a keyed job got a slot of its key: it can be claimed
+	changeQuarantined                       // its record was unreadable: failed, its bytes kept aside
+	changeRemoved                           // deleted
+)
+
+// jobChange is one change a store's write made, as the engine learns of it.
+type jobChange struct {
+	what    changeKind
+	id      ID
+	queue   string
+	kind    string
+	from    byte      // the state it was counted in before; 0 for a new job
+	to      byte      // the state after; 0 once removed
+	attempt int64     // attempts spent after the change
+	err     string    // for a job that ended or waits to retry: the last attempt's error
+	runAt   time.Time // for a job waiting for a time: when it is due
+	outcome outcome   // for changeMoved: what moved it
+}
+
+// changeOf describes a write to job id whose record is now rec, counted before in
+// state from.
+func changeOf(what changeKind, id ID, rec *record, from byte) jobChange {
+	c := jobChange{what: what, id: id, queue: rec.queue, kind: rec.kind, from: from, to: rec.state,
+		attempt: rec.attempt}
+	switch rec.state {
+	case stScheduled, stRetrying:
+		c.runAt = rec.runAt
+	}
+	if what == changeRemoved {
+		c.to = 0
+	}
+	if n := len(rec.errors); n > 0 && rec.errors[n-1].Attempt == int(rec.attempt) {
+		c.err = rec.errors[n-1].Error
+	}
+	return c
+}
