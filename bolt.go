@@ -435,6 +435,29 @@ type boltStore struct {
 	cfg  *config // key limits and retention, which the layout applies
 }
 
+// openBoltStore opens the file at path as a store that owns it.
+func openBoltStore(path string, cfg *config) (*boltStore, error) {
+	db, err := openFile(path, cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := newBoltStore(db, true, cfg)
+	if err != nil {
+		closeBounded(db, cfg.lockTimeout)
+		return nil, err
+	}
+	return st, nil
+}
+
+// abandon releases the store of a runner that failed to start. The failure may be a
+// damaged page, after which bbolt's Close can wait forever: the close is bounded.
+func (s *boltStore) abandon() {
+	runnersByDB.Delete(s.db)
+	if s.owns {
+		closeBounded(s.db, s.cfg.lockTimeout)
+	}
+}
+
 // newBoltStore prepares db for the runner and holds it: one runner per database.
 func newBoltStore(db *bbolt.DB, owns bool, cfg *config) (*boltStore, error) {
 	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {

@@ -134,6 +134,9 @@ const claimSkipBudget = 1000
 // ok false skips the job (its key is rate limited), stop ends the claim (the queue's
 // limiter is out of tokens). A record that cannot be decoded is failed on the spot.
 func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error) {
+	if v := t.queues.Get([]byte(queue)); len(v) > 0 && v[0]&queuePaused != 0 {
+		return nil, nil // paused, maybe by another runner of the file since this one looked
+	}
 	prefix := queuePrefix(queue)
 	c := t.ready.Cursor()
 	type entry struct{ k, key []byte }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -359,3 +360,21 @@ func (r *record) info(id ID) Info {
 	}
 	return in
 }
+
+// storedNanos is t in the Unix nanoseconds the file stores, 0 for the zero time, and
+// clamped to the range they hold (1677 to 2262): outside it time.UnixNano wraps, and
+// a run-at of 1616 once came back as 2200.
+func storedNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minStoredTime):
+		return math.MinInt64
+	case t.After(maxFireTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// minStoredTime is the earliest time int64 Unix nanoseconds hold.
+var minStoredTime = time.Unix(0, math.MinInt64)

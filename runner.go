@@ -70,20 +70,16 @@ func Open(path string, opts ...Option) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db, err := openFile(path, cfg)
+	st, err := openBoltStore(path, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	st, err := newBoltStore(db, true, cfg)
-	if err == nil {
-		var r *Runner
-		if r, err = newRunner(st, cfg); err == nil {
-			return r, nil
-		}
-		runnersByDB.Delete(db)
+	r, err := newRunner(st, cfg)
+	if err != nil {
+		st.abandon()
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	closeBounded(db, cfg.lockTimeout)
-	return nil, fmt.Errorf("open %s: %w", path, err)
+	return r, nil
 }
 
 // New returns a Runner that keeps its data in db, an application's open bbolt database,
@@ -109,7 +105,7 @@ func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
 	}
 	r, err := newRunner(st, cfg)
 	if err != nil {
-		st.close()
+		st.abandon()
 		return nil, err
 	}
 	return r, nil

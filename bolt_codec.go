@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"encoding/binary"
-	"math"
 	"time"
 )
 
@@ -78,24 +77,6 @@ func timeKey(t time.Time, id ID) []byte {
 // unixNanos is t as a key's unsigned Unix nanoseconds: 0 for the zero time and for
 // times before 1970.
 func unixNanos(t time.Time) uint64 { return uint64(max(storedNanos(t), 0)) }
-
-// storedNanos is t in the Unix nanoseconds the file stores, 0 for the zero time, and
-// clamped to the range they hold (1677 to 2262): outside it time.UnixNano wraps, and
-// a run-at of 1616 once came back as 2200.
-func storedNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Before(minStoredTime):
-		return math.MinInt64
-	case t.After(maxFireTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// minStoredTime is the earliest time int64 Unix nanoseconds hold.
-var minStoredTime = time.Unix(0, math.MinInt64)
 
 // parseTimeKey reads a key of the scheduled index.
 func parseTimeKey(k []byte) (at time.Time, id ID, ok bool) {
