@@ -188,6 +188,10 @@ func guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
+			if f, ok := v.(schemaFault); ok {
+				err = f.err
+				return
+			}
 			what := fmt.Sprint(v)
 			if _, fault := v.(interface{ Addr() uintptr }); fault {
 				what = "reading it faulted (" + what + ")"
@@ -252,25 +256,13 @@ func schemaCurrent(tx *bbolt.Tx) (bool, error) {
 // txn is one write or read transaction over the runner's buckets, with the count
 // changes it makes gathered and written once at flush.
 type txn struct {
-	tx        *bbolt.Tx
-	now       time.Time
-	jobs      *bbolt.Bucket
-	ready     *bbolt.Bucket
-	scheduled *bbolt.Bucket
-	active    *bbolt.Bucket
-	finished  *bbolt.Bucket
-	counts    *bbolt.Bucket
-	corrupt   *bbolt.Bucket
-	queues    *bbolt.Bucket
-	unique    *bbolt.Bucket
-	schedules *bbolt.Bucket
-	tags      *bbolt.Bucket
-	keywait   *bbolt.Bucket
-	keyslots  *bbolt.Bucket
-	held      *bbolt.Bucket
-	cfg       *config                      // key limits and retention
-	deltas    map[string]*[numStates]int64 // queue → change per state
-	changes   []jobChange                  // what the writes did, for the engine
+	tx      *bbolt.Tx
+	now     time.Time
+	root    *bbolt.Bucket
+	buckets [numBuckets]*bbolt.Bucket    // opened on first use: a commit touches few
+	cfg     *config                      // key limits and retention
+	deltas  map[string]*[numStates]int64 // queue → change per state
+	changes []jobChange                  // what the writes did, for the engine
 }
 
 // log records a change this transaction made.
@@ -285,24 +277,70 @@ func openTxn(tx *bbolt.Tx, now time.Time) (*txn, error) {
 	if root == nil {
 		return nil, errNoRunnerData
 	}
-	t := &txn{tx: tx, now: now}
-	for _, p := range []struct {
-		b    **bbolt.Bucket
-		name []byte
-	}{{&t.jobs, bucketJobs}, {&t.ready, bucketReady}, {&t.scheduled, bucketScheduled},
-		{&t.active, bucketActive}, {&t.finished, bucketFinished}, {&t.counts, bucketCounts},
-		{&t.corrupt, bucketCorrupt}, {&t.queues, bucketQueues}, {&t.unique, bucketUnique},
-		{&t.schedules, bucketSchedules}, {&t.tags, bucketTags},
-		{&t.keywait, bucketKeyWait}, {&t.keyslots, bucketKeySlots}, {&t.held, bucketHeld}} {
-		if *p.b = root.Bucket(p.name); *p.b == nil && !slices.ContainsFunc(laterBuckets, func(b []byte) bool { return bytes.Equal(b, p.name) }) {
-			return nil, fmt.Errorf("%w: bucket %s missing", ErrSchema, p.name)
-		}
-	}
-	// Jobs are appended in ID order and rarely grow after; fuller pages mean fewer
-	// pages to write per commit.
-	t.jobs.FillPercent = 0.9
-	return t, nil
+	return &txn{tx: tx, now: now, root: root}, nil
 }
+
+// The buckets, by their index in allBuckets.
+const (
+	bMeta = iota
+	bJobs
+	bReady
+	bScheduled
+	bActive
+	bFinished
+	bCounts
+	bCorrupt
+	bQueues
+	bUnique
+	bSchedules
+	bTags
+	bKeyWait
+	bKeySlots
+	bHeld
+	numBuckets
+)
+
+// bucket opens bucket i of the runner's, once per transaction. A bucket that is
+// missing, other than one of laterBuckets (nil then), means the file was changed by
+// something other than jobrun: the panic, an error wrapping ErrSchema, ends the
+// transaction through guard.
+func (t *txn) bucket(i int) *bbolt.Bucket {
+	if b := t.buckets[i]; b != nil {
+		return b
+	}
+	b := t.root.Bucket(allBuckets[i])
+	if b == nil {
+		if slices.ContainsFunc(laterBuckets, func(l []byte) bool { return bytes.Equal(l, allBuckets[i]) }) {
+			return nil
+		}
+		panic(schemaFault{fmt.Errorf("%w: bucket %s missing", ErrSchema, allBuckets[i])})
+	}
+	if i == bJobs {
+		// Jobs are appended in ID order and rarely grow after; fuller pages mean
+		// fewer pages to write per commit.
+		b.FillPercent = 0.9
+	}
+	t.buckets[i] = b
+	return b
+}
+
+// schemaFault is the panic of a missing bucket; guard returns its error.
+type schemaFault struct{ err error }
+
+func (t *txn) jobs() *bbolt.Bucket      { return t.bucket(bJobs) }
+func (t *txn) ready() *bbolt.Bucket     { return t.bucket(bReady) }
+func (t *txn) scheduled() *bbolt.Bucket { return t.bucket(bScheduled) }
+func (t *txn) active() *bbolt.Bucket    { return t.bucket(bActive) }
+func (t *txn) finished() *bbolt.Bucket  { return t.bucket(bFinished) }
+func (t *txn) counts() *bbolt.Bucket    { return t.bucket(bCounts) }
+func (t *txn) corrupt() *bbolt.Bucket   { return t.bucket(bCorrupt) }
+func (t *txn) queues() *bbolt.Bucket    { return t.bucket(bQueues) }
+func (t *txn) unique() *bbolt.Bucket    { return t.bucket(bUnique) }
+func (t *txn) schedules() *bbolt.Bucket { return t.bucket(bSchedules) }
+func (t *txn) tags() *bbolt.Bucket      { return t.bucket(bTags) }
+func (t *txn) keywait() *bbolt.Bucket   { return t.bucket(bKeyWait) }
+func (t *txn) keyslots() *bbolt.Bucket  { return t.bucket(bKeySlots) }
+func (t *txn) held() *bbolt.Bucket      { return t.bucket(bHeld) }
 
 // initSchema creates the buckets of a new file and checks the schema of an existing one.
 func initSchema(tx *bbolt.Tx) error {

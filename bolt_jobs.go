@@ -9,7 +9,7 @@ import (
 )
 
 func (t *txn) get(id ID) (*record, error) {
-	v := t.jobs.Get(idKey(id))
+	v := t.jobs().Get(idKey(id))
 	if v == nil {
 		return nil, ErrNotFound
 	}
@@ -17,12 +17,12 @@ func (t *txn) get(id ID) (*record, error) {
 }
 
 func (t *txn) put(id ID, r *record) error {
-	return t.jobs.Put(idKey(id), r.encode())
+	return t.jobs().Put(idKey(id), r.encode())
 }
 
 // insert stores a new job, ready or scheduled by its run time, and returns its ID.
 func (t *txn) insert(r *record) (ID, error) {
-	seq, err := t.jobs.NextSequence()
+	seq, err := t.jobs().NextSequence()
 	if err != nil {
 		return 0, err
 	}
@@ -41,7 +41,7 @@ func (t *txn) insert(r *record) (ID, error) {
 		return 0, err
 	}
 	for _, tag := range r.tags {
-		if err := t.tags.Put(tagKey(tag, id), nil); err != nil {
+		if err := t.tags().Put(tagKey(tag, id), nil); err != nil {
 			return 0, err
 		}
 	}
@@ -76,8 +76,8 @@ func (t *txn) flush() error {
 				continue
 			}
 			k := countKey(queue, st)
-			n, _ := parseCount(t.counts.Get(k))
-			if err := t.counts.Put(k, countValue(n+d[st])); err != nil {
+			n, _ := parseCount(t.counts().Get(k))
+			if err := t.counts().Put(k, countValue(n+d[st])); err != nil {
 				return err
 			}
 		}
@@ -92,7 +92,7 @@ func (t *txn) queueCounts(queue string) map[State]int {
 	for _, s := range States {
 		out[s] = 0
 	}
-	c := t.counts.Cursor()
+	c := t.counts().Cursor()
 	var prefix []byte
 	if queue != "" {
 		prefix = queuePrefix(queue)
@@ -110,7 +110,7 @@ func (t *txn) queueCounts(queue string) map[State]int {
 // queueNames returns every queue that has counters, in byte order.
 func (t *txn) queueNames() []string {
 	var names []string
-	c := t.counts.Cursor()
+	c := t.counts().Cursor()
 	for k, _ := c.First(); k != nil; {
 		q, _, ok := cutName(k)
 		if !ok {
@@ -134,11 +134,11 @@ const claimSkipBudget = 1000
 // ok false skips the job (its key is rate limited), stop ends the claim (the queue's
 // limiter is out of tokens). A record that cannot be decoded is failed on the spot.
 func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error) {
-	if v := t.queues.Get([]byte(queue)); len(v) > 0 && v[0]&queuePaused != 0 {
+	if v := t.queues().Get([]byte(queue)); len(v) > 0 && v[0]&queuePaused != 0 {
 		return nil, nil // paused, maybe by another runner of the file since this one looked
 	}
 	prefix := queuePrefix(queue)
-	c := t.ready.Cursor()
+	c := t.ready().Cursor()
 	type entry struct{ k, key []byte }
 	var entries []entry
 	skipped := 0
@@ -164,7 +164,7 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 	stamp := activeValue(time.Time{}, queue) // claimed, not started
 	for _, en := range entries {
 		k := en.k
-		if err := t.ready.Delete(k); err != nil {
+		if err := t.ready().Delete(k); err != nil {
 			return nil, err
 		}
 		_, _, id, _ := parseReadyKey(k) // the loop above only takes the queue's keys
@@ -181,7 +181,7 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 			}
 			continue
 		}
-		if err := t.active.Put(idKey(id), stamp); err != nil {
+		if err := t.active().Put(idKey(id), stamp); err != nil {
 			return nil, err
 		}
 		claimed = append(claimed, claimedJob{id, r})
@@ -191,7 +191,7 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 
 // markStarted records that a claimed job's handler started at: it counts as running.
 func (t *txn) markStarted(id ID, rec *record, at time.Time) error {
-	if err := t.active.Put(idKey(id), activeValue(at, rec.queue)); err != nil {
+	if err := t.active().Put(idKey(id), activeValue(at, rec.queue)); err != nil {
 		return err
 	}
 	t.count(rec.queue, stReady, stRunning)
@@ -203,13 +203,13 @@ func (t *txn) markStarted(id ID, rec *record, at time.Time) error {
 // move to the corrupt bucket and the job is stored as failed with the reason, so it
 // stays visible and the runner goes on with other jobs.
 func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
-	raw := t.jobs.Get(idKey(id))
+	raw := t.jobs().Get(idKey(id))
 	if raw == nil {
 		// An index entry without a job: nothing to keep.
 		t.count(queue, from, 0)
 		return nil
 	}
-	if err := t.corrupt.Put(idKey(id), bytes.Clone(raw)); err != nil {
+	if err := t.corrupt().Put(idKey(id), bytes.Clone(raw)); err != nil {
 		return err
 	}
 	r := &record{queue: queue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
@@ -224,23 +224,23 @@ func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
 
 // addReady puts a job in the ready index; a keyed job must hold a slot (enterReady).
 func (t *txn) addReady(id ID, r *record) error {
-	return t.ready.Put(readyKey(r.queue, r.priority, id), []byte(r.concKey))
+	return t.ready().Put(readyKey(r.queue, r.priority, id), []byte(r.concKey))
 }
 
 func (t *txn) addScheduled(id ID, r *record) error {
-	return t.scheduled.Put(timeKey(r.runAt, id), scheduledValue(r.state, r.queue))
+	return t.scheduled().Put(timeKey(r.runAt, id), scheduledValue(r.state, r.queue))
 }
 
 func (t *txn) addFinished(id ID, r *record) error {
-	return t.finished.Put(finishedKey(r.state, r.finishedAt, id), []byte(r.queue))
+	return t.finished().Put(finishedKey(r.state, r.finishedAt, id), []byte(r.queue))
 }
 
-func (t *txn) removeActive(id ID) error { return t.active.Delete(idKey(id)) }
+func (t *txn) removeActive(id ID) error { return t.active().Delete(idKey(id)) }
 
 // promoteDue makes up to n scheduled jobs whose time has come ready and returns when
 // the next scheduled job is due (zero if none).
 func (t *txn) promoteDue(n int) (next time.Time, err error) {
-	c := t.scheduled.Cursor()
+	c := t.scheduled().Cursor()
 	now := t.now
 	type due struct{ key, val []byte }
 	var dues []due
@@ -255,7 +255,7 @@ func (t *txn) promoteDue(n int) (next time.Time, err error) {
 		next = at
 	}
 	for _, d := range dues {
-		if err := t.scheduled.Delete(d.key); err != nil {
+		if err := t.scheduled().Delete(d.key); err != nil {
 			return time.Time{}, err
 		}
 		_, id, ok := parseTimeKey(d.key)
@@ -286,7 +286,7 @@ func (t *txn) promoteDue(n int) (next time.Time, err error) {
 
 // nextDue returns when the earliest scheduled job is due, zero if none is.
 func (t *txn) nextDue() time.Time {
-	k, _ := t.scheduled.Cursor().First()
+	k, _ := t.scheduled().Cursor().First()
 	at, _, _ := parseTimeKey(k)
 	return at
 }
@@ -302,7 +302,7 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 		from  byte // counted as running, or as ready if it never started
 	}
 	var entries []entry
-	c := t.active.Cursor()
+	c := t.active().Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		id, ok := parseIDKey(k)
 		if _, queue, vok := parseActiveValue(v); ok && vok {
@@ -338,7 +338,7 @@ func (t *txn) recoverActive(limit int) (ready, failed int, err error) {
 // activeSince reports whether a job is claimed (in the active index) and, if its
 // handler started, when; the zero time while it waits in its queue's lineup.
 func (t *txn) claimedSince(id ID) (time.Time, bool) {
-	started, _, ok := parseActiveValue(t.active.Get(idKey(id)))
+	started, _, ok := parseActiveValue(t.active().Get(idKey(id)))
 	return started, ok
 }
 
@@ -360,7 +360,7 @@ func (t *txn) info(id ID) (*Info, error) {
 
 func (t *txn) pausedQueues() map[string]bool {
 	paused := map[string]bool{}
-	t.queues.ForEach(func(k, v []byte) error {
+	t.queues().ForEach(func(k, v []byte) error {
 		if len(v) > 0 && v[0]&queuePaused != 0 {
 			paused[string(k)] = true
 		}
@@ -371,7 +371,7 @@ func (t *txn) pausedQueues() map[string]bool {
 
 func (t *txn) setPaused(queue string, paused bool) error {
 	var flags byte
-	if v := t.queues.Get([]byte(queue)); len(v) > 0 {
+	if v := t.queues().Get([]byte(queue)); len(v) > 0 {
 		flags = v[0]
 	}
 	if paused {
@@ -379,7 +379,7 @@ func (t *txn) setPaused(queue string, paused bool) error {
 	} else {
 		flags &^= queuePaused
 	}
-	return t.queues.Put([]byte(queue), []byte{flags})
+	return t.queues().Put([]byte(queue), []byte{flags})
 }
 
 // settle writes what transition decided for a job that left its index: its
@@ -425,7 +425,7 @@ func (t *txn) enqueue(r *record) (inserted, error) {
 	var uk []byte
 	if r.uniqueMode != uniqueNone {
 		uk = uniqueIndexKey(r.kind, r.uniqueKey)
-		if held, until, ok := parseUniqueValue(t.unique.Get(uk)); ok {
+		if held, until, ok := parseUniqueValue(t.unique().Get(uk)); ok {
 			if ins, done, err := t.applyUnique(r, held, until); done || err != nil {
 				return ins, err
 			}
@@ -440,7 +440,7 @@ func (t *txn) enqueue(r *record) (inserted, error) {
 		if r.uniqueMode == uniqueThrottle {
 			until = r.createdAt.Add(r.uniqueFor)
 		}
-		if err := t.unique.Put(uk, uniqueValue(id, until)); err != nil {
+		if err := t.unique().Put(uk, uniqueValue(id, until)); err != nil {
 			return inserted{}, err
 		}
 	}
@@ -468,7 +468,7 @@ func (t *txn) applyUnique(r *record, held ID, until time.Time) (ins inserted, do
 		if running || old.state != stScheduled {
 			return inserted{}, false, nil // it started or ended: the new job stands alone
 		}
-		if err := t.scheduled.Delete(timeKey(old.runAt, held)); err != nil {
+		if err := t.scheduled().Delete(timeKey(old.runAt, held)); err != nil {
 			return inserted{}, false, err
 		}
 		old.args, old.runAt = r.args, r.runAt
@@ -491,8 +491,8 @@ func (t *txn) releaseUnique(id ID, r *record) error {
 		return nil
 	}
 	uk := uniqueIndexKey(r.kind, r.uniqueKey)
-	if held, _, ok := parseUniqueValue(t.unique.Get(uk)); ok && held == id {
-		return t.unique.Delete(uk)
+	if held, _, ok := parseUniqueValue(t.unique().Get(uk)); ok && held == id {
+		return t.unique().Delete(uk)
 	}
 	return nil
 }
@@ -503,9 +503,9 @@ func (t *txn) unindex(id ID, r *record) error {
 	case stReady:
 		return t.leaveReady(id, r)
 	case stScheduled, stRetrying:
-		return t.scheduled.Delete(timeKey(r.runAt, id))
+		return t.scheduled().Delete(timeKey(r.runAt, id))
 	case stDone, stFailed, stCanceled:
-		return t.finished.Delete(finishedKey(r.state, r.finishedAt, id))
+		return t.finished().Delete(finishedKey(r.state, r.finishedAt, id))
 	}
 	return nil
 }
@@ -519,16 +519,16 @@ func (t *txn) remove(id ID, r *record) error {
 		return err
 	}
 	for _, tag := range r.tags {
-		if err := t.tags.Delete(tagKey(tag, id)); err != nil {
+		if err := t.tags().Delete(tagKey(tag, id)); err != nil {
 			return err
 		}
 	}
-	if err := t.corrupt.Delete(idKey(id)); err != nil {
+	if err := t.corrupt().Delete(idKey(id)); err != nil {
 		return err
 	}
 	t.count(r.queue, r.state, 0)
 	t.log(changeOf(changeRemoved, id, r, r.state))
-	return t.jobs.Delete(idKey(id))
+	return t.jobs().Delete(idKey(id))
 }
 
 // takeUnique gives a job that runs again (Retry) its unique key back. It fails with
@@ -538,7 +538,7 @@ func (t *txn) takeUnique(id ID, r *record) error {
 		return nil
 	}
 	uk := uniqueIndexKey(r.kind, r.uniqueKey)
-	if held, _, ok := parseUniqueValue(t.unique.Get(uk)); ok {
+	if held, _, ok := parseUniqueValue(t.unique().Get(uk)); ok {
 		if held != id {
 			if old, err := t.get(held); err == nil {
 				if _, running := t.claimedSince(held); running || !final(old.state) {
@@ -547,7 +547,7 @@ func (t *txn) takeUnique(id ID, r *record) error {
 			}
 		}
 	}
-	return t.unique.Put(uk, uniqueValue(id, time.Time{}))
+	return t.unique().Put(uk, uniqueValue(id, time.Time{}))
 }
 
 // sweep calls fn for up to limit jobs in final state st, oldest first, that finished
@@ -557,7 +557,7 @@ func (t *txn) takeUnique(id ID, r *record) error {
 // resume after, nil when no entry before the cut is left.
 func (t *txn) sweep(st byte, queue string, before time.Time, after []byte, limit, budget int,
 	fn func(id ID, r *record) error) (resume []byte, err error) {
-	c := t.finished.Cursor()
+	c := t.finished().Cursor()
 	prefix := []byte{st}
 	k, v := seekPast(c, prefix, after)
 	cut := unixNanos(before)
@@ -625,9 +625,14 @@ func seekPast(c *bbolt.Cursor, prefix, after []byte) (k, v []byte) {
 func (t *txn) apply(id ID, rec *record, e ending) (next, error) {
 	from := rec.state
 	var err error
-	if v := t.active.Get(idKey(id)); v != nil {
-		from = activeState(v) // running, or ready if its handler never started
-		err = t.active.Delete(idKey(id))
+	if v := t.active().Get(idKey(id)); v != nil {
+		from = activeState(v) // running, or ready if its start is not recorded
+		if from == stReady && !e.started.IsZero() {
+			// A short handler: it started and ended since the last commit, and its
+			// start is recorded with its outcome.
+			t.log(changeOf(changeStarted, id, rec, stReady))
+		}
+		err = t.active().Delete(idKey(id))
 	} else {
 		err = t.unindex(id, rec)
 	}

@@ -7,19 +7,19 @@ import (
 
 // holdSlot keeps the slot of job id, whose abandoned handler still runs.
 func (t *txn) holdSlot(id ID, queue, key string) error {
-	return t.held.Put(idKey(id), slotKey(queue, key))
+	return t.held().Put(idKey(id), slotKey(queue, key))
 }
 
 // releaseHeld frees the slot an abandoned handler of job id held, once it returned.
 func (t *txn) releaseHeld(id ID) error {
-	if t.held == nil {
+	if t.held() == nil {
 		return nil // a file of an earlier jobrun, opened without services: nothing held
 	}
-	queue, key, ok := parseSlotKey(t.held.Get(idKey(id)))
+	queue, key, ok := parseSlotKey(t.held().Get(idKey(id)))
 	if !ok {
 		return nil
 	}
-	if err := t.held.Delete(idKey(id)); err != nil {
+	if err := t.held().Delete(idKey(id)); err != nil {
 		return err
 	}
 	return t.releaseSlot(queue, key)
@@ -28,11 +28,11 @@ func (t *txn) releaseHeld(id ID) error {
 // releaseAllHeld frees the slots of handlers a process that exited had abandoned. It
 // runs at open.
 func (t *txn) releaseAllHeld() error {
-	if t.held == nil {
+	if t.held() == nil {
 		return nil
 	}
 	var ids []ID
-	t.held.ForEach(func(k, _ []byte) error {
+	t.held().ForEach(func(k, _ []byte) error {
 		if id, ok := parseIDKey(k); ok {
 			ids = append(ids, id)
 		}
@@ -49,15 +49,15 @@ func (t *txn) releaseAllHeld() error {
 // slotsOf returns how many slots of a key are held: its jobs in the ready index or
 // running.
 func (t *txn) slotsOf(queue, key string) int {
-	n, _ := parseCount(t.keyslots.Get(slotKey(queue, key)))
+	n, _ := parseCount(t.keyslots().Get(slotKey(queue, key)))
 	return int(n)
 }
 
 func (t *txn) setSlots(queue, key string, n int) error {
 	if n <= 0 {
-		return t.keyslots.Delete(slotKey(queue, key))
+		return t.keyslots().Delete(slotKey(queue, key))
 	}
-	return t.keyslots.Put(slotKey(queue, key), countValue(int64(n)))
+	return t.keyslots().Put(slotKey(queue, key), countValue(int64(n)))
 }
 
 // keyConcurrency is the number of slots of a key in queue, 0 if not limited.
@@ -76,7 +76,7 @@ func (t *txn) enterReady(id ID, r *record) error {
 	}
 	slots := t.slotsOf(r.queue, r.concKey)
 	if n := t.keyConcurrency(r.queue); n > 0 && slots >= n {
-		return t.keywait.Put(waitKey(r.queue, r.concKey, r.priority, id), nil)
+		return t.keywait().Put(waitKey(r.queue, r.concKey, r.priority, id), nil)
 	}
 	if err := t.setSlots(r.queue, r.concKey, slots+1); err != nil {
 		return err
@@ -99,7 +99,7 @@ func (t *txn) releaseSlot(queue, key string) error {
 func (t *txn) admitWaiting(queue, key string, slots int) error {
 	limit := t.keyConcurrency(queue)
 	prefix := waitPrefix(queue, key)
-	c := t.keywait.Cursor()
+	c := t.keywait().Cursor()
 	var admit [][]byte
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		if _, wkey, _, _, ok := parseWaitKey(k); !ok || wkey != key {
@@ -111,11 +111,11 @@ func (t *txn) admitWaiting(queue, key string, slots int) error {
 		admit = append(admit, bytes.Clone(k))
 	}
 	for _, k := range admit {
-		if err := t.keywait.Delete(k); err != nil {
+		if err := t.keywait().Delete(k); err != nil {
 			return err
 		}
 		_, _, prio, id, _ := parseWaitKey(k)
-		if err := t.ready.Put(readyKey(queue, prio, id), []byte(key)); err != nil {
+		if err := t.ready().Put(readyKey(queue, prio, id), []byte(key)); err != nil {
 			return err
 		}
 		t.log(jobChange{what: changeAdmitted, id: id, queue: queue, from: stReady, to: stReady})
@@ -130,8 +130,8 @@ func (t *txn) admitWaiting(queue, key string, slots int) error {
 // freeing its slot if it held one.
 func (t *txn) leaveReady(id ID, r *record) error {
 	rk := readyKey(r.queue, r.priority, id)
-	if r.concKey == "" || t.ready.Get(rk) != nil {
-		if err := t.ready.Delete(rk); err != nil {
+	if r.concKey == "" || t.ready().Get(rk) != nil {
+		if err := t.ready().Delete(rk); err != nil {
 			return err
 		}
 		if r.concKey != "" {
@@ -139,7 +139,7 @@ func (t *txn) leaveReady(id ID, r *record) error {
 		}
 		return nil
 	}
-	return t.keywait.Delete(waitKey(r.queue, r.concKey, r.priority, id))
+	return t.keywait().Delete(waitKey(r.queue, r.concKey, r.priority, id))
 }
 
 // admitAll fills every key's free slots from its waiting line, for a runner whose key
@@ -147,7 +147,7 @@ func (t *txn) leaveReady(id ID, r *record) error {
 func (t *txn) admitAll() error {
 	type line struct{ queue, key string }
 	var lines []line
-	c := t.keywait.Cursor()
+	c := t.keywait().Cursor()
 	for k, _ := c.First(); k != nil; {
 		q, key, _, _, ok := parseWaitKey(k)
 		if !ok {

@@ -75,7 +75,7 @@ func (t *txn) listSources(f Filter, st byte) []listSource {
 	}
 	switch {
 	case f.Tag != "":
-		return []listSource{{newScan(t.tags, queuePrefix(f.Tag), !f.Oldest), func(k, _ []byte) (ID, bool) {
+		return []listSource{{newScan(t.tags(), queuePrefix(f.Tag), !f.Oldest), func(k, _ []byte) (ID, bool) {
 			_, id, ok := parseTagKey(k)
 			return id, ok
 		}}}
@@ -86,23 +86,23 @@ func (t *txn) listSources(f Filter, st byte) []listSource {
 		if f.Queue != "" {
 			prefix = queuePrefix(f.Queue)
 		}
-		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stReady)},
-			{newScan(t.ready, prefix, !f.Oldest), readyMatch}, {newScan(t.keywait, prefix, !f.Oldest), waitMatch}}
+		return []listSource{{newScan(t.active(), nil, !f.Oldest), activeMatch(stReady)},
+			{newScan(t.ready(), prefix, !f.Oldest), readyMatch}, {newScan(t.keywait(), prefix, !f.Oldest), waitMatch}}
 	case st == stScheduled || st == stRetrying:
-		return []listSource{{newScan(t.scheduled, nil, !f.Oldest), func(k, v []byte) (ID, bool) {
+		return []listSource{{newScan(t.scheduled(), nil, !f.Oldest), func(k, v []byte) (ID, bool) {
 			_, id, ok := parseTimeKey(k)
 			vst, q, vok := parseScheduledValue(v)
 			return id, ok && vok && vst == st && ofQueue(q)
 		}}}
 	case st == stRunning:
-		return []listSource{{newScan(t.active, nil, !f.Oldest), activeMatch(stRunning)}}
+		return []listSource{{newScan(t.active(), nil, !f.Oldest), activeMatch(stRunning)}}
 	case final(st):
-		return []listSource{{newScan(t.finished, []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
+		return []listSource{{newScan(t.finished(), []byte{st}, !f.Oldest), func(k, v []byte) (ID, bool) {
 			_, _, id, ok := parseFinishedKey(k)
 			return id, ok && ofQueue(string(v))
 		}}}
 	}
-	return []listSource{{newScan(t.jobs, nil, !f.Oldest), func(k, _ []byte) (ID, bool) { return parseIDKey(k) }}}
+	return []listSource{{newScan(t.jobs(), nil, !f.Oldest), func(k, _ []byte) (ID, bool) { return parseIDKey(k) }}}
 }
 
 // scan walks the keys of a bucket under a prefix, in either direction, from a cursor.

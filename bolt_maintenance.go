@@ -138,31 +138,31 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 		}
 		a[st]++
 	}
-	t.ready.ForEach(func(k, _ []byte) error {
+	t.ready().ForEach(func(k, _ []byte) error {
 		if q, _, _, ok := parseReadyKey(k); ok {
 			add(q, stReady)
 		}
 		return nil
 	})
-	t.keywait.ForEach(func(k, _ []byte) error {
+	t.keywait().ForEach(func(k, _ []byte) error {
 		if q, _, _, _, ok := parseWaitKey(k); ok {
 			add(q, stReady)
 		}
 		return nil
 	})
-	t.scheduled.ForEach(func(_, v []byte) error {
+	t.scheduled().ForEach(func(_, v []byte) error {
 		if st, q, ok := parseScheduledValue(v); ok && st < numStates {
 			add(q, st)
 		}
 		return nil
 	})
-	t.active.ForEach(func(_, v []byte) error {
+	t.active().ForEach(func(_, v []byte) error {
 		if _, q, ok := parseActiveValue(v); ok {
 			add(q, activeState(v))
 		}
 		return nil
 	})
-	t.finished.ForEach(func(k, v []byte) error {
+	t.finished().ForEach(func(k, v []byte) error {
 		if st, _, _, ok := parseFinishedKey(k); ok && st < numStates {
 			add(string(v), st)
 		}
@@ -188,7 +188,7 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 			}
 			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: stored, Actual: a[st]})
 			if repair {
-				if err := t.counts.Put(countKey(q, st), countValue(int64(a[st]))); err != nil {
+				if err := t.counts().Put(countKey(q, st), countValue(int64(a[st]))); err != nil {
 					return nil, err
 				}
 			}

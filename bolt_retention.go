@@ -30,7 +30,7 @@ func (t *txn) retentionDue() (bool, time.Time) {
 
 // countOf reads one counter.
 func (t *txn) countOf(queue string, st byte) int {
-	n, _ := parseCount(t.counts.Get(countKey(queue, st)))
+	n, _ := parseCount(t.counts().Get(countKey(queue, st)))
 	return int(n)
 }
 
@@ -71,7 +71,7 @@ func (t *txn) retainPlan(c *config, st byte, after []byte, limit int) (victims [
 		}
 	}
 	prefix := []byte{st}
-	cur := t.finished.Cursor()
+	cur := t.finished().Cursor()
 	k, v := seekPast(cur, prefix, after)
 	for n := 0; ; k, v = cur.Next() {
 		_, at, _, ok := parseFinishedKey(k)

@@ -331,24 +331,24 @@ func salvageDB(ctx context.Context, src, dst *bbolt.DB) (SalvageReport, error) {
 			return err
 		}
 		for _, s := range schedules {
-			if err := t.schedules.Put(s.k, s.v); err != nil {
+			if err := t.schedules().Put(s.k, s.v); err != nil {
 				return err
 			}
 		}
 		for _, q := range queues {
-			if err := t.queues.Put(q.k, q.v); err != nil {
+			if err := t.queues().Put(q.k, q.v); err != nil {
 				return err
 			}
 		}
 		for _, c := range corrupt {
 			// Only for a job copied, and not over the bytes Salvage kept itself.
-			if t.jobs.Get(c.k) != nil && t.corrupt.Get(c.k) == nil {
-				if err := t.corrupt.Put(c.k, c.v); err != nil {
+			if t.jobs().Get(c.k) != nil && t.corrupt().Get(c.k) == nil {
+				if err := t.corrupt().Put(c.k, c.v); err != nil {
 					return err
 				}
 			}
 		}
-		return t.jobs.SetSequence(max(seq, maxID))
+		return t.jobs().SetSequence(max(seq, maxID))
 	})
 	if err != nil {
 		return rep, err
@@ -392,7 +392,7 @@ func (t *txn) salvageJob(s salvaged) error {
 	if r == nil {
 		// As quarantine does, but no index entry names the job's queue.
 		if s.raw != nil {
-			if err := t.corrupt.Put(idKey(id), s.raw); err != nil {
+			if err := t.corrupt().Put(idKey(id), s.raw); err != nil {
 				return err
 			}
 		}
@@ -409,7 +409,7 @@ func (t *txn) salvageJob(s salvaged) error {
 		if r.concKey != "" {
 			// It waits for a slot: the first runner to open the file admits as many
 			// as its key limits allow (admitAll).
-			err = t.keywait.Put(waitKey(r.queue, r.concKey, r.priority, id), nil)
+			err = t.keywait().Put(waitKey(r.queue, r.concKey, r.priority, id), nil)
 		} else {
 			err = t.addReady(id, r)
 		}
@@ -425,7 +425,7 @@ func (t *txn) salvageJob(s salvaged) error {
 		return err
 	}
 	for _, tag := range r.tags {
-		if err := t.tags.Put(tagKey(tag, id), nil); err != nil {
+		if err := t.tags().Put(tagKey(tag, id), nil); err != nil {
 			return err
 		}
 	}
@@ -448,7 +448,7 @@ func (t *txn) holdUnique(id ID, r *record) error {
 	case final(r.state):
 		return nil
 	}
-	return t.unique.Put(uniqueIndexKey(r.kind, r.uniqueKey), uniqueValue(id, until))
+	return t.unique().Put(uniqueIndexKey(r.kind, r.uniqueKey), uniqueValue(id, until))
 }
 
 // idGap is a range of IDs on pages Salvage could not read; to is math.MaxUint64 if

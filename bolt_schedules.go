@@ -9,7 +9,7 @@ import (
 )
 
 func (t *txn) schedule(name string) (*storedSchedule, error) {
-	v := t.schedules.Get([]byte(name))
+	v := t.schedules().Get([]byte(name))
 	if v == nil {
 		return nil, fmt.Errorf("%w: no schedule named %q", ErrNotFound, name)
 	}
@@ -25,7 +25,7 @@ func (t *txn) putSchedule(name string, s *storedSchedule) error {
 	if err != nil {
 		return err
 	}
-	return t.schedules.Put([]byte(name), b)
+	return t.schedules().Put([]byte(name), b)
 }
 
 // fire enqueues the schedule's job for fire time at. ok is false if the job's
@@ -112,7 +112,7 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 // eachSchedule calls fn with every schedule by name, in byte order; a schedule that
 // cannot be decoded is an error.
 func (t *txn) eachSchedule(fn func(name string, s *storedSchedule) error) error {
-	return t.schedules.ForEach(func(k, v []byte) error {
+	return t.schedules().ForEach(func(k, v []byte) error {
 		var s storedSchedule
 		if err := json.Unmarshal(v, &s); err != nil {
 			return fmt.Errorf("schedule %s: %w", k, err)
@@ -122,4 +122,4 @@ func (t *txn) eachSchedule(fn func(name string, s *storedSchedule) error) error 
 }
 
 // deleteSchedule removes a schedule.
-func (t *txn) deleteSchedule(name string) error { return t.schedules.Delete([]byte(name)) }
+func (t *txn) deleteSchedule(name string) error { return t.schedules().Delete([]byte(name)) }

@@ -114,17 +114,17 @@ func simulateCrash(t *testing.T, path string, id ID) {
 		if err != nil {
 			return err
 		}
-		c := tt.ready.Cursor()
+		c := tt.ready().Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if keyID(k) == id {
-				if err := tt.ready.Delete(k); err != nil {
+				if err := tt.ready().Delete(k); err != nil {
 					return err
 				}
 				break
 			}
 		}
 		stamp := append(binary.BigEndian.AppendUint64(nil, unixNanos(time.Now())), DefaultQueue...)
-		if err := tt.active.Put(idKey(id), stamp); err != nil {
+		if err := tt.active().Put(idKey(id), stamp); err != nil {
 			return err
 		}
 		tt.count(DefaultQueue, stReady, stRunning)
@@ -247,6 +247,20 @@ func TestBackoffPolicy(t *testing.T) {
 			if d := tc.p.delay(tc.attempt); d < tc.min || d > tc.max {
 				t.Fatalf("%+v attempt %d: delay %v outside [%v, %v]", tc.p, tc.attempt, d, tc.min, tc.max)
 			}
+		}
+	}
+}
+
+func TestBucketIndexes(t *testing.T) {
+	if len(allBuckets) != numBuckets {
+		t.Fatalf("%d buckets, %d indexes", len(allBuckets), numBuckets)
+	}
+	for i, want := range map[int][]byte{bMeta: bucketMeta, bJobs: bucketJobs, bReady: bucketReady,
+		bScheduled: bucketScheduled, bActive: bucketActive, bFinished: bucketFinished, bCounts: bucketCounts,
+		bCorrupt: bucketCorrupt, bQueues: bucketQueues, bUnique: bucketUnique, bSchedules: bucketSchedules,
+		bTags: bucketTags, bKeyWait: bucketKeyWait, bKeySlots: bucketKeySlots, bHeld: bucketHeld} {
+		if !bytes.Equal(allBuckets[i], want) {
+			t.Errorf("bucket index %d is %s, want %s", i, allBuckets[i], want)
 		}
 	}
 }

@@ -504,12 +504,6 @@ func (en *engine) finish(w storeWriter, e *execution) error {
 		end.result = e.result
 		e.mu.Unlock()
 	}
-	if !e.startSaved && !end.started.IsZero() {
-		// A short handler: its start was not recorded on its own (startNote).
-		if err := w.markStarted(e.id, e.rec, end.started); err != nil {
-			return err
-		}
-	}
 	if _, err := w.apply(e.id, rec, end); err != nil {
 		return err
 	}

@@ -87,7 +87,9 @@ type storeWriter interface {
 	markStarted(id ID, rec *record, at time.Time) error
 	// apply takes a job out of where it is (claimed, or waiting in its state) and
 	// moves it as transition decides for e, writing rec, which the caller read or
-	// holds (a claimed job's record with its updates). It returns the decision.
+	// holds (a claimed job's record with its updates). A claimed job whose start
+	// is not recorded but e says it started gets its start change first. It
+	// returns the decision.
 	apply(id ID, rec *record, e ending) (next, error)
 	// put stores a job's record as it is, its state unchanged (a cancel request).
 	put(id ID, rec *record) error
