@@ -291,6 +291,19 @@ func (t *txn) nextDue() time.Time {
 	return at
 }
 
+// recoverAtOpen recovers what a process that died left: its claimed jobs
+// (recoverActive) and the key slots of its abandoned handlers (releaseAllHeld), then
+// fills every key's free slots (admitAll).
+func (t *txn) recoverAtOpen(limit int) (ready, ended int, err error) {
+	if ready, ended, err = t.recoverActive(limit); err != nil {
+		return ready, ended, err
+	}
+	if err := t.releaseAllHeld(); err != nil {
+		return ready, ended, err
+	}
+	return ready, ended, t.admitAll()
+}
+
 // recoverActive makes every job left running by a process that died ready again
 // without spending an attempt, or fails it once it has been recovered more than limit
 // times, or cancels it if Cancel asked while it ran. It returns how many it made ready

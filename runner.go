@@ -142,13 +142,10 @@ func recoverAtOpen(st store, cfg *config) error {
 	var ready, ended int
 	_, err := st.update(time.Now(), func(w storeWriter) error {
 		var err error
-		if ready, ended, err = w.recoverActive(cfg.maxRecoveries); err != nil {
+		if ready, ended, err = w.recoverAtOpen(cfg.maxRecoveries); err != nil {
 			return fmt.Errorf("recover interrupted jobs: %w", err)
 		}
-		if err := w.releaseAllHeld(); err != nil {
-			return err
-		}
-		return w.admitAll()
+		return nil
 	})
 	if err != nil {
 		return err

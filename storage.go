@@ -125,14 +125,11 @@ type storeWriter interface {
 	// fireDue fires the named schedules whose time has come, each at most once per
 	// fire time, and returns the next fire of each it looked at.
 	fireDue(due []string, log func(msg string, args ...any)) (map[string]time.Time, error)
-	// recoverActive moves every job a dead process left claimed as transition
-	// decides for outcomeRecovered; it returns how many are ready again and how
-	// many ended.
-	recoverActive(limit int) (ready, ended int, err error)
-	// releaseAllHeld frees every slot held for an abandoned handler (at open: the
-	// handlers died with their process); admitAll fills every key's free slots.
-	releaseAllHeld() error
-	admitAll() error
+	// recoverAtOpen moves every job a dead process left claimed as transition
+	// decides for outcomeRecovered, frees the key slots its abandoned handlers held
+	// and fills every key's free slots (key limits may have grown). It returns how
+	// many jobs are ready again and how many ended.
+	recoverAtOpen(limit int) (ready, ended int, err error)
 	// repairCounts is recount that also rewrites the counters that disagree.
 	repairCounts() ([]CountMismatch, error)
 }
