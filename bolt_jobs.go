@@ -27,12 +27,13 @@ func (t *txn) insert(r *record) (ID, error) {
 		return 0, err
 	}
 	id := ID(seq)
-	if r.runAt.After(t.now) {
-		r.state = stScheduled
-		err = t.addScheduled(id, r)
-	} else {
-		r.state = stReady
+	if _, err := transition(r, ending{outcome: outcomeEnqueued}, t.now); err != nil {
+		return 0, err
+	}
+	if r.state == stReady {
 		err = t.enterReady(id, r)
+	} else {
+		err = t.addScheduled(id, r)
 	}
 	if err != nil {
 		return 0, err

@@ -19,10 +19,12 @@ const (
 	outcomeCanceled                       // Cancel reached the handler, or came before it started
 	outcomeRecovered                      // found running at open: its process died
 
-	// Changes of a job that is not claimed, after it left its index.
-	outcomeDue    // a scheduled or retrying job's time came, or Promote brought it forward
-	outcomeCancel // Cancel of a job that waits (or that no session runs): canceled
-	outcomeRetry  // Retry of a finished job: ready again with fresh attempts
+	// Changes of a job that is not claimed, after it left its index (or, for
+	// outcomeEnqueued, before it has one).
+	outcomeEnqueued // a new job: ready now, or scheduled for its run time
+	outcomeDue      // a scheduled or retrying job's time came, or Promote brought it forward
+	outcomeCancel   // Cancel of a job that waits (or that no session runs): canceled
+	outcomeRetry    // Retry of a finished job: ready again with fresh attempts
 )
 
 // slotFate is what becomes of the concurrency-key slot a claimed job holds.
@@ -58,8 +60,8 @@ type next struct {
 // copy of its record, at now, and says what follows. It decides every change of a
 // job's state: the outcomes of attempts, interruptions, abandoned timeouts, the
 // recovery at open of jobs a dead process ran, a waiting job's time coming (or
-// Promote), Cancel and Retry; only removal (Delete, Clean, retention) and the
-// quarantine of an unreadable record are outside it. It is pure but for writing rec.
+// Promote), Cancel, Retry and where a new job begins; only removal (Delete, Clean,
+// retention) and the quarantine of an unreadable record are outside it. It is pure but for writing rec.
 // The caller removed the job from its index before, and writes the indexes, the slot,
 // the unique key and the counters that the returned next and rec's state call for
 // (txn.settle).
@@ -94,6 +96,9 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.appendError(int(attempt), now, "canceled: "+e.err.Error())
 		}
 		rec.state, rec.finishedAt = stCanceled, now
+	case outcomeEnqueued:
+		wait(rec, stScheduled, rec.runAt, now)
+		nx.slot = slotKeep // it holds none yet: it queues for one
 	case outcomeDue:
 		if rec.runAt.After(now) {
 			rec.runAt = now // Promote: brought forward
@@ -158,6 +163,8 @@ func outcomeEvent(o outcome, state byte) EventType {
 		return EventFailed
 	case state == stCanceled:
 		return EventCanceled
+	case o == outcomeEnqueued:
+		return EventEnqueued
 	case o == outcomeSnoozed:
 		return EventSnoozed
 	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry || o == outcomeDue:
