@@ -189,7 +189,7 @@ func buildBaseFile(ctx context.Context, dir string) (damageBase, error) {
 	if err != nil {
 		return damageBase{}, err
 	}
-	events, err := r.Subscribe(ctx, 1<<16)
+	events, err := r.Watch(ctx, 1<<16)
 	if err != nil {
 		return damageBase{}, err
 	}
@@ -200,7 +200,7 @@ func buildBaseFile(ctx context.Context, dir string) (damageBase, error) {
 	// The start is recorded by a commit of its own once the handler has run for a
 	// while: wait for its event, so that the backup holds a running job.
 	for ev := range events {
-		if ev.Type == jobrun.EventStarted && ev.ID == blocked {
+		if ev.Type == jobrun.ChangeStarted && ev.ID == blocked {
 			break
 		}
 	}
@@ -606,8 +606,8 @@ func checkDamagedRunner(t *testing.T, base damageBase, path, wantOpen string) {
 		check("List(tag)", err)
 		_, err = r.Counts(ctx, "")
 		check("Counts", err)
-		_, err = r.QueueInfos(ctx)
-		check("QueueInfos", err)
+		_, err = r.Queues(ctx)
+		check("Queues", err)
 		_, err = r.Schedules(ctx)
 		check("Schedules", err)
 		_, err = r.CheckCounts(ctx, false)
@@ -731,7 +731,7 @@ func checkSalvage(t *testing.T, base damageBase, path string, lost map[jobrun.ID
 	if err := r.RunUntilIdle(ctx); err != nil {
 		t.Fatalf("run the salvaged file: %v", err)
 	}
-	infos, err := r.QueueInfos(ctx)
+	infos, err := r.Queues(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -881,7 +881,7 @@ func TestSalvageCopiesEveryJobAsItWas(t *testing.T) {
 	if a, b := fmt.Sprint(sa), fmt.Sprint(sb); a != b {
 		t.Errorf("schedules: salvaged %s, was %s", b, a)
 	}
-	if paused, err := r.Paused(ctx, "paused"); err != nil || !paused {
+	if paused, err := queueIsPaused(ctx, r, "paused"); err != nil || !paused {
 		t.Errorf("queue paused: paused %v (%v), want true", paused, err)
 	}
 
@@ -989,7 +989,7 @@ func TestCorruptWhileRunning(t *testing.T) {
 			runUntilIdle(t, r)
 			enqueueMany(300, "", jobrun.Queue("later"))
 			enqueueMany(2, "block")
-			events, err := r.Subscribe(ctx, 1<<16)
+			events, err := r.Watch(ctx, 1<<16)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1000,7 +1000,7 @@ func TestCorruptWhileRunning(t *testing.T) {
 			// run for a commit's time: wait for both, so that none comes after the
 			// barrier below and moves the pages about to be zeroed.
 			for started := 0; started < 2; {
-				if ev := <-events; ev.Type == jobrun.EventStarted && slices.Contains(wasRunning, ev.ID) {
+				if ev := <-events; ev.Type == jobrun.ChangeStarted && slices.Contains(wasRunning, ev.ID) {
 					started++
 				}
 			}

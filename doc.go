@@ -53,9 +53,9 @@
 //
 // Get returns everything about a job; a handler reports progress (SetProgress), log
 // lines (Log) and a result (SetResult). List pages through jobs by queue, kind, state
-// or tag through indexes; Counts and QueueInfos read counters kept in every commit.
+// or tag through indexes; Counts and Queues read counters kept in every commit.
 // Cancel, Retry, RetryFailed, Delete, Promote and Clean change jobs, each in one
-// transaction. WithEventHook and Subscribe observe every committed change, in order.
+// transaction. WithChangeHook and Watch observe every committed change, in order.
 // Finished jobs are deleted after their Retention (a day for done jobs, a week for
 // failed ones by default) by a cleaner in the commit loop; failed jobs are the
 // dead-letter set. Backup copies the file while jobs run; Compact shrinks it.

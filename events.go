@@ -8,71 +8,71 @@ import (
 	"time"
 )
 
-// EventType names a committed change of a job.
-type EventType string
+// ChangeType names a committed change of a job.
+type ChangeType string
 
-// The events of a job's life, one per committed state change.
+// The changes of a job's life, one per committed state change.
 const (
-	EventEnqueued EventType = "enqueued" // stored, ready or scheduled
-	EventReady    EventType = "ready"    // became ready again: due, promoted, retried by Retry, handed back at shutdown
-	EventStarted  EventType = "started"  // its handler started: recorded once it ran a commit's time, or with its outcome (see StateRunning)
-	EventProgress EventType = "progress" // progress or log lines stored
-	EventSnoozed  EventType = "snoozed"  // the handler returned Snooze
-	EventRetrying EventType = "retrying" // an attempt failed and another one is scheduled
-	EventDone     EventType = "done"
-	EventFailed   EventType = "failed" // attempts exhausted, or Permanent
-	EventCanceled EventType = "canceled"
-	EventDeleted  EventType = "deleted" // by Delete, Clean or retention
+	ChangeEnqueued ChangeType = "enqueued" // stored, ready or scheduled
+	ChangeReady    ChangeType = "ready"    // became ready again: due, promoted, retried by Retry, handed back at shutdown
+	ChangeStarted  ChangeType = "started"  // its handler started: recorded once it ran a commit's time, or with its outcome (see StateRunning)
+	ChangeProgress ChangeType = "progress" // progress or log lines stored
+	ChangeSnoozed  ChangeType = "snoozed"  // the handler returned Snooze
+	ChangeRetrying ChangeType = "retrying" // an attempt failed and another one is scheduled
+	ChangeDone     ChangeType = "done"
+	ChangeFailed   ChangeType = "failed" // attempts exhausted, or Permanent
+	ChangeCanceled ChangeType = "canceled"
+	ChangeDeleted  ChangeType = "deleted" // by Delete, Clean or retention
 )
 
-// Event is one committed change of a job, as delivered to WithEventHook and Subscribe.
-type Event struct {
-	Type    EventType
+// Change is one committed change of a job, as delivered to WithChangeHook and Watch.
+type Change struct {
+	Type    ChangeType
 	ID      ID
 	Kind    string
 	Queue   string
 	State   State     // the job's state after the change
-	Attempt int       // attempts spent; for EventStarted, the attempt starting
+	Attempt int       // attempts spent; for ChangeStarted, the attempt starting
 	At      time.Time // when the change was committed
-	Error   string    // for EventRetrying, EventFailed and EventCanceled: the attempt's error, if any
+	Error   string    // for ChangeRetrying, ChangeFailed and ChangeCanceled: the attempt's error, if any
 
-	// Missed is, for a subscriber, how many events were dropped before this one
+	// Missed is, for a watcher, how many changes were dropped before this one
 	// because its channel was full.
 	Missed int
 }
 
-// WithEventHook calls fn with every committed change of every job, in commit order
+// WithChangeHook calls fn with every committed change of every job, in commit order
 // (so in order per job), after the commit is durable and before the callers waiting
 // for that commit (Enqueue, Cancel, ...) return. fn runs on the runner's commit
 // goroutine: it must be quick and must not call the runner's write methods (Enqueue,
-// Cancel, ...), which wait for that goroutine, nor Subscribe; reads (Get, List,
+// Cancel, ...), which wait for that goroutine, nor Watch; reads (Get, List,
 // Counts) are fine.
 // Jobs enqueued with EnqueueTx are reported from the goroutine that commits the
 // application's transaction. Changes made while opening the file (jobs recovered
 // after a crash) are logged, not reported.
-func WithEventHook(fn func(Event)) Option {
+func WithChangeHook(fn func(Change)) Option {
 	return func(c *config) {
 		if fn == nil {
-			c.err = invalidf("nil event hook")
+			c.err = invalidf("nil change hook")
 			return
 		}
-		c.eventHook = fn
+		c.changeHook = fn
 	}
 }
 
-// Subscribe returns a channel that receives every committed change of every job, in
+// Watch returns a channel that receives every committed change of every job, in
 // commit order, from now until ctx ends or the runner closes; then the channel is
-// closed. buffer is the channel's capacity (at least 1). A subscriber that falls
-// behind never slows the runner: when its channel is full, events are dropped, and
-// the next event it receives counts them in Missed.
-func (r *Runner) Subscribe(ctx context.Context, buffer int) (<-chan Event, error) {
+// closed. buffer is the channel's capacity (at least 1). A watcher that falls
+// behind never slows the runner: when its channel is full, changes are dropped, and
+// the next change it receives counts them in Missed.
+func (r *Runner) Watch(ctx context.Context, buffer int) (<-chan Change, error) {
 	if buffer < 1 {
-		return nil, invalidf("subscribe: buffer must be at least 1, got %d", buffer)
+		return nil, invalidf("watch: buffer must be at least 1, got %d", buffer)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sub := &subscriber{ch: make(chan Event, buffer)}
+	sub := &watcher{ch: make(chan Change, buffer)}
 	ev := &r.events
 	ev.mu.Lock()
 	if ev.closed {
@@ -81,26 +81,26 @@ func (r *Runner) Subscribe(ctx context.Context, buffer int) (<-chan Event, error
 	}
 	ev.subs = append(ev.subs, sub)
 	ev.listening.Store(true)
-	// Registered under the lock, so that close never sees a subscriber without it;
-	// if ctx is already done, the unsubscribe waits for the lock.
-	sub.stop = context.AfterFunc(ctx, func() { ev.unsubscribe(sub) })
+	// Registered under the lock, so that close never sees a watcher without it;
+	// if ctx is already done, the unwatch waits for the lock.
+	sub.stop = context.AfterFunc(ctx, func() { ev.unwatch(sub) })
 	ev.mu.Unlock()
 	return sub.ch, nil
 }
 
-type subscriber struct {
-	ch     chan Event
+type watcher struct {
+	ch     chan Change
 	missed int
 	stop   func() bool
 }
 
-// emitter delivers events to the hook, the subscribers and the debug log.
+// emitter delivers changes to the hook, the watchers and the debug log.
 type emitter struct {
-	hook func(Event)
+	hook func(Change)
 	log  *slog.Logger
 
 	mu        sync.Mutex // serializes delivery: the loop and EnqueueTx commits
-	subs      []*subscriber
+	subs      []*watcher
 	closed    bool
 	listening atomic.Bool // subs is not empty
 }
@@ -110,7 +110,7 @@ func (ev *emitter) wanted() bool {
 	return ev.hook != nil || ev.listening.Load() || ev.log.Enabled(context.Background(), slog.LevelDebug)
 }
 
-func (ev *emitter) emit(events []Event) {
+func (ev *emitter) emit(events []Change) {
 	if len(events) == 0 {
 		return
 	}
@@ -137,7 +137,7 @@ func (ev *emitter) emit(events []Event) {
 	}
 }
 
-func (ev *emitter) unsubscribe(sub *subscriber) {
+func (ev *emitter) unwatch(sub *watcher) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	for i, s := range ev.subs {
@@ -150,7 +150,7 @@ func (ev *emitter) unsubscribe(sub *subscriber) {
 	ev.listening.Store(len(ev.subs) > 0)
 }
 
-// close ends every subscription; called once the commit loop has exited.
+// close ends every watch; called once the commit loop has exited.
 func (ev *emitter) close() {
 	ev.mu.Lock()
 	subs := ev.subs
@@ -158,7 +158,7 @@ func (ev *emitter) close() {
 	ev.mu.Unlock()
 	for _, sub := range subs {
 		sub.stop()
-		ev.unsubscribe(sub)
+		ev.unwatch(sub)
 	}
 }
 
@@ -166,7 +166,7 @@ func (ev *emitter) close() {
 // deliver, the queues that got ready jobs, the earliest time a job now waits for,
 // and whether a job ended.
 type effects struct {
-	events   []Event
+	events   []Change
 	touched  map[string]bool
 	due      time.Time
 	finished bool
@@ -200,16 +200,16 @@ func (fx *effects) absorb(changes []jobChange, at time.Time, wanted bool) {
 }
 
 // eventType is the event a change makes, "" for none.
-func eventType(c jobChange) EventType {
+func eventType(c jobChange) ChangeType {
 	switch c.what {
 	case changeInserted, changeMerged:
-		return EventEnqueued
+		return ChangeEnqueued
 	case changeStarted:
-		return EventStarted
+		return ChangeStarted
 	case changeProgress:
-		return EventProgress
+		return ChangeProgress
 	case changeRemoved:
-		return EventDeleted
+		return ChangeDeleted
 	case changeMoved:
 		return outcomeEvent(c.outcome, c.to)
 	}
@@ -217,16 +217,16 @@ func eventType(c jobChange) EventType {
 }
 
 // eventOf is the event of change c, committed at at.
-func eventOf(c jobChange, typ EventType, at time.Time) Event {
-	e := Event{Type: typ, ID: c.id, Kind: c.kind, Queue: c.queue, State: stateNames[c.to],
+func eventOf(c jobChange, typ ChangeType, at time.Time) Change {
+	e := Change{Type: typ, ID: c.id, Kind: c.kind, Queue: c.queue, State: stateNames[c.to],
 		Attempt: int(c.attempt), At: at}
 	switch typ {
-	case EventStarted, EventProgress:
+	case ChangeStarted, ChangeProgress:
 		// The record is as claimed: the attempt in progress is not counted in it yet.
 		e.State, e.Attempt = StateRunning, e.Attempt+1
-	case EventDeleted:
+	case ChangeDeleted:
 		e.State = ""
-	case EventRetrying, EventFailed, EventCanceled:
+	case ChangeRetrying, ChangeFailed, ChangeCanceled:
 		e.Error = c.err
 	}
 	return e

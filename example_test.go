@@ -210,7 +210,7 @@ func ExampleRunner_Schedule() {
 
 	ctx := context.Background()
 	err := r.Schedule(ctx, "daily-report", "0 7 * * *", DailyReport{},
-		jobrun.TimeZone("Europe/Paris"), jobrun.SkipIfRunning())
+		jobrun.TimeZone("Europe/Paris"), jobrun.SkipOverlap())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -279,11 +279,11 @@ func ExampleRunner_Cancel() {
 	// true
 }
 
-// An event hook sees every committed change, in order, after it is durable.
-func ExampleWithEventHook() {
+// A change hook sees every committed change, in order, after it is durable.
+func ExampleWithChangeHook() {
 	dir, _ := os.MkdirTemp("", "jobrun-example")
 	defer os.RemoveAll(dir)
-	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"), jobrun.WithEventHook(func(e jobrun.Event) {
+	r, _ := jobrun.Open(filepath.Join(dir, "jobs.db"), jobrun.WithChangeHook(func(e jobrun.Change) {
 		fmt.Println(e.ID, e.Type, e.State)
 	}))
 	defer r.Close()

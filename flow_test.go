@@ -78,7 +78,7 @@ func TestPauseResumePersists(t *testing.T) {
 			ran.Add(1)
 			return nil
 		}, jobrun.Queue("mail"))
-		if paused, err := r2.Paused(t.Context(), "mail"); err != nil || !paused {
+		if paused, err := queueIsPaused(t.Context(), r2, "mail"); err != nil || !paused {
 			t.Fatalf("after restart: paused %v (%v), want true", paused, err)
 		}
 		runUntilIdle(t, r2)

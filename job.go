@@ -147,10 +147,7 @@ func (j *Job[T]) SetResult(v any) error {
 // runner stores the latest value with its next commit, so calling it often costs no
 // more than calling it once per commit. It returns once the value is queued, before it
 // is durable.
-func (j *Job[T]) SetProgress(ctx context.Context, v any) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (j *Job[T]) SetProgress(v any) error {
 	b, err := encodeValue(v)
 	if err != nil {
 		return fmt.Errorf("set progress of job %d: %w", j.ID, err)

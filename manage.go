@@ -48,16 +48,6 @@ func (r *Runner) Resume(ctx context.Context, queue string) error {
 	return r.setPaused(ctx, queue, false)
 }
 
-// Paused reports whether queue is paused.
-func (r *Runner) Paused(ctx context.Context, queue string) (bool, error) {
-	var paused bool
-	err := r.view(ctx, func(t storeReader) error {
-		paused = t.pausedQueues()[queue]
-		return nil
-	})
-	return paused, err
-}
-
 func (r *Runner) setPaused(ctx context.Context, queue string, paused bool) error {
 	verb := map[bool]string{true: "pause", false: "resume"}[paused]
 	if err := validateName("queue", queue); err != nil {
@@ -278,9 +268,10 @@ type QueueInfo struct {
 	Counts  map[State]int `json:"counts"`
 }
 
-// QueueInfos describes every queue that holds jobs or that this runner runs, in
-// byte order of their names, from one consistent snapshot.
-func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
+// Queues describes every queue that has held jobs, that is paused or that this
+// runner runs, in byte order of their names, from one consistent snapshot. For
+// totals alone, Counts is cheaper.
+func (r *Runner) Queues(ctx context.Context) ([]QueueInfo, error) {
 	var out []QueueInfo
 	err := r.view(ctx, func(t storeReader) error {
 		names := t.queueNames()
@@ -289,8 +280,13 @@ func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
 				names = append(names, name)
 			}
 		}
-		slices.Sort(names)
 		paused := t.pausedQueues()
+		for name := range paused {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
 		for _, name := range names {
 			qi := QueueInfo{Name: name, Paused: paused[name], Counts: t.queueCounts(name)}
 			if c := r.cfg.queues[name]; c != nil {
@@ -304,7 +300,7 @@ func (r *Runner) QueueInfos(ctx context.Context) ([]QueueInfo, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("queue infos: %w", err)
+		return nil, fmt.Errorf("queues: %w", err)
 	}
 	return out, nil
 }

@@ -360,11 +360,11 @@ func TestDeleteAndClean(t *testing.T) {
 	})
 }
 
-func TestEventsInCommitOrder(t *testing.T) {
+func TestChangesInCommitOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
-		var hooked []jobrun.Event
-		r, _ := openRunner(t, jobrun.WithEventHook(func(e jobrun.Event) {
+		var hooked []jobrun.Change
+		r, _ := openRunner(t, jobrun.WithChangeHook(func(e jobrun.Change) {
 			mu.Lock()
 			hooked = append(hooked, e)
 			mu.Unlock()
@@ -373,9 +373,9 @@ func TestEventsInCommitOrder(t *testing.T) {
 			if j.Attempt == 1 {
 				return errors.New("flaky")
 			}
-			return j.SetProgress(ctx, 100)
+			return j.SetProgress(100)
 		}, jobrun.ConstantBackoff(time.Minute))
-		slow, err := r.Subscribe(t.Context(), 1)
+		slow, err := r.Watch(t.Context(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,25 +404,25 @@ func TestEventsInCommitOrder(t *testing.T) {
 		}
 		// The subscriber's buffer of 1 held the first event; the rest were dropped
 		// and are counted on the next one it gets.
-		if e := <-slow; e.Type != jobrun.EventEnqueued || e.Missed != 0 {
+		if e := <-slow; e.Type != jobrun.ChangeEnqueued || e.Missed != 0 {
 			t.Fatalf("first event: %+v", e)
 		}
 		enqueue(t, r, email{})
-		if e := <-slow; e.Type != jobrun.EventEnqueued || e.Missed != total-1 {
+		if e := <-slow; e.Type != jobrun.ChangeEnqueued || e.Missed != total-1 {
 			t.Fatalf("after falling behind: %+v, want an enqueued event with Missed %d", e, total-1)
 		}
-		if _, err := r.Subscribe(t.Context(), 0); !errors.Is(err, jobrun.ErrInvalid) {
-			t.Fatalf("Subscribe with no buffer: %v", err)
+		if _, err := r.Watch(t.Context(), 0); !errors.Is(err, jobrun.ErrInvalid) {
+			t.Fatalf("Watch with no buffer: %v", err)
 		}
 	})
 }
 
-func TestSubscriptionEndsWithContextAndClose(t *testing.T) {
+func TestWatchEndsWithContextAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := openRunner(t)
 		ctx, cancel := context.WithCancel(t.Context())
-		first, _ := r.Subscribe(ctx, 4)
-		second, _ := r.Subscribe(t.Context(), 4)
+		first, _ := r.Watch(ctx, 4)
+		second, _ := r.Watch(t.Context(), 4)
 		cancel()
 		if _, ok := <-first; ok {
 			t.Fatal("the subscription outlived its context")
@@ -431,8 +431,8 @@ func TestSubscriptionEndsWithContextAndClose(t *testing.T) {
 		if _, ok := <-second; ok {
 			t.Fatal("the subscription outlived the runner")
 		}
-		if _, err := r.Subscribe(t.Context(), 1); !errors.Is(err, jobrun.ErrClosed) {
-			t.Fatalf("Subscribe after Close: %v", err)
+		if _, err := r.Watch(t.Context(), 1); !errors.Is(err, jobrun.ErrClosed) {
+			t.Fatalf("Watch after Close: %v", err)
 		}
 	})
 }

@@ -56,7 +56,7 @@ type config struct {
 	lockTimeout    time.Duration
 	maxRecoveries  int
 	strictKinds    bool
-	eventHook      func(Event)
+	changeHook     func(Change)
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit
@@ -176,8 +176,8 @@ func WithStrictKinds(strict bool) Option {
 
 // WithReadOnly opens the file read-only, for tools that look at an application's jobs
 // without changing them: Open takes bbolt's shared lock and never writes, so the
-// file's bytes are the same after Close. Reads (Get, List, Counts, QueueInfos,
-// Schedules, Subscribe, Backup, CheckCounts without repair) work; every call that
+// file's bytes are the same after Close. Reads (Get, List, Counts, Queues,
+// Schedules, Watch, Backup, CheckCounts without repair) work; every call that
 // would write, Run and RunUntilIdle included, returns an error wrapping ErrReadOnly.
 // It implies WithServices(false). New makes a read-only runner of a database that was
 // opened read-only, with or without this option.

@@ -80,7 +80,7 @@ func TestPriorityBeatsClaimAheadWindowRealTime(t *testing.T) {
 }
 
 // TestRunningNeverExceedsWorkers: at every commit, the queue's running count (what
-// Counts, QueueInfos, the dashboard and the metrics show) is at most its workers,
+// Counts, Queues, the dashboard and the metrics show) is at most its workers,
 // while jobs of mixed priorities are claimed ahead and finish.
 func TestRunningNeverExceedsWorkers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -88,8 +88,8 @@ func TestRunningNeverExceedsWorkers(t *testing.T) {
 		var r *jobrun.Runner
 		var mu sync.Mutex
 		most, commits := 0, 0
-		r, _ = openRunner(t, jobrun.WithQueue("one", workers, nil), jobrun.WithEventHook(func(ev jobrun.Event) {
-			infos, err := r.QueueInfos(context.Background())
+		r, _ = openRunner(t, jobrun.WithQueue("one", workers, nil), jobrun.WithChangeHook(func(ev jobrun.Change) {
+			infos, err := r.Queues(context.Background())
 			if err != nil {
 				t.Error(err)
 				return

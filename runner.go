@@ -128,7 +128,7 @@ func newRunner(st store, cfg *config) (*Runner, error) {
 		wake:     make(chan struct{}, 1),
 		woken:    map[string]bool{},
 		loopDone: make(chan struct{}),
-		events:   emitter{hook: cfg.eventHook, log: cfg.logger},
+		events:   emitter{hook: cfg.changeHook, log: cfg.logger},
 	}
 	en := newEngine(r)
 	go en.loop()
@@ -316,7 +316,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		return nil, nil, fmt.Errorf("%s: %w", kind, o.err)
 	}
 	if !forSchedule && (o.skipMissed || o.skipOverlap || o.timeZone != "") {
-		return nil, nil, invalidf("SkipMissed, SkipIfRunning and TimeZone apply to Schedule only")
+		return nil, nil, invalidf("SkipMissed, SkipOverlap and TimeZone apply to Schedule only")
 	}
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -411,20 +411,6 @@ func (r *Runner) Counts(ctx context.Context, queue string) (map[State]int, error
 	if err != nil {
 		return nil, fmt.Errorf("counts: %w", err)
 	}
-	return out, nil
-}
-
-// Queues returns the name of every queue that has held a job, in byte order.
-func (r *Runner) Queues(ctx context.Context) ([]string, error) {
-	var out []string
-	err := r.view(ctx, func(t storeReader) error {
-		out = t.queueNames()
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queues: %w", err)
-	}
-	slices.Sort(out) // the counters' keys put shorter names first
 	return out, nil
 }
 
@@ -601,7 +587,7 @@ func (r *Runner) finishClose() error {
 // unrunQueues returns an error wrapping ErrNoWorkers naming the queues, not paused,
 // that hold ready jobs while this runner has no workers for them.
 func (r *Runner) unrunQueues(ctx context.Context) error {
-	infos, err := r.QueueInfos(ctx)
+	infos, err := r.Queues(ctx)
 	if err != nil {
 		return err
 	}

@@ -573,7 +573,7 @@ func TestResultAndProgressLimits(t *testing.T) {
 		var errs []error
 		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[resize]) error {
 			huge := strings.Repeat("x", jobrun.MaxArgsSize)
-			errs = append(errs, j.SetResult(huge), j.SetProgress(ctx, huge), j.SetResult(make(chan int)))
+			errs = append(errs, j.SetResult(huge), j.SetProgress(huge), j.SetResult(make(chan int)))
 			return j.SetResult("small")
 		})
 		id := enqueue(t, r, resize{})
@@ -595,7 +595,7 @@ func TestProgressVisibleWhileRunning(t *testing.T) {
 		step := make(chan struct{})
 		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[resize]) error {
 			for i := 1; i <= 3; i++ {
-				if err := j.SetProgress(ctx, map[string]int{"step": i}); err != nil {
+				if err := j.SetProgress(map[string]int{"step": i}); err != nil {
 					return err
 				}
 			}

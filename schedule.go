@@ -28,10 +28,10 @@ func SkipMissed() EnqueueOption {
 	return func(o *enqueueOptions) { o.skipMissed = true }
 }
 
-// SkipIfRunning makes a schedule skip a fire while the job of its previous fire is
+// SkipOverlap makes a schedule skip a fire while the job of its previous fire is
 // unfinished, so that runs never overlap. By default fires are enqueued regardless.
 // Schedule only.
-func SkipIfRunning() EnqueueOption {
+func SkipOverlap() EnqueueOption {
 	return func(o *enqueueOptions) { o.skipOverlap = true }
 }
 
@@ -153,7 +153,7 @@ var maxFireTime = time.Unix(0, math.MaxInt64)
 // an optional CRON_TZ=Zone prefix. @every takes a positive interval in whole seconds:
 // a shorter one fires every second, and a fraction is dropped (@every 1.5s fires
 // every second). Fires missed while the process was down (found more
-// than a minute late) run once, at start, unless SkipMissed. SkipIfRunning skips a
+// than a minute late) run once, at start, unless SkipMissed. SkipOverlap skips a
 // fire while the previous fire's job is unfinished; TimeZone sets the zone.
 //
 // Calling Schedule again with the same spec keeps the schedule's timetable and updates

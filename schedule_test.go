@@ -171,7 +171,7 @@ func TestScheduleMissedFiresAcrossRestart(t *testing.T) {
 	}
 }
 
-func TestScheduleSkipIfRunningTriggerUnschedule(t *testing.T) {
+func TestScheduleSkipOverlapTriggerUnschedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := openRunner(t)
 		release := make(chan struct{})
@@ -184,7 +184,7 @@ func TestScheduleSkipIfRunningTriggerUnschedule(t *testing.T) {
 			<-release
 			return nil
 		})
-		if err := r.Schedule(t.Context(), "minutely", "* * * * *", report{}, jobrun.SkipIfRunning()); err != nil {
+		if err := r.Schedule(t.Context(), "minutely", "* * * * *", report{}, jobrun.SkipOverlap()); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(t.Context())

@@ -38,8 +38,8 @@ func TestSoak(t *testing.T) {
 	tokens := make(chan struct{}, window)
 	r, path := openRunner(t, jobrun.WithQueue("soak", 16, nil),
 		jobrun.WithRetention("", jobrun.Retention{MaxDone: keep}),
-		jobrun.WithEventHook(func(e jobrun.Event) {
-			if e.Type == jobrun.EventDone {
+		jobrun.WithChangeHook(func(e jobrun.Change) {
+			if e.Type == jobrun.ChangeDone {
 				tokens <- struct{}{}
 			}
 		}))

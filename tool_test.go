@@ -169,7 +169,7 @@ func TestRunnerWithoutServicesWritesOnlyWhatItIsAsked(t *testing.T) {
 		}
 
 		app := reopen(t, path, appOpts...)
-		if paused, err := app.Paused(t.Context(), jobrun.DefaultQueue); err != nil || !paused {
+		if paused, err := queueIsPaused(t.Context(), app, jobrun.DefaultQueue); err != nil || !paused {
 			t.Fatalf("the pause was not stored: %v %v", paused, err)
 		}
 		in := get(t, app, running)

@@ -155,22 +155,22 @@ func wait(rec *record, state byte, at, now time.Time) {
 }
 
 // outcomeEvent is the event of an attempt's outcome that left the job in state.
-func outcomeEvent(o outcome, state byte) EventType {
+func outcomeEvent(o outcome, state byte) ChangeType {
 	switch {
 	case state == stDone:
-		return EventDone
+		return ChangeDone
 	case state == stFailed:
-		return EventFailed
+		return ChangeFailed
 	case state == stCanceled:
-		return EventCanceled
+		return ChangeCanceled
 	case o == outcomeEnqueued:
-		return EventEnqueued
+		return ChangeEnqueued
 	case o == outcomeSnoozed:
-		return EventSnoozed
+		return ChangeSnoozed
 	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry || o == outcomeDue:
-		return EventReady
+		return ChangeReady
 	}
-	return EventRetrying
+	return ChangeRetrying
 }
 
 func final(state byte) bool { return state == stDone || state == stFailed || state == stCanceled }

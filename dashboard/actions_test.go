@@ -83,14 +83,14 @@ func TestQueueAndScheduleActions(t *testing.T) {
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || loc != "../.././?done=pause" {
 		t.Errorf("pause: status %d to %q", res.StatusCode, loc)
 	}
-	if p, _ := f.r.Paused(ctx, "mail"); !p {
+	if p, _ := queueIsPaused(ctx, f.r, "mail"); !p {
 		t.Error("mail is not paused")
 	}
 	body := get(t, h, "/?done=pause", http.StatusOK)
 	contains(t, "overview after pause", body, `Queue paused`, `<a href="queues/mail">mail</a> <span class="badge paused">paused</span>`)
 	var ok actionResult
 	postJSON(t, h, "/api/queues/mail/resume", nil, http.StatusOK, &ok)
-	if p, _ := f.r.Paused(ctx, "mail"); p || !ok.OK {
+	if p, _ := queueIsPaused(ctx, f.r, "mail"); p || !ok.OK {
 		t.Errorf("mail is paused after resume (answer %+v)", ok)
 	}
 

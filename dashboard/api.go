@@ -88,7 +88,7 @@ type queuesJSON struct {
 
 // apiQueues mirrors the overview.
 func (d *dashboard) apiQueues(w http.ResponseWriter, r *http.Request) {
-	infos, err := d.r.QueueInfos(r.Context())
+	infos, err := d.r.Queues(r.Context())
 	if err != nil {
 		d.fail(w, r, errorCode(err), err.Error())
 		return
@@ -116,7 +116,7 @@ type metricsJSON struct {
 	Queues       map[string]countsJSON `json:"queues"`
 	Totals       countsJSON            `json:"totals"`
 	Throughput   throughputJSON        `json:"throughput"`
-	MissedEvents int                   `json:"missed_events"` // events the dashboard could not keep up with
+	MissedEvents int                   `json:"missed_events"` // changes the dashboard could not keep up with
 }
 
 type throughputJSON struct {
@@ -127,7 +127,7 @@ type throughputJSON struct {
 // apiMetrics answers the counts per queue and state, their totals, and the attempts
 // that ended in the last minute.
 func (d *dashboard) apiMetrics(w http.ResponseWriter, r *http.Request) {
-	infos, err := d.r.QueueInfos(r.Context())
+	infos, err := d.r.Queues(r.Context())
 	if err != nil {
 		d.fail(w, r, errorCode(err), err.Error())
 		return
@@ -209,11 +209,11 @@ func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // scheduleJSON is a schedule as the API shows it: jobrun.ScheduleInfo's JSON, with
-// skip_if_running (the option's name) beside skip_overlap.
+// skip_if_running (the option's former name) beside skip_overlap.
 type scheduleJSON struct {
 	jobrun.ScheduleInfo
-	ArgsRedacted  bool `json:"args_redacted,omitempty"`
-	SkipIfRunning bool `json:"skip_if_running"`
+	ArgsRedacted     bool `json:"args_redacted,omitempty"`
+	SkipOverlapAlias bool `json:"skip_if_running"`
 }
 
 // apiSchedules mirrors the schedules page.
@@ -225,7 +225,7 @@ func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []scheduleJSON{}
 	for _, s := range infos {
-		sj := scheduleJSON{ScheduleInfo: s, SkipIfRunning: s.SkipOverlap}
+		sj := scheduleJSON{ScheduleInfo: s, SkipOverlapAlias: s.SkipOverlap}
 		sj.Args = rawJSON(s.Args)
 		if d.cfg.redacted(s.Kind) {
 			sj.Args, sj.ArgsRedacted = nil, true

@@ -169,7 +169,7 @@ func TestAPIListsAndOverview(t *testing.T) {
 	}
 	d, mr := s.Schedules[0], s.Schedules[1]
 	if d.Name != "digest" || !d.SkipMissed || d.TimeZone != "" || mr.Name != "monthly-report" || mr.TimeZone != "Europe/Paris" ||
-		!mr.SkipIfRunning || !mr.SkipOverlap || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) {
+		!mr.SkipOverlapAlias || !mr.SkipOverlap || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) {
 		t.Errorf("schedules: %s", mustMarshal(t, s))
 	}
 }

@@ -265,13 +265,13 @@ func pastThroughput(s *stats, now time.Time) {
 		at := now.Add(-time.Duration(sec) * time.Second)
 		wave := 3 + (sec/7)%5 + (sec/23)%3
 		for i := range wave {
-			s.record(jobrun.Event{Type: jobrun.EventDone, Queue: []string{"mail", "default", "webhooks"}[i%3], At: at})
+			s.record(jobrun.Change{Type: jobrun.ChangeDone, Queue: []string{"mail", "default", "webhooks"}[i%3], At: at})
 		}
 		if sec%11 == 0 {
-			s.record(jobrun.Event{Type: jobrun.EventRetrying, Queue: "webhooks", At: at})
+			s.record(jobrun.Change{Type: jobrun.ChangeRetrying, Queue: "webhooks", At: at})
 		}
 		if sec%47 == 0 {
-			s.record(jobrun.Event{Type: jobrun.EventFailed, Queue: "default", At: at})
+			s.record(jobrun.Change{Type: jobrun.ChangeFailed, Queue: "default", At: at})
 		}
 	}
 }

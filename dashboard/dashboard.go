@@ -195,8 +195,8 @@ func (c *config) redacted(kind string) bool {
 //
 //	mux.Handle("/jobs/", http.StripPrefix("/jobs", dashboard.New(runner)))
 //
-// The dashboard subscribes to r's events (Runner.Subscribe) to chart throughput,
-// from now on; the subscription ends when r is closed. New panics on an invalid
+// The dashboard watches r's changes (Runner.Watch) to chart throughput,
+// from now on; it stops watching when r is closed. New panics on an invalid
 // option, as net/http.ServeMux.Handle does on an invalid pattern.
 //
 // Without options the dashboard is read-only, asks for no authentication and, so

@@ -339,7 +339,7 @@ func TestQueueNameWithSlash(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("pause: status %d", res.StatusCode)
 	}
-	if paused, err := f.r.Paused(t.Context(), "team/a"); err != nil || !paused {
+	if paused, err := queueIsPaused(t.Context(), f.r, "team/a"); err != nil || !paused {
 		t.Errorf("queue team/a paused: %v, %v", paused, err)
 	}
 }

@@ -68,7 +68,7 @@
 // errors and tags are left out when unset), with two BullMQ-style aliases beside it:
 // data (the args, null with args when redacted) and failed_reason (the last error of
 // a failed job, else null). A schedule is [jobrun.ScheduleInfo]'s JSON, with
-// skip_if_running beside skip_overlap.
+// skip_if_running (SkipOverlap's former name) beside skip_overlap.
 //
 //	GET  /api/queues                    the overview: queues, totals, last minute's throughput
 //	GET  /api/metrics                   counts per queue and state, totals, throughput

@@ -90,7 +90,7 @@ func openFixture(t *testing.T) *fixture {
 
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[okArgs]) error {
 		for i := 1; i <= 4; i++ {
-			if err := job.SetProgress(ctx, map[string]int{"step": i, "of": 4}); err != nil {
+			if err := job.SetProgress(map[string]int{"step": i, "of": 4}); err != nil {
 				return err
 			}
 		}
@@ -120,7 +120,7 @@ func openFixture(t *testing.T) *fixture {
 	}, jobrun.MaxAttempts(5), jobrun.Backoff(time.Hour, 2*time.Hour))
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[blockArgs]) error {
 		job.Log("collecting last month's orders")
-		if err := job.SetProgress(ctx, 40); err != nil {
+		if err := job.SetProgress(40); err != nil {
 			return err
 		}
 		f.started <- job.ID
@@ -177,7 +177,7 @@ func (f *fixture) populate(t *testing.T) {
 	}
 	enqueue("paused", okArgs{To: "paused@example.com"}, jobrun.Queue("paused"))
 	if err := r.Schedule(ctx, "monthly-report", "0 6 1 * *", okArgs{To: "board@example.com"},
-		jobrun.TimeZone("Europe/Paris"), jobrun.SkipIfRunning()); err != nil {
+		jobrun.TimeZone("Europe/Paris"), jobrun.SkipOverlap()); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Schedule(ctx, "digest", "@every 1h", okArgs{To: "digest@example.com"}, jobrun.SkipMissed()); err != nil {

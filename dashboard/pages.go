@@ -187,7 +187,7 @@ const (
 
 func (d *dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	infos, err := d.r.QueueInfos(ctx)
+	infos, err := d.r.Queues(ctx)
 	if err != nil {
 		d.fail(w, r, errorCode(err), err.Error())
 		return
@@ -320,9 +320,15 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Queue != "" {
-		if data.Paused, err = d.r.Paused(ctx, f.Queue); err != nil {
+		queues, err := d.r.Queues(ctx)
+		if err != nil {
 			d.fail(w, r, errorCode(err), err.Error())
 			return
+		}
+		for _, q := range queues {
+			if q.Name == f.Queue {
+				data.Paused = q.Paused
+			}
 		}
 	}
 	page, err := d.r.List(ctx, f)

@@ -58,7 +58,7 @@ func TestAuth(t *testing.T) {
 				}
 			}
 			res, _ := post(t, h, "/api/queues/mail/pause", nil, tc.auth...)
-			paused, _ := f.r.Paused(t.Context(), "mail")
+			paused, _ := queueIsPaused(t.Context(), f.r, "mail")
 			if tc.want == http.StatusUnauthorized && (res.StatusCode != http.StatusUnauthorized || paused) {
 				t.Errorf("an unauthenticated action: status %d, queue paused %v", res.StatusCode, paused)
 			}
@@ -106,7 +106,7 @@ func TestReadOnly(t *testing.T) {
 	f.mustState(t, f.ids["failed"], jobrun.StateFailed)
 	f.mustState(t, f.ids["scheduled"], jobrun.StateScheduled)
 	f.mustState(t, f.ids["done"], jobrun.StateDone)
-	if p, _ := f.r.Paused(t.Context(), "mail"); p {
+	if p, _ := queueIsPaused(t.Context(), f.r, "mail"); p {
 		t.Error("a read-only dashboard paused a queue")
 	}
 	if c, _ := f.r.Counts(t.Context(), ""); c[jobrun.StateFailed] != 2 {
@@ -141,7 +141,7 @@ func TestCrossOrigin(t *testing.T) {
 	} {
 		for _, target := range []string{"/api/queues/mail/pause", "/queues/mail/pause"} {
 			res, body := do(t, h, http.MethodPost, target, url.Values{}, tc.header...)
-			paused, _ := f.r.Paused(ctx, "mail")
+			paused, _ := queueIsPaused(ctx, f.r, "mail")
 			switch {
 			case tc.want == http.StatusForbidden && (res.StatusCode != http.StatusForbidden || paused ||
 				!strings.Contains(body, "cross-origin request refused")):
@@ -293,7 +293,7 @@ func TestHostsAndCrossOrigin(t *testing.T) {
 		{"attacker host, its own origin", []string{"Host", "rebind.attacker.example:8080", "Origin", "http://rebind.attacker.example:8080"}, "is not allowed"},
 	} {
 		res, body := do(t, h, http.MethodPost, "/api/queues/mail/pause", url.Values{}, tc.header...)
-		paused, err := f.r.Paused(ctx, "mail")
+		paused, err := queueIsPaused(ctx, f.r, "mail")
 		if err != nil {
 			t.Fatal(err)
 		}

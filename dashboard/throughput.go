@@ -11,7 +11,7 @@ import (
 // The throughput history: one counter per second over the last historySeconds.
 const (
 	historySeconds = 300
-	eventBuffer    = 4096 // Subscribe's channel; a full one drops events, counted
+	eventBuffer    = 4096 // Watch's channel; a full one drops changes, counted
 )
 
 // tally counts the attempts that ended in one second.
@@ -65,25 +65,25 @@ func (r *ring) bars(now time.Time, n, step int) []tally {
 	return out
 }
 
-// stats follows a runner's events and keeps the throughput of each queue and of
+// stats follows a runner's changes and keeps the throughput of each queue and of
 // all of them.
 type stats struct {
 	mu      sync.Mutex
 	all     ring
 	queues  map[string]*ring
 	since   time.Time
-	missed  int           // events dropped because the channel was full
-	changed chan struct{} // closed and replaced after each event, for tests (wait)
+	missed  int           // changes dropped because the channel was full
+	changed chan struct{} // closed and replaced after each change, for tests (wait)
 }
 
 func newStats() *stats {
 	return &stats{queues: map[string]*ring{}, since: time.Now(), changed: make(chan struct{})}
 }
 
-// follow subscribes to r's events and counts them in a goroutine that ends when r
-// closes (and its channel with it). A closed runner has no events to follow.
+// follow watches r's changes and counts them in a goroutine that ends when r
+// closes (and its channel with it). A closed runner has no changes to follow.
 func (s *stats) follow(r *jobrun.Runner) {
-	ch, err := r.Subscribe(context.Background(), eventBuffer)
+	ch, err := r.Watch(context.Background(), eventBuffer)
 	if err != nil {
 		return
 	}
@@ -94,14 +94,14 @@ func (s *stats) follow(r *jobrun.Runner) {
 	}()
 }
 
-func (s *stats) record(e jobrun.Event) {
+func (s *stats) record(e jobrun.Change) {
 	var t tally
 	switch e.Type {
-	case jobrun.EventDone:
+	case jobrun.ChangeDone:
 		t.Done = 1
-	case jobrun.EventRetrying:
+	case jobrun.ChangeRetrying:
 		t.Retrying = 1
-	case jobrun.EventFailed:
+	case jobrun.ChangeFailed:
 		t.Failed = 1
 	}
 	s.mu.Lock()
@@ -149,7 +149,7 @@ func (s *stats) missedEvents() int {
 	return s.missed
 }
 
-// wait waits until cond, checked after each event taken, holds or ctx ends. cond
+// wait waits until cond, checked after each change taken, holds or ctx ends. cond
 // must not hold s.mu. Tests use it instead of sleeping.
 func (s *stats) wait(ctx context.Context, cond func() bool) error {
 	for {

@@ -38,7 +38,7 @@ func Example() {
 		jobrun.Queue("images"))
 
 	ctx := context.Background()
-	c, err := metrics.New(ctx, r) // counts events until ctx ends or r closes
+	c, err := metrics.New(ctx, r) // counts changes until ctx ends or r closes
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,7 +8,7 @@
 //
 // # Metrics
 //
-// Read from the runner at each scrape, through [jobrun.Runner.QueueInfos], at the
+// Read from the runner at each scrape, through [jobrun.Runner.Queues], at the
 // cost of one read transaction and O(queues): the counts are counters the runner
 // keeps, not a scan of jobs.
 //
@@ -16,37 +16,37 @@
 //	jobrun_queue_paused{queue}         gauge: 1 if the queue is paused, else 0
 //	jobrun_queue_workers{queue}        gauge: the queue's workers in this runner, 0 if it does not run it
 //
-// Counted from the runner's events ([jobrun.Runner.Subscribe]) from [New] on; an
-// event the collector could not take in time, its buffer full, is counted as missed
+// Counted from the runner's changes ([jobrun.Runner.Watch]) from [New] on; a
+// change the collector could not take in time, its buffer full, is counted as missed
 // instead:
 //
 //	jobrun_jobs_done_total{queue, kind}      counter: jobs that succeeded
 //	jobrun_jobs_failed_total{queue, kind}    counter: jobs that failed for good (attempts exhausted, Permanent)
 //	jobrun_jobs_retried_total{queue, kind}   counter: failed attempts followed by another one
 //	jobrun_jobs_canceled_total{queue, kind}  counter: jobs canceled, waiting or running
-//	jobrun_events_missed_total               counter: events dropped because the collector fell behind
+//	jobrun_events_missed_total               counter: changes dropped because the collector fell behind
 //	jobrun_job_run_seconds{queue, kind}      histogram: run time of attempts that ended done, failed, retrying or snoozed
 //	jobrun_job_wait_seconds{queue, kind}     histogram: queue latency, from ready to started
 //
 // # Timing
 //
-// Both histograms subtract the commit times of two events of the same job. The run
-// time counts from the "started" event, committed just after the handler started
+// Both histograms subtract the commit times of two changes of the same job. The run
+// time counts from the "started" change, committed just after the handler started
 // (see [jobrun.StateRunning]), to the attempt's outcome; a job claimed ahead of the
 // workers waits in memory as ready, so that wait is queue latency, not run time. The
-// two events of a short job may share one commit, so its run time reads as 0. The
+// two changes of a short job may share one commit, so its run time reads as 0. The
 // queue latency ends at the start and counts from
-// the event that left the job ready: its enqueue when it was due at once, otherwise
+// the change that left the job ready: its enqueue when it was due at once, otherwise
 // the moment it became due, was promoted, retried or handed back.
 //
 // The start and ready times in flight are kept in memory, at most WithMaxTracked of
-// each; past that the oldest are forgotten. An attempt or a wait whose first event
+// each; past that the oldest are forgotten. An attempt or a wait whose first change
 // came before New, was forgotten or was missed is not observed; the counters do not
 // depend on it. Attempts interrupted by a shutdown or a Cancel are not observed either.
 //
 // # Lifetime
 //
-// New subscribes to the runner's events and consumes them on a goroutine of its own
+// New watches the runner's changes and consumes them on a goroutine of its own
 // until ctx ends or the runner closes. After that the counters and histograms stop
 // changing; the gauges keep reading the runner while it is open and are left out of
 // the scrape once it is closed.
@@ -74,7 +74,7 @@ const (
 	// keeps in memory at most (WithMaxTracked).
 	DefaultMaxTracked = 10000
 
-	// DefaultBuffer is the capacity of the collector's event subscription
+	// DefaultBuffer is the capacity of the collector's channel of changes
 	// (WithBuffer).
 	DefaultBuffer = 4096
 )
@@ -131,7 +131,7 @@ func WithMaxTracked(n int) Option {
 }
 
 // WithBuffer sets the capacity of the channel through which the collector receives
-// events (see [jobrun.Runner.Subscribe]): events that arrive while it is full are
+// changes (see [jobrun.Runner.Watch]): changes that arrive while it is full are
 // dropped and counted in jobrun_events_missed_total. Default: DefaultBuffer (4,096).
 func WithBuffer(n int) Option {
 	return func(c *config) {
@@ -153,17 +153,17 @@ type Collector struct {
 	missed                          prometheus.Counter
 	run, wait                       *prometheus.HistogramVec
 
-	// Used by the event goroutine only.
+	// Used by the goroutine that consumes the changes only.
 	started, ready *tracker
 }
 
-// New returns a Collector of r's metrics and starts feeding it from r's events on a
+// New returns a Collector of r's metrics and starts feeding it from r's changes on a
 // goroutine that ends when ctx ends or r closes. It fails if ctx has ended, r is
 // closed or an option is invalid.
 //
 // The defaults, which options change: histogram buckets DefaultBuckets
 // ([WithRunBuckets], [WithWaitBuckets]); at most [DefaultMaxTracked] start times and
-// ready times kept ([WithMaxTracked]); an event buffer of [DefaultBuffer] ([WithBuffer]).
+// ready times kept ([WithMaxTracked]); a change buffer of [DefaultBuffer] ([WithBuffer]).
 func New(ctx context.Context, r *jobrun.Runner, opts ...Option) (*Collector, error) {
 	if r == nil {
 		return nil, errors.New("metrics: nil runner")
@@ -177,7 +177,7 @@ func New(ctx context.Context, r *jobrun.Runner, opts ...Option) (*Collector, err
 		return nil, cfg.err
 	}
 	c := newCollector(r, cfg)
-	events, err := r.Subscribe(ctx, cfg.buffer)
+	events, err := r.Watch(ctx, cfg.buffer)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -245,8 +245,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
-	// Collect has no context; QueueInfos is one short read transaction.
-	queues, err := c.r.QueueInfos(context.Background())
+	// Collect has no context; Queues is one short read transaction.
+	queues, err := c.r.Queues(context.Background())
 	if errors.Is(err, jobrun.ErrClosed) {
 		return
 	}
@@ -267,28 +267,28 @@ func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
 	}
 }
 
-// consume feeds c from events until the channel closes.
-func (c *Collector) consume(events <-chan jobrun.Event) {
+// consume feeds c from changes until the channel closes.
+func (c *Collector) consume(events <-chan jobrun.Change) {
 	for e := range events {
 		c.observe(e)
 	}
 }
 
-// observe records one event.
-func (c *Collector) observe(e jobrun.Event) {
+// observe records one change.
+func (c *Collector) observe(e jobrun.Change) {
 	if e.Missed > 0 {
 		c.missed.Add(float64(e.Missed))
 	}
 	switch e.Type {
-	case jobrun.EventStarted:
+	case jobrun.ChangeStarted:
 		if at, ok := c.ready.take(e.ID); ok {
 			c.wait.WithLabelValues(e.Queue, e.Kind).Observe(e.At.Sub(at).Seconds())
 		}
 		c.started.put(e.ID, e.At)
 		return
-	case jobrun.EventProgress:
+	case jobrun.ChangeProgress:
 		return
-	case jobrun.EventDone, jobrun.EventFailed, jobrun.EventRetrying, jobrun.EventSnoozed:
+	case jobrun.ChangeDone, jobrun.ChangeFailed, jobrun.ChangeRetrying, jobrun.ChangeSnoozed:
 		if at, ok := c.started.take(e.ID); ok {
 			c.run.WithLabelValues(e.Queue, e.Kind).Observe(e.At.Sub(at).Seconds())
 		}
@@ -297,13 +297,13 @@ func (c *Collector) observe(e jobrun.Event) {
 		c.started.take(e.ID)
 	}
 	switch e.Type {
-	case jobrun.EventDone:
+	case jobrun.ChangeDone:
 		c.done.WithLabelValues(e.Queue, e.Kind).Inc()
-	case jobrun.EventFailed:
+	case jobrun.ChangeFailed:
 		c.failed.WithLabelValues(e.Queue, e.Kind).Inc()
-	case jobrun.EventRetrying:
+	case jobrun.ChangeRetrying:
 		c.retried.WithLabelValues(e.Queue, e.Kind).Inc()
-	case jobrun.EventCanceled:
+	case jobrun.ChangeCanceled:
 		c.canceled.WithLabelValues(e.Queue, e.Kind).Inc()
 	}
 	// A retry or snooze with no delay leaves the job ready at once.

@@ -207,10 +207,8 @@ func readState(t *testing.T, path string) fileState {
 		t.Fatal(err)
 	}
 	for _, q := range queues {
-		if p, err := r.Paused(ctx, q); err != nil {
-			t.Fatal(err)
-		} else if p {
-			s.paused[q] = true
+		if q.Paused {
+			s.paused[q.Name] = true
 		}
 	}
 	if mm, err := r.CheckCounts(ctx, false); err != nil || len(mm) != 0 {

@@ -156,7 +156,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-		infos, err := r.QueueInfos(ctx)
+		infos, err := r.Queues(ctx)
 		if err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func adminFixture(t *testing.T) string {
 		return nil
 	}, jobrun.MaxAttempts(1), jobrun.Tags("signup"))
 	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[adminResize]) error {
-		if err := j.SetProgress(ctx, map[string]int{"step": 5}); err != nil {
+		if err := j.SetProgress(map[string]int{"step": 5}); err != nil {
 			return err
 		}
 		return j.SetResult("thumb.png")
@@ -358,7 +358,7 @@ func TestAdminChanges(t *testing.T) {
 			t.Errorf("job 4 after delete: %v, want ErrNotFound", err)
 		}
 		for queue, want := range map[string]bool{"default": true, "images": false} {
-			if paused, err := r.Paused(t.Context(), queue); err != nil || paused != want {
+			if paused, err := queueIsPaused(t.Context(), r, queue); err != nil || paused != want {
 				t.Errorf("queue %s paused %v, %v; want %v", queue, paused, err, want)
 			}
 		}
@@ -514,8 +514,8 @@ func TestAdminErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		noQueue := func(q string) string {
-			return db + ` has no queue "` + q + `": no job was ever in it and it is not paused; its queues are default, images` + "\n"
+		noQueue := func(q, queues string) string {
+			return db + ` has no queue "` + q + `": no job was ever in it and it is not paused; its queues are ` + queues + "\n"
 		}
 		for _, tc := range []struct {
 			args []string
@@ -527,9 +527,9 @@ func TestAdminErrors(t *testing.T) {
 			{[]string{"cancel", db, "1"}, 1, "jobrun cancel: job 1 is done; only unfinished jobs can be canceled\n"},
 			{[]string{"schedules", db, "-run", "weekly"}, 1, "jobrun schedules: no schedule named \"weekly\"\n"},
 			{[]string{"stats", bad}, 1, "jobrun stats: " + bad + ": database file is damaged: not a jobrun or bbolt database file"},
-			{[]string{"pause", db, "nosuch"}, 1, "jobrun pause: " + noQueue("nosuch")},
-			{[]string{"resume", db, "nosuch"}, 1, "jobrun resume: " + noQueue("nosuch")},
-			{[]string{"retry", db, "-failed", "-queue", "nosuch"}, 1, "jobrun retry: " + noQueue("nosuch")},
+			{[]string{"pause", db, "nosuch"}, 1, "jobrun pause: " + noQueue("nosuch", "default, idle, images")},
+			{[]string{"resume", db, "nosuch"}, 1, "jobrun resume: " + noQueue("nosuch", "default, idle, images")},
+			{[]string{"retry", db, "-failed", "-queue", "nosuch"}, 1, "jobrun retry: " + noQueue("nosuch", "default, idle, images")},
 			{[]string{"stats", "-verbose", db}, 2, "jobrun stats: flag provided but not defined: -verbose\n" + statsSynopsis + "\n"},
 		} {
 			_, errs := cli(t, tc.code, tc.args...)
@@ -553,7 +553,7 @@ func TestAdminErrors(t *testing.T) {
 			error, usage string
 		}{
 			{[]string{"show", db, "99", "-json"}, 1, db + " holds no job 99", ""},
-			{[]string{"pause", "-json", db, "nosuch"}, 1, strings.TrimSuffix(noQueue("nosuch"), "\n"), ""},
+			{[]string{"pause", "-json", db, "nosuch"}, 1, strings.TrimSuffix(noQueue("nosuch", "default, images"), "\n"), ""},
 			{[]string{"list", db, "-json", "-cursor", "xx"}, 2, `malformed cursor "xx"`, listSynopsis},
 			{[]string{"stats", "-verbose", db, "-json"}, 2, "flag provided but not defined: -verbose", statsSynopsis},
 			{[]string{"show", db, "x", "--json=true"}, 2, `job ID must be a positive number, got "x"`, showSynopsis},

@@ -157,7 +157,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	bg := context.WithoutCancel(ctx)
 
 	// Declared at every start, as an application does: the stored timetable is kept.
-	if err := r.Schedule(bg, rollupSchedule, rollupSpec, rollup{}, jobrun.Queue(rollupQueue), jobrun.SkipIfRunning()); err != nil {
+	if err := r.Schedule(bg, rollupSchedule, rollupSpec, rollup{}, jobrun.Queue(rollupQueue), jobrun.SkipOverlap()); err != nil {
 		return err
 	}
 	// A queue paused in an earlier run (the demo suggests trying it on the dashboard)
@@ -364,11 +364,12 @@ func (w *watcher) watch(ctx context.Context, runErr <-chan error) (bool, error) 
 
 // notePaused reports, once, each of the demo's queues that is paused.
 func (w *watcher) notePaused() error {
+	paused, err := pausedQueues(w.ctx, w.r)
+	if err != nil {
+		return err
+	}
 	for _, q := range jobQueues {
-		p, err := w.r.Paused(w.ctx, q)
-		if err != nil {
-			return err
-		}
+		p := paused[q]
 		if p && !w.paused[q] {
 			w.view.note(fmt.Sprintf("queue %s is paused: its jobs wait, and so does the demo, until it is resumed on the dashboard", q))
 		}
@@ -387,14 +388,27 @@ func thisRun(counts, before map[jobrun.State]int) map[jobrun.State]int {
 	return run
 }
 
+// pausedQueues returns the file's paused queues.
+func pausedQueues(ctx context.Context, r *jobrun.Runner) (map[string]bool, error) {
+	queues, err := r.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	paused := map[string]bool{}
+	for _, q := range queues {
+		paused[q.Name] = q.Paused
+	}
+	return paused, nil
+}
+
 // resumeQueues resumes the demo's queues that are paused, saying so.
 func resumeQueues(ctx context.Context, r *jobrun.Runner, out io.Writer) error {
+	paused, err := pausedQueues(ctx, r)
+	if err != nil {
+		return err
+	}
 	for _, q := range append(slices.Clone(jobQueues), rollupQueue) {
-		p, err := r.Paused(ctx, q)
-		if err != nil {
-			return err
-		}
-		if !p {
+		if !paused[q] {
 			continue
 		}
 		if err := r.Resume(ctx, q); err != nil {
@@ -644,7 +658,7 @@ func (s simulation) resizeImage(ctx context.Context, job *jobrun.Job[resizeImage
 		if err := s.work(ctx, 40*time.Millisecond, 120*time.Millisecond); err != nil {
 			return err
 		}
-		if err := job.SetProgress(ctx, map[string]any{"step": i, "of": steps}); err != nil {
+		if err := job.SetProgress(map[string]any{"step": i, "of": steps}); err != nil {
 			return err
 		}
 		job.Logf("step %d of %d done", i, steps)

@@ -290,22 +290,25 @@ func notFound(err error, id jobrun.ID, path string) error {
 }
 
 // knownQueue returns an error unless queue is one of the file's: it has held jobs
-// (Runner.Queues), it is paused, or it is the default queue, which every runner
-// runs. A name that is none of these is most likely a typo, and pausing it or
-// retrying its jobs would do nothing while looking done.
+// or it is paused (Runner.Queues lists both), or it is the default queue, which
+// every runner runs. A name that is none of these is most likely a typo, and
+// pausing it or retrying its jobs would do nothing while looking done.
 func knownQueue(ctx context.Context, r *jobrun.Runner, path, queue string) error {
 	if queue == jobrun.DefaultQueue {
 		return nil
 	}
-	names, err := r.Queues(ctx)
-	if err != nil || slices.Contains(names, queue) {
+	queues, err := r.Queues(ctx)
+	if err != nil {
 		return err
 	}
-	if paused, err := r.Paused(ctx, queue); err != nil || paused {
-		return err
-	}
-	if !slices.Contains(names, jobrun.DefaultQueue) {
-		names = append(names, jobrun.DefaultQueue)
+	names := []string{jobrun.DefaultQueue}
+	for _, q := range queues {
+		if q.Name == queue {
+			return nil
+		}
+		if q.Name != jobrun.DefaultQueue {
+			names = append(names, q.Name)
+		}
 	}
 	slices.Sort(names)
 	return &worded{fmt.Sprintf("%s has no queue %q: no job was ever in it and it is not paused; its queues are %s",
