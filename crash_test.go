@@ -1293,7 +1293,7 @@ func crashRecChild(t *testing.T) {
 		handlers.Add(1)
 		defer handlers.Done()
 		return crashRecHandle(ctx, ledger, job)
-	}, jobrun.ConstantBackoff(time.Millisecond), jobrun.MaxAttempts(5))
+	}, jobrun.Backoff(time.Millisecond, time.Millisecond), jobrun.MaxAttempts(5))
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[crashRecTickArgs]) error {
 		token := crashRecTickToken(job.Schedule, job.FireAt)
 		ledger.run('S', job.ID, token, job.Attempt)
@@ -1302,7 +1302,7 @@ func crashRecChild(t *testing.T) {
 		}
 		ledger.run('D', job.ID, token, job.Attempt)
 		return nil
-	}, jobrun.Queue(crashRecCronQ), jobrun.ConstantBackoff(time.Millisecond), jobrun.MaxAttempts(5))
+	}, jobrun.Queue(crashRecCronQ), jobrun.Backoff(time.Millisecond, time.Millisecond), jobrun.MaxAttempts(5))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

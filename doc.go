@@ -43,7 +43,7 @@
 //
 // A handler's error, a panic (recovered, with its stack) or a passed Timeout fails
 // the attempt. The job is retried after a delay from its Backoff policy (exponential
-// with ±50% jitter by default, exact with Jitter(0), ConstantBackoff, or the args'
+// with ±50% jitter by default, exact with Jitter(0), Backoff(d, d), or the args'
 // own RetryDelayer) until
 // MaxAttempts runs are spent; then it is failed, the dead-letter state, and keeps its
 // error history. Permanent ends a job without retries; Snooze runs it again later
@@ -84,7 +84,7 @@
 // Shutdown(ctx) stops claiming, lets running handlers finish until ctx ends, then
 // cancels them; interrupted jobs are ready again without spending an attempt, and
 // Shutdown returns even if a handler ignores its context. Close cancels the handlers
-// at once and waits up to CloseGrace for them to return. Cancelling Run's context is
+// at once and waits up to a second for them to return. Cancelling Run's context is
 // a hard stop.
 //
 // # Testing
@@ -108,7 +108,7 @@
 //
 // One process at a time can hold a database file (bbolt's file lock); Open waits
 // WithLockTimeout and then fails with ErrLocked; one runner may use a *bbolt.DB at a
-// time. Args are limited to MaxArgsSize, workers to MaxWorkers per queue, and stored
+// time. Args are limited to 1 MiB of JSON, workers to 10,000 per queue, and stored
 // times to 1677-2262 (Unix nanoseconds): At before now means now. A
 // bbolt file does not shrink by itself when jobs are deleted; its free pages are
 // reused, and Compact shrinks it.

@@ -310,9 +310,12 @@ func ExampleWithRetention() {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	fmt.Println(jobrun.DefaultRetention.Done, jobrun.DefaultRetention.Failed)
+	// What a setting leaves out keeps its default (done 24h, failed and canceled
+	// 7 days); a negative count limit is refused.
+	_, err = jobrun.Open(filepath.Join(dir, "other.db"), jobrun.WithRetention("", jobrun.Retention{MaxDone: -1}))
+	fmt.Println(errors.Is(err, jobrun.ErrInvalid))
 	// Output:
-	// 24h0m0s 168h0m0s
+	// true
 }
 
 // Per-key concurrency: at most one job per customer runs at once, in order, while

@@ -20,7 +20,7 @@ func TestPromote(t *testing.T) {
 				return errors.New("first attempt fails")
 			}
 			return nil
-		}, jobrun.ConstantBackoff(time.Hour))
+		}, jobrun.Backoff(time.Hour, time.Hour))
 		later := enqueue(t, r, email{To: "later"}, jobrun.Delay(24*time.Hour))
 		flaky := enqueue(t, r, email{To: "flaky"})
 		runUntilIdle(t, r)

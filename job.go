@@ -171,9 +171,6 @@ func (j *Job[T]) Log(msg string) {
 	}
 }
 
-// Logf is Log with fmt.Sprintf formatting.
-func (j *Job[T]) Logf(format string, args ...any) { j.Log(fmt.Sprintf(format, args...)) }
-
 // encodeValue encodes a result or progress value, refusing one so large that its
 // commit could fail and hold up every other change sharing that commit.
 func encodeValue(v any) ([]byte, error) {
@@ -181,8 +178,8 @@ func encodeValue(v any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode: %w", ErrInvalid, err)
 	}
-	if len(b) > MaxArgsSize {
-		return nil, invalidf("value encodes to %d bytes, over the limit of %d (MaxArgsSize)", len(b), MaxArgsSize)
+	if len(b) > maxArgsSize {
+		return nil, invalidf("value encodes to %d bytes, over the limit of %d", len(b), maxArgsSize)
 	}
 	return b, nil
 }

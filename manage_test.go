@@ -374,7 +374,7 @@ func TestChangesInCommitOrder(t *testing.T) {
 				return errors.New("flaky")
 			}
 			return j.SetProgress(100)
-		}, jobrun.ConstantBackoff(time.Minute))
+		}, jobrun.Backoff(time.Minute, time.Minute))
 		slow, err := r.Watch(t.Context(), 1)
 		if err != nil {
 			t.Fatal(err)
@@ -443,7 +443,7 @@ func TestJobLog(t *testing.T) {
 		proceed := make(chan struct{})
 		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
 			for i := range 60 {
-				j.Logf("line %d", i)
+				j.Log(fmt.Sprintf("line %d", i))
 			}
 			<-proceed
 			j.Log(string(bytes.Repeat([]byte("x"), 5000)))

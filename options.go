@@ -21,21 +21,21 @@ const (
 	DefaultQueue = "default"
 
 	// DefaultWorkers is the concurrency of the default queue.
-	DefaultWorkers = 10
+	defaultWorkers = 10
 
 	// MaxWorkers bounds the workers of one queue (WithQueue). Each is a goroutine
 	// with a place in the claim-ahead window; past a few thousand they cost memory
 	// and commit time and win nothing, since every outcome goes through one commit
 	// loop.
-	MaxWorkers = 10_000
+	maxWorkers = 10_000
 
 	// DefaultMaxAttempts is the number of runs a job gets, the first included.
-	DefaultMaxAttempts = 25
+	defaultMaxAttempts = 25
 
 	// MaxArgsSize is the largest encoded args a job may carry, in bytes, and the limit
 	// of a result or progress value. Larger payloads belong in a file or the
 	// application's own bucket, with their key in the args.
-	MaxArgsSize = 1 << 20
+	maxArgsSize = 1 << 20
 
 	defaultBackoffMin    = time.Second
 	defaultBackoffMax    = time.Hour
@@ -78,7 +78,7 @@ func newConfig(opts []Option) (*config, error) {
 		lockTimeout:   defaultLockTimeout,
 		maxRecoveries: defaultMaxRecoveries,
 		strictKinds:   true,
-		retention:     DefaultRetention,
+		retention:     defaultRetention,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -90,7 +90,7 @@ func newConfig(opts []Option) (*config, error) {
 		}
 	}
 	if c.queues[DefaultQueue] == nil {
-		c.queues[DefaultQueue] = &queueConfig{name: DefaultQueue, workers: DefaultWorkers}
+		c.queues[DefaultQueue] = &queueConfig{name: DefaultQueue, workers: defaultWorkers}
 		c.order = append([]string{DefaultQueue}, c.order...)
 	}
 	return c, nil
@@ -112,8 +112,8 @@ func WithQueue(name string, workers int, limiter *rate.Limiter) Option {
 			c.err = err
 			return
 		}
-		if workers < 1 || workers > MaxWorkers {
-			c.err = invalidf("queue %q: workers must be 1 to %d (MaxWorkers), got %d", name, MaxWorkers, workers)
+		if workers < 1 || workers > maxWorkers {
+			c.err = invalidf("queue %q: workers must be 1 to %d (MaxWorkers), got %d", name, maxWorkers, workers)
 			return
 		}
 		if limiter != nil && limiter.Limit() != rate.Inf && (limiter.Limit() <= 0 || limiter.Burst() < 1) {
@@ -290,37 +290,29 @@ func MaxAttempts(n int) EnqueueOption {
 	}
 }
 
-// Backoff sets exponential backoff between attempts: min after the first failure,
-// doubling with each further one up to max, each delay randomized by ±50% so that jobs
-// failing together do not retry together (Jitter changes that: with Jitter(0) the
-// delays are exactly min, 2·min, 4·min, ..., as BullMQ's exponential backoff). The
-// policy is stored with the job, so it holds across restarts. Default: Backoff(1s,
-// 1h) with ±50% jitter.
+// Backoff sets the delays between attempts: min after the first failure, doubling
+// with each further one up to max, each delay randomized by ±50% so that jobs failing
+// together do not retry together (Jitter changes that: with Jitter(0) the delays are
+// exactly min, 2·min, 4·min, ..., as BullMQ's exponential backoff). Backoff(d, d)
+// waits d every time, without randomization unless Jitter asks for it; Backoff(0, 0)
+// retries at once. The policy is stored with the job, so it holds across restarts.
+// Default: Backoff(1s, 1h) with ±50% jitter.
 func Backoff(min, max time.Duration) EnqueueOption {
 	return func(o *enqueueOptions) {
-		if min <= 0 || max < min {
-			o.err = invalidf("backoff needs 0 < min <= max, got min %v max %v", min, max)
-			return
+		switch {
+		case min < 0 || max < min || min == 0 && max > 0:
+			o.err = invalidf("backoff needs 0 < min <= max, or min == max for a constant delay; got min %v max %v", min, max)
+		case min == max:
+			o.backoff = backoffPolicy{kind: backoffConstant, min: min, max: max}
+		default:
+			o.backoff = backoffPolicy{kind: backoffExponential, min: min, max: max}
 		}
-		o.backoff = backoffPolicy{kind: backoffExponential, min: min, max: max}
-	}
-}
-
-// ConstantBackoff waits d between attempts, without randomization unless Jitter
-// asks for it.
-func ConstantBackoff(d time.Duration) EnqueueOption {
-	return func(o *enqueueOptions) {
-		if d < 0 {
-			o.err = invalidf("negative constant backoff %v", d)
-			return
-		}
-		o.backoff = backoffPolicy{kind: backoffConstant, min: d, max: d}
 	}
 }
 
 // Jitter sets the randomization of the retry delays, as a fraction from 0 to 1:
-// each delay of Backoff or ConstantBackoff is drawn from ±f of its value. Default:
-// 0.5 for Backoff, 0 for ConstantBackoff. Jitter(0) gives the exact delays (2s, 4s,
+// each delay of Backoff is drawn from ±f of its value. Default: 0.5, and 0 for a
+// constant Backoff(d, d). Jitter(0) gives the exact delays (2s, 4s,
 // 8s, ... for Backoff(2*time.Second, max)); some jitter keeps jobs that failed
 // together (an outage) from retrying together. The factor is stored with the job to
 // a thousandth.

@@ -16,7 +16,7 @@ type Retention struct {
 // DefaultRetention is the retention of every queue unless WithRetention changes it:
 // done jobs are kept a day, failed and canceled jobs (the dead-letter set and what
 // someone stopped) a week, with no count limit.
-var DefaultRetention = Retention{Done: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Canceled: 7 * 24 * time.Hour}
+var defaultRetention = Retention{Done: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Canceled: 7 * 24 * time.Hour}
 
 // WithRetention sets the retention of queue's finished jobs, or with queue "" the
 // retention of every queue not given its own. A background cleaner in the commit
@@ -35,7 +35,7 @@ func WithRetention(queue string, r Retention) Option {
 			c.err = invalidf("retention of queue %q: negative count limit", queue)
 			return
 		}
-		d := DefaultRetention
+		d := defaultRetention
 		for _, p := range []struct{ v, def *time.Duration }{{&r.Done, &d.Done}, {&r.Failed, &d.Failed}, {&r.Canceled, &d.Canceled}} {
 			if *p.v == 0 {
 				*p.v = *p.def

@@ -307,7 +307,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		return nil, nil, fmt.Errorf("%w %q: register a handler with jobrun.Handle first, or open the runner WithStrictKinds(false)",
 			ErrUnknownKind, kind)
 	}
-	o := enqueueOptions{queue: DefaultQueue, maxAttempts: DefaultMaxAttempts}
+	o := enqueueOptions{queue: DefaultQueue, maxAttempts: defaultMaxAttempts}
 	if h != nil {
 		o.apply(h.defaults)
 	}
@@ -322,8 +322,8 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: encode args of %s: %w", ErrInvalid, kind, err)
 	}
-	if len(raw) > MaxArgsSize {
-		return nil, nil, invalidf("args of %s encode to %d bytes, over the limit of %d (MaxArgsSize)", kind, len(raw), MaxArgsSize)
+	if len(raw) > maxArgsSize {
+		return nil, nil, invalidf("args of %s encode to %d bytes, over the limit of %d", kind, len(raw), maxArgsSize)
 	}
 	runAt := now
 	switch {
@@ -543,12 +543,12 @@ func (r *Runner) Close() error {
 		canceled, cancel := context.WithCancel(context.Background())
 		cancel()
 		r.stopSession(s, canceled)
-		grace := time.NewTimer(CloseGrace)
+		grace := time.NewTimer(closeGrace)
 		select {
 		case <-s.all.done():
 		case <-grace.C:
 			r.log.Warn("jobrun: closed while handlers ignore their canceled context; their jobs run again at the next start",
-				"grace", CloseGrace)
+				"grace", closeGrace)
 		}
 		grace.Stop()
 	}
@@ -556,7 +556,7 @@ func (r *Runner) Close() error {
 }
 
 // CloseGrace is how long Close waits for canceled handlers to return.
-const CloseGrace = time.Second
+const closeGrace = time.Second
 
 // beginClose refuses new sessions and returns the running one, if any.
 func (r *Runner) beginClose() (*session, error) {

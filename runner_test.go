@@ -168,7 +168,7 @@ func TestRetriesFollowConstantBackoff(t *testing.T) {
 		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
 			starts = append(starts, time.Now())
 			return fmt.Errorf("smtp down (attempt %d)", j.Attempt)
-		}, jobrun.ConstantBackoff(10*time.Second), jobrun.MaxAttempts(3))
+		}, jobrun.Backoff(10*time.Second, 10*time.Second), jobrun.MaxAttempts(3))
 		id := enqueue(t, r, email{To: "x"})
 		runUntilIdle(t, r)
 		wantState(t, get(t, r, id), jobrun.StateRetrying, 1)
@@ -205,7 +205,7 @@ func TestRetriesRunInBackground(t *testing.T) {
 			}
 			done <- time.Now()
 			return nil
-		}, jobrun.ConstantBackoff(time.Minute))
+		}, jobrun.Backoff(time.Minute, time.Minute))
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go r.Run(ctx)
@@ -407,7 +407,7 @@ func TestUnknownKind(t *testing.T) {
 		}
 
 		r, _ := openRunner(t, jobrun.WithStrictKinds(false))
-		id := enqueue(t, r, email{To: "nobody handles me"}, jobrun.ConstantBackoff(time.Minute))
+		id := enqueue(t, r, email{To: "nobody handles me"}, jobrun.Backoff(time.Minute, time.Minute))
 		runUntilIdle(t, r)
 		in := get(t, r, id)
 		wantState(t, in, jobrun.StateRetrying, 1)
@@ -839,7 +839,7 @@ func TestBadInput(t *testing.T) {
 			{"zero timeout", email{}, []jobrun.EnqueueOption{jobrun.Timeout(0)}, "timeout must be positive"},
 			{"zero At", email{}, []jobrun.EnqueueOption{jobrun.At(time.Time{})}, "zero time"},
 			{"args that do not encode", unencodable{F: math.NaN()}, nil, "encode args"},
-			{"args too large", big{B: strings.Repeat("x", jobrun.MaxArgsSize)}, nil, "MaxArgsSize"},
+			{"args too large", big{B: strings.Repeat("x", jobrun.MaxArgsSize)}, nil, "over the limit of 1048576"},
 		} {
 			_, err := r.Enqueue(t.Context(), tc.args, tc.opts...)
 			if !errors.Is(err, jobrun.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
@@ -1073,7 +1073,7 @@ func TestDeadLetterIsLogged(t *testing.T) {
 				return nil
 			}
 			return errors.New("mailbox full")
-		}, jobrun.MaxAttempts(2), jobrun.ConstantBackoff(time.Second))
+		}, jobrun.MaxAttempts(2), jobrun.Backoff(time.Second, time.Second))
 		id := enqueue(t, r, email{To: "x"})
 		enqueue(t, r, email{To: "ok"})
 		runUntilIdle(t, r)

@@ -94,12 +94,12 @@ func openFixture(t *testing.T) *fixture {
 				return err
 			}
 		}
-		job.Logf("connecting to smtp.example.com for %s", job.Args.To)
+		job.Log(fmt.Sprintf("connecting to smtp.example.com for %s", job.Args.To))
 		job.Log("250 OK: queued as 7F3A2")
 		return job.SetResult(map[string]any{"message_id": "7F3A2", "accepted": true})
 	}, jobrun.Queue("mail"))
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[boomArgs]) error {
-		job.Logf("decoding %s", job.Args.Image)
+		job.Log(fmt.Sprintf("decoding %s", job.Args.Image))
 		var sizes map[string]int
 		sizes["thumbnail"] = 160 // a nil map: panics
 		return nil
@@ -112,7 +112,7 @@ func openFixture(t *testing.T) *fixture {
 		if n == 1 {
 			return jobrun.Permanent(errors.New("remote answered 410 Gone"))
 		}
-		job.Logf("delivered to %s", job.Args.URL)
+		job.Log(fmt.Sprintf("delivered to %s", job.Args.URL))
 		return job.SetResult(map[string]int{"status": 200})
 	}, jobrun.Queue("webhooks"))
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[retryArgs]) error {

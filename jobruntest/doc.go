@@ -14,7 +14,7 @@
 //			r := jobruntest.Open(t)
 //			jobrun.Handle(r, sendWelcome) // fails twice, then succeeds
 //			id, _ := r.Enqueue(t.Context(), Welcome{To: "ada@example.com"},
-//				jobrun.Delay(time.Hour), jobrun.ConstantBackoff(time.Minute))
+//				jobrun.Delay(time.Hour), jobrun.Backoff(time.Minute, time.Minute))
 //			jobruntest.RunFor(t, r, 3*time.Hour) // returns at once: the clock is fake
 //			info, _ := r.Get(t.Context(), id)
 //			// info.State == jobrun.StateDone, info.Attempt == 3,

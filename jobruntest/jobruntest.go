@@ -28,7 +28,7 @@ func Open(t testing.TB, opts ...jobrun.Option) *jobrun.Runner {
 //
 // Closing records the jobs r was running as ready again, without spending an
 // attempt, as Close does: it cancels their handlers and waits for them to return, up
-// to [jobrun.CloseGrace] for a handler that ignores its context. To test what a crash leaves
+// to a second (Close's grace) for a handler that ignores its context. To test what a crash leaves
 // instead, use [Crash]. r must own its file ([jobrun.Open] or
 // [Open]), not share an application's database ([jobrun.New]), which Close leaves open.
 // r may be closed already, by Shutdown say, if this package opened it: bbolt forgets

@@ -26,7 +26,7 @@ func TestDelayedRetryOnFakeClock(t *testing.T) {
 			}
 			return nil
 		})
-		id, err := r.Enqueue(t.Context(), welcome{To: "ada@example.com"}, jobrun.Delay(time.Hour), jobrun.ConstantBackoff(time.Minute))
+		id, err := r.Enqueue(t.Context(), welcome{To: "ada@example.com"}, jobrun.Delay(time.Hour), jobrun.Backoff(time.Minute, time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}

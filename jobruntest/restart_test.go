@@ -17,7 +17,7 @@ func TestReopenKeepsJobsAndSchedules(t *testing.T) {
 		r := jobruntest.Open(t)
 		rs := newRuns()
 		rs.handle(r)
-		retry := jobrun.ConstantBackoff(time.Hour)
+		retry := jobrun.Backoff(time.Hour, time.Hour)
 		ids := []jobrun.ID{
 			enqueue(t, r, task{Name: "done"}),
 			enqueue(t, r, task{Name: "failed", Permanent: true}),

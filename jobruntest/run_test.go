@@ -79,7 +79,7 @@ func TestRunForRunsRetriesAtTheirTimes(t *testing.T) {
 		r := jobruntest.Open(t)
 		rs := newRuns()
 		rs.handle(r)
-		id := enqueue(t, r, task{Fail: 2}, jobrun.Delay(time.Hour), jobrun.ConstantBackoff(time.Minute))
+		id := enqueue(t, r, task{Fail: 2}, jobrun.Delay(time.Hour), jobrun.Backoff(time.Minute, time.Minute))
 
 		jobruntest.RunFor(t, r, 3*time.Hour)
 

@@ -92,7 +92,7 @@ func TestEvents(t *testing.T) {
 
 		// Runs 2s and fails, is retried 10s later without waiting, runs 2s and fails
 		// for good: two runs, two waits of 0.
-		enqueue(t, r, work{Seconds: 2, Fail: true}, jobrun.MaxAttempts(2), jobrun.ConstantBackoff(10*time.Second))
+		enqueue(t, r, work{Seconds: 2, Fail: true}, jobrun.MaxAttempts(2), jobrun.Backoff(10*time.Second, 10*time.Second))
 		runUntilIdle(t, r)
 		time.Sleep(10 * time.Second)
 		runUntilIdle(t, r)

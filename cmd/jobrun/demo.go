@@ -661,7 +661,7 @@ func (s simulation) resizeImage(ctx context.Context, job *jobrun.Job[resizeImage
 		if err := job.SetProgress(map[string]any{"step": i, "of": steps}); err != nil {
 			return err
 		}
-		job.Logf("step %d of %d done", i, steps)
+		job.Log(fmt.Sprintf("step %d of %d done", i, steps))
 	}
 	base := strings.TrimSuffix(path.Base(job.Args.Image), path.Ext(job.Args.Image))
 	var thumbs []string
