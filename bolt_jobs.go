@@ -3,6 +3,7 @@ package jobrun
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -108,7 +109,7 @@ func (t *txn) queueCounts(queue string) map[State]int {
 	return out
 }
 
-// queueNames returns every queue that has counters, in byte order.
+// queueNames returns every queue that has counters, in byte order of their names.
 func (t *txn) queueNames() []string {
 	var names []string
 	c := t.counts().Cursor()
@@ -122,6 +123,7 @@ func (t *txn) queueNames() []string {
 		// Skip the queue's other state keys.
 		k, _ = c.Seek(append(queuePrefix(q), 0xff))
 	}
+	slices.Sort(names) // the counters' keys put shorter names first
 	return names
 }
 

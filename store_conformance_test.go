@@ -513,6 +513,9 @@ func confEnqueueGetInfoCounts(t *testing.T, open storeOpener) {
 		if at, ok := r.claimedSince(a.id); ok || !at.IsZero() {
 			t.Errorf("claimedSince of an unclaimed job: %v, %v", at, ok)
 		}
+		if names := r.queueNames(); !slices.Equal(names, []string{"default", "other"}) {
+			t.Errorf("queue names %q, want [default other]", names)
+		}
 		return nil
 	})
 	confWantCounts(t, st, "default", map[State]int{StateReady: 1, StateScheduled: 1})
