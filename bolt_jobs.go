@@ -280,8 +280,8 @@ func (t *txn) promoteDue(n int) (next time.Time, err error) {
 			return time.Time{}, err
 		}
 	}
-	if len(dues) == n && next.IsZero() {
-		// Stopped at the batch size: more may be due now.
+	if len(dues) == n && next.IsZero() && k != nil {
+		// Stopped at the batch size before an entry it cannot read: more may be due now.
 		next = t.now
 	}
 	return next, nil

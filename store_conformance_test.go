@@ -1009,8 +1009,12 @@ func confPromoteDue(t *testing.T, open storeOpener) {
 		t.Errorf("promote 1 of 2 due: %v, next %v; want one move and a next due by %v", confChangeList(changes), next, late)
 	}
 	confWantMove(t, changes, ids[2], stScheduled, stReady, outcomeDue)
+	// The last one: nothing waits after it.
 	next, changes = promote(late, 1)
 	confWantMove(t, changes, ids[3], stScheduled, stReady, outcomeDue)
+	if !next.IsZero() {
+		t.Errorf("promote of the last waiting job returned next %v, want zero: none waits", next)
+	}
 	if next, changes = promote(late, 10); len(changes) != 0 || !next.IsZero() {
 		t.Errorf("promote with nothing waiting: %v, next %v", confChangeList(changes), next)
 	}
