@@ -94,6 +94,7 @@ var conformanceCases = []conformanceCase{
 	{"Sweep", confSweep},
 	{"RecoverAtOpen", confRecover},
 	{"ListFilters", confListFiltered},
+	{"ListPaging", confListPaging},
 }
 
 // confT0 is when every case begins.
@@ -1839,4 +1840,45 @@ func confListFiltered(t *testing.T, open storeOpener) {
 		}
 		return nil
 	})
+}
+
+func confListPaging(t *testing.T, open storeOpener) {
+	st, _ := confListStore(t, open)
+	for _, c := range confListFilters {
+		for _, oldest := range []bool{false, true} {
+			f := c.f
+			f.Oldest = oldest
+			want := confListAll(t, st, f)
+			code, _ := stateCode(f.State)
+			for limit := 1; limit <= 4; limit++ {
+				var got []ID
+				var cursor []byte
+				for page := 0; ; page++ {
+					if page > 20 {
+						t.Fatalf("list %+v by %d: no end after 20 pages", f, limit)
+					}
+					confView(t, st, func(r storeReader) error {
+						jobs, next, err := r.list(f, code, limit, cursor)
+						if err != nil {
+							return err
+						}
+						if len(jobs) > limit {
+							t.Errorf("list %+v by %d: a page of %d", f, limit, len(jobs))
+						}
+						for _, in := range jobs {
+							got = append(got, in.ID)
+						}
+						cursor = next
+						return nil
+					})
+					if cursor == nil {
+						break
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("list %+v by pages of %d: %v, want %v", f, limit, got, want)
+				}
+			}
+		}
+	}
 }
