@@ -70,6 +70,15 @@ func (t *txn) count(queue string, from, to byte) {
 	d[to]++
 }
 
+// pending is the change this transaction made to queue's count of state st and has
+// not written yet: the counters it reads add it, so that a write reads its own.
+func (t *txn) pending(queue string, st byte) int64 {
+	if d := t.deltas[queue]; d != nil {
+		return d[st]
+	}
+	return 0
+}
+
 // flush writes the gathered count changes; call it last in every write transaction.
 func (t *txn) flush() error {
 	for queue, d := range t.deltas {
@@ -106,6 +115,13 @@ func (t *txn) queueCounts(queue string) map[State]int {
 			out[stateNames[st]] += int(n)
 		}
 	}
+	for q, d := range t.deltas {
+		if queue == "" || q == queue {
+			for st := stScheduled; st < numStates; st++ {
+				out[stateNames[st]] += int(d[st])
+			}
+		}
+	}
 	return out
 }
 
@@ -122,6 +138,11 @@ func (t *txn) queueNames() []string {
 		names = append(names, q)
 		// Skip the queue's other state keys.
 		k, _ = c.Seek(append(queuePrefix(q), 0xff))
+	}
+	for q, d := range t.deltas { // a queue this transaction gave its first jobs
+		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
+			names = append(names, q)
+		}
 	}
 	slices.Sort(names) // the counters' keys put shorter names first
 	return names

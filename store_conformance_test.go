@@ -70,6 +70,7 @@ var conformanceCases = []conformanceCase{
 	{"EnqueueGetInfoCounts", confEnqueueGetInfoCounts},
 	{"UnknownIDsAndNames", confUnknownIDsAndNames},
 	{"UpdateRollsBackOnError", confUpdateRollsBack},
+	{"ReadsInAWriteSeeItsWrites", confReadsInAWrite},
 	{"ClaimByPriorityThenFIFO", confClaimOrder},
 	{"ClaimWindowExtraAndBeat", confClaimExtraBeat},
 	{"ClaimAsksTake", confClaimTake},
@@ -90,6 +91,7 @@ var conformanceCases = []conformanceCase{
 	{"Schedules", confSchedules},
 	{"FireDue", confFireDue},
 	{"RetentionByAge", confRetentionByAge},
+	{"RetentionByCount", confRetentionByCount},
 	{"Remove", confRemove},
 	{"Sweep", confSweep},
 	{"RecoverAtOpen", confRecover},
@@ -588,6 +590,55 @@ func confUpdateRollsBack(t *testing.T, open storeOpener) {
 		t.Errorf("enqueue after a rollback is refused by the rolled back job's key: %+v", ins[0])
 	}
 	confWantCounts(t, st, "", map[State]int{StateReady: 1})
+}
+
+func confReadsInAWrite(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	first := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0))[0]
+	confUpdate(t, st, confT0, func(w storeWriter) error {
+		in, err := w.enqueue(confJob("k", "q", confT0))
+		if err != nil {
+			return err
+		}
+		if _, err := w.enqueue(confJob("k", "new", confT0, confRunAt(confT0.Add(time.Hour)))); err != nil {
+			return err
+		}
+		if rec, err := w.get(in.id); err != nil || rec.state != stReady {
+			t.Errorf("get of the job this write enqueued: %+v, %v", rec, err)
+		}
+		claimed, err := w.claim("q", 1, 0, 0, nil)
+		if err != nil {
+			return err
+		}
+		if got := confClaimedIDs(claimed); !slices.Equal(got, []ID{first}) {
+			t.Errorf("claim in the write: %v, want [%d]", got, first)
+		}
+		if err := w.markStarted(first, claimed[0].rec, confT0); err != nil {
+			return err
+		}
+		if c := w.queueCounts("q"); c[StateReady] != 1 || c[StateRunning] != 1 {
+			t.Errorf("counts of queue q in the write that changed them: %v, want 1 ready, 1 running", c)
+		}
+		if c := w.queueCounts(""); c[StateReady] != 1 || c[StateRunning] != 1 || c[StateScheduled] != 1 {
+			t.Errorf("counts of all queues in the write that changed them: %v, want 1 ready, 1 running, 1 scheduled", c)
+		}
+		if names := w.queueNames(); !slices.Equal(names, []string{"new", "q"}) {
+			t.Errorf("queue names in the write that made queue new: %q, want [new q]", names)
+		}
+		if mm, err := w.recount(); err != nil || len(mm) != 0 {
+			t.Errorf("recount in the write that changed the counts: %+v, %v; want no mismatch", mm, err)
+		}
+		mm, err := w.repairCounts()
+		if err != nil {
+			return err
+		}
+		if len(mm) != 0 {
+			t.Errorf("repairCounts in the write that changed the counts: %+v, want no mismatch", mm)
+		}
+		return nil
+	})
+	confWantCounts(t, st, "q", map[State]int{StateReady: 1, StateRunning: 1})
+	confWantCounts(t, st, "new", map[State]int{StateScheduled: 1})
 }
 
 func confClaimOrder(t *testing.T, open storeOpener) {
@@ -1535,6 +1586,34 @@ func confRetentionByAge(t *testing.T, open storeOpener) {
 	confWantInfo(t, st, kept, StateDone, 1)
 	confWantCounts(t, st, "default", map[State]int{StateScheduled: 1})
 	confWantCounts(t, st, "keep", map[State]int{StateDone: 1})
+}
+
+func confRetentionByCount(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t,
+		WithRetention("", Retention{Done: -1, Failed: -1, Canceled: -1}),
+		WithRetention("capped", Retention{Done: -1, Failed: -1, Canceled: -1, MaxDone: 2})))
+	var capped, other []ID
+	for i := range 4 {
+		at := confT0.Add(time.Duration(i) * time.Minute)
+		capped = append(capped, confRun(t, st, at, confJob("k", "capped", at), ending{outcome: outcomeDone}))
+		other = append(other, confRun(t, st, at, confJob("k", "other", at), ending{outcome: outcomeDone}))
+	}
+	at := confT0.Add(4 * time.Minute)
+	capped = append(capped, confRun(t, st, at, confJob("k", "capped", at, confAttempts(1)),
+		ending{outcome: outcomeFailed, err: errors.New("x")}))
+	now := confT0.Add(time.Hour)
+	due, _, changes := confRetain(t, st, now)
+	if !due {
+		t.Fatal("a queue over its count limit: retention not due")
+	}
+	if got := confRemovedIDs(changes); !slices.Equal(got, capped[:2]) {
+		t.Errorf("retention removed %v, want the two oldest done jobs of the capped queue %v", got, capped[:2])
+	}
+	confWantCounts(t, st, "capped", map[State]int{StateDone: 2, StateFailed: 1})
+	confWantCounts(t, st, "other", map[State]int{StateDone: 4})
+	if due, next, _ := confRetain(t, st, now); due || !next.IsZero() {
+		t.Errorf("retention at the count limit: due %v, next %v; want never", due, next)
+	}
 }
 
 func confRemove(t *testing.T, open storeOpener) {
