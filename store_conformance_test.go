@@ -2,6 +2,7 @@ package jobrun
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -97,6 +98,7 @@ var conformanceCases = []conformanceCase{
 	{"RecoverAtOpen", confRecover},
 	{"ListFilters", confListFiltered},
 	{"ListPaging", confListPaging},
+	{"BackupAndCompact", confBackupCompact},
 }
 
 // confT0 is when every case begins.
@@ -1540,12 +1542,14 @@ func confRemovedIDs(changes []jobChange) []ID {
 func confRetentionByAge(t *testing.T, open storeOpener) {
 	st := open(t, confConfig(t,
 		WithRetention("", Retention{Done: time.Hour}),
+		WithRetention("long", Retention{Done: 3 * time.Hour}),
 		WithRetention("keep", Retention{Done: -1, Failed: -1, Canceled: -1})))
 	m := func(n int) time.Time { return confT0.Add(time.Duration(n) * time.Minute) }
 	done := ending{outcome: outcomeDone}
 	old := confRun(t, st, m(0), confJob("k", "default", m(0)), done)
 	kept := confRun(t, st, m(0), confJob("k", "keep", m(0)), done)
 	failed := confRun(t, st, m(0), confJob("k", "default", m(0), confAttempts(1)), ending{outcome: outcomeFailed, err: errors.New("x")})
+	long := confRun(t, st, m(0), confJob("k", "long", m(0)), done) // its queue keeps done jobs 3h
 	young := confRun(t, st, m(30), confJob("k", "default", m(30)), done)
 	waiting := confEnqueueIDs(t, st, m(30), confJob("k", "default", m(30), confRunAt(m(24*60*30))))[0]
 
@@ -1567,6 +1571,7 @@ func confRetentionByAge(t *testing.T, open storeOpener) {
 	confWantInfo(t, st, kept, StateDone, 1)
 	confWantInfo(t, st, failed, StateFailed, 1)
 	confWantInfo(t, st, young, StateDone, 1)
+	confWantInfo(t, st, long, StateDone, 1)
 	confWantInfo(t, st, waiting, StateScheduled, 0)
 	due, next, _ = confRetain(t, st, m(62))
 	if due || !next.Equal(m(90)) {
@@ -1577,8 +1582,8 @@ func confRetentionByAge(t *testing.T, open storeOpener) {
 	if due, _, changes = confRetain(t, st, week); !due {
 		t.Fatal("retention a week on: not due")
 	}
-	if got := confRemovedIDs(changes); !slices.Equal(got, []ID{failed, young}) {
-		t.Errorf("retention a week on removed %v, want [%d %d]", got, failed, young)
+	if got := confRemovedIDs(changes); !slices.Equal(got, []ID{failed, long, young}) {
+		t.Errorf("retention a week on removed %v, want [%d %d %d]", got, failed, long, young)
 	}
 	if due, next, _ = confRetain(t, st, week.Add(365*24*time.Hour)); due || !next.IsZero() {
 		t.Errorf("retention with only kept jobs: due %v, next %v; want never", due, next)
@@ -1959,5 +1964,47 @@ func confListPaging(t *testing.T, open storeOpener) {
 				}
 			}
 		}
+	}
+}
+
+func confBackupCompact(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	var ids []ID
+	for i := range 50 {
+		ids = append(ids, confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0, confArgs(fmt.Sprintf(`{"n":%d}`, i))))...)
+	}
+	confUpdate(t, st, confT0, func(w storeWriter) error {
+		for _, id := range ids[:40] {
+			rec, err := w.get(id)
+			if err != nil {
+				return err
+			}
+			if err := w.remove(id, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var buf bytes.Buffer
+	n, err := st.backup(context.Background(), &buf)
+	if err != nil || n <= 0 || n != int64(buf.Len()) {
+		t.Errorf("backup: %d bytes written, %d reported, %v", buf.Len(), n, err)
+	}
+	if err := st.compact(); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	for i, id := range ids[40:] {
+		if rec := confGet(t, st, id); string(rec.args) != fmt.Sprintf(`{"n":%d}`, 40+i) {
+			t.Errorf("job %d after compact: args %s", id, rec.args)
+		}
+	}
+	confGone(t, st, ids[0])
+	confWantCounts(t, st, "q", map[State]int{StateReady: 10})
+	claimed, _ := confClaim(t, st, confT0, "q", 1)
+	if got := confClaimedIDs(claimed); !slices.Equal(got, ids[40:41]) {
+		t.Errorf("claim after compact: %v, want %v", got, ids[40:41])
+	}
+	if next := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0))[0]; next <= ids[len(ids)-1] {
+		t.Errorf("a job enqueued after compact got ID %d, not after %d", next, ids[len(ids)-1])
 	}
 }
