@@ -3,6 +3,7 @@ package jobrun
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -69,6 +70,15 @@ func (t *txn) count(queue string, from, to byte) {
 	d[to]++
 }
 
+// pending is the change this transaction made to queue's count of state st and has
+// not written yet: the counters it reads add it, so that a write reads its own.
+func (t *txn) pending(queue string, st byte) int64 {
+	if d := t.deltas[queue]; d != nil {
+		return d[st]
+	}
+	return 0
+}
+
 // flush writes the gathered count changes; call it last in every write transaction.
 func (t *txn) flush() error {
 	for queue, d := range t.deltas {
@@ -105,10 +115,17 @@ func (t *txn) queueCounts(queue string) map[State]int {
 			out[stateNames[st]] += int(n)
 		}
 	}
+	for q, d := range t.deltas {
+		if queue == "" || q == queue {
+			for st := stScheduled; st < numStates; st++ {
+				out[stateNames[st]] += int(d[st])
+			}
+		}
+	}
 	return out
 }
 
-// queueNames returns every queue that has counters, in byte order.
+// queueNames returns every queue that has counters, in byte order of their names.
 func (t *txn) queueNames() []string {
 	var names []string
 	c := t.counts().Cursor()
@@ -122,6 +139,12 @@ func (t *txn) queueNames() []string {
 		// Skip the queue's other state keys.
 		k, _ = c.Seek(append(queuePrefix(q), 0xff))
 	}
+	for q, d := range t.deltas { // a queue this transaction gave its first jobs
+		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
+			names = append(names, q)
+		}
+	}
+	slices.Sort(names) // the counters' keys put shorter names first
 	return names
 }
 
@@ -278,8 +301,8 @@ func (t *txn) promoteDue(n int) (next time.Time, err error) {
 			return time.Time{}, err
 		}
 	}
-	if len(dues) == n && next.IsZero() {
-		// Stopped at the batch size: more may be due now.
+	if len(dues) == n && next.IsZero() && k != nil {
+		// Stopped at the batch size before an entry it cannot read: more may be due now.
 		next = t.now
 	}
 	return next, nil

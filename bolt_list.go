@@ -17,6 +17,9 @@ func (t *txn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []byte
 		if section >= len(sources) {
 			return nil, nil, invalidf("malformed cursor")
 		}
+		if len(cursor) == 0 {
+			cursor = nil // a page ended where this index begins: read it from its start
+		}
 	}
 	var jobs []*Info
 	n := 0

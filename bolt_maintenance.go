@@ -191,6 +191,9 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 				if err := t.counts().Put(countKey(q, st), countValue(int64(a[st]))); err != nil {
 					return nil, err
 				}
+				if d := t.deltas[q]; d != nil {
+					d[st] = 0 // the recount has this transaction's changes: flush must not add them again
+				}
 			}
 		}
 	}

@@ -28,10 +28,10 @@ func (t *txn) retentionDue() (bool, time.Time) {
 	return false, next
 }
 
-// countOf reads one counter.
+// countOf reads one counter, with this transaction's changes to it.
 func (t *txn) countOf(queue string, st byte) int {
 	n, _ := parseCount(t.counts().Get(countKey(queue, st)))
-	return int(n)
+	return int(n + t.pending(queue, st))
 }
 
 // retainPlan finds up to limit jobs of final state st to delete, oldest first,
