@@ -185,10 +185,18 @@ func changeOf(what changeKind, id ID, rec *record, from byte) jobChange {
 	case stScheduled, stRetrying:
 		c.runAt = rec.runAt
 	}
-	if what == changeRemoved {
+	switch what {
+	case changeRemoved:
 		c.to = 0
+	case changeStarted:
+		c.to = stRunning // the record keeps its state; the count moves
+	case changeProgress:
+		c.from, c.to = stRunning, stRunning
 	}
-	if n := len(rec.errors); n > 0 && rec.errors[n-1].Attempt == int(rec.attempt) {
+	// The error of the attempt that ended, or of the last one before a change that
+	// spent none; a job failed for crash-looping records it for the attempt it did
+	// not finish.
+	if n := len(rec.errors); n > 0 && rec.errors[n-1].Attempt >= int(rec.attempt) {
 		c.err = rec.errors[n-1].Error
 	}
 	return c

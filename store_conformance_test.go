@@ -120,7 +120,7 @@ func confConfig(t *testing.T, opts ...Option) *config {
 // DefaultMaxAttempts and a constant one-minute backoff (so retry times are exact);
 // mods apply the enqueue options.
 func confJob(kind, queue string, now time.Time, mods ...func(*record)) *record {
-	r := &record{kind: kind, queue: queue, args: []byte(`{}`), maxAttempts: DefaultMaxAttempts,
+	r := &record{kind: kind, queue: queue, args: []byte(`{}`), maxAttempts: defaultMaxAttempts,
 		backoff:   backoffPolicy{kind: backoffConstant, min: time.Minute, max: time.Minute},
 		createdAt: now, runAt: now}
 	for _, m := range mods {
@@ -1812,7 +1812,9 @@ func confRecover(t *testing.T, open storeOpener) {
 	if ready != 0 || ended != 1 {
 		t.Errorf("second recovery: %d ready, %d ended; want 0, 1", ready, ended)
 	}
-	confWantMove(t, changes, a, stRunning, stFailed, outcomeRecovered)
+	if c := confWantMove(t, changes, a, stRunning, stFailed, outcomeRecovered); !strings.Contains(c.err, "WithMaxRecoveries") {
+		t.Errorf("the change of a job failed for crash-looping carries error %q, want the reason", c.err)
+	}
 	if in := confWantInfo(t, st, a, StateFailed, 0); !in.FinishedAt.Equal(t2) || !strings.Contains(in.LastError, "WithMaxRecoveries") {
 		t.Errorf("job failed by recoveries: finished %v, error %q", in.FinishedAt, in.LastError)
 	}
