@@ -518,7 +518,7 @@ func (s *boltStore) handle() *bbolt.DB {
 
 func (s *boltStore) name() string { return s.handle().Path() }
 
-func (s *boltStore) update(now time.Time, fn func(w storeWriter) error) ([]jobChange, error) {
+func (s *boltStore) update(now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error) {
 	// Only the commit loop writes, and compact runs on it: s.db is stable here.
 	var changes []jobChange
 	err := updateGuarded(s.db, func(tx *bbolt.Tx) error {
@@ -526,7 +526,7 @@ func (s *boltStore) update(now time.Time, fn func(w storeWriter) error) ([]jobCh
 		if err != nil {
 			return err
 		}
-		t.cfg = s.cfg
+		t.cfg, t.changes = s.cfg, buf[:0]
 		if err := fn(t); err != nil {
 			return err
 		}

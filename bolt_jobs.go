@@ -679,6 +679,22 @@ func (t *txn) apply(id ID, rec *record, e ending) (next, error) {
 	return t.applyDetached(id, rec, e, from)
 }
 
+func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
+	from := stRunning
+	if !started {
+		from = stReady // claimed jobs count as ready until their start is recorded
+		if !e.started.IsZero() {
+			// A short handler: it started and ended since the last commit, and its
+			// start is recorded with its outcome.
+			t.log(changeOf(changeStarted, id, rec, stReady))
+		}
+	}
+	if err := t.active().Delete(idKey(id)); err != nil {
+		return next{}, err
+	}
+	return t.applyDetached(id, rec, e, from)
+}
+
 // applyDetached is apply for a job already out of its index, counted in state from.
 func (t *txn) applyDetached(id ID, rec *record, e ending, from byte) (next, error) {
 	nx, err := transition(rec, e, t.now)

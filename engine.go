@@ -104,6 +104,7 @@ type engine struct {
 	keyLimiters keyLimiters // rate limiters of concurrency keys
 
 	commitTime time.Duration // moving average of a commit's duration
+	changes    []jobChange   // reused for each commit's changes
 
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
@@ -341,7 +342,7 @@ func (en *engine) cycle() {
 	}
 	var res *cycleResult
 	began := time.Now()
-	changes, err := en.r.st.update(now, func(w storeWriter) error {
+	changes, err := en.r.st.update(now, en.changes, func(w storeWriter) error {
 		res = &cycleResult{now: now, claims: map[*queueState]queueClaim{}}
 		return en.commit(w, res, pending > 0)
 	})
@@ -364,6 +365,7 @@ func (en *engine) cycle() {
 	en.commitTime = ewma(en.commitTime, time.Since(began))
 	en.r.commitNanos.Store(int64(en.commitTime))
 	res.absorb(changes, now, en.r.events.wanted())
+	en.changes = changes[:0] // the next commit's buffer
 	en.applied(now, res)
 	en.finishCycle(now, nil)
 }
@@ -504,7 +506,7 @@ func (en *engine) finish(w storeWriter, e *execution) error {
 		end.result = e.result
 		e.mu.Unlock()
 	}
-	if _, err := w.apply(e.id, rec, end); err != nil {
+	if _, err := w.finish(e.id, rec, end, e.startSaved); err != nil {
 		return err
 	}
 	e.endState = rec.state

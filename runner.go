@@ -140,7 +140,7 @@ func newRunner(st store, cfg *config) (*Runner, error) {
 // every key's free slots.
 func recoverAtOpen(st store, cfg *config) error {
 	var ready, ended int
-	_, err := st.update(time.Now(), func(w storeWriter) error {
+	_, err := st.update(time.Now(), nil, func(w storeWriter) error {
 		var err error
 		if ready, ended, err = w.recoverAtOpen(cfg.maxRecoveries); err != nil {
 			return fmt.Errorf("recover interrupted jobs: %w", err)

@@ -15,10 +15,10 @@ import (
 // engine derives events, wake-ups and its memory.
 type store interface {
 	// update runs fn in one write transaction at now and commits it durably. It
-	// returns the changes fn's writes made, in order, once they are committed; an
-	// error from fn rolls every write back. A damaged store gives an error wrapping
-	// ErrCorrupt.
-	update(now time.Time, fn func(w storeWriter) error) ([]jobChange, error)
+	// appends the changes fn's writes made, in order, to buf and returns it once
+	// they are committed; an error from fn rolls every write back. A damaged store
+	// gives an error wrapping ErrCorrupt.
+	update(now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error)
 
 	// view runs fn in one read transaction: a consistent snapshot.
 	view(fn func(r storeReader) error) error
@@ -91,6 +91,9 @@ type storeWriter interface {
 	// is not recorded but e says it started gets its start change first. It
 	// returns the decision.
 	apply(id ID, rec *record, e ending) (next, error)
+	// finish is apply for a claimed job whose claim the caller knows: started says
+	// whether its start is recorded (markStarted), so the store need not look.
+	finish(id ID, rec *record, e ending, started bool) (next, error)
 	// put stores a job's record as it is, its state unchanged (a cancel request).
 	put(id ID, rec *record) error
 	// saveProgress stores a running job's record with its progress and log lines.

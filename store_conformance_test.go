@@ -78,6 +78,7 @@ var conformanceCases = []conformanceCase{
 	{"PausedQueueClaimsNothing", confPaused},
 	{"MarkStartedMakesRunning", confMarkStarted},
 	{"ApplyOutcomes", confApplyOutcomes},
+	{"FinishClaimed", confFinishClaimed},
 	{"ApplyShortHandlerRecordsStart", confApplyShortHandler},
 	{"RetryingJobComesBackDue", confRetryingComesBack},
 	{"ApplyToWaitingAndFinishedJobs", confApplyWaitingFinished},
@@ -152,7 +153,7 @@ func confUnique(mode byte, key string, d time.Duration) func(*record) {
 // confUpdate runs fn in one write at now and returns its changes.
 func confUpdate(t *testing.T, st store, now time.Time, fn func(w storeWriter) error) []jobChange {
 	t.Helper()
-	changes, err := st.update(now, fn)
+	changes, err := st.update(now, nil, fn)
 	if err != nil {
 		t.Fatalf("update at %v: %v", now.Format(time.TimeOnly), err)
 	}
@@ -560,7 +561,7 @@ func confUpdateRollsBack(t *testing.T, open storeOpener) {
 	st := open(t, confConfig(t))
 	boom := errors.New("boom")
 	var id ID
-	changes, err := st.update(confT0, func(w storeWriter) error {
+	changes, err := st.update(confT0, nil, func(w storeWriter) error {
 		in, err := w.enqueue(confJob("email", "default", confT0, confUnique(uniqueUnfinished, "k", 0), confTags("t")))
 		if err != nil {
 			return err
@@ -920,6 +921,38 @@ func confApplyShortHandler(t *testing.T, open storeOpener) {
 	confWantMove(t, changes, ids[1], stReady, stCanceled, outcomeCanceled)
 	confWantInfo(t, st, ids[1], StateCanceled, 0)
 	confWantCounts(t, st, "q", map[State]int{StateDone: 1, StateCanceled: 1})
+}
+
+// finish is apply for a claimed job whose claim the engine knows: from running if its
+// start was recorded, else from ready, with the start change when the handler ran.
+func confFinishClaimed(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	ids := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0), confJob("k", "q", confT0))
+	claimed, _ := confClaim(t, st, confT0, "q", 3)
+	at := confT0.Add(time.Second)
+	confUpdate(t, st, at, func(w storeWriter) error { return w.markStarted(claimed[0].id, claimed[0].rec, at) })
+	finish := func(cj claimedJob, e ending, started bool) []jobChange {
+		return confUpdate(t, st, at, func(w storeWriter) error {
+			_, err := w.finish(cj.id, cj.rec.clone(), e, started)
+			return err
+		})
+	}
+	changes := finish(claimed[0], ending{outcome: outcomeDone, started: at}, true)
+	confNone(t, changes, changeStarted, ids[0])
+	confWantMove(t, changes, ids[0], stRunning, stDone, outcomeDone)
+	changes = finish(claimed[1], ending{outcome: outcomeDone, started: at}, false)
+	confOne(t, changes, changeStarted, ids[1])
+	confWantMove(t, changes, ids[1], stReady, stDone, outcomeDone)
+	changes = finish(claimed[2], ending{outcome: outcomeInterrupted}, false)
+	confNone(t, changes, changeStarted, ids[2])
+	confWantMove(t, changes, ids[2], stReady, stReady, outcomeInterrupted)
+	st.view(func(r storeReader) error {
+		if _, claimed := r.claimedSince(ids[2]); claimed {
+			t.Error("an interrupted job is still claimed")
+		}
+		return nil
+	})
+	confWantCounts(t, st, "q", map[State]int{StateDone: 2, StateReady: 1})
 }
 
 func confRetryingComesBack(t *testing.T, open storeOpener) {
@@ -1727,7 +1760,7 @@ func confSweep(t *testing.T, open storeOpener) {
 		t.Errorf("sweep of queue b looking at 1 entry a call: %v in %d calls, want [%d] in several", got, calls, b2)
 	}
 	stop := errors.New("stop")
-	_, err := st.update(m(10), func(w storeWriter) error {
+	_, err := st.update(m(10), nil, func(w storeWriter) error {
 		_, err := w.sweep(stDone, "", m(60), nil, 10, 100, func(ID, *record) error { return stop })
 		return err
 	})
