@@ -303,11 +303,15 @@ func (d *decoder) time() time.Time {
 	return time.Unix(0, ns)
 }
 
-// clone returns a copy that shares no slice the copy's appendError could write to.
+// clone returns a copy to change: a change to it, appendError and appendLogs
+// included, leaves r as it was.
 func (r *record) clone() *record {
 	c := *r
-	c.errors = append([]AttemptError(nil), r.errors...)
-	c.logs = append([]LogLine(nil), r.logs...)
+	// The lists are only ever appended to (appendError, appendLogs), and capped
+	// here: an append to the copy allocates its own array, so the two never share
+	// a write.
+	c.errors = r.errors[:len(r.errors):len(r.errors)]
+	c.logs = r.logs[:len(r.logs):len(r.logs)]
 	return &c
 }
 
