@@ -118,12 +118,12 @@ type cycleResult struct {
 	started []*execution // starts this commit recorded
 	effects              // derived from the store's changes once it committed
 
+	// What the timed services wrote (services.go).
 	promoted   bool                 // the promoter ran: nextDue is its answer
-	nextDue    time.Time            // when the earliest waiting job is due after this commit
+	nextDue    time.Time            // when the earliest waiting job is due, as the promoter found
 	looked     []string             // the due schedules this commit handled
 	fires      map[string]time.Time // their next fire; a schedule missing here is gone
-	cleaned    bool                 // the cleaner ran: cleanAfter is where it resumes
-	cleanAfter [numStates][]byte
+	cleanAfter [numStates][]byte    // where the cleaner resumes, if it ran
 }
 
 func newEngine(r *Runner) *engine {
