@@ -1,9 +1,11 @@
 package jobrun
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,48 +25,99 @@ var storeEntryPoints = []string{"Open", "New", "DB", "EnqueueTx"}
 // its key layouts), apart from the entry points that delegate to it. The engine
 // reaches storage through the store interfaces only (storage.go).
 func TestStorageBoundary(t *testing.T) {
-	fset := token.NewFileSet()
 	names, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]*ast.File{}
-	storeDecls := map[string]string{} // identifier → the store file declaring it
+	sources := map[string]string{}
 	for _, name := range names {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
 		}
-		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[name] = f
-		if !storeFile(name) {
-			continue
-		}
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if d.Recv == nil && !d.Name.IsExported() {
-					storeDecls[d.Name.Name] = name
-				}
-			case *ast.GenDecl:
-				for _, spec := range d.Specs {
-					switch s := spec.(type) {
-					case *ast.TypeSpec:
-						storeDecls[s.Name.Name] = name
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							storeDecls[n.Name] = name
-						}
-					}
-				}
+		sources[name] = string(b)
+	}
+	violations, declared, err := boundaryViolations(sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if declared < 20 {
+		t.Fatalf("found only %d declarations in the store's files; did they move?", declared)
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+}
+
+// TestStorageBoundaryCatches shows that the boundary check finds each kind of
+// crossing.
+func TestStorageBoundaryCatches(t *testing.T) {
+	store := `package jobrun
+import "go.etcd.io/bbolt"
+var bucketJobs = []byte("jobs")
+type txn struct{ tx *bbolt.Tx }
+func openTxn(tx *bbolt.Tx) *txn { return &txn{tx} }
+`
+	for _, tc := range []struct{ name, file, src, want string }{
+		{"an engine file imports bbolt", "engine.go", `package jobrun
+import "go.etcd.io/bbolt"
+func loop(db *bbolt.DB) {}
+`, "imports go.etcd.io/bbolt"},
+		{"an engine file names a bucket", "engine.go", `package jobrun
+func look() []byte { return bucketJobs }
+`, "names bucketJobs"},
+		{"an engine file opens a transaction", "list.go", `package jobrun
+func list() { _ = openTxn(nil) }
+`, "names openTxn"},
+		{"a type assertion to the store's transaction", "manage.go", `package jobrun
+func peek(w any) { _ = w.(*txn) }
+`, "names txn"},
+		{"runner.go beyond its entry points", "runner.go", `package jobrun
+import "go.etcd.io/bbolt"
+func New(db *bbolt.DB) {}
+func helper(db *bbolt.DB) {}
+`, "uses bbolt.DB outside the store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			violations, _, err := boundaryViolations(map[string]string{"bolt.go": store, tc.file: tc.src})
+			if err != nil {
+				t.Fatal(err)
 			}
+			if !slices.ContainsFunc(violations, func(v string) bool { return strings.Contains(v, tc.want) }) {
+				t.Fatalf("violations %q, want one saying %q", violations, tc.want)
+			}
+		})
+	}
+	// The entry points themselves are allowed.
+	violations, _, err := boundaryViolations(map[string]string{"bolt.go": store, "runner.go": `package jobrun
+import "go.etcd.io/bbolt"
+func New(db *bbolt.DB) { _ = openTxn(nil) }
+`})
+	if err != nil || len(violations) > 0 {
+		t.Fatalf("an entry point that delegates: %v, %v", violations, err)
+	}
+}
+
+// boundaryViolations checks the package's non-test sources, by file name, and returns
+// every crossing of the store's boundary and how many names the store declares.
+func boundaryViolations(sources map[string]string) (violations []string, declared int, err error) {
+	fset := token.NewFileSet()
+	files := map[string]*ast.File{}
+	storeDecls := map[string]string{} // identifier → the store file declaring it
+	for name, src := range sources {
+		f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, 0, err
+		}
+		files[name] = f
+		if storeFile(name) {
+			collectDecls(f, name, storeDecls)
 		}
 	}
-	if len(storeDecls) < 20 {
-		t.Fatalf("found only %d declarations in the store's files; did they move?", len(storeDecls))
-	}
+	report := func(format string, args ...any) { violations = append(violations, fmt.Sprintf(format, args...)) }
 	for name, f := range files {
 		if storeFile(name) {
 			continue
@@ -74,37 +127,64 @@ func TestStorageBoundary(t *testing.T) {
 			if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "go.etcd.io/bbolt") {
 				importsBolt = true
 				if name != "runner.go" {
-					t.Errorf("%s imports %s: only the store's files and the entry points in runner.go may", name, p)
+					report("%s imports %s: only the store's files and the entry points in runner.go may", name, p)
 				}
 			}
+		}
+		checkIdent := func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok {
+				if file, ok := storeDecls[id.Name]; ok {
+					report("%s: names %s, which the store declares (%s)", fset.Position(id.Pos()), id.Name, file)
+				}
+			}
+			return true
 		}
 		for _, d := range f.Decls {
 			if fd, ok := d.(*ast.FuncDecl); ok && name == "runner.go" && (fd.Recv == nil || recvName(fd) == "Runner") &&
 				slices.Contains(storeEntryPoints, fd.Name.Name) {
 				continue
 			}
+			if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.IMPORT {
+				continue
+			}
 			ast.Inspect(d, func(n ast.Node) bool {
-				switch n := n.(type) {
-				case *ast.SelectorExpr:
-					if x, ok := n.X.(*ast.Ident); ok && x.Name == "bbolt" && importsBolt {
-						t.Errorf("%s: uses bbolt.%s outside the store", fset.Position(n.Pos()), n.Sel.Name)
+				if sel, ok := n.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok && x.Name == "bbolt" && importsBolt {
+						report("%s: uses bbolt.%s outside the store", fset.Position(sel.Pos()), sel.Sel.Name)
 					}
-					ast.Inspect(n.X, func(m ast.Node) bool { return checkIdent(t, fset, m, storeDecls) })
-					return false // n.Sel is a field or method name, not a declaration
+					ast.Inspect(sel.X, checkIdent)
+					return false // sel.Sel is a field or method name, not a declaration
 				}
-				return checkIdent(t, fset, n, storeDecls)
+				return checkIdent(n)
 			})
 		}
 	}
+	slices.Sort(violations)
+	return violations, len(storeDecls), nil
 }
 
-func checkIdent(t *testing.T, fset *token.FileSet, n ast.Node, storeDecls map[string]string) bool {
-	if id, ok := n.(*ast.Ident); ok {
-		if file, ok := storeDecls[id.Name]; ok {
-			t.Errorf("%s: names %s, which the store declares (%s)", fset.Position(id.Pos()), id.Name, file)
+// collectDecls notes the package-level names file declares, but exported functions
+// (public entry points such as Salvage) and methods.
+func collectDecls(f *ast.File, file string, decls map[string]string) {
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Recv == nil && !d.Name.IsExported() {
+				decls[d.Name.Name] = file
+			}
+		case *ast.GenDecl:
+			for _, spec := range d.Specs {
+				switch s := spec.(type) {
+				case *ast.TypeSpec:
+					decls[s.Name.Name] = file
+				case *ast.ValueSpec:
+					for _, n := range s.Names {
+						decls[n.Name] = file
+					}
+				}
+			}
 		}
 	}
-	return true
 }
 
 func recvName(fd *ast.FuncDecl) string {
