@@ -81,7 +81,8 @@ type storeWriter interface {
 	// claim takes up to n ready jobs of queue, best first (priority, then FIFO), and
 	// up to extra more that outrank priority beat, honoring its keys' slots; take,
 	// if not nil, is asked before each job with its concurrency key (ok false skips
-	// it, stop ends the claim). Claimed jobs count as ready until markStarted.
+	// it, stop ends the claim). A paused queue gives nothing. Claimed jobs count as
+	// ready until markStarted.
 	claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error)
 	// markStarted records that a claimed job's handler started at at.
 	markStarted(id ID, rec *record, at time.Time) error
