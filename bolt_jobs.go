@@ -660,23 +660,13 @@ func seekPast(c *bbolt.Cursor, prefix, after []byte) (k, v []byte) {
 // apply takes a job out of where it is (the active index if it is claimed, else its
 // state's index) and moves it as transition decides for e.
 func (t *txn) apply(id ID, rec *record, e ending) (next, error) {
-	from := rec.state
-	var err error
 	if v := t.active().Get(idKey(id)); v != nil {
-		from = activeState(v) // running, or ready if its start is not recorded
-		if from == stReady && !e.started.IsZero() {
-			// A short handler: it started and ended since the last commit, and its
-			// start is recorded with its outcome.
-			t.log(changeOf(changeStarted, id, rec, stReady))
-		}
-		err = t.active().Delete(idKey(id))
-	} else {
-		err = t.unindex(id, rec)
+		return t.finish(id, rec, e, activeState(v) == stRunning)
 	}
-	if err != nil {
+	if err := t.unindex(id, rec); err != nil {
 		return next{}, err
 	}
-	return t.applyDetached(id, rec, e, from)
+	return t.applyDetached(id, rec, e, rec.state)
 }
 
 func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {

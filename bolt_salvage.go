@@ -136,7 +136,7 @@ func cause(err error) string {
 }
 
 // maxSalvageRecord bounds the record Salvage reads for one job: a longer one is a
-// damaged length, not a job (args, progress and result are at most MaxArgsSize each).
+// damaged length, not a job (args, progress and result are at most maxArgsSize each).
 const maxSalvageRecord = 4*maxArgsSize + 1<<20
 
 // salvageBatch is how many jobs one write transaction of the copy holds.

@@ -109,15 +109,15 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 	return next, nil
 }
 
-// eachSchedule calls fn with every schedule by name, in byte order; a schedule that
-// cannot be decoded is an error.
-func (t *txn) eachSchedule(fn func(name string, s *storedSchedule) error) error {
+// eachSchedule calls fn with every schedule by name, in byte order, and for one that
+// cannot be decoded with the error instead.
+func (t *txn) eachSchedule(fn func(name string, s *storedSchedule, err error) error) error {
 	return t.schedules().ForEach(func(k, v []byte) error {
 		var s storedSchedule
 		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("schedule %s: %w", k, err)
+			return fn(string(k), nil, fmt.Errorf("schedule %s: %w", k, err))
 		}
-		return fn(string(k), &s)
+		return fn(string(k), &s, nil)
 	})
 }
 

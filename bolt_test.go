@@ -264,3 +264,42 @@ func TestBucketIndexes(t *testing.T) {
 		}
 	}
 }
+
+// An unreadable schedule is left out of the loop's fire times without hiding the
+// schedules after it, and Schedules reports it.
+func TestUnreadableScheduleHidesNoOther(t *testing.T) {
+	cfg, err := newConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openBoltStore(filepath.Join(t.TempDir(), "jobs.db"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	next := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = st.update(time.Now(), nil, func(w storeWriter) error {
+		for _, name := range []string{"a", "c"} {
+			if err := w.putSchedule(name, &storedSchedule{Spec: "@hourly", Next: next.UnixNano()}); err != nil {
+				return err
+			}
+		}
+		return w.(*txn).schedules().Put([]byte("b"), []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fires map[string]time.Time
+	var listErr error
+	st.view(func(r storeReader) error {
+		fires = loadFires(r)
+		listErr = r.eachSchedule(func(_ string, _ *storedSchedule, err error) error { return err })
+		return nil
+	})
+	if len(fires) != 2 || !fires["a"].Equal(next) || !fires["c"].Equal(next) {
+		t.Fatalf("fires %v, want a and c at %v", fires, next)
+	}
+	if listErr == nil || !strings.Contains(listErr.Error(), "schedule b") {
+		t.Fatalf("the walk over schedules reports %v, want the unreadable schedule b", listErr)
+	}
+}

@@ -22,7 +22,7 @@ var (
 	ErrUnknownKind = errors.New("jobrun: unknown job kind")
 
 	// ErrInvalid is wrapped by every error about bad input: an invalid option value,
-	// an empty kind, args that do not encode or exceed MaxArgsSize. The message says
+	// an empty kind, args that do not encode or exceed 1 MiB. The message says
 	// which value is wrong.
 	ErrInvalid = errors.New("jobrun: invalid argument")
 

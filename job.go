@@ -128,7 +128,7 @@ type Job[T Args] struct {
 	exec *execution
 }
 
-// SetResult records v, encoded as JSON (at most MaxArgsSize bytes), as the job's result. It is stored with the
+// SetResult records v, encoded as JSON (at most 1 MiB), as the job's result. It is stored with the
 // job's success in the same commit, so it is visible exactly when the job is done; it
 // is not stored if the attempt fails. Calling it again replaces the value.
 func (j *Job[T]) SetResult(v any) error {
@@ -142,7 +142,7 @@ func (j *Job[T]) SetResult(v any) error {
 	return nil
 }
 
-// SetProgress records v, encoded as JSON (at most MaxArgsSize bytes), as the job's progress (a percentage, "step 3
+// SetProgress records v, encoded as JSON (at most 1 MiB), as the job's progress (a percentage, "step 3
 // of 10", any JSON value), visible to Get while the job runs. Writes are coalesced: the
 // runner stores the latest value with its next commit, so calling it often costs no
 // more than calling it once per commit. It returns once the value is queued, before it

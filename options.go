@@ -17,22 +17,22 @@ import (
 // Defaults of the runner and of every job, listed once here and in the Open doc.
 const (
 	// DefaultQueue is the queue of jobs enqueued without the Queue option. It always
-	// exists, with DefaultWorkers workers unless WithQueue configures it.
+	// exists, with 10 workers (defaultWorkers) unless WithQueue configures it.
 	DefaultQueue = "default"
 
-	// DefaultWorkers is the concurrency of the default queue.
+	// defaultWorkers is the concurrency of the default queue.
 	defaultWorkers = 10
 
-	// MaxWorkers bounds the workers of one queue (WithQueue). Each is a goroutine
+	// maxWorkers bounds the workers of one queue (WithQueue). Each is a goroutine
 	// with a place in the claim-ahead window; past a few thousand they cost memory
 	// and commit time and win nothing, since every outcome goes through one commit
 	// loop.
 	maxWorkers = 10_000
 
-	// DefaultMaxAttempts is the number of runs a job gets, the first included.
+	// defaultMaxAttempts is the number of runs a job gets, the first included.
 	defaultMaxAttempts = 25
 
-	// MaxArgsSize is the largest encoded args a job may carry, in bytes, and the limit
+	// maxArgsSize is the largest encoded args a job may carry, in bytes, and the limit
 	// of a result or progress value. Larger payloads belong in a file or the
 	// application's own bucket, with their key in the args.
 	maxArgsSize = 1 << 20
@@ -101,7 +101,7 @@ func newConfig(opts []Option) (*config, error) {
 // only when a job is claimed to run. One limiter may be shared by several queues (and
 // by the application) to cap them together; retune it at any time with its SetLimit.
 // Queues that are not configured keep their jobs until a runner that configures them
-// runs; the default queue always runs, with DefaultWorkers unless configured here.
+// runs; the default queue always runs, with 10 workers unless configured here.
 // RunUntilIdle reports ready jobs of queues it has no workers for (ErrNoWorkers), and
 // Run logs a warning at start for every registered kind whose queue has none. A
 // process that only enqueues, for a later run of the process that works the queues,
@@ -279,7 +279,7 @@ func At(t time.Time) EnqueueOption {
 }
 
 // MaxAttempts sets how many times the job may run, the first run included, before it
-// fails for good. Default: DefaultMaxAttempts (25); 1 means no retries.
+// fails for good. Default: 25; 1 means no retries.
 func MaxAttempts(n int) EnqueueOption {
 	return func(o *enqueueOptions) {
 		if n < 1 || n > math.MaxInt32 {

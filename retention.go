@@ -13,7 +13,7 @@ type Retention struct {
 	MaxDone, MaxFailed, MaxCanceled int
 }
 
-// DefaultRetention is the retention of every queue unless WithRetention changes it:
+// defaultRetention is the retention of every queue unless WithRetention changes it:
 // done jobs are kept a day, failed and canceled jobs (the dead-letter set and what
 // someone stopped) a week, with no count limit.
 var defaultRetention = Retention{Done: 24 * time.Hour, Failed: 7 * 24 * time.Hour, Canceled: 7 * 24 * time.Hour}

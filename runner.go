@@ -56,11 +56,11 @@ type Runner struct {
 // another Open waits up to the lock timeout (WithLockTimeout, 1s by default) and then
 // fails with ErrLocked.
 //
-// The defaults, which options change: the default queue runs DefaultWorkers (10) jobs at
+// The defaults, which options change: the default queue runs 10 jobs at
 // once and no other queue runs (WithQueue); logs are discarded (WithLogger); Enqueue
 // refuses kinds without a handler (WithStrictKinds); a job found running after a crash
 // is run again at most 5 times (WithMaxRecoveries). Each job, unless its options say
-// otherwise: queue "default", priority 0, due now, DefaultMaxAttempts (25) attempts,
+// otherwise: queue "default", priority 0, due now, 25 attempts,
 // Backoff(1s, 1h), no timeout.
 func Open(path string, opts ...Option) (*Runner, error) {
 	if path == "" {
@@ -526,11 +526,11 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the runner at once: it cancels running handlers, records their jobs as
-// ready again (no attempt spent), waits up to CloseGrace for the handlers to return,
+// ready again (no attempt spent), waits up to a second (closeGrace) for the handlers to return,
 // and releases the database, closing it if Open opened it. Calling Close again
 // returns ErrClosed.
 //
-// Close returns after CloseGrace even if a handler ignores its canceled context: that
+// Close returns after that second even if a handler ignores its canceled context: that
 // handler's goroutine runs on until the handler returns, as an abandoned timeout's
 // does; what it returns is dropped, and its job, already recorded ready, runs again
 // at the next start. Calls it makes on the runner meanwhile return ErrClosed.
@@ -555,7 +555,7 @@ func (r *Runner) Close() error {
 	return r.finishClose()
 }
 
-// CloseGrace is how long Close waits for canceled handlers to return.
+// closeGrace is how long Close waits for canceled handlers to return.
 const closeGrace = time.Second
 
 // beginClose refuses new sessions and returns the running one, if any.

@@ -250,7 +250,10 @@ func (r *Runner) TriggerSchedule(ctx context.Context, name string) (ID, error) {
 func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 	var out []ScheduleInfo
 	err := r.view(ctx, func(t storeReader) error {
-		return t.eachSchedule(func(name string, s *storedSchedule) error {
+		return t.eachSchedule(func(name string, s *storedSchedule, err error) error {
+			if err != nil {
+				return err
+			}
 			in := ScheduleInfo{Name: name, Spec: s.Spec, TimeZone: s.TimeZone, LastJob: s.LastJob,
 				Next: time.Unix(0, s.Next), SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap}
 			if s.Last != 0 {

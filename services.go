@@ -50,11 +50,14 @@ type firer struct {
 	fires map[string]time.Time // each schedule's next fire, as stored
 }
 
-// loadFires reads every readable schedule's next fire.
+// loadFires reads every readable schedule's next fire; an unreadable one is left
+// out, and fireDue logs it if it is ever looked at.
 func loadFires(t storeReader) map[string]time.Time {
 	fires := map[string]time.Time{}
-	t.eachSchedule(func(name string, s *storedSchedule) error {
-		fires[name] = time.Unix(0, s.Next)
+	t.eachSchedule(func(name string, s *storedSchedule, err error) error {
+		if err == nil {
+			fires[name] = time.Unix(0, s.Next)
+		}
 		return nil
 	})
 	return fires

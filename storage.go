@@ -58,8 +58,9 @@ type storeReader interface {
 	pausedQueues() map[string]bool
 	// schedule reads one schedule, or ErrNotFound.
 	schedule(name string) (*storedSchedule, error)
-	// eachSchedule calls fn with every schedule by name; an unreadable one is an error.
-	eachSchedule(fn func(name string, s *storedSchedule) error) error
+	// eachSchedule calls fn with every schedule by name, and for one that cannot be
+	// decoded with the error instead; fn's error ends the walk.
+	eachSchedule(fn func(name string, s *storedSchedule, err error) error) error
 	// nextDue is when the earliest job waiting for a time is due, zero if none is.
 	nextDue() time.Time
 	// retentionDue reports whether retention has jobs to delete now and, if not,

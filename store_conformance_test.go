@@ -1382,7 +1382,7 @@ func confSchedules(t *testing.T, open storeOpener) {
 	}
 	var names []string
 	confView(t, st, func(r storeReader) error {
-		return r.eachSchedule(func(name string, s *storedSchedule) error {
+		return r.eachSchedule(func(name string, s *storedSchedule, _ error) error {
 			names = append(names, name)
 			if name == "b" && s.Spec != "@hourly" {
 				t.Errorf("schedule b: %+v", s)
@@ -1395,7 +1395,7 @@ func confSchedules(t *testing.T, open storeOpener) {
 	}
 	stop := errors.New("stop")
 	err := st.view(func(r storeReader) error {
-		return r.eachSchedule(func(string, *storedSchedule) error { return stop })
+		return r.eachSchedule(func(string, *storedSchedule, error) error { return stop })
 	})
 	if !errors.Is(err, stop) {
 		t.Errorf("eachSchedule with fn failing: %v, want fn's error", err)
@@ -1412,7 +1412,7 @@ func confSchedules(t *testing.T, open storeOpener) {
 			t.Errorf("deleted schedule: %+v, %v; want ErrNotFound", s, err)
 		}
 		names = nil
-		return r.eachSchedule(func(name string, _ *storedSchedule) error {
+		return r.eachSchedule(func(name string, _ *storedSchedule, _ error) error {
 			names = append(names, name)
 			return nil
 		})
