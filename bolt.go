@@ -67,18 +67,19 @@ var (
 	bucketKeyWait   = []byte("keywait")
 	bucketKeySlots  = []byte("keyslots")
 	bucketHeld      = []byte("held")
+	bucketSteps     = []byte("steps")
 	keySchema       = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps}
 
 	// laterBuckets are buckets that no read needs, added after schema 2: a file an
 	// earlier jobrun wrote lacks them, and a read-only runner opens it all the same.
 	// A runner that runs its services creates them at open; only its writes use them.
-	laterBuckets = [][]byte{bucketHeld}
+	laterBuckets = [][]byte{bucketHeld, bucketSteps}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -297,6 +298,7 @@ const (
 	bKeyWait
 	bKeySlots
 	bHeld
+	bSteps
 	numBuckets
 )
 

@@ -240,3 +240,14 @@ func parseWaitKey(k []byte) (queue, key string, priority int64, id ID, ok bool) 
 	tail := rest[2+n:]
 	return queue, string(rest[2 : 2+n]), restorePriority(binary.BigEndian.Uint64(tail)), keyID(tail), true
 }
+
+// stepKey is a step's key in the steps bucket: its job's ID, then the step's key.
+func stepKey(id ID, key string) []byte { return append(idKey(id), key...) }
+
+// parseStepKey reads a key of the steps bucket.
+func parseStepKey(k []byte) (ID, string, bool) {
+	if len(k) <= 8 {
+		return 0, "", false
+	}
+	return ID(binary.BigEndian.Uint64(k[:8])), string(k[8:]), true
+}

@@ -36,12 +36,19 @@ func FuzzKeys(f *testing.F) {
 		parseUniqueValue(garbage)
 		parseSlotKey(garbage)
 		parseWaitKey(garbage)
+		parseStepKey(garbage)
+		decodeStep("k", garbage)
 
 		if len(name) > maxNameLen || len(key) > maxUniqueKeyLen {
 			return // the options refuse these before any key is made
 		}
 		id := ID(id1)
 		at := time.Unix(0, max(ns, 1)) // the keys hold times from 1970, and 0 for none
+		if key != "" {
+			if gid, gkey, ok := parseStepKey(stepKey(id, key)); !ok || gid != id || gkey != key {
+				t.Fatalf("step key of %d/%q: %d/%q %v", id, key, gid, gkey, ok)
+			}
+		}
 		if got, ok := parseIDKey(idKey(id)); !ok || got != id {
 			t.Fatalf("id key of %d: %d %v", id, got, ok)
 		}

@@ -563,6 +563,9 @@ func (t *txn) remove(id ID, r *record) error {
 	if err := t.corrupt().Delete(idKey(id)); err != nil {
 		return err
 	}
+	if err := t.removeSteps(id); err != nil {
+		return err
+	}
 	t.count(r.queue, r.state, 0)
 	t.log(changeOf(changeRemoved, id, r, r.state))
 	return t.jobs().Delete(idKey(id))

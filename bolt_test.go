@@ -258,7 +258,7 @@ func TestBucketIndexes(t *testing.T) {
 	for i, want := range map[int][]byte{bMeta: bucketMeta, bJobs: bucketJobs, bReady: bucketReady,
 		bScheduled: bucketScheduled, bActive: bucketActive, bFinished: bucketFinished, bCounts: bucketCounts,
 		bCorrupt: bucketCorrupt, bQueues: bucketQueues, bUnique: bucketUnique, bSchedules: bucketSchedules,
-		bTags: bucketTags, bKeyWait: bucketKeyWait, bKeySlots: bucketKeySlots, bHeld: bucketHeld} {
+		bTags: bucketTags, bKeyWait: bucketKeyWait, bKeySlots: bucketKeySlots, bHeld: bucketHeld, bSteps: bucketSteps} {
 		if !bytes.Equal(allBuckets[i], want) {
 			t.Errorf("bucket index %d is %s, want %s", i, allBuckets[i], want)
 		}

@@ -96,6 +96,7 @@ type engine struct {
 	starts   []*execution // started since the last commit: to record as running
 	returns  []*execution // abandoned handlers that returned: to free their key slots
 	progress map[*execution]bool
+	steps    []*stepOp // steps of running attempts, to store and answer
 	controls []*controlOp
 	mutates  []*mutateOp
 	closing  bool
@@ -192,6 +193,8 @@ func (en *engine) take(op any) {
 		en.done = append(en.done, op)
 	case progressOp:
 		en.progress[op.e] = true
+	case *stepOp:
+		en.steps = append(en.steps, op)
 	case startOp:
 		en.starts = append(en.starts, op.e)
 	case returnOp:
@@ -322,8 +325,8 @@ func (en *engine) cycle() {
 	en.fresh = false
 	// A start note that lost the race with its job's outcome has nothing to record.
 	en.starts = slices.DeleteFunc(en.starts, func(e *execution) bool { return en.inflight[e.id] != e })
-	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.returns) + len(en.progress) + len(en.mutates)
-	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates) == 0 {
+	pending := len(en.enqueues) + len(en.done) + len(en.starts) + len(en.returns) + len(en.progress) + len(en.mutates) + len(en.steps)
+	if en.failures > 0 && now.Before(en.backoffUntil) && len(en.enqueues)+len(en.mutates)+len(en.steps) == 0 {
 		// After a failed commit (a full disk), wait out the backoff unless a caller is
 		// waiting: due promotions, fires and the cleaner would fail the same way.
 		en.finishCycle(now, nil)
@@ -379,7 +382,9 @@ func (en *engine) cycle() {
 //     outcome comes before its return), and before the claims, to which they free
 //     capacity.
 //  4. Management calls after the outcomes, so they find finished jobs finished.
-//  5. Progress after both: the progress of a job that ended is not written.
+//  5. Progress after both: the progress of a job that ended is not written. Steps
+//     after progress, so that a step's record (its attempt count restarted) is the
+//     last written.
 //  6. The timed services: due jobs, due schedules, retention.
 //  7. Claims last, so they see every job that became ready in this commit.
 func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
@@ -413,6 +418,9 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 		op.answer = answer
 	}
 	if err := en.writeProgress(w, finished); err != nil {
+		return err
+	}
+	if err := en.writeSteps(w, finished); err != nil {
 		return err
 	}
 	if err := en.promoter.write(w, res); err != nil {
@@ -485,6 +493,28 @@ func (en *engine) writeProgress(w storeWriter, finished map[*execution]bool) err
 		e.unsaved = true // until this commit succeeds
 		if err := w.saveProgress(e.id, e.rec); err != nil {
 			return fmt.Errorf("record progress of job %d: %w", e.id, err)
+		}
+	}
+	return nil
+}
+
+// writeSteps stores the steps of attempts still running. A step of an attempt that
+// ended (handed back, abandoned at its timeout, or returned while a goroutine of its
+// handler ran a step) is refused: the job's next attempt must not find it.
+func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error {
+	for _, op := range en.steps {
+		e := op.e
+		if finished[e] || en.inflight[e.id] != e || e.status.Load() != execRunning {
+			op.s = nil
+			continue
+		}
+		var rec *record
+		if e.rec.attempt != 0 {
+			rec = e.rec.clone()
+			rec.attempt = 0 // each step gets the job's attempts afresh
+		}
+		if err := w.saveStep(e.id, rec, op.s); err != nil {
+			return fmt.Errorf("record step %q of job %d: %w", op.s.key, e.id, err)
 		}
 	}
 	return nil
@@ -566,6 +596,15 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		e.unsaved = false
 	}
 	clear(en.progress)
+	for _, op := range en.steps {
+		if op.s == nil {
+			op.reply <- errAttemptOver
+			continue
+		}
+		op.e.rec.attempt = 0
+		op.reply <- nil
+	}
+	en.steps = en.steps[:0]
 	for _, op := range en.mutates {
 		if op.answer == nil && op.after != nil {
 			op.after(en)
@@ -650,7 +689,7 @@ func (en *engine) finishCycle(now time.Time, err error) {
 // isIdle reports that nothing is running, claimable or due: RunUntilIdle can return.
 // Jobs of a paused queue wait for Resume, so they do not count.
 func (en *engine) isIdle(now time.Time) bool {
-	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || len(en.mutates) > 0 || en.failures > 0 {
+	if len(en.inflight) > 0 || len(en.done) > 0 || len(en.enqueues) > 0 || len(en.mutates) > 0 || len(en.steps) > 0 || en.failures > 0 {
 		return false
 	}
 	if en.promoter.due(now) || len(en.firer.due(now)) > 0 {
@@ -675,6 +714,10 @@ func (en *engine) refuseWaiting(err error) {
 		op.reply <- err
 	}
 	en.mutates = nil
+	for _, op := range en.steps {
+		op.reply <- err
+	}
+	en.steps = nil
 }
 
 // stop ends the runner on an error it cannot go past, a damaged file: every caller
@@ -722,6 +765,8 @@ func (en *engine) exit() {
 			case *controlOp:
 				op.reply <- closed
 			case *mutateOp:
+				op.reply <- closed
+			case *stepOp:
 				op.reply <- closed
 			}
 		default:

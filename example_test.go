@@ -392,3 +392,72 @@ func ExampleJitter() {
 	// Output:
 	// retrying 2s
 }
+
+// Order is the args of a job made of steps.
+type Order struct {
+	ID string `json:"id"`
+}
+
+func (Order) Kind() string { return "order" }
+
+// A job made of steps resumes after its last finished step: here the first attempt
+// fails after charging the card, and the retry ships without charging again.
+func ExampleStep() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	shipped := false
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[Order]) error {
+		charge, err := jobrun.Step(ctx, "charge", func(ctx context.Context) (string, error) {
+			fmt.Println("charging order", job.Args.ID)
+			return "ch_1", nil
+		})
+		if err != nil {
+			return err
+		}
+		_, err = jobrun.Step(ctx, "ship", func(ctx context.Context) (bool, error) {
+			if !shipped {
+				shipped = true
+				return false, errors.New("carrier unavailable")
+			}
+			fmt.Println("shipping order", job.Args.ID, "paid by", charge)
+			return true, nil
+		})
+		return err
+	})
+
+	ctx := context.Background()
+	id, err := r.Enqueue(ctx, Order{ID: "A-17"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		if err := r.RunUntilIdle(ctx); err != nil {
+			log.Fatal(err)
+		}
+		info, err := r.Get(ctx, id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if info.State == jobrun.StateDone {
+			for _, s := range info.Steps {
+				fmt.Println(s.Name, s.State, string(s.Result))
+			}
+			break
+		}
+		// Retrying: bring the next attempt forward instead of waiting out its backoff.
+		if err := r.Promote(ctx, id); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// charging order A-17
+	// shipping order A-17 paid by ch_1
+	// charge done "ch_1"
+	// ship done true
+}

@@ -111,6 +111,7 @@ type Info struct {
 	Tags           []string        `json:"tags,omitempty"`            // the job's Tags
 	ConcurrencyKey string          `json:"concurrency_key,omitempty"` // the job's ConcurrencyKey, "" if none
 	Logs           []LogLine       `json:"logs,omitempty"`            // the lines the handler logged with Job.Log, the latest 50
+	Steps          []StepInfo      `json:"steps,omitempty"`           // the steps the handler stored with Step, by name; only Get reads them
 }
 
 // LogLine is one line a handler logged with Job.Log.
@@ -282,6 +283,8 @@ type execution struct {
 	logs        []LogLine // lines the loop has not taken yet
 	canceled    bool      // Cancel asked for this attempt to stop
 	cancelFn    context.CancelCauseFunc
+
+	steps steps // the worker's: Step's view of the job's steps (step.go)
 }
 
 // setProgress stores the latest progress and reports whether the commit loop must be

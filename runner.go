@@ -390,7 +390,13 @@ func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
 func (r *Runner) Get(ctx context.Context, id ID) (*Info, error) {
 	var in *Info
 	err := r.view(ctx, func(t storeReader) (err error) {
-		in, err = t.info(id)
+		if in, err = t.info(id); err != nil {
+			return err
+		}
+		steps, err := t.steps(id)
+		for _, s := range steps {
+			in.Steps = append(in.Steps, s.info())
+		}
 		return err
 	})
 	if err != nil {

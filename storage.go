@@ -66,6 +66,9 @@ type storeReader interface {
 	// retentionDue reports whether retention has jobs to delete now and, if not,
 	// when it will (zero: never, as things stand).
 	retentionDue() (bool, time.Time)
+	// steps reads the steps a job stored, in name order; none for a store
+	// written before steps existed.
+	steps(id ID) ([]*step, error)
 	// recount counts every queue's jobs per state from scratch and returns the
 	// counters that disagree.
 	recount() ([]CountMismatch, error)
@@ -100,6 +103,9 @@ type storeWriter interface {
 	put(id ID, rec *record) error
 	// saveProgress stores a running job's record with its progress and log lines.
 	saveProgress(id ID, rec *record) error
+	// saveStep stores a step of a claimed job, and rec, its record, if it is not nil
+	// (the attempt count restarts at each step). remove deletes a job's steps with it.
+	saveStep(id ID, rec *record, s *step) error
 	// releaseHeld frees the key slot an abandoned handler of job id held.
 	releaseHeld(id ID) error
 	// promoteDue makes up to n jobs whose time has come ready, and returns when the

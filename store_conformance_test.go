@@ -83,6 +83,7 @@ var conformanceCases = []conformanceCase{
 	{"RetryingJobComesBackDue", confRetryingComesBack},
 	{"ApplyToWaitingAndFinishedJobs", confApplyWaitingFinished},
 	{"SaveProgress", confSaveProgress},
+	{"Steps", confSteps},
 	{"PromoteDue", confPromoteDue},
 	{"UniqueKey", confUniqueKey},
 	{"Throttle", confThrottle},
@@ -1046,6 +1047,58 @@ func confSaveProgress(t *testing.T, open storeOpener) {
 	confWantMove(t, changes, id, stRunning, stDone, outcomeDone)
 	if in := confWantInfo(t, st, id, StateDone, 1); string(in.Progress) != `{"pct":50}` {
 		t.Errorf("progress after done: %s", in.Progress)
+	}
+}
+
+// confSteps: a claimed job's steps are stored one by one, read back in key order,
+// survive the job's outcome, and go when the job is removed.
+func confSteps(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	ids := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0))
+	id, other := ids[0], ids[1]
+	cj := confClaimOne(t, st, confT0, "q", id)
+	confStart(t, st, confT0, cj)
+	at := confT0.Add(time.Second)
+	b := &step{key: "b", state: stepDone, attempts: 1, result: []byte(`2`), startedAt: confT0, finishedAt: at}
+	a := &step{key: "a", state: stepFailed, attempts: 2, err: "declined", startedAt: confT0, finishedAt: at}
+	confUpdate(t, st, at, func(w storeWriter) error { return w.saveStep(id, nil, b) })
+	rec := cj.rec.clone()
+	rec.attempt = 0
+	confUpdate(t, st, at, func(w storeWriter) error { return w.saveStep(id, rec, a) })
+	var got, none []*step
+	confView(t, st, func(r storeReader) (err error) {
+		if got, err = r.steps(id); err != nil {
+			return err
+		}
+		none, err = r.steps(other)
+		return err
+	})
+	if len(got) != 2 || len(none) != 0 {
+		t.Fatalf("steps of %d: %d, of %d: %d; want 2 and 0", id, len(got), other, len(none))
+	}
+	if g := got[0]; g.key != "a" || g.state != stepFailed || g.err != "declined" || g.attempts != 2 ||
+		!g.startedAt.Equal(confT0) || !g.finishedAt.Equal(at) {
+		t.Errorf("step a read back as %+v", g)
+	}
+	if g := got[1]; g.key != "b" || g.state != stepDone || string(g.result) != "2" {
+		t.Errorf("step b read back as %+v", g)
+	}
+	confWantInfo(t, st, id, StateRunning, 1)
+	_, _, _ = confApply(t, st, at, claimedJob{id: id, rec: rec}, ending{outcome: outcomeDone, started: confT0})
+	confWantInfo(t, st, id, StateDone, 1)
+	confUpdate(t, st, at, func(w storeWriter) error {
+		rec, err := w.get(id)
+		if err != nil {
+			return err
+		}
+		return w.remove(id, rec)
+	})
+	confView(t, st, func(r storeReader) (err error) {
+		got, err = r.steps(id)
+		return err
+	})
+	if len(got) != 0 {
+		t.Errorf("a removed job keeps %d steps", len(got))
 	}
 }
 

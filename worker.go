@@ -346,7 +346,7 @@ func callHandler(ctx context.Context, h *handler, e *execution, rd *RetryDelayer
 		return err
 	}
 	*rd, _ = args.(RetryDelayer)
-	return h.call(ctx, e, args)
+	return h.call(context.WithValue(ctx, execKey{}, e), e, args)
 }
 
 // report hands a finished attempt to the commit loop. If the loop has exited the

@@ -1,0 +1,251 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Limits of a job's steps: how many one job may record, and how many bytes of results
+// they may keep in all (each result is bounded like args, at 1 MiB).
+const (
+	maxSteps      = 1000
+	maxStepsBytes = 4 << 20
+)
+
+// StepInfo is one recorded step of a job, as Get shows it.
+type StepInfo struct {
+	Name       string          `json:"name"`     // the step's name, with "#n" for the nth repeat in one attempt (see Step)
+	State      string          `json:"state"`    // "done", or "failed" (a permanent error, returned to every later attempt)
+	Attempts   int             `json:"attempts"` // the job's attempt, counted since the previous step, that recorded it
+	Result     json.RawMessage `json:"result,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+}
+
+// Step states as stored.
+const (
+	stepDone byte = iota + 1
+	stepFailed
+)
+
+// step is a step's stored form.
+type step struct {
+	key        string
+	state      byte
+	attempts   int64
+	result     []byte
+	err        string
+	startedAt  time.Time
+	finishedAt time.Time
+}
+
+const stepVersion = 1
+
+func (s *step) encode() []byte {
+	b := make([]byte, 0, 32+len(s.result)+len(s.err))
+	b = append(b, stepVersion, s.state)
+	b = binary.AppendVarint(b, s.attempts)
+	b = appendTime(b, s.startedAt)
+	b = appendTime(b, s.finishedAt)
+	b = appendBytes(b, s.result)
+	return appendString(b, s.err)
+}
+
+// decodeStep parses a step stored under key; like decodeRecord, it keeps nothing of b.
+func decodeStep(key string, b []byte) (*step, error) {
+	if len(b) < 2 || b[0] == 0 || b[0] > stepVersion {
+		return nil, fmt.Errorf("decode step %q: unknown version or empty", key)
+	}
+	d := decoder{b: b[2:]}
+	s := &step{key: key, state: b[1]}
+	s.attempts = d.varint()
+	s.startedAt = d.time()
+	s.finishedAt = d.time()
+	s.result = d.bytes()
+	s.err = d.string()
+	if d.err != nil {
+		return nil, fmt.Errorf("decode step %q: %w", key, d.err)
+	}
+	if s.state != stepDone && s.state != stepFailed {
+		return nil, fmt.Errorf("decode step %q: invalid state %d", key, s.state)
+	}
+	return s, nil
+}
+
+func (s *step) info() StepInfo {
+	state := "done"
+	if s.state == stepFailed {
+		state = "failed"
+	}
+	return StepInfo{Name: s.key, State: state, Attempts: int(s.attempts), Result: s.result, Error: s.err,
+		StartedAt: s.startedAt, FinishedAt: s.finishedAt}
+}
+
+// stepOp asks the loop to store a step of a running attempt; reply gets the commit's
+// error.
+type stepOp struct {
+	e     *execution
+	s     *step
+	reply chan error
+}
+
+// errAttemptOver answers a step whose attempt the loop no longer runs: it was handed
+// back, interrupted or abandoned at its timeout, so its result must not be stored
+// over the attempt that runs the job now.
+var errAttemptOver = errors.New("jobrun: the attempt ended before its step was stored")
+
+// steps is an attempt's view of its job's steps: those stored by earlier attempts
+// (read on the first Step call) and those this attempt stored, and how often each
+// name was used in this attempt.
+type steps struct {
+	mu     sync.Mutex
+	loaded bool
+	saved  map[string]*step
+	bytes  int
+	uses   map[string]int
+	spent  int // attempts of this job before the latest step this attempt stored
+}
+
+type execKey struct{}
+
+// Step runs fn as the step called name of the job whose handler ctx belongs to, once
+// per job: its result is stored durably before Step returns, and when the job runs
+// again (a retry, a recovery after a crash) Step returns the stored result without
+// calling fn. A handler made of steps thus resumes after its last finished step, as
+// in Inngest; code outside steps runs again on every attempt.
+//
+// A name used more than once in one attempt (a loop) refers to a new step each time:
+// the second use is "name#2", the third "name#3". Steps may run concurrently from
+// goroutines of the handler; concurrent steps must have distinct names, since the
+// order of their uses is not stable across attempts.
+//
+// An error from fn is returned, wrapped with the step's name, and fails the attempt
+// if the handler returns it; the job retries by its own policy and calls fn again.
+// The attempt count restarts at each stored step, so MaxAttempts applies to each
+// step, not to the whole job. An error wrapped with Permanent is stored like a
+// result: this and every later attempt gets it back, as a Permanent error, without
+// calling fn.
+//
+// The result is stored as JSON (at most 1 MiB; a job keeps at most 1,000 steps and
+// 4 MiB of results); a stored result that does not decode into R is a Permanent
+// error. Step outside a handler's context returns an error wrapping ErrInvalid.
+func Step[R any](ctx context.Context, name string, fn func(ctx context.Context) (R, error)) (R, error) {
+	var zero R
+	e, _ := ctx.Value(execKey{}).(*execution)
+	if e == nil {
+		return zero, invalidf("step %q: called outside a job's handler", name)
+	}
+	if err := validateName("step name", name); err != nil {
+		return zero, fmt.Errorf("step: %w", err)
+	}
+	key, saved, err := e.r.reachStep(e, name)
+	if err != nil {
+		return zero, err
+	}
+	if saved != nil {
+		return savedResult[R](saved)
+	}
+	started := time.Now()
+	v, fnErr := fn(ctx)
+	s := &step{key: key, state: stepDone, startedAt: started}
+	var pe *permanentError
+	switch {
+	case fnErr == nil:
+		b, err := encodeValue(v)
+		if err != nil {
+			return zero, Permanent(fmt.Errorf("step %q: %w", key, err))
+		}
+		s.result = b
+	case errors.As(fnErr, &pe):
+		s.state, s.err = stepFailed, pe.err.Error()
+	default:
+		return zero, fmt.Errorf("step %q: %w", key, fnErr)
+	}
+	s.finishedAt = time.Now()
+	if err := e.r.saveStep(ctx, e, s); err != nil {
+		return zero, fmt.Errorf("step %q: store: %w", key, err)
+	}
+	if fnErr != nil {
+		return zero, fmt.Errorf("step %q: %w", key, fnErr)
+	}
+	return v, nil
+}
+
+// savedResult returns what a stored step returns: its result decoded, or its error.
+func savedResult[R any](s *step) (R, error) {
+	var v R
+	if s.state == stepFailed {
+		return v, Permanent(fmt.Errorf("step %q: %s", s.key, s.err))
+	}
+	if err := json.Unmarshal(s.result, &v); err != nil {
+		return v, Permanent(fmt.Errorf("step %q: the stored result does not decode into %T: %w", s.key, v, err))
+	}
+	return v, nil
+}
+
+// reachStep counts a use of name in e's attempt and returns the step's key and, if an
+// earlier attempt stored it, the step. The first call of an attempt reads the job's
+// stored steps.
+func (r *Runner) reachStep(e *execution, name string) (string, *step, error) {
+	ss := &e.steps
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.loaded {
+		var stored []*step
+		err := r.st.view(func(t storeReader) (err error) {
+			stored, err = t.steps(e.id)
+			return err
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("step %q: read the job's steps: %w", name, err)
+		}
+		ss.saved, ss.uses = make(map[string]*step, len(stored)), map[string]int{}
+		for _, s := range stored {
+			ss.saved[s.key] = s
+			ss.bytes += len(s.result)
+		}
+		ss.loaded = true
+	}
+	ss.uses[name]++
+	key := name
+	if n := ss.uses[name]; n > 1 {
+		key = name + "#" + strconv.Itoa(n)
+	}
+	if s := ss.saved[key]; s != nil {
+		return key, s, nil
+	}
+	if len(ss.saved) >= maxSteps {
+		return "", nil, Permanent(invalidf("step %q: the job has %d steps, the most one job may record", key, maxSteps))
+	}
+	return key, nil, nil
+}
+
+// saveStep stores s with e's job in the loop's next commit and waits for it.
+func (r *Runner) saveStep(ctx context.Context, e *execution, s *step) error {
+	ss := &e.steps
+	ss.mu.Lock()
+	if ss.bytes+len(s.result) > maxStepsBytes {
+		ss.mu.Unlock()
+		return Permanent(invalidf("the job's step results would take %d bytes, over the limit of %d",
+			ss.bytes+len(s.result), maxStepsBytes))
+	}
+	s.attempts = int64(e.info.Attempt - ss.spent)
+	ss.mu.Unlock()
+	reply := make(chan error, 1)
+	if err := r.send(ctx, &stepOp{e: e, s: s, reply: reply}, reply); err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	ss.saved[s.key] = s
+	ss.bytes += len(s.result)
+	ss.spent = e.info.Attempt - 1 // the next step's attempts count from this one's
+	ss.mu.Unlock()
+	return nil
+}
