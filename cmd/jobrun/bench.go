@@ -40,6 +40,8 @@ record completion; docs/PERFORMANCE.md records the figures of a full run.
                    p50/p95/p99 of handler start minus the instant before Enqueue
   W6 e2e           50,000 jobs; 4 producers and the workers at once, until the last
                    completion is committed
+  W7 steps         20,000 runs inserted beforehand, each a handler of three Steps
+                   (no-ops returning a small struct); until the last run is done
 
 In the same run it measures raw bbolt on the same disk, each on a fresh file, as
 the reference every workload is compared to:
@@ -48,6 +50,8 @@ the reference every workload is compared to:
   b16  group commit of single Puts from 16 goroutines: one committer
        takes every queued Put and commits them in one Update           (for W2)
   b4   the same from 4 goroutines                                      (for W6)
+  s16  runs of four sequential Puts (three steps, a completion) from 16
+       goroutines through the same group commit                        (for W7)
   d    the least a job's life takes, in batches of 1,000 per
        transaction: insert record and ready key; claim (ready key to
        active key); complete (delete active key, rewrite the record)   (for W3, W4)
@@ -128,8 +132,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&cfg.quick, "quick", false, "divide every size by 10, for smoke tests")
 	fs.IntVar(&cfg.runs, "runs", 3, "run every measurement `n` times and report each run and the median")
-	fs.StringVar(&names, "workloads", "W1,W2,W3,W4,W5,W6",
-		"comma-separated `list` of the workloads to run: W1 to W6, scale, conc, size")
+	fs.StringVar(&names, "workloads", "W1,W2,W3,W4,W5,W6,W7",
+		"comma-separated `list` of the workloads to run: W1 to W7, scale, conc, size")
 	fs.BoolVar(&cfg.nosync, "nosync", false,
 		`open the files with bbolt's NoSync: commits are not fsynced (config "nosync")`)
 	fs.BoolVar(&cfg.json, "json", false, "print the JSON lines only, without the table")
@@ -174,7 +178,7 @@ func selectWorkloads(list string) ([]*benchSpec, []*benchSuite, error) {
 		}
 		i := slices.IndexFunc(suites, func(s *benchSuite) bool { return strings.EqualFold(s.name, name) })
 		if i < 0 {
-			return nil, nil, fmt.Errorf("-workloads: unknown workload %q (want W1 to W6, scale, conc or size)", name)
+			return nil, nil, fmt.Errorf("-workloads: unknown workload %q (want W1 to W7, scale, conc or size)", name)
 		}
 		wantSuite[suites[i]] = true
 	}
@@ -205,6 +209,7 @@ type benchSpec struct {
 	// For the conc and size sets, which print them in the JSON line.
 	workers int // total concurrency of the workers, if not benchWorkers
 	payload int // bytes of each job's args as JSON, if not the standard payload
+	steps   int // steps per run (W7 and its reference), for runs_per_s and steps_per_s
 }
 
 // workload is the value of the JSON line's "workload" field.
@@ -221,6 +226,7 @@ var (
 	refB16 = &benchSpec{id: "b16", name: "group-commit", system: "bbolt", size: 50_000, run: refGroupCommit(16)}
 	refB4  = &benchSpec{id: "b4", name: "group-commit", system: "bbolt", size: 50_000, run: refGroupCommit(4)}
 	refD   = &benchSpec{id: "d", name: "lifecycle-batch", system: "bbolt", size: 100_000, run: refLifecycle}
+	refS16 = &benchSpec{id: "s16", name: "step-writes", system: "bbolt", size: 20_000, steps: 3, run: refSteps(16, 4)}
 )
 
 // The workloads of docs/WORKLOADS.md, in table order.
@@ -234,6 +240,7 @@ var (
 		w4,
 		{id: "W5", name: "latency", system: "jobrun", size: 5_000, run: benchLatency},
 		{id: "W6", name: "e2e", system: "jobrun", size: 50_000, ref: refB4, run: benchE2E},
+		{id: "W7", name: "steps", system: "jobrun", size: 20_000, ref: refS16, steps: 3, run: benchSteps},
 	}
 )
 
@@ -265,6 +272,11 @@ type benchLine struct {
 	P50ms    *float64 `json:"p50_ms"`
 	P95ms    *float64 `json:"p95_ms"`
 	P99ms    *float64 `json:"p99_ms"`
+
+	// W7 and its reference: runs of a handler of steps (each run a job), and steps
+	// stored, per second.
+	RunsPerS  float64 `json:"runs_per_s,omitempty"`
+	StepsPerS float64 `json:"steps_per_s,omitempty"`
 
 	// Extra fields of the scale, conc and size sets; omitted when zero.
 	Waiting      int     `json:"waiting,omitempty"`       // jobs waiting in the file when the measurement began
@@ -380,6 +392,9 @@ func measure(ctx context.Context, cfg benchConfig, s *benchSpec, env *benchEnv) 
 		},
 		commits: smp.commits, pages: smp.pages,
 	}
+	if s.steps > 0 {
+		res.RunsPerS, res.StepsPerS = res.JobsPerS, round(float64(smp.n*s.steps)/secs, 0)
+	}
 	if smp.latency != nil {
 		slices.Sort(smp.latency)
 		res.P50ms = msPtr(percentile(smp.latency, 50))
@@ -473,6 +488,8 @@ type fixture struct {
 	ran     atomic.Int64  // handlers that returned
 	allRan  chan struct{} // closed when ran reaches n
 
+	steps int // Steps each handler stores before it returns (W7)
+
 	runDone chan struct{} // closed when Run returned, if it was started
 	runErr  error
 }
@@ -502,6 +519,11 @@ func (f *fixture) handle(ctx context.Context, job *jobrun.Job[benchArgs]) error 
 		// Each job has its own slot; the reader waits for allRan, which the atomic
 		// counter orders after this write.
 		f.started[job.Args.N] = int64(time.Since(f.t0))
+	}
+	for i := range f.steps {
+		if _, err := jobrun.Step(ctx, stepNames[i], noStep); err != nil {
+			return err
+		}
 	}
 	if f.ran.Add(1) == int64(f.n) {
 		close(f.allRan)
@@ -666,6 +688,31 @@ func drainWith(workers int, newArgs func(int) benchArgs) runFunc {
 		})
 	}
 }
+
+// benchSteps is W7: n runs of a handler of three steps, inserted beforehand
+// (untimed); timed from Run until the last run's completion is committed.
+func benchSteps(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	return withFixture(env, n, benchWorkers, false, func(f *fixture) (benchSample, error) {
+		f.steps = 3
+		if err := enqueueBatches(ctx, f.r, n, newBenchArgs); err != nil {
+			return benchSample{}, err
+		}
+		return timed(f.db, n, func() error {
+			f.run(ctx)
+			return f.waitStored(ctx)
+		})
+	})
+}
+
+// stepResult is what each of W7's steps returns: a small struct.
+type stepResult struct {
+	OK bool `json:"ok"`
+	N  int  `json:"n"`
+}
+
+var stepNames = [...]string{"first", "second", "third"}
+
+func noStep(context.Context) (stepResult, error) { return stepResult{OK: true, N: 1}, nil }
 
 // benchLatency is W5: with the workers running, one producer offers a job every 2 ms
 // (500/s) and each job's latency is its handler's start minus the instant just before

@@ -173,6 +173,19 @@ func refGroupCommit(k int) func(ctx context.Context, env *benchEnv, n int) (benc
 	}
 }
 
+// refSteps returns reference s for k goroutines: each run is writes sequential Puts
+// (a run's steps, then its completion), each durable before the next, through
+// reference b's group commit. It is the least an engine that commits every step
+// before the next begins can do; runs per second over n runs.
+func refSteps(k, writes int) func(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+	group := refGroupCommit(k)
+	return func(ctx context.Context, env *benchEnv, n int) (benchSample, error) {
+		smp, err := group(ctx, env, n*writes)
+		smp.n = n
+		return smp, err
+	}
+}
+
 // refLifecycle is reference d: the minimal life of a job, a transaction per step for
 // each batch of 1,000: insert the records and their ready keys; claim them (delete the
 // ready key, put an active key); complete them (delete the active key, rewrite the

@@ -33,6 +33,7 @@ var (
 var wantLines = []string{
 	"W1-enqueue-seq", "ref-a-put-per-update", "W2-enqueue-conc", "ref-b16-group-commit",
 	"W3-enqueue-bulk", "ref-d-lifecycle-batch", "W4-drain", "W5-latency", "W6-e2e", "ref-b4-group-commit",
+	"W7-steps", "ref-s16-step-writes",
 }
 
 // w5Late is W5's warning that its producer fell behind its schedule.
@@ -146,8 +147,8 @@ func TestBenchUsage(t *testing.T) {
 		{args: []string{"help", "bench"}, code: 0, stdout: "-workloads list"},
 		{args: []string{"bench", "-runs", "0"}, code: 2, errs: "-runs must be at least 1"},
 		{args: []string{"bench", "-scale", "0"}, code: 2, errs: "-scale must be at least 1"},
-		{args: []string{"bench", "-workloads", "W1,W7"}, code: 2, errs: `unknown workload "W7"`},
-		{args: []string{"bench", "-workloads", "scale,sizes"}, code: 2, errs: `unknown workload "sizes" (want W1 to W6, scale, conc or size)`},
+		{args: []string{"bench", "-workloads", "W1,W8"}, code: 2, errs: `unknown workload "W8"`},
+		{args: []string{"bench", "-workloads", "scale,sizes"}, code: 2, errs: `unknown workload "sizes" (want W1 to W7, scale, conc or size)`},
 		{args: []string{"bench", "-workloads", ""}, code: 2, errs: `unknown workload ""`},
 		{args: []string{"bench", "-cpuprofile", "x", "-workloads", "W1,conc"}, code: 2, errs: "-cpuprofile profiles W4 or the scale set"},
 		{args: []string{"bench", "now"}, code: 2, errs: `unexpected argument "now"`},
@@ -171,7 +172,7 @@ func checkLines(t *testing.T, out, config string) []benchLine {
 			t.Errorf("%s: %v", s, err)
 			continue
 		}
-		if isStandard := regexp.MustCompile(`^(W\d|ref)-`).MatchString(l.Workload); isStandard && !lineFormat.MatchString(s) {
+		if isStandard := regexp.MustCompile(`^(W[1-6]|ref-(a|b16|b4|d))-`).MatchString(l.Workload); isStandard && !lineFormat.MatchString(s) {
 			t.Errorf("extra fields on a line of W1-W6: %s", s)
 		}
 		want := config
@@ -180,6 +181,9 @@ func checkLines(t *testing.T, out, config string) []benchLine {
 		}
 		if l.Config != want || l.N <= 0 || !(l.Seconds > 0) || !(l.JobsPerS > 0) {
 			t.Errorf("implausible line: %s", s)
+		}
+		if isW7 := l.Workload == "W7-steps" || l.Workload == "ref-s16-step-writes"; isW7 && (l.RunsPerS != l.JobsPerS || !(l.StepsPerS > l.RunsPerS)) {
+			t.Errorf("W7 without its runs and steps per second: %s", s)
 		}
 		isW5 := l.Workload == "W5-latency"
 		switch {
