@@ -685,6 +685,11 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 	if err := t.active().Delete(idKey(id)); err != nil {
 		return next{}, err
 	}
+	if e.outcome == outcomeSlept {
+		if err := t.bucket(bSteps).Put(stepKey(id, e.sleep.key), e.sleep.encode()); err != nil {
+			return next{}, err
+		}
+	}
 	return t.applyDetached(id, rec, e, from)
 }
 

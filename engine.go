@@ -526,7 +526,7 @@ func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error 
 func (en *engine) finish(w storeWriter, e *execution) error {
 	rec := e.rec.clone()
 	e.peekUpdates(rec)
-	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, retryDelay: e.retryDelay,
+	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, sleep: e.sleep, retryDelay: e.retryDelay,
 		custom: e.customDelay, abandoned: e.abandoned}
 	if e.outcome != outcomeInterrupted {
 		// The worker reported it, after it wrote these. (An interruption comes from the

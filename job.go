@@ -266,6 +266,7 @@ type execution struct {
 	outcome     outcome
 	err         error
 	snooze      time.Duration
+	sleep       *step         // outcomeSlept: the Sleep step that suspends the job
 	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay
 	customDelay bool
 	abandoned   bool // the attempt timed out while its handler ran on

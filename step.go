@@ -21,7 +21,7 @@ const (
 // StepInfo is one recorded step of a job, as Get shows it.
 type StepInfo struct {
 	Name       string          `json:"name"`     // the step's name, with "#n" for the nth repeat in one attempt (see Step)
-	State      string          `json:"state"`    // "done", or "failed" (a permanent error, returned to every later attempt)
+	State      string          `json:"state"`    // "done"; "failed" (a permanent error, returned to every later attempt); "sleep" (FinishedAt is its wake-up)
 	Attempts   int             `json:"attempts"` // the job's attempt, counted since the previous step, that recorded it
 	Result     json.RawMessage `json:"result,omitempty"`
 	Error      string          `json:"error,omitempty"`
@@ -33,6 +33,7 @@ type StepInfo struct {
 const (
 	stepDone byte = iota + 1
 	stepFailed
+	stepSleep // a Sleep: finishedAt is its wake-up
 )
 
 // step is a step's stored form.
@@ -73,7 +74,7 @@ func decodeStep(key string, b []byte) (*step, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("decode step %q: %w", key, d.err)
 	}
-	if s.state != stepDone && s.state != stepFailed {
+	if s.state != stepDone && s.state != stepFailed && s.state != stepSleep {
 		return nil, fmt.Errorf("decode step %q: invalid state %d", key, s.state)
 	}
 	return s, nil
@@ -81,8 +82,11 @@ func decodeStep(key string, b []byte) (*step, error) {
 
 func (s *step) info() StepInfo {
 	state := "done"
-	if s.state == stepFailed {
+	switch s.state {
+	case stepFailed:
 		state = "failed"
+	case stepSleep:
+		state = "sleep"
 	}
 	return StepInfo{Name: s.key, State: state, Attempts: int(s.attempts), Result: s.result, Error: s.err,
 		StartedAt: s.startedAt, FinishedAt: s.finishedAt}
@@ -248,4 +252,61 @@ func (r *Runner) saveStep(ctx context.Context, e *execution, s *step) error {
 	ss.spent = e.info.Attempt - 1 // the next step's attempts count from this one's
 	ss.mu.Unlock()
 	return nil
+}
+
+// sleepError is what Sleep returns for the handler to return: it suspends e's job
+// until s's wake-up, storing s with the suspension.
+type sleepError struct {
+	e *execution
+	s *step
+}
+
+func (err *sleepError) Error() string {
+	return fmt.Sprintf("jobrun: sleeping in step %q until %s (return this error from the handler)",
+		err.s.key, err.s.finishedAt.UTC().Format(time.RFC3339))
+}
+
+// Sleep suspends the job whose handler ctx belongs to for d, as the step called name:
+// it returns an error that the handler must return (if err := jobrun.Sleep(...); err
+// != nil { return err }), and the job leaves its worker, spending no attempt, until
+// the sleep is over; then the handler runs again from the top, its stored steps return
+// their results, and this Sleep returns nil. No goroutine waits while a job sleeps,
+// and the wake-up is stored with the suspension, so it happens once, at its time,
+// across restarts and crashes. Promote ends a sleep early. Names follow Step's rules;
+// a sleeping job is scheduled, its RunAt the wake-up. The attempt count restarts
+// at the sleep, as at a step.
+func Sleep(ctx context.Context, name string, d time.Duration) error {
+	return SleepUntil(ctx, name, time.Now().Add(max(d, 0)))
+}
+
+// SleepUntil is Sleep until t; a time that has passed sleeps not at all, but the step
+// is stored all the same.
+func SleepUntil(ctx context.Context, name string, t time.Time) error {
+	e, _ := ctx.Value(execKey{}).(*execution)
+	if e == nil {
+		return invalidf("sleep %q: called outside a job's handler", name)
+	}
+	if err := validateName("step name", name); err != nil {
+		return fmt.Errorf("sleep: %w", err)
+	}
+	key, saved, err := e.r.reachStep(e, name)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if saved != nil {
+		if saved.state != stepSleep {
+			return Permanent(fmt.Errorf("sleep %q: the step stored under that name is not a sleep", key))
+		}
+		woke := !e.info.RunAt.Before(saved.startedAt) && e.info.RunAt.Before(saved.finishedAt) // Promote
+		if !now.Before(saved.finishedAt) || woke {
+			return nil
+		}
+		return &sleepError{e: e, s: saved} // back before its time (a recovery): sleep on
+	}
+	if t.After(maxFireTime) {
+		t = maxFireTime
+	}
+	return &sleepError{e: e, s: &step{key: key, state: stepSleep, attempts: int64(e.info.Attempt),
+		startedAt: now, finishedAt: t}}
 }

@@ -249,3 +249,88 @@ func TestStepBadInput(t *testing.T) {
 		}
 	})
 }
+
+func TestSleepHoldsNoWorkerAndWakesOnceAcrossRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "jobs.db")
+		var before, after, runs atomic.Int64
+		register := func(r *jobrun.Runner) {
+			jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+				runs.Add(1)
+				if _, err := jobrun.Step(ctx, "before", func(ctx context.Context) (int, error) {
+					return int(before.Add(1)), nil
+				}); err != nil {
+					return err
+				}
+				if err := jobrun.Sleep(ctx, "wait-a-day", 24*time.Hour); err != nil {
+					return err
+				}
+				_, err := jobrun.Step(ctx, "after", func(ctx context.Context) (int, error) {
+					return int(after.Add(1)), nil
+				})
+				return err
+			})
+		}
+		r, err := jobrun.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		register(r)
+		start := time.Now()
+		id := enqueue(t, r, signup{User: "ada"})
+		runUntilIdle(t, r) // returns: the sleeping job holds no worker and is not due
+		in := get(t, r, id)
+		if in.State != jobrun.StateScheduled || !in.RunAt.Equal(start.Add(24*time.Hour)) || in.Attempt != 0 {
+			t.Fatalf("after the first run: %s, run at %v (want %v), attempt %d", in.State, in.RunAt, start.Add(24*time.Hour), in.Attempt)
+		}
+		if len(in.Steps) != 2 || in.Steps[1].Name != "wait-a-day" || in.Steps[1].State != "sleep" {
+			t.Fatalf("steps: %+v", in.Steps)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		time.Sleep(12 * time.Hour) // the fake clock: half the sleep, then a restart
+		r, err = jobrun.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		register(r)
+		runUntilIdle(t, r)
+		if runs.Load() != 1 {
+			t.Fatalf("the job ran %d times before its wake-up", runs.Load())
+		}
+		time.Sleep(12 * time.Hour)
+		runUntilIdle(t, r)
+		in = get(t, r, id)
+		wantState(t, in, jobrun.StateDone, 1)
+		if before.Load() != 1 || after.Load() != 1 || runs.Load() != 2 {
+			t.Fatalf("before ran %d times, after %d, the handler %d: want 1, 1, 2", before.Load(), after.Load(), runs.Load())
+		}
+	})
+}
+
+func TestSleepPromotedEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var woke atomic.Int64
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+			if err := jobrun.Sleep(ctx, "nap", time.Hour); err != nil {
+				return err
+			}
+			woke.Add(1)
+			return nil
+		})
+		id := enqueue(t, r, signup{})
+		runUntilIdle(t, r)
+		if err := r.Promote(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		runUntilIdle(t, r)
+		wantState(t, get(t, r, id), jobrun.StateDone, 1)
+		if woke.Load() != 1 {
+			t.Fatalf("woke %d times", woke.Load())
+		}
+	})
+}

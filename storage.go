@@ -97,7 +97,8 @@ type storeWriter interface {
 	// returns the decision.
 	apply(id ID, rec *record, e ending) (next, error)
 	// finish is apply for a claimed job whose claim the caller knows: started says
-	// whether its start is recorded (markStarted), so the store need not look.
+	// whether its start is recorded (markStarted), so the store need not look. For
+	// outcomeSlept it stores the sleep step with the job's suspension.
 	finish(id ID, rec *record, e ending, started bool) (next, error)
 	// put stores a job's record as it is, its state unchanged (a cancel request).
 	put(id ID, rec *record) error

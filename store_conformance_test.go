@@ -1100,6 +1100,23 @@ func confSteps(t *testing.T, open storeOpener) {
 	if len(got) != 0 {
 		t.Errorf("a removed job keeps %d steps", len(got))
 	}
+
+	// A sleep is stored with the suspension that finish records.
+	wake := at.Add(time.Hour)
+	oc := confClaimOne(t, st, at, "q", other)
+	nap := &step{key: "nap", state: stepSleep, startedAt: at, finishedAt: wake}
+	_, _, changes := confApply(t, st, at, oc, ending{outcome: outcomeSlept, started: at, sleep: nap})
+	confWantMove(t, changes, other, stReady, stScheduled, outcomeSlept)
+	if in := confWantInfo(t, st, other, StateScheduled, 0); !in.RunAt.Equal(wake) {
+		t.Errorf("a sleeping job runs at %v, want its wake-up %v", in.RunAt, wake)
+	}
+	confView(t, st, func(r storeReader) (err error) {
+		got, err = r.steps(other)
+		return err
+	})
+	if len(got) != 1 || got[0].key != "nap" || got[0].state != stepSleep || !got[0].finishedAt.Equal(wake) {
+		t.Errorf("the sleep read back as %+v", got)
+	}
 }
 
 func confPromoteDue(t *testing.T, open storeOpener) {

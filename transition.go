@@ -18,6 +18,7 @@ const (
 	outcomeInterrupted                    // shutdown: back to ready, no attempt spent
 	outcomeCanceled                       // Cancel reached the handler, or came before it started
 	outcomeRecovered                      // found running at open: its process died
+	outcomeSlept                          // handler returned Sleep's error: it waits for its wake-up, no attempt spent
 
 	// Changes of a job that is not claimed, after it left its index (or, for
 	// outcomeEnqueued, before it has one).
@@ -46,7 +47,8 @@ type ending struct {
 	custom     bool
 	abandoned  bool // the attempt timed out while its handler ran on
 	result     []byte
-	recoveries int // outcomeRecovered: the limit (WithMaxRecoveries)
+	recoveries int   // outcomeRecovered: the limit (WithMaxRecoveries)
+	sleep      *step // outcomeSlept: the sleep step to store, its wake-up as finishedAt
 }
 
 // next is what a transition decided beyond the record itself.
@@ -118,6 +120,10 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 	case outcomeSnoozed:
 		rec.startedAt = e.started
 		wait(rec, stScheduled, now.Add(e.snooze), now)
+	case outcomeSlept:
+		// Every step before the sleep is stored: the next one gets fresh attempts.
+		rec.startedAt, rec.attempt = e.started, 0
+		wait(rec, stScheduled, e.sleep.finishedAt, now)
 	case outcomeFailed, outcomePermanent:
 		rec.attempt, rec.startedAt = attempt, e.started
 		rec.appendError(int(attempt), now, e.err.Error())
@@ -165,7 +171,7 @@ func outcomeEvent(o outcome, state byte) ChangeType {
 		return ChangeCanceled
 	case o == outcomeEnqueued:
 		return ChangeEnqueued
-	case o == outcomeSnoozed:
+	case o == outcomeSnoozed || o == outcomeSlept:
 		return ChangeSnoozed
 	case o == outcomeInterrupted || o == outcomeRecovered || o == outcomeRetry || o == outcomeDue:
 		return ChangeReady

@@ -298,6 +298,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	var (
 		te *timeoutError
 		sn *snoozeError
+		sl *sleepError
 		pe *permanentError
 	)
 	switch {
@@ -316,6 +317,8 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 				e.err = te
 			}
 		}
+	case errors.As(err, &sl) && sl.e == e:
+		e.outcome, e.sleep = outcomeSlept, sl.s
 	case errors.As(err, &sn):
 		e.outcome, e.snooze = outcomeSnoozed, sn.d
 	case errors.As(err, &pe):
