@@ -461,3 +461,63 @@ func ExampleStep() {
 	// charge done "ch_1"
 	// ship done true
 }
+
+// Trial is the args of a job that sleeps between its steps.
+type Trial struct {
+	User string `json:"user"`
+}
+
+func (Trial) Kind() string { return "trial" }
+
+// A sleep suspends the job for its duration without holding a worker; here Promote
+// ends it early, in place of waiting two weeks.
+func ExampleSleep() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[Trial]) error {
+		if _, err := jobrun.Step(ctx, "welcome", func(ctx context.Context) (bool, error) {
+			fmt.Println("welcome,", job.Args.User)
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if err := jobrun.Sleep(ctx, "trial-period", 14*24*time.Hour); err != nil {
+			return err // suspends the job: return Sleep's error
+		}
+		_, err := jobrun.Step(ctx, "trial-ended", func(ctx context.Context) (bool, error) {
+			fmt.Println("your trial has ended,", job.Args.User)
+			return true, nil
+		})
+		return err
+	})
+
+	ctx := context.Background()
+	id, err := r.Enqueue(ctx, Trial{User: "ada"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := r.RunUntilIdle(ctx); err != nil { // returns: the sleeping job is not due
+		log.Fatal(err)
+	}
+	info, err := r.Get(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(info.State, "for", info.RunAt.Sub(info.CreatedAt).Round(24*time.Hour))
+	if err := r.Promote(ctx, id); err != nil {
+		log.Fatal(err)
+	}
+	if err := r.RunUntilIdle(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// welcome, ada
+	// scheduled for 336h0m0s
+	// your trial has ended, ada
+}
