@@ -307,6 +307,8 @@ func SleepUntil(ctx context.Context, name string, t time.Time) error {
 	if t.After(maxFireTime) {
 		t = maxFireTime
 	}
-	return &sleepError{e: e, s: &step{key: key, state: stepSleep, attempts: int64(e.info.Attempt),
-		startedAt: now, finishedAt: t}}
+	e.steps.mu.Lock()
+	attempts := int64(e.info.Attempt - e.steps.spent) // since the previous step, as for Step
+	e.steps.mu.Unlock()
+	return &sleepError{e: e, s: &step{key: key, state: stepSleep, attempts: attempts, startedAt: now, finishedAt: t}}
 }
