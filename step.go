@@ -185,8 +185,11 @@ func Step[R any](ctx context.Context, name string, fn func(ctx context.Context) 
 // savedResult returns what a stored step returns: its result decoded, or its error.
 func savedResult[R any](s *step) (R, error) {
 	var v R
-	if s.state == stepFailed {
+	switch s.state {
+	case stepFailed:
 		return v, Permanent(fmt.Errorf("step %q: %s", s.key, s.err))
+	case stepSleep:
+		return v, Permanent(fmt.Errorf("step %q: the step stored under that name is a Sleep; give the step another name", s.key))
 	}
 	if err := json.Unmarshal(s.result, &v); err != nil {
 		return v, Permanent(fmt.Errorf("step %q: the stored result does not decode into %T: %w", s.key, v, err))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -169,7 +170,7 @@ func TestStepRepeatedNames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := openRunner(t)
 		var attempt atomic.Int64
-		var stepErr error
+		var stepErrs []error
 		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
 			n := attempt.Add(1)
 			for i := range 3 {
@@ -181,8 +182,10 @@ func TestStepRepeatedNames(t *testing.T) {
 				return errors.New("run again")
 			}
 			// Two more uses in the second attempt: new steps, after the stored three.
-			_, stepErr = jobrun.Step(ctx, "item", func(ctx context.Context) (string, error) { return "", nil })
-			_, stepErr = jobrun.Step(ctx, "item", func(ctx context.Context) (string, error) { return "", nil })
+			for range 2 {
+				_, err := jobrun.Step(ctx, "item", func(ctx context.Context) (string, error) { return "", nil })
+				stepErrs = append(stepErrs, err)
+			}
 			return nil
 		}, jobrun.Backoff(time.Second, time.Second))
 		id := enqueue(t, r, signup{})
@@ -195,8 +198,8 @@ func TestStepRepeatedNames(t *testing.T) {
 		if fmt.Sprint(names) != want {
 			t.Fatalf("steps %v, want %s", names, want)
 		}
-		if stepErr != nil {
-			t.Fatal(stepErr)
+		if err := errors.Join(stepErrs...); err != nil || len(stepErrs) != 2 {
+			t.Fatalf("the new steps: %v (%d calls)", err, len(stepErrs))
 		}
 	})
 }
@@ -331,6 +334,38 @@ func TestSleepPromotedEarly(t *testing.T) {
 		wantState(t, get(t, r, id), jobrun.StateDone, 1)
 		if woke.Load() != 1 {
 			t.Fatalf("woke %d times", woke.Load())
+		}
+	})
+}
+
+func TestStepNameOfASleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t)
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+			return jobrun.Sleep(ctx, "x", time.Hour)
+		})
+		id := enqueue(t, r, signup{})
+		runUntilIdle(t, r)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// A new version of the handler uses the sleep's name for a step.
+		r, err := jobrun.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var got error
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+			_, got = jobrun.Step(ctx, "x", func(context.Context) (int, error) { return 1, nil })
+			return got
+		})
+		if err := r.Promote(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		runUntilIdle(t, r)
+		if in := get(t, r, id); in.State != jobrun.StateFailed || got == nil || !strings.Contains(got.Error(), "is a Sleep") {
+			t.Fatalf("state %s, step error %v", in.State, got)
 		}
 	})
 }
