@@ -36,6 +36,10 @@ import (
 //	  keywait    len(queue) ‖ queue ‖ len(key) (2 B) ‖ key ‖ ^priority ‖ id → ∅   ready, waiting for a key slot (keys.go)
 //	  keyslots   len(queue) ‖ queue ‖ key → uint64                   a key's jobs ready or running
 //	  held       id → len(queue) ‖ queue ‖ key                       slots of abandoned handlers (keys.go)
+//	  steps      id ‖ step key → step (step.go)                        a job's stored steps
+//	  events     seq (8 B) → event (event.go)                          sent events, oldest first
+//	  eventnames len(name) ‖ name ‖ seq → ∅                            events by name
+//	  eventids   event ID → seq (8 B) ‖ sent-at (8 B Unix ns)          the dedup window
 //
 // A ready entry's value is the job's concurrency key, empty if it has none.
 //
@@ -51,35 +55,38 @@ import (
 const schemaVersion = 2
 
 var (
-	bucketRoot      = []byte("jobrun")
-	bucketMeta      = []byte("meta")
-	bucketJobs      = []byte("jobs")
-	bucketReady     = []byte("ready")
-	bucketScheduled = []byte("scheduled")
-	bucketActive    = []byte("active")
-	bucketFinished  = []byte("finished")
-	bucketCounts    = []byte("counts")
-	bucketCorrupt   = []byte("corrupt")
-	bucketQueues    = []byte("queues")
-	bucketUnique    = []byte("unique")
-	bucketSchedules = []byte("schedules")
-	bucketTags      = []byte("tags")
-	bucketKeyWait   = []byte("keywait")
-	bucketKeySlots  = []byte("keyslots")
-	bucketHeld      = []byte("held")
-	bucketSteps     = []byte("steps")
-	keySchema       = []byte("schema")
+	bucketRoot       = []byte("jobrun")
+	bucketMeta       = []byte("meta")
+	bucketJobs       = []byte("jobs")
+	bucketReady      = []byte("ready")
+	bucketScheduled  = []byte("scheduled")
+	bucketActive     = []byte("active")
+	bucketFinished   = []byte("finished")
+	bucketCounts     = []byte("counts")
+	bucketCorrupt    = []byte("corrupt")
+	bucketQueues     = []byte("queues")
+	bucketUnique     = []byte("unique")
+	bucketSchedules  = []byte("schedules")
+	bucketTags       = []byte("tags")
+	bucketKeyWait    = []byte("keywait")
+	bucketKeySlots   = []byte("keyslots")
+	bucketHeld       = []byte("held")
+	bucketSteps      = []byte("steps")
+	bucketEvents     = []byte("events")
+	bucketEventNames = []byte("eventnames")
+	bucketEventIDs   = []byte("eventids")
+	keySchema        = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs}
 
-	// laterBuckets are buckets that no read needs, added after schema 2: a file an
-	// earlier jobrun wrote lacks them, and a read-only runner opens it all the same.
-	// A runner that runs its services creates them at open; only its writes use them.
-	laterBuckets = [][]byte{bucketHeld, bucketSteps}
+	// laterBuckets are buckets added after schema 2: a file an earlier jobrun wrote
+	// lacks them, and a read-only runner opens it all the same, reading them as
+	// empty. A runner that writes creates them at open.
+	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -227,8 +234,9 @@ func updateGuarded(db *bbolt.DB, fn func(tx *bbolt.Tx) error) error {
 const pageUnreadable = "a page of it cannot be read: "
 
 // schemaCurrent reports whether the file holds runner data of this schema with every
-// bucket, so that opening it needs no write.
-func schemaCurrent(tx *bbolt.Tx) (bool, error) {
+// bucket, so that opening it needs no write; a runner that reads only (writes false)
+// does without laterBuckets.
+func schemaCurrent(tx *bbolt.Tx, writes bool) (bool, error) {
 	root := tx.Bucket(bucketRoot)
 	if root == nil {
 		return false, nil
@@ -244,7 +252,7 @@ func schemaCurrent(tx *bbolt.Tx) (bool, error) {
 		return false, nil
 	}
 	for _, name := range allBuckets {
-		if slices.ContainsFunc(laterBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
+		if !writes && slices.ContainsFunc(laterBuckets, func(b []byte) bool { return bytes.Equal(b, name) }) {
 			continue
 		}
 		if root.Bucket(name) == nil {
@@ -299,6 +307,9 @@ const (
 	bKeySlots
 	bHeld
 	bSteps
+	bEvents
+	bEventNames
+	bEventIDs
 	numBuckets
 )
 
@@ -452,7 +463,7 @@ func prepareFile(db *bbolt.DB, cfg *config) error {
 	current := false
 	err := db.View(func(tx *bbolt.Tx) error {
 		var err error
-		current, err = schemaCurrent(tx)
+		current, err = schemaCurrent(tx, !cfg.readOnly)
 		return err
 	})
 	switch {
@@ -565,19 +576,44 @@ func (s *boltStore) close() error {
 // enqueueTx stores rec inside tx, an application's write transaction on the store's
 // database, and returns what it did and the changes it made, for after tx commits.
 func (s *boltStore) enqueueTx(tx *bbolt.Tx, now time.Time, rec *record) (ins inserted, changes []jobChange, err error) {
+	changes, err = s.inTx(tx, now, func(t *txn) (err error) {
+		ins, err = t.enqueue(rec)
+		return err
+	})
+	return ins, changes, err
+}
+
+// checkTx checks that tx is an open write transaction of the store's database.
+func (s *boltStore) checkTx(tx *bbolt.Tx) error {
+	switch {
+	case tx == nil:
+		return invalidf("nil transaction")
+	case tx.DB() == nil:
+		return invalidf("the transaction is closed (committed or rolled back)")
+	case !tx.Writable():
+		return invalidf("read-only transaction")
+	case tx.DB() != s.handle():
+		return invalidf("transaction of another database")
+	}
+	return nil
+}
+
+// inTx runs fn over the runner's buckets inside tx, the application's write
+// transaction, and returns the changes it made; they happen if tx commits.
+func (s *boltStore) inTx(tx *bbolt.Tx, now time.Time, fn func(t *txn) error) (changes []jobChange, err error) {
 	err = guard(func() error { // a damaged page is an error of the application's transaction
 		t, err := openTxn(tx, now)
 		if err != nil {
 			return err
 		}
 		t.cfg = s.cfg
-		if ins, err = t.enqueue(rec); err != nil {
+		if err := fn(t); err != nil {
 			return err
 		}
 		changes = t.changes
 		return t.flush()
 	})
-	return ins, changes, err
+	return changes, err
 }
 
 // viewGuarded is db.View with a damaged page reported as ErrCorrupt, naming the file,

@@ -251,3 +251,43 @@ func parseStepKey(k []byte) (ID, string, bool) {
 	}
 	return ID(binary.BigEndian.Uint64(k[:8])), string(k[8:]), true
 }
+
+// eventKey is an event's key in the events bucket: its Seq, 8 B big-endian.
+func eventKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+// parseEventKey reads a key of the events bucket.
+func parseEventKey(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+// eventNameKey sorts the events of a name by Seq.
+func eventNameKey(name string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(queuePrefix(name), seq)
+}
+
+// parseEventNameKey reads a key of the eventnames index.
+func parseEventNameKey(k []byte) (name string, seq uint64, ok bool) {
+	name, rest, ok := cutName(k)
+	if !ok || name == "" || len(rest) != 8 {
+		return "", 0, false
+	}
+	return name, binary.BigEndian.Uint64(rest), true
+}
+
+// eventIDValue is what the eventids index holds for an event ID: the first event
+// sent with it, and when.
+func eventIDValue(seq uint64, at time.Time) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), seq)
+	return binary.BigEndian.AppendUint64(b, unixNanos(at))
+}
+
+// parseEventIDValue reads a value of the eventids index.
+func parseEventIDValue(v []byte) (seq uint64, at time.Time, ok bool) {
+	if len(v) != 16 {
+		return 0, time.Time{}, false
+	}
+	return binary.BigEndian.Uint64(v[:8]), nanosTime(binary.BigEndian.Uint64(v[8:])), true
+}

@@ -21,6 +21,7 @@ const (
 // Operations sent to the commit loop, besides *execution (a finished attempt).
 type enqueueOp struct {
 	recs  []*record
+	event *storedEvent // Send: the event that recs are the runs of
 	ids   []ID
 	dups  []bool // refused by the unique key: ids holds the existing job's
 	reply chan error
@@ -125,6 +126,7 @@ type cycleResult struct {
 	looked     []string             // the due schedules this commit handled
 	fires      map[string]time.Time // their next fire; a schedule missing here is gone
 	cleanAfter [numStates][]byte    // where the cleaner resumes, if it ran
+	sent       bool                 // events were sent
 }
 
 func newEngine(r *Runner) *engine {
@@ -436,9 +438,16 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	return en.writeClaims(w, res, freed, pending || res.promoted || len(res.looked) > 0)
 }
 
-// writeEnqueues inserts the gathered jobs, noting each one's ID for its caller.
+// writeEnqueues inserts the gathered jobs, noting each one's ID for its caller, and
+// the events sent with their runs.
 func (en *engine) writeEnqueues(w storeWriter) error {
 	for _, op := range en.enqueues {
+		if op.event != nil {
+			if err := w.sendEvent(op.event, op.recs, en.r.cfg.eventDedup); err != nil {
+				return fmt.Errorf("store event %s: %w", op.event.name, err)
+			}
+			continue
+		}
 		op.ids, op.dups = make([]ID, len(op.recs)), make([]bool, len(op.recs))
 		for i, rec := range op.recs {
 			ins, err := w.enqueue(rec)
@@ -575,6 +584,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		}
 	}
 	for _, op := range en.enqueues {
+		res.sent = res.sent || op.event != nil
 		op.reply <- nil
 	}
 	en.enqueues = nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,8 @@ type Info struct {
 	ConcurrencyKey string          `json:"concurrency_key,omitempty"` // the job's ConcurrencyKey, "" if none
 	Logs           []LogLine       `json:"logs,omitempty"`            // the lines the handler logged with Job.Log, the latest 50
 	Steps          []StepInfo      `json:"steps,omitempty"`           // the steps the handler stored with Step, by name; only Get reads them
+	Event          uint64          `json:"event,omitempty"`           // the Seq of the event that started this run (Send), 0 if none
+	EventName      string          `json:"event_name,omitempty"`      // that event's name
 }
 
 // LogLine is one line a handler logged with Job.Log.
@@ -195,7 +198,8 @@ type handler struct {
 
 // Handle registers fn as the handler of the jobs whose args have type T, under the kind
 // T's Kind method returns. defaults apply to every job of that kind enqueued through
-// this runner; options given to Enqueue override them.
+// this runner; options given to Enqueue override them. With On among the defaults,
+// fn is also a function of those events: Send enqueues a run of it for each.
 //
 // Handle panics if the kind is empty or already registered, if a default is invalid, or
 // if the runner has started running jobs: handlers are set up once, before Run, as with
@@ -238,6 +242,9 @@ func Handle[T Args](r *Runner, fn func(ctx context.Context, job *Job[T]) error, 
 		panic("jobrun: Handle " + kind + ": kind already registered")
 	}
 	r.handlers[kind] = h
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(o.on))) {
+		r.triggers[name] = append(r.triggers[name], h)
+	}
 }
 
 // Claim status of an execution, raced for by the worker (handler returned), the

@@ -60,8 +60,10 @@ type config struct {
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit
-	readOnly       bool // WithReadOnly: open the file read-only; implies noServices
-	noServices     bool // WithServices(false): write only what the methods are asked
+	readOnly       bool          // WithReadOnly: open the file read-only; implies noServices
+	noServices     bool          // WithServices(false): write only what the methods are asked
+	eventKeep      time.Duration // how long events are kept; negative: forever
+	eventDedup     time.Duration // how long an event ID deduplicates
 	err            error
 }
 
@@ -79,6 +81,8 @@ func newConfig(opts []Option) (*config, error) {
 		maxRecoveries: defaultMaxRecoveries,
 		strictKinds:   true,
 		retention:     defaultRetention,
+		eventKeep:     defaultEventRetention,
+		eventDedup:    defaultEventDedup,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -223,9 +227,10 @@ type enqueueOptions struct {
 	uniqueFor   time.Duration
 	tags        []string
 	concKey     string
-	skipMissed  bool   // Schedule only
-	skipOverlap bool   // Schedule only
-	timeZone    string // Schedule only
+	skipMissed  bool     // Schedule only
+	skipOverlap bool     // Schedule only
+	timeZone    string   // Schedule only
+	on          []string // Handle only: the events that start the kind's runs
 	err         error
 }
 

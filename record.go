@@ -80,10 +80,12 @@ type record struct {
 	logs        []LogLine     // the handler's log lines, latest maxLogLines
 	cancel      bool          // Cancel asked while the job ran: it ends canceled, even after a crash
 	concKey     string        // ConcurrencyKey
+	event       uint64        // the Seq of the event that started this run, 0 if none
+	eventName   string        // its name
 }
 
 func (r *record) encode() []byte {
-	n := 64 + len(r.kind) + len(r.queue) + len(r.args) + len(r.progress) + len(r.result) + len(r.concKey)
+	n := 72 + len(r.kind) + len(r.queue) + len(r.eventName) + len(r.args) + len(r.progress) + len(r.result) + len(r.concKey)
 	for _, e := range r.errors {
 		n += 24 + len(e.Error)
 	}
@@ -139,7 +141,9 @@ func (r *record) encode() []byte {
 	}
 	b = append(b, flags)
 	b = appendString(b, r.concKey)
-	return binary.AppendVarint(b, r.backoff.jitter)
+	b = binary.AppendVarint(b, r.backoff.jitter)
+	b = binary.AppendUvarint(b, r.event)
+	return appendString(b, r.eventName)
 }
 
 // Record flags.
@@ -214,6 +218,8 @@ func decodeRecord(b []byte) (*record, error) {
 	r.cancel = d.byte()&recordCancel != 0
 	r.concKey = d.string()
 	r.backoff.jitter = d.varint()
+	r.event = d.uvarint()
+	r.eventName = d.string()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}
@@ -358,6 +364,8 @@ func (r *record) info(id ID) Info {
 		Tags:           r.tags,
 		Logs:           r.logs,
 		ConcurrencyKey: r.concKey,
+		Event:          r.event,
+		EventName:      r.eventName,
 	}
 	if n := len(r.errors); n > 0 {
 		in.LastError = r.errors[n-1].Error

@@ -29,10 +29,11 @@ type Runner struct {
 
 	mu       sync.RWMutex
 	handlers map[string]*handler
-	started  bool     // a session has run; Handle is closed
-	session  *session // the session running jobs, if any
-	closing  bool     // Shutdown or Close began: no new sessions
-	closed   bool     // the commit loop has exited
+	triggers map[string][]*handler // event name → the functions it starts, in registration order
+	started  bool                  // a session has run; Handle is closed
+	session  *session              // the session running jobs, if any
+	closing  bool                  // Shutdown or Close began: no new sessions
+	closed   bool                  // the commit loop has exited
 
 	ops      chan any      // to the commit loop
 	wake     chan struct{} // EnqueueTx commits: look at the woken set
@@ -124,6 +125,7 @@ func newRunner(st store, cfg *config) (*Runner, error) {
 		cfg:      cfg,
 		log:      cfg.logger,
 		handlers: map[string]*handler{},
+		triggers: map[string][]*handler{},
 		ops:      make(chan any, 4096),
 		wake:     make(chan struct{}, 1),
 		woken:    map[string]bool{},
@@ -233,37 +235,71 @@ func countTrue(bs []bool) int {
 // than ErrDuplicate (a damaged page of the file gives one wrapping ErrCorrupt), roll
 // tx back by returning the error from its function: the job may be half written.
 func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ...EnqueueOption) (ID, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	st := r.st.(*boltStore)
+	if err := st.checkTx(tx); err != nil {
+		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
-	switch {
-	case tx == nil:
-		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("nil transaction"))
-	case tx.DB() == nil:
-		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("the transaction is closed (committed or rolled back)"))
-	case !tx.Writable():
-		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("read-only transaction"))
-	case tx.DB() != r.DB():
-		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("transaction of another database"))
-	}
-	if r.isClosed() || r.fatal.Load() != nil {
-		return 0, fmt.Errorf("enqueue in tx: %w", r.closedErr())
+	if err := r.txReady(ctx); err != nil {
+		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
 	now := time.Now()
 	rec, err := r.prepare(args, opts, now)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
-	ins, changes, err := r.st.(*boltStore).enqueueTx(tx, now, rec)
+	ins, changes, err := st.enqueueTx(tx, now, rec)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s in tx: %w", rec.kind, err)
 	}
 	if ins.duplicate {
 		return ins.id, duplicateError(rec, ins.id)
 	}
+	tx.OnCommit(r.committedElsewhere(changes, now))
+	return ins.id, nil
+}
+
+// SendTx is Send inside tx, a write transaction the application opened on the
+// runner's database: the event and its runs exist if and only if tx commits, and
+// workers are woken only after it does. On an error, roll tx back.
+func (r *Runner) SendTx(ctx context.Context, tx *bbolt.Tx, ev Event) (*EventInfo, error) {
+	st := r.st.(*boltStore)
+	if err := st.checkTx(tx); err != nil {
+		return nil, fmt.Errorf("send in tx: %w", err)
+	}
+	if err := r.txReady(ctx); err != nil {
+		return nil, fmt.Errorf("send in tx: %w", err)
+	}
+	now := time.Now()
+	se, runs, err := r.prepareEvent(ev, now)
+	if err != nil {
+		return nil, fmt.Errorf("send in tx: %w", err)
+	}
+	changes, err := st.sendTx(tx, now, se, runs, r.cfg.eventDedup)
+	if err != nil {
+		return nil, fmt.Errorf("send %s in tx: %w", ev.Name, err)
+	}
+	tx.OnCommit(r.committedElsewhere(changes, now))
+	return se.info(), nil
+}
+
+// txReady checks, for EnqueueTx and SendTx, that the runner takes writes.
+func (r *Runner) txReady(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.isClosed() || r.fatal.Load() != nil {
+		return r.closedErr()
+	}
+	return nil
+}
+
+// committedElsewhere returns what to do once the application's transaction that made
+// changes commits: report them and wake the commit loop for the queues and run times
+// they touched.
+func (r *Runner) committedElsewhere(changes []jobChange, now time.Time) func() {
 	var fx effects
 	fx.absorb(changes, now, r.events.wanted())
-	tx.OnCommit(func() {
+	return func() {
 		r.events.emit(fx.events)
 		r.wakeMu.Lock()
 		for queue := range fx.touched {
@@ -277,8 +313,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 		case r.wake <- struct{}{}:
 		default:
 		}
-	})
-	return ins.id, nil
+	}
 }
 
 // prepare validates args and options and builds the record to store.
@@ -310,10 +345,14 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	o := enqueueOptions{queue: DefaultQueue, maxAttempts: defaultMaxAttempts}
 	if h != nil {
 		o.apply(h.defaults)
+		o.on = nil // the handler's events, not the job's
 	}
 	o.apply(opts)
 	if o.err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", kind, o.err)
+	}
+	if len(o.on) > 0 {
+		return nil, nil, invalidf("On applies to Handle only")
 	}
 	if !forSchedule && (o.skipMissed || o.skipOverlap || o.timeZone != "") {
 		return nil, nil, invalidf("SkipMissed, SkipOverlap and TimeZone apply to Schedule only")

@@ -125,7 +125,14 @@ func (c *cleaner) plan(st store, now time.Time) bool {
 	}
 	var next time.Time
 	st.view(func(t storeReader) error {
+		var events bool
+		var eventsNext time.Time
 		c.cleaning, next = t.retentionDue()
+		if events, eventsNext = t.eventsDue(); events {
+			c.cleaning = true
+		} else if !eventsNext.IsZero() && (next.IsZero() || eventsNext.Before(next)) {
+			next = eventsNext
+		}
 		return nil
 	})
 	if !c.cleaning {
@@ -145,6 +152,9 @@ func (c *cleaner) write(w storeWriter, res *cycleResult) error {
 		}
 		res.cleanAfter[st] = next
 	}
+	if err := w.retainEvents(cleanBatch); err != nil {
+		return fmt.Errorf("event retention: %w", err)
+	}
 	return nil
 }
 
@@ -163,5 +173,7 @@ func (c *cleaner) applied(countLimits bool, now time.Time, res *cycleResult) {
 		if countLimits || c.next.IsZero() {
 			c.next = now.Add(cleanLook)
 		}
+	case res.sent && c.next.IsZero():
+		c.next = now.Add(cleanLook) // the first event to expire may be new
 	}
 }

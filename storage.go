@@ -72,6 +72,15 @@ type storeReader interface {
 	// recount counts every queue's jobs per state from scratch and returns the
 	// counters that disagree.
 	recount() ([]CountMismatch, error)
+	// event reads a sent event by its Seq, or ErrNotFound.
+	event(seq uint64) (*storedEvent, error)
+	// events reads up to limit events, of name if it is not "", newest first unless
+	// oldest, from Seq from (0: the newest or the oldest), and the Seq where the next
+	// page begins (0 after the last).
+	events(name string, oldest bool, from uint64, limit int) ([]*storedEvent, uint64, error)
+	// eventsDue reports whether retention has events to delete now and, if not,
+	// when it will (zero: never, as things stand).
+	eventsDue() (bool, time.Time)
 }
 
 // storeWriter writes within one transaction; every write records the changes it
@@ -144,6 +153,14 @@ type storeWriter interface {
 	recoverAtOpen(limit int) (ready, ended int, err error)
 	// repairCounts is recount that also rewrites the counters that disagree.
 	repairCounts() ([]CountMismatch, error)
+	// sendEvent stores the event se, giving it its Seq and commit time, and enqueues
+	// runs, the records of its runs, naming it; se.runs gets their IDs (a run its
+	// unique key refused: the existing job's). An event whose ID an event sent
+	// within dedup holds is a duplicate: it is stored with dupOf and that event's
+	// runs, and enqueues nothing.
+	sendEvent(se *storedEvent, runs []*record, dedup time.Duration) error
+	// retainEvents deletes up to limit of the oldest events retention expired.
+	retainEvents(limit int) error
 }
 
 // claimedJob is a job claim took: its record as stored.
