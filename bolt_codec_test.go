@@ -38,6 +38,10 @@ func FuzzKeys(f *testing.F) {
 		parseWaitKey(garbage)
 		parseStepKey(garbage)
 		decodeStep("k", garbage)
+		parseEventKey(garbage)
+		parseEventNameKey(garbage)
+		parseEventIDValue(garbage)
+		decodeEvent(id1, garbage)
 
 		if len(name) > maxNameLen || len(key) > maxUniqueKeyLen {
 			return // the options refuse these before any key is made
@@ -48,6 +52,23 @@ func FuzzKeys(f *testing.F) {
 			if gid, gkey, ok := parseStepKey(stepKey(id, key)); !ok || gid != id || gkey != key {
 				t.Fatalf("step key of %d/%q: %d/%q %v", id, key, gid, gkey, ok)
 			}
+		}
+		if got, ok := parseEventKey(eventKey(id1)); !ok || got != id1 {
+			t.Fatalf("event key of %d: %d %v", id1, got, ok)
+		}
+		if name != "" {
+			if gname, seq, ok := parseEventNameKey(eventNameKey(name, id1)); !ok || gname != name || seq != id1 {
+				t.Fatalf("event name key of %q/%d: %q/%d %v", name, id1, gname, seq, ok)
+			}
+			se := &storedEvent{seq: id1, name: name, id: key, data: garbage, at: at, dupOf: id2, runs: []ID{id, ID(id2)}}
+			got, err := decodeEvent(id1, se.encode())
+			if err != nil || got.name != name || got.id != key || !bytes.Equal(got.data, garbage) || !got.at.Equal(at) ||
+				got.dupOf != id2 || len(got.runs) != 2 || got.runs[0] != id || got.runs[1] != ID(id2) {
+				t.Fatalf("event %+v read back as %+v, %v", se, got, err)
+			}
+		}
+		if seq, gat, ok := parseEventIDValue(eventIDValue(id1, at)); !ok || seq != id1 || !gat.Equal(at) {
+			t.Fatalf("event ID value of %d/%v: %d/%v %v", id1, at, seq, gat, ok)
 		}
 		if got, ok := parseIDKey(idKey(id)); !ok || got != id {
 			t.Fatalf("id key of %d: %d %v", id, got, ok)

@@ -101,6 +101,8 @@ var conformanceCases = []conformanceCase{
 	{"ListFilters", confListFiltered},
 	{"ListPaging", confListPaging},
 	{"BackupAndCompact", confBackupCompact},
+	{"Events", confEvents},
+	{"EventRetention", confEventRetention},
 }
 
 // confT0 is when every case begins.
@@ -2111,5 +2113,148 @@ func confBackupCompact(t *testing.T, open storeOpener) {
 	}
 	if next := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0))[0]; next <= ids[len(ids)-1] {
 		t.Errorf("a job enqueued after compact got ID %d, not after %d", next, ids[len(ids)-1])
+	}
+}
+
+// confSend stores an event of name with runs of kinds in queue q at now.
+func confSend(t *testing.T, st store, now time.Time, name, id string, dedup time.Duration, kinds ...string) (*storedEvent, []jobChange) {
+	t.Helper()
+	se := &storedEvent{name: name, id: id, data: []byte(`{"n":1}`)}
+	changes := confUpdate(t, st, now, func(w storeWriter) error {
+		var runs []*record
+		for _, k := range kinds {
+			runs = append(runs, confJob(k, "q", now, confArgs(`{"n":1}`), func(r *record) { r.eventName = name }))
+		}
+		return w.sendEvent(se, runs, dedup)
+	})
+	return se, changes
+}
+
+func confEvents(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	first, changes := confSend(t, st, confT0, "user/created", "signup-1", time.Hour, "welcome", "crm")
+	if first.seq == 0 || !first.at.Equal(confT0) || len(first.runs) != 2 || first.dupOf != 0 {
+		t.Fatalf("sent: %+v", first)
+	}
+	for _, id := range first.runs {
+		if c := confOne(t, changes, changeInserted, id); c.to != stReady || c.queue != "q" {
+			t.Errorf("run %d: %v", id, confFmt(c))
+		}
+		if rec := confGet(t, st, id); rec.event != first.seq || rec.eventName != "user/created" || string(rec.args) != `{"n":1}` {
+			t.Errorf("run %d names event %d %q, args %s", id, rec.event, rec.eventName, rec.args)
+		}
+	}
+	confWantCounts(t, st, "q", map[State]int{StateReady: 2})
+
+	// Within the window the ID makes a duplicate: stored, with the first event's
+	// runs, starting nothing.
+	dup, changes := confSend(t, st, confT0.Add(59*time.Minute), "user/created", "signup-1", time.Hour, "welcome", "crm")
+	if dup.seq <= first.seq || dup.dupOf != first.seq || !slices.Equal(dup.runs, first.runs) || len(changes) != 0 {
+		t.Fatalf("duplicate: %+v, changes %v", dup, confChangeList(changes))
+	}
+	none, _ := confSend(t, st, confT0.Add(time.Hour), "order/paid", "", time.Hour)
+	later, _ := confSend(t, st, confT0.Add(time.Hour), "user/created", "signup-1", time.Hour, "welcome")
+	if later.dupOf != 0 || len(later.runs) != 1 {
+		t.Errorf("the ID past its window: %+v", later)
+	}
+	confWantCounts(t, st, "q", map[State]int{StateReady: 3})
+
+	var got *storedEvent
+	var all, named, oldest []*storedEvent
+	var next uint64
+	confView(t, st, func(r storeReader) (err error) {
+		if got, err = r.event(dup.seq); err != nil {
+			return err
+		}
+		if _, err := r.event(99); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("event 99: %v, want ErrNotFound", err)
+		}
+		if all, _, err = r.events("", false, 0, 10); err != nil {
+			return err
+		}
+		if oldest, next, err = r.events("user/created", true, 0, 2); err != nil {
+			return err
+		}
+		named, _, err = r.events("user/created", false, 0, 10)
+		return err
+	})
+	if got.name != "user/created" || got.id != "signup-1" || got.dupOf != first.seq || string(got.data) != `{"n":1}` ||
+		!got.at.Equal(confT0.Add(59*time.Minute)) || !slices.Equal(got.runs, first.runs) {
+		t.Errorf("the duplicate read back as %+v", got)
+	}
+	seqs := func(evs []*storedEvent) (out []uint64) {
+		for _, e := range evs {
+			out = append(out, e.seq)
+		}
+		return out
+	}
+	if s := seqs(all); !slices.Equal(s, []uint64{later.seq, none.seq, dup.seq, first.seq}) {
+		t.Errorf("every event, newest first: %v", s)
+	}
+	if s := seqs(named); !slices.Equal(s, []uint64{later.seq, dup.seq, first.seq}) {
+		t.Errorf("user/created, newest first: %v", s)
+	}
+	if s := seqs(oldest); !slices.Equal(s, []uint64{first.seq, dup.seq}) || next != later.seq {
+		t.Errorf("user/created, oldest first, 2 a page: %v, next %d; want next %d", s, next, later.seq)
+	}
+
+	// A write that fails stores neither the event nor its runs.
+	_, err := st.update(confT0.Add(2*time.Hour), nil, func(w storeWriter) error {
+		if err := w.sendEvent(&storedEvent{name: "x", data: []byte(`{}`)}, []*record{confJob("k", "q", confT0)}, time.Hour); err != nil {
+			return err
+		}
+		return errors.New("fail the write")
+	})
+	if err == nil {
+		t.Fatal("the failed write committed")
+	}
+	confWantCounts(t, st, "q", map[State]int{StateReady: 3})
+	confView(t, st, func(r storeReader) (err error) {
+		all, _, err = r.events("x", false, 0, 10)
+		return err
+	})
+	if len(all) != 0 {
+		t.Errorf("a rolled-back event is stored: %+v", all[0])
+	}
+}
+
+func confEventRetention(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t, WithEventRetention(2*time.Hour, time.Hour)))
+	h := func(n int) time.Time { return confT0.Add(time.Duration(n) * time.Hour) }
+	old, _ := confSend(t, st, h(0), "a", "one", time.Hour)
+	young, _ := confSend(t, st, h(1), "a", "", time.Hour)
+	due := func(now time.Time) (ok bool, next time.Time) {
+		confUpdate(t, st, now, func(w storeWriter) error {
+			ok, next = w.eventsDue()
+			return nil
+		})
+		return ok, next
+	}
+	if ok, next := due(h(1)); ok || !next.Equal(h(2)) {
+		t.Errorf("at +1h: due %v, next %v; want not due, next at +2h", ok, next)
+	}
+	if ok, _ := due(h(2)); !ok {
+		t.Fatal("at +2h: the first event's retention is not due")
+	}
+	confUpdate(t, st, h(2), func(w storeWriter) error { return w.retainEvents(10) })
+	var left, named []*storedEvent
+	confView(t, st, func(r storeReader) (err error) {
+		if left, _, err = r.events("", true, 0, 10); err != nil {
+			return err
+		}
+		named, _, err = r.events("a", true, 0, 10)
+		return err
+	})
+	if len(left) != 1 || left[0].seq != young.seq || len(named) != 1 || named[0].seq != young.seq {
+		t.Fatalf("after retention at +2h: %d events, %d by name; want only %d", len(left), len(named), young.seq)
+	}
+	// The deleted event's ID is free: a dedup window longer than its age would
+	// otherwise make this a duplicate.
+	again, _ := confSend(t, st, h(2), "a", "one", 24*time.Hour)
+	if again.dupOf != 0 {
+		t.Errorf("the ID of deleted event %d still deduplicates: %+v", old.seq, again)
+	}
+	if ok, next := due(h(2)); ok || !next.Equal(h(3)) {
+		t.Errorf("after retention: due %v, next %v; want next at +3h", ok, next)
 	}
 }
