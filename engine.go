@@ -517,6 +517,12 @@ func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error 
 			op.s = nil
 			continue
 		}
+		if op.event != nil {
+			if err := w.sendEvent(op.event, op.runs, en.r.cfg.eventDedup); err != nil {
+				return fmt.Errorf("send event %s of step %q of job %d: %w", op.event.name, op.s.key, e.id, err)
+			}
+			op.s.result = sentResult(op.event)
+		}
 		var rec *record
 		if e.rec.attempt != 0 {
 			rec = e.rec.clone()

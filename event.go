@@ -170,6 +170,60 @@ func eventData(v any) ([]byte, error) {
 	return b, nil
 }
 
+// SendEvent sends ev from the handler whose ctx it is, as the step called name: the
+// event and its runs are stored in the same commit as the step, so a run sends it
+// exactly once, across retries, crashes and restarts; a later attempt gets the
+// stored step back without sending again. It returns the event as Send does (its
+// Data as given to this call). Names follow Step's rules.
+func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
+	e, _ := ctx.Value(execKey{}).(*execution)
+	if e == nil {
+		return nil, invalidf("send event %q: called outside a job's handler", name)
+	}
+	if err := validateName("step name", name); err != nil {
+		return nil, fmt.Errorf("send event: %w", err)
+	}
+	now := time.Now()
+	se, runs, err := e.r.prepareEvent(ev, now)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("send event %q: %w", name, err))
+	}
+	key, saved, err := e.r.reachStep(e, name)
+	if err != nil {
+		return nil, err
+	}
+	if saved == nil {
+		s := &step{key: key, state: stepDone, startedAt: now, finishedAt: now}
+		if err := e.r.saveStep(ctx, &stepOp{e: e, s: s, event: se, runs: runs}); err != nil {
+			return nil, fmt.Errorf("send event %q: %w", key, err)
+		}
+		return se.info(), nil
+	}
+	if saved.state != stepDone {
+		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is not a SendEvent", key))
+	}
+	var sent sentEvent
+	if err := json.Unmarshal(saved.result, &sent); err != nil || sent.Seq == 0 {
+		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is not a SendEvent", key))
+	}
+	return &EventInfo{Seq: sent.Seq, Name: se.name, ID: se.id, Data: se.data, At: sent.At, Runs: sent.Runs,
+		DuplicateOf: sent.DuplicateOf}, nil
+}
+
+// sentEvent is the result a SendEvent step stores: what Send returned, but the data.
+type sentEvent struct {
+	Seq         uint64    `json:"seq"`
+	At          time.Time `json:"at"`
+	Runs        []ID      `json:"runs,omitempty"`
+	DuplicateOf uint64    `json:"duplicate_of,omitempty"`
+}
+
+// sentResult is a SendEvent step's result once se is stored.
+func sentResult(se *storedEvent) []byte {
+	b, _ := json.Marshal(sentEvent{Seq: se.seq, At: se.at, Runs: se.runs, DuplicateOf: se.dupOf})
+	return b
+}
+
 // rawArgs are args already encoded: an event's data as the args of a run.
 type rawArgs struct {
 	kind string

@@ -340,3 +340,90 @@ func TestSendReadOnly(t *testing.T) {
 		t.Errorf("read-only events: %+v, %v", page, err)
 	}
 }
+
+type welcomed struct {
+	User string `json:"user"`
+}
+
+func (welcomed) Kind() string { return "welcomed" }
+
+func TestSendEventIsAStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var attempts, downstream sync.Map
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+			n, _ := attempts.LoadOrStore(j.Args.User, new(int))
+			*n.(*int)++
+			sent, err := jobrun.SendEvent(ctx, "notify", jobrun.Event{Name: "user/welcomed", Data: welcomed{User: j.Args.User}})
+			if err != nil {
+				return err
+			}
+			if len(sent.Runs) != 1 || sent.Name != "user/welcomed" {
+				return jobrun.Permanent(errors.New("unexpected event: " + string(sent.Data)))
+			}
+			if *n.(*int) == 1 {
+				return errors.New("fail after the event was sent") // the retry must not send it again
+			}
+			return nil
+		}, jobrun.Backoff(time.Second, time.Second))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[welcomed]) error {
+			n, _ := downstream.LoadOrStore(j.Args.User, new(int))
+			*n.(*int)++
+			return nil
+		}, jobrun.On("user/welcomed"))
+		id := enqueue(t, r, signup{User: "ada"})
+		in := runUntilState(t, r, id, jobrun.StateDone)
+		if in.State != jobrun.StateDone {
+			t.Fatalf("state %s: %s", in.State, in.LastError)
+		}
+		if n, _ := attempts.Load("ada"); *n.(*int) != 2 {
+			t.Errorf("%d attempts, want 2", *n.(*int))
+		}
+		page, err := r.Events(t.Context(), jobrun.EventFilter{Name: "user/welcomed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) != 1 {
+			t.Fatalf("%d events sent, want 1 across two attempts", len(page.Events))
+		}
+		if n, ok := downstream.Load("ada"); !ok || *n.(*int) != 1 {
+			t.Errorf("the event's function ran %v times, want once", n)
+		}
+		if len(in.Steps) != 1 || in.Steps[0].Name != "notify" || in.Steps[0].State != "done" {
+			t.Errorf("steps: %+v", in.Steps)
+		}
+	})
+}
+
+func TestSendEventRefusals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		if _, err := jobrun.SendEvent(t.Context(), "notify", jobrun.Event{Name: "a"}); !errors.Is(err, jobrun.ErrInvalid) {
+			t.Errorf("outside a handler: %v", err)
+		}
+		var bad, clash error
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+			if j.Attempt == 1 {
+				_, bad = jobrun.SendEvent(ctx, "notify", jobrun.Event{Name: "a", Data: 5})
+				if _, err := jobrun.Step(ctx, "x", func(ctx context.Context) (int, error) { return 1, nil }); err != nil {
+					return err
+				}
+				return errors.New("again")
+			}
+			// A later attempt that reaches the stored Step's name with SendEvent.
+			_, clash = jobrun.SendEvent(ctx, "x", jobrun.Event{Name: "a"})
+			return clash
+		}, jobrun.Backoff(time.Second, time.Second))
+		id := enqueue(t, r, signup{User: "ada"})
+		in := runUntilState(t, r, id, jobrun.StateFailed)
+		if !errors.Is(bad, jobrun.ErrInvalid) {
+			t.Errorf("data not an object: %v", bad)
+		}
+		if clash == nil || !strings.Contains(clash.Error(), "not a SendEvent") || in.State != jobrun.StateFailed {
+			t.Errorf("SendEvent on a stored Step's name: %v, job %s", clash, in.State)
+		}
+		if page, _ := r.Events(t.Context(), jobrun.EventFilter{}); len(page.Events) != 0 {
+			t.Errorf("%d events sent", len(page.Events))
+		}
+	})
+}

@@ -97,6 +97,8 @@ func (s *step) info() StepInfo {
 type stepOp struct {
 	e     *execution
 	s     *step
+	event *storedEvent // SendEvent: the event to store with the step, whose result it becomes
+	runs  []*record    // its runs
 	reply chan error
 }
 
@@ -173,7 +175,7 @@ func Step[R any](ctx context.Context, name string, fn func(ctx context.Context) 
 		return zero, fmt.Errorf("step %q: %w", key, fnErr)
 	}
 	s.finishedAt = time.Now()
-	if err := e.r.saveStep(ctx, e, s); err != nil {
+	if err := e.r.saveStep(ctx, &stepOp{e: e, s: s}); err != nil {
 		return zero, fmt.Errorf("step %q: store: %w", key, err)
 	}
 	if fnErr != nil {
@@ -234,8 +236,9 @@ func (r *Runner) reachStep(e *execution, name string) (string, *step, error) {
 	return key, nil, nil
 }
 
-// saveStep stores s with e's job in the loop's next commit and waits for it.
-func (r *Runner) saveStep(ctx context.Context, e *execution, s *step) error {
+// saveStep stores op's step with its job in the loop's next commit and waits for it.
+func (r *Runner) saveStep(ctx context.Context, op *stepOp) error {
+	e, s := op.e, op.s
 	ss := &e.steps
 	ss.mu.Lock()
 	if ss.bytes+len(s.result) > maxStepsBytes {
@@ -245,8 +248,8 @@ func (r *Runner) saveStep(ctx context.Context, e *execution, s *step) error {
 	}
 	s.attempts = int64(e.info.Attempt - ss.spent)
 	ss.mu.Unlock()
-	reply := make(chan error, 1)
-	if err := r.send(ctx, &stepOp{e: e, s: s, reply: reply}, reply); err != nil {
+	op.reply = make(chan error, 1)
+	if err := r.send(ctx, op, op.reply); err != nil {
 		return err
 	}
 	ss.mu.Lock()

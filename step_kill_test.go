@@ -2,6 +2,7 @@ package jobrun_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,15 +16,18 @@ import (
 
 const stepKillChildEnv = "JOBRUN_STEP_KILL_CHILD" // the file's path, in the child
 
-// stepKillHandler is a job of two steps; each call of a step's function appends a
-// line to ledger, outside the database. With block set, the second step never ends:
-// the process is killed in it.
+// stepKillHandler is a job of two steps with a SendEvent between them; each call of a
+// step's function appends a line to ledger, outside the database. With block set, the
+// second step never ends: the process is killed in it.
 func stepKillHandler(ledger func(line string), block bool) func(context.Context, *jobrun.Job[signup]) error {
 	return func(ctx context.Context, j *jobrun.Job[signup]) error {
 		if _, err := jobrun.Step(ctx, "first", func(ctx context.Context) (string, error) {
 			ledger("first " + j.Args.User)
 			return "ok", nil
 		}); err != nil {
+			return err
+		}
+		if _, err := jobrun.SendEvent(ctx, "notify", jobrun.Event{Name: "user/welcomed", Data: welcomed{User: j.Args.User}}); err != nil {
 			return err
 		}
 		_, err := jobrun.Step(ctx, "second", func(ctx context.Context) (string, error) {
@@ -38,7 +42,8 @@ func stepKillHandler(ledger func(line string), block bool) func(context.Context,
 }
 
 // TestStepSIGKILL kills a process while its jobs are in their second step: after
-// the restart every job finishes, and the first step of none of them runs again.
+// the restart every job finishes, the first step of none of them runs again, and
+// the event each sent between its steps was sent once, starting one run.
 func TestStepSIGKILL(t *testing.T) {
 	if path := os.Getenv(stepKillChildEnv); path != "" {
 		stepKillChild(path)
@@ -107,8 +112,24 @@ func TestStepSIGKILL(t *testing.T) {
 		calls[line]++
 		mu.Unlock()
 	}, false))
+	handleWelcomed(r)
 	runUntilIdle(t, r)
-	wantCounts(t, r, "", map[jobrun.State]int{jobrun.StateDone: jobs})
+	wantCounts(t, r, "", map[jobrun.State]int{jobrun.StateDone: 2 * jobs})
+	sent := map[string]int{}
+	page, err := r.Events(t.Context(), jobrun.EventFilter{Name: "user/welcomed", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range page.Events {
+		var w welcomed
+		if err := json.Unmarshal(ev.Data, &w); err != nil || len(ev.Runs) != 1 {
+			t.Fatalf("event %d: %s, runs %v", ev.Seq, ev.Data, ev.Runs)
+		}
+		sent[w.User]++
+		if in := get(t, r, ev.Runs[0]); in.Kind != "welcomed" || in.Event != ev.Seq || in.State != jobrun.StateDone {
+			t.Errorf("the run of event %d: %s %s, event %d", ev.Seq, in.Kind, in.State, in.Event)
+		}
+	}
 	for i := range jobs {
 		u := fmt.Sprint("u", i)
 		if n := calls["first "+u]; n != 1 {
@@ -116,6 +137,9 @@ func TestStepSIGKILL(t *testing.T) {
 		}
 		if calls["second "+u] < 1 {
 			t.Errorf("job %s: the second step never ran", u)
+		}
+		if sent[u] != 1 {
+			t.Errorf("job %s sent its event %d times, want once", u, sent[u])
 		}
 	}
 }
@@ -134,7 +158,13 @@ func stepKillChild(path string) {
 		fmt.Println(line)
 		mu.Unlock()
 	}, true))
+	handleWelcomed(r)
 	err = r.Run(context.Background())
 	fmt.Fprintln(os.Stderr, "Run returned before the kill:", err)
 	os.Exit(1)
+}
+
+// handleWelcomed registers the function of the event stepKillHandler sends.
+func handleWelcomed(r *jobrun.Runner) {
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[welcomed]) error { return nil }, jobrun.On("user/welcomed"))
 }
