@@ -291,3 +291,40 @@ func parseEventIDValue(v []byte) (seq uint64, at time.Time, ok bool) {
 	}
 	return binary.BigEndian.Uint64(v[:8]), nanosTime(binary.BigEndian.Uint64(v[8:])), true
 }
+
+// eventWaitPrefix is the start of the eventwaits keys of the jobs waiting for an
+// event of name whose field has value (field "" and no value: any event of name).
+func eventWaitPrefix(name, field string, value []byte) []byte {
+	b := append(queuePrefix(name), byte(len(field)))
+	b = append(b, field...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(value)))
+	return append(b, value...)
+}
+
+// eventWaitKey is a waiting job's key in the eventwaits index.
+func eventWaitKey(name, field string, value []byte, id ID) []byte {
+	return binary.BigEndian.AppendUint64(eventWaitPrefix(name, field, value), uint64(id))
+}
+
+// nextWaitField is the first eventwaits key past every key of name's field.
+func nextWaitField(name, field string) []byte {
+	b := append(queuePrefix(name), byte(len(field)))
+	return append(append(b, field...), 0xff, 0xff)
+}
+
+// parseEventWaitKey reads a key of the eventwaits index.
+func parseEventWaitKey(k []byte) (name, field string, value []byte, id ID, ok bool) {
+	name, rest, ok := cutName(k)
+	if !ok || name == "" {
+		return "", "", nil, 0, false
+	}
+	field, rest, ok = cutName(rest)
+	if !ok || len(rest) < 2+8 {
+		return "", "", nil, 0, false
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	if len(rest) != 2+n+8 {
+		return "", "", nil, 0, false
+	}
+	return name, field, rest[2 : 2+n], keyID(rest), true
+}

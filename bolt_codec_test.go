@@ -41,6 +41,9 @@ func FuzzKeys(f *testing.F) {
 		parseEventKey(garbage)
 		parseEventNameKey(garbage)
 		parseEventIDValue(garbage)
+		parseEventWaitKey(garbage)
+		fieldValue(garbage, key)
+		matchValue(garbage)
 		decodeEvent(id1, garbage)
 
 		if len(name) > maxNameLen || len(key) > maxUniqueKeyLen {
@@ -65,6 +68,15 @@ func FuzzKeys(f *testing.F) {
 			if err != nil || got.name != name || got.id != key || !bytes.Equal(got.data, garbage) || !got.at.Equal(at) ||
 				got.dupOf != id2 || len(got.runs) != 2 || got.runs[0] != id || got.runs[1] != ID(id2) {
 				t.Fatalf("event %+v read back as %+v, %v", se, got, err)
+			}
+		}
+		if name != "" && len(key) <= maxNameLen && len(garbage) <= maxMatchLen {
+			gname, gfield, gvalue, gid, ok := parseEventWaitKey(eventWaitKey(name, key, garbage, id))
+			if !ok || gname != name || gfield != key || !bytes.Equal(gvalue, garbage) || gid != id {
+				t.Fatalf("event wait key of %q/%q/%q/%d: %q/%q/%q/%d %v", name, key, garbage, id, gname, gfield, gvalue, gid, ok)
+			}
+			if k := eventWaitKey(name, key, garbage, id); bytes.Compare(k, nextWaitField(name, key)) >= 0 {
+				t.Fatalf("event wait key %x sorts after the end of its field, %x", k, nextWaitField(name, key))
 			}
 		}
 		if seq, gat, ok := parseEventIDValue(eventIDValue(id1, at)); !ok || seq != id1 || !gat.Equal(at) {

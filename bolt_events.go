@@ -48,7 +48,13 @@ func (t *txn) sendEvent(se *storedEvent, runs []*record, dedup time.Duration) er
 	if err := evs.Put(eventKey(seq), se.encode()); err != nil {
 		return err
 	}
-	return t.bucket(bEventNames).Put(eventNameKey(se.name, seq), nil)
+	if err := t.bucket(bEventNames).Put(eventNameKey(se.name, seq), nil); err != nil {
+		return err
+	}
+	if se.dupOf != 0 {
+		return nil // a duplicate wakes no wait, as it starts no run
+	}
+	return t.wakeWaiters(se)
 }
 
 func (t *txn) event(seq uint64) (*storedEvent, error) {

@@ -686,6 +686,13 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 		return next{}, err
 	}
 	if e.outcome == outcomeSlept {
+		if e.sleep.state == stepWait {
+			s, err := t.suspendWait(id, e.sleep)
+			if err != nil {
+				return next{}, err
+			}
+			e.sleep = s // received already: due now
+		}
 		if err := t.bucket(bSteps).Put(stepKey(id, e.sleep.key), e.sleep.encode()); err != nil {
 			return next{}, err
 		}

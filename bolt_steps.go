@@ -36,6 +36,11 @@ func (t *txn) saveStep(id ID, rec *record, s *step) error {
 			return err
 		}
 	}
+	if s.state == stepTimedOut {
+		if err := t.endWait(id, s); err != nil {
+			return err
+		}
+	}
 	return t.bucket(bSteps).Put(stepKey(id, s.key), s.encode())
 }
 
@@ -47,12 +52,25 @@ func (t *txn) removeSteps(id ID) error {
 	}
 	prefix := idKey(id)
 	var keys [][]byte
+	var waits []*step
 	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		keys = append(keys, bytes.Clone(k))
+		if len(v) > 1 && v[1] == stepWait {
+			if _, key, ok := parseStepKey(k); ok {
+				if s, err := decodeStep(key, v); err == nil {
+					waits = append(waits, s)
+				}
+			}
+		}
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, s := range waits {
+		if err := t.endWait(id, s); err != nil {
 			return err
 		}
 	}

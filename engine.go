@@ -521,7 +521,7 @@ func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error 
 			if err := w.sendEvent(op.event, op.runs, en.r.cfg.eventDedup); err != nil {
 				return fmt.Errorf("send event %s of step %q of job %d: %w", op.event.name, op.s.key, e.id, err)
 			}
-			op.s.result = sentResult(op.event)
+			op.s.result, op.s.event = sentResult(op.event), op.event.seq
 		}
 		var rec *record
 		if e.rec.attempt != 0 {

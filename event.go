@@ -199,12 +199,9 @@ func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
 		}
 		return se.info(), nil
 	}
-	if saved.state != stepDone {
-		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is not a SendEvent", key))
-	}
 	var sent sentEvent
-	if err := json.Unmarshal(saved.result, &sent); err != nil || sent.Seq == 0 {
-		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is not a SendEvent", key))
+	if saved.state != stepDone || saved.what() != "a SendEvent" || json.Unmarshal(saved.result, &sent) != nil {
+		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is %s, not a SendEvent", key, saved.what()))
 	}
 	return &EventInfo{Seq: sent.Seq, Name: se.name, ID: se.id, Data: se.data, At: sent.At, Runs: sent.Runs,
 		DuplicateOf: sent.DuplicateOf}, nil

@@ -21,19 +21,24 @@ const (
 // StepInfo is one recorded step of a job, as Get shows it.
 type StepInfo struct {
 	Name       string          `json:"name"`     // the step's name, with "#n" for the nth repeat in one attempt (see Step)
-	State      string          `json:"state"`    // "done"; "failed" (a permanent error, returned to every later attempt); "sleep" (FinishedAt is its wake-up)
+	State      string          `json:"state"`    // "done"; "failed" (a permanent error, returned to every later attempt); "sleep" (FinishedAt is its wake-up); "waiting" (WaitFor: FinishedAt is its timeout); "timed_out" (WaitFor received nothing)
 	Attempts   int             `json:"attempts"` // the job's attempt, counted since the previous step, that recorded it
 	Result     json.RawMessage `json:"result,omitempty"`
 	Error      string          `json:"error,omitempty"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`
+	WaitEvent  string          `json:"wait_event,omitempty"` // WaitFor: the event's name
+	WaitMatch  string          `json:"wait_match,omitempty"` // WaitFor: field=value its data must have, "" for any event of the name
+	Event      uint64          `json:"event,omitempty"`      // the Seq of the event WaitFor received or SendEvent sent
 }
 
 // Step states as stored.
 const (
 	stepDone byte = iota + 1
 	stepFailed
-	stepSleep // a Sleep: finishedAt is its wake-up
+	stepSleep    // a Sleep: finishedAt is its wake-up
+	stepWait     // a WaitFor waiting: finishedAt is its timeout
+	stepTimedOut // a WaitFor whose timeout came first
 )
 
 // step is a step's stored form.
@@ -45,6 +50,14 @@ type step struct {
 	err        string
 	startedAt  time.Time
 	finishedAt time.Time
+
+	// WaitFor's: the event awaited, the field of its data to match ("" for any
+	// event of the name) and the value, as matchValue encodes it; event is the
+	// Seq of the event received (or, for SendEvent, sent).
+	waitEvent string
+	waitField string
+	waitValue []byte
+	event     uint64
 }
 
 const stepVersion = 1
@@ -56,7 +69,14 @@ func (s *step) encode() []byte {
 	b = appendTime(b, s.startedAt)
 	b = appendTime(b, s.finishedAt)
 	b = appendBytes(b, s.result)
-	return appendString(b, s.err)
+	b = appendString(b, s.err)
+	if s.waitEvent == "" && s.event == 0 {
+		return b // the fields after are read as empty
+	}
+	b = appendString(b, s.waitEvent)
+	b = appendString(b, s.waitField)
+	b = appendBytes(b, s.waitValue)
+	return binary.AppendUvarint(b, s.event)
 }
 
 // decodeStep parses a step stored under key; like decodeRecord, it keeps nothing of b.
@@ -71,25 +91,43 @@ func decodeStep(key string, b []byte) (*step, error) {
 	s.finishedAt = d.time()
 	s.result = d.bytes()
 	s.err = d.string()
+	s.waitEvent = d.string()
+	s.waitField = d.string()
+	s.waitValue = d.bytes()
+	s.event = d.uvarint()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode step %q: %w", key, d.err)
 	}
-	if s.state != stepDone && s.state != stepFailed && s.state != stepSleep {
+	if s.state < stepDone || s.state > stepTimedOut || s.state == stepWait && s.waitEvent == "" {
 		return nil, fmt.Errorf("decode step %q: invalid state %d", key, s.state)
 	}
 	return s, nil
 }
 
+// stepStates names the step states as StepInfo shows them.
+var stepStates = [...]string{stepDone: "done", stepFailed: "failed", stepSleep: "sleep", stepWait: "waiting",
+	stepTimedOut: "timed_out"}
+
 func (s *step) info() StepInfo {
-	state := "done"
-	switch s.state {
-	case stepFailed:
-		state = "failed"
-	case stepSleep:
-		state = "sleep"
+	in := StepInfo{Name: s.key, State: stepStates[s.state], Attempts: int(s.attempts), Result: s.result, Error: s.err,
+		StartedAt: s.startedAt, FinishedAt: s.finishedAt, WaitEvent: s.waitEvent, Event: s.event}
+	if s.waitField != "" {
+		in.WaitMatch = s.waitField + "=" + string(s.waitValue)
 	}
-	return StepInfo{Name: s.key, State: state, Attempts: int(s.attempts), Result: s.result, Error: s.err,
-		StartedAt: s.startedAt, FinishedAt: s.finishedAt}
+	return in
+}
+
+// what names the call that stored s, for the error of a name reused by another.
+func (s *step) what() string {
+	switch {
+	case s.state == stepSleep:
+		return "a Sleep"
+	case s.waitEvent != "":
+		return "a WaitFor"
+	case s.event != 0:
+		return "a SendEvent"
+	}
+	return "a Step"
 }
 
 // stepOp asks the loop to store a step of a running attempt; reply gets the commit's
@@ -187,11 +225,11 @@ func Step[R any](ctx context.Context, name string, fn func(ctx context.Context) 
 // savedResult returns what a stored step returns: its result decoded, or its error.
 func savedResult[R any](s *step) (R, error) {
 	var v R
-	switch s.state {
-	case stepFailed:
+	switch {
+	case s.state == stepFailed:
 		return v, Permanent(fmt.Errorf("step %q: %s", s.key, s.err))
-	case stepSleep:
-		return v, Permanent(fmt.Errorf("step %q: the step stored under that name is a Sleep; give the step another name", s.key))
+	case s.what() != "a Step":
+		return v, Permanent(fmt.Errorf("step %q: the step stored under that name is %s; give the step another name", s.key, s.what()))
 	}
 	if err := json.Unmarshal(s.result, &v); err != nil {
 		return v, Permanent(fmt.Errorf("step %q: the stored result does not decode into %T: %w", s.key, v, err))
@@ -302,7 +340,7 @@ func SleepUntil(ctx context.Context, name string, t time.Time) error {
 	now := time.Now()
 	if saved != nil {
 		if saved.state != stepSleep {
-			return Permanent(fmt.Errorf("sleep %q: the step stored under that name is not a sleep", key))
+			return Permanent(fmt.Errorf("sleep %q: the step stored under that name is %s, not a Sleep", key, saved.what()))
 		}
 		woke := !e.info.RunAt.Before(saved.startedAt) && e.info.RunAt.Before(saved.finishedAt) // Promote
 		if !now.Before(saved.finishedAt) || woke {

@@ -103,6 +103,7 @@ var conformanceCases = []conformanceCase{
 	{"BackupAndCompact", confBackupCompact},
 	{"Events", confEvents},
 	{"EventRetention", confEventRetention},
+	{"WaitForEvents", confWaits},
 }
 
 // confT0 is when every case begins.
@@ -2256,5 +2257,127 @@ func confEventRetention(t *testing.T, open storeOpener) {
 	}
 	if ok, next := due(h(2)); ok || !next.Equal(h(3)) {
 		t.Errorf("after retention: due %v, next %v; want next at +3h", ok, next)
+	}
+}
+
+// confSuspendWait claims job id and suspends it in a wait for an event of name with
+// field = value, reached at reached, committed at now.
+func confSuspendWait(t *testing.T, st store, reached, now time.Time, queue string, id ID, name, field, value string) (*record, []jobChange) {
+	t.Helper()
+	cj := confClaimOne(t, st, now, queue, id)
+	s := &step{key: "wait", state: stepWait, startedAt: reached, finishedAt: now.Add(time.Hour),
+		waitEvent: name, waitField: field, waitValue: []byte(value)}
+	_, rec, changes := confApply(t, st, now, cj, ending{outcome: outcomeSlept, started: reached, sleep: s})
+	return rec, changes
+}
+
+func confWaitStep(t *testing.T, st store, id ID) *step {
+	t.Helper()
+	var steps []*step
+	confView(t, st, func(r storeReader) (err error) {
+		steps, err = r.steps(id)
+		return err
+	})
+	if len(steps) != 1 {
+		t.Fatalf("job %d has %d steps, want its wait", id, len(steps))
+	}
+	return steps[0]
+}
+
+func confWaits(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	ids := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0), confJob("k", "q", confT0),
+		confJob("k", "q2", confT0))
+	a, b, c, d := ids[0], ids[1], ids[2], ids[3]
+	s1 := confT0.Add(time.Second)
+	_, changes := confSuspendWait(t, st, s1, s1, "q", a, "paid", "order", "42")
+	confWantMove(t, changes, a, stReady, stScheduled, outcomeSlept)
+	confSuspendWait(t, st, s1, s1, "q", b, "paid", "order", "43")
+	confSuspendWait(t, st, s1, s1, "q", c, "paid", "", "")
+	if s := confWaitStep(t, st, a); s.state != stepWait || s.waitEvent != "paid" || s.waitField != "order" || string(s.waitValue) != "42" {
+		t.Fatalf("the wait read back as %+v", s)
+	}
+	confWantCounts(t, st, "q", map[State]int{StateScheduled: 3})
+
+	// An event wakes the waits whose field has its value, and those of any event of
+	// the name; the others wait on.
+	s2 := s1.Add(time.Second)
+	se := &storedEvent{name: "paid", data: []byte(`{"order": 42.0, "x": 1}`)}
+	changes = confUpdate(t, st, s2, func(w storeWriter) error { return w.sendEvent(se, nil, time.Hour) })
+	confWantMove(t, changes, a, stScheduled, stReady, outcomeDue)
+	confWantMove(t, changes, c, stScheduled, stReady, outcomeDue)
+	confNone(t, changes, changeMoved, b)
+	for _, id := range []ID{a, c} {
+		if s := confWaitStep(t, st, id); s.state != stepDone || s.event != se.seq || string(s.result) != string(se.data) || !s.finishedAt.Equal(s2) {
+			t.Errorf("job %d: the received wait read back as %+v", id, s)
+		}
+	}
+	// The woken waits left the index: the same event again wakes nothing.
+	changes = confUpdate(t, st, s2, func(w storeWriter) error {
+		return w.sendEvent(&storedEvent{name: "paid", data: []byte(`{"order":42}`)}, nil, time.Hour)
+	})
+	if len(changes) != 0 {
+		t.Errorf("a second event: %v", confChangeList(changes))
+	}
+	confWantInfo(t, st, b, StateScheduled, 0)
+
+	// The lookback: an event sent after the wait was reached, before it is stored.
+	late := &storedEvent{name: "paid", data: []byte(`{"order":44}`)}
+	confUpdate(t, st, s2, func(w storeWriter) error { return w.sendEvent(late, nil, time.Hour) })
+	_, changes = confSuspendWait(t, st, s1, s2.Add(time.Second), "q2", d, "paid", "order", "44")
+	if s := confWaitStep(t, st, d); s.state != stepDone || s.event != late.seq {
+		t.Errorf("a wait reached before its event and stored after: %+v", s)
+	}
+	confWantInfo(t, st, d, StateReady, 0)
+	// Reached after the event, it waits.
+	bare := confEnqueueIDs(t, st, s2, confJob("k", "q3", s2))[0]
+	confSuspendWait(t, st, s2.Add(time.Second), s2.Add(time.Second), "q3", bare, "paid", "order", "44")
+	confWantInfo(t, st, bare, StateScheduled, 0)
+
+	// A stored timeout takes the wait out of the index, as does removal.
+	timedOut := confWaitStep(t, st, b)
+	timedOut.state = stepTimedOut
+	confUpdate(t, st, s2, func(w storeWriter) error {
+		rec, err := w.get(b)
+		if err != nil {
+			return err
+		}
+		if _, err := w.apply(b, rec, ending{outcome: outcomeCancel}); err != nil {
+			return err
+		}
+		if err := w.saveStep(b, nil, timedOut); err != nil {
+			return err
+		}
+		rec, err = w.get(bare)
+		if err != nil {
+			return err
+		}
+		if _, err := w.apply(bare, rec, ending{outcome: outcomeCancel}); err != nil {
+			return err
+		}
+		rec, err = w.get(bare)
+		if err != nil {
+			return err
+		}
+		return w.remove(bare, rec)
+	})
+	changes = confUpdate(t, st, s2, func(w storeWriter) error {
+		for _, v := range []string{"43", "44"} {
+			if err := w.sendEvent(&storedEvent{name: "paid", data: []byte(`{"order":` + v + `}`)}, nil, time.Hour); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if len(changes) != 0 {
+		t.Errorf("events for ended waits: %v", confChangeList(changes))
+	}
+	if _, ok := st.(*boltStore); ok {
+		confView(t, st, func(r storeReader) error {
+			if n := r.(*txn).bucket(bEventWaits).Stats().KeyN; n != 0 {
+				t.Errorf("%d wait entries left in the bbolt index after every wait ended", n)
+			}
+			return nil
+		})
 	}
 }

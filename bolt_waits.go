@@ -1,0 +1,149 @@
+package jobrun
+
+import (
+	"bytes"
+	"time"
+)
+
+// A job suspended in WaitFor has its wait step in the steps bucket, like any step,
+// and an entry in the eventwaits index under the event's name, the field its data
+// must have and the value, so that an event finds the jobs waiting for it by a
+// lookup per field awaited on its name:
+//
+//	eventwaits  len(name) ‖ name ‖ len(field) ‖ field ‖ len(value) (2 B) ‖ value ‖ id → step key
+//
+// The entry goes when the wait ends: an event received, its timeout stored
+// (saveStep), or the job removed.
+
+// suspendWait stores the wait step s of job id, which leaves its worker now, with its
+// index entry; unless an event it takes was sent since it was reached (the
+// lookback), which it receives at once: the step returned is then done, due now.
+func (t *txn) suspendWait(id ID, s *step) (*step, error) {
+	if se, err := t.sentSince(s); err != nil || se != nil {
+		if err != nil {
+			return nil, err
+		}
+		return received(s, se, t.now), nil
+	}
+	return s, t.bucket(bEventWaits).Put(eventWaitKey(s.waitEvent, s.waitField, s.waitValue, id), []byte(s.key))
+}
+
+// received is the wait step s ended by event se at now.
+func received(s *step, se *storedEvent, now time.Time) *step {
+	done := *s
+	done.state, done.result, done.event, done.finishedAt = stepDone, se.data, se.seq, now
+	return &done
+}
+
+// sentSince finds the first event sent since the wait step s was reached that it
+// takes, reading the events of its name newest first down to that time.
+func (t *txn) sentSince(s *step) (*storedEvent, error) {
+	prefix := queuePrefix(s.waitEvent)
+	c := t.bucket(bEventNames).Cursor()
+	var found *storedEvent
+	k, _ := c.Seek(eventNameKey(s.waitEvent, ^uint64(0)))
+	if k == nil || !bytes.Equal(k, eventNameKey(s.waitEvent, ^uint64(0))) {
+		k, _ = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		_, seq, ok := parseEventNameKey(k)
+		if !ok {
+			continue
+		}
+		se, err := t.event(seq)
+		if err != nil {
+			return nil, err
+		}
+		if se.at.Before(s.startedAt) {
+			break
+		}
+		if se.dupOf == 0 && takes(s, se) {
+			found = se // the earliest one wins: keep going back
+		}
+	}
+	return found, nil
+}
+
+// takes reports whether the wait step s takes event se.
+func takes(s *step, se *storedEvent) bool {
+	if s.waitField == "" {
+		return true
+	}
+	v, ok := fieldValue(se.data, s.waitField)
+	return ok && bytes.Equal(v, s.waitValue)
+}
+
+// endWait takes a wait step out of the index.
+func (t *txn) endWait(id ID, s *step) error {
+	if b := t.bucket(bEventWaits); b != nil {
+		return b.Delete(eventWaitKey(s.waitEvent, s.waitField, s.waitValue, id))
+	}
+	return nil
+}
+
+// wakeWaiters ends the waits that event se takes: each job waiting for it gets the
+// event as its wait step's result and becomes ready. It reads one index range per
+// field awaited on the event's name.
+func (t *txn) wakeWaiters(se *storedEvent) error {
+	b := t.bucket(bEventWaits)
+	prefix := queuePrefix(se.name)
+	type waiter struct {
+		id  ID
+		key string
+		at  []byte
+	}
+	var woken []waiter
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+		_, field, _, _, ok := parseEventWaitKey(k)
+		if !ok {
+			k, _ = c.Next()
+			continue
+		}
+		value, has := []byte(nil), true
+		if field != "" {
+			value, has = fieldValue(se.data, field)
+		}
+		if has {
+			at := eventWaitPrefix(se.name, field, value)
+			for k, v := c.Seek(at); k != nil && bytes.HasPrefix(k, at); k, v = c.Next() {
+				if len(k) == len(at)+8 {
+					woken = append(woken, waiter{id: keyID(k), key: string(v), at: bytes.Clone(k)})
+				}
+			}
+		}
+		k, _ = c.Seek(nextWaitField(se.name, field))
+	}
+	for _, w := range woken {
+		if err := t.wake(w.id, w.key, w.at, se); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wake ends job id's wait in step key, whose index entry is at, with event se, if
+// the job still waits in it; an entry whose job moved on (its timeout came) stays
+// until the job stores the timeout.
+func (t *txn) wake(id ID, key string, at []byte, se *storedEvent) error {
+	rec, err := t.get(id)
+	if err != nil || rec.state != stScheduled {
+		return nil // gone, unreadable (quarantined by the reads that need it) or not waiting
+	}
+	v := t.bucket(bSteps).Get(stepKey(id, key))
+	if v == nil {
+		return nil
+	}
+	s, err := decodeStep(key, v)
+	if err != nil || s.state != stepWait {
+		return nil
+	}
+	if err := t.bucket(bEventWaits).Delete(at); err != nil {
+		return err
+	}
+	if err := t.bucket(bSteps).Put(stepKey(id, key), received(s, se, t.now).encode()); err != nil {
+		return err
+	}
+	_, err = t.apply(id, rec, ending{outcome: outcomeDue})
+	return err
+}
