@@ -40,6 +40,7 @@ import (
 //	  events     seq (8 B) → event (event.go)                          sent events, oldest first
 //	  eventnames len(name) ‖ name ‖ seq → ∅                            events by name
 //	  eventids   event ID → seq (8 B) ‖ sent-at (8 B Unix ns)          the dedup window
+//	  functions  kind → function (function.go)                       the functions of events, for processes without them
 //	  eventwaits len(name) ‖ name ‖ len(field) ‖ field ‖ len(value) (2 B) ‖ value ‖ id → step key   WaitFor
 //
 // A ready entry's value is the job's concurrency key, empty if it has none.
@@ -77,18 +78,19 @@ var (
 	bucketEventNames = []byte("eventnames")
 	bucketEventIDs   = []byte("eventids")
 	bucketEventWaits = []byte("eventwaits")
+	bucketFunctions  = []byte("functions")
 	keySchema        = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions}
 
 	// laterBuckets are buckets added after schema 2: a file an earlier jobrun wrote
 	// lacks them, and a read-only runner opens it all the same, reading them as
 	// empty. A runner that writes creates them at open.
-	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits}
+	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -313,6 +315,7 @@ const (
 	bEventNames
 	bEventIDs
 	bEventWaits
+	bFunctions
 	numBuckets
 )
 

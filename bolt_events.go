@@ -190,3 +190,39 @@ func (t *txn) retainEvents(limit int) error {
 func (s *boltStore) sendTx(tx *bbolt.Tx, now time.Time, se *storedEvent, runs []*record, dedup time.Duration) ([]jobChange, error) {
 	return s.inTx(tx, now, func(t *txn) error { return t.sendEvent(se, runs, dedup) })
 }
+
+func (t *txn) functions() ([]*storedFunction, error) {
+	b := t.bucket(bFunctions)
+	if b == nil {
+		return nil, nil
+	}
+	var out []*storedFunction
+	err := b.ForEach(func(k, v []byte) error {
+		f, err := decodeFunction(string(k), v)
+		if err != nil {
+			return err
+		}
+		out = append(out, f)
+		return nil
+	})
+	return out, err
+}
+
+func (t *txn) putFunctions(fns []*storedFunction) error {
+	b := t.bucket(bFunctions)
+	var old [][]byte
+	if err := b.ForEach(func(k, _ []byte) error { old = append(old, bytes.Clone(k)); return nil }); err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	for _, f := range fns {
+		if err := b.Put([]byte(f.kind), f.encode()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -134,8 +134,12 @@ func (r *Runner) prepareEvent(ev Event, now time.Time) (*storedEvent, []*record,
 	}
 	se := &storedEvent{name: ev.Name, id: ev.ID, data: data}
 	r.mu.RLock()
-	fns := r.triggers[ev.Name]
+	fns, registers := r.triggers[ev.Name], len(r.handlers) > 0
 	r.mu.RUnlock()
+	if !registers {
+		runs, err := r.storedRuns(ev.Name, data, now)
+		return se, runs, err
+	}
 	runs := make([]*record, 0, len(fns))
 	for _, h := range fns {
 		rec, _, err := r.prepareOpts(rawArgs{kind: h.kind, data: data}, nil, now, false)

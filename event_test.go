@@ -427,3 +427,40 @@ func TestSendEventRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestSendFromAProcessWithoutFunctions: a runner that registers no handler (the
+// jobrun command, a process that only sends) starts the runs the application's
+// functions would, with their handlers' options, from the functions the
+// application stored when it ran.
+func TestSendFromAProcessWithoutFunctions(t *testing.T) {
+	r, path := openRunner(t, jobrun.WithQueue("mail", 1, nil))
+	seen := fanOut(t, r)
+	runUntilIdle(t, r) // the first session stores the functions
+	r.Close()
+
+	sender, err := jobrun.Open(path, jobrun.WithStrictKinds(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := send(t, sender, jobrun.Event{Name: "user/created", Data: userCreated{User: "ada"}})
+	if len(sent.Runs) != 2 {
+		t.Fatalf("runs %v, want one per stored function", sent.Runs)
+	}
+	welcome := get(t, sender, sent.Runs[1])
+	if welcome.Kind != "welcome-email" || welcome.Queue != "mail" || welcome.EventName != "user/created" {
+		t.Errorf("the welcome run: %s on %s, event %q; want the handler's queue, mail", welcome.Kind, welcome.Queue, welcome.EventName)
+	}
+	if other := send(t, sender, jobrun.Event{Name: "user/deleted"}); len(other.Runs) != 0 {
+		t.Errorf("an event no function is on: runs %v", other.Runs)
+	}
+	sender.Close()
+
+	r = reopen(t, path, jobrun.WithQueue("mail", 1, nil))
+	seen = fanOut(t, r)
+	runUntilIdle(t, r)
+	for _, key := range []string{"welcome:ada", "crm:ada"} {
+		if _, ok := seen.Load(key); !ok {
+			t.Errorf("%s did not run", key)
+		}
+	}
+}

@@ -686,10 +686,20 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 	}
 	s := newSession(ctx, r.cfg, untilIdle)
 	r.session = s
+	first := !r.started
 	r.started = true
 	handlers := r.handlers
 	r.mu.Unlock()
 	r.warnUnrunKinds(handlers)
+	if first {
+		// Handle is closed now: the functions are known for good.
+		if err := r.storeFunctions(ctx); err != nil {
+			r.mu.Lock()
+			r.session = nil
+			r.mu.Unlock()
+			return nil, fmt.Errorf("run: store the functions: %w", err)
+		}
+	}
 
 	for _, q := range s.queues {
 		for range q.workers {

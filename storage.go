@@ -81,6 +81,8 @@ type storeReader interface {
 	// eventsDue reports whether retention has events to delete now and, if not,
 	// when it will (zero: never, as things stand).
 	eventsDue() (bool, time.Time)
+	// functions reads the stored functions, by kind.
+	functions() ([]*storedFunction, error)
 }
 
 // storeWriter writes within one transaction; every write records the changes it
@@ -161,6 +163,8 @@ type storeWriter interface {
 	sendEvent(se *storedEvent, runs []*record, dedup time.Duration) error
 	// retainEvents deletes up to limit of the oldest events retention expired.
 	retainEvents(limit int) error
+	// putFunctions replaces the stored functions with fns.
+	putFunctions(fns []*storedFunction) error
 }
 
 // claimedJob is a job claim took: its record as stored.

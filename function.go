@@ -1,0 +1,139 @@
+package jobrun
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// A runner stores the functions it registers (handlers with On) when its first
+// session starts, so that a process that registers none (the jobrun command, a
+// process that only sends) starts the same runs for an event as the application
+// would: the runs of each function with the options its handler gives them.
+
+// storedFunction is a function as stored: its kind, the events that start it, and
+// the record its runs begin as (its handler's defaults, no args).
+type storedFunction struct {
+	kind     string
+	events   []string
+	template *record
+	offset   time.Duration // the template's run time after its creation (Delay, Debounce)
+}
+
+const functionVersion = 1
+
+func (f *storedFunction) encode() []byte {
+	b := []byte{functionVersion}
+	b = binary.AppendUvarint(b, uint64(len(f.events)))
+	for _, name := range f.events {
+		b = appendString(b, name)
+	}
+	b = binary.AppendVarint(b, int64(f.offset))
+	return appendBytes(b, f.template.encode())
+}
+
+func decodeFunction(kind string, b []byte) (*storedFunction, error) {
+	if len(b) == 0 || b[0] == 0 || b[0] > functionVersion {
+		return nil, fmt.Errorf("decode function %s: unknown version or empty", kind)
+	}
+	d := decoder{b: b[1:]}
+	f := &storedFunction{kind: kind}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode function %s: %d events in %d bytes: %w", kind, n, len(d.b), errTruncated)
+		}
+		f.events = make([]string, n)
+		for i := range f.events {
+			f.events[i] = d.string()
+		}
+	}
+	f.offset = time.Duration(d.varint())
+	tmpl := d.bytes()
+	if d.err != nil {
+		return nil, fmt.Errorf("decode function %s: %w", kind, d.err)
+	}
+	rec, err := decodeRecord(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("decode function %s: %w", kind, err)
+	}
+	f.template = rec
+	return f, nil
+}
+
+// sameFunctions reports whether two tables of functions, by kind, are equal.
+func sameFunctions(a, b []*storedFunction) bool {
+	return slices.EqualFunc(a, b, func(x, y *storedFunction) bool {
+		return x.kind == y.kind && bytes.Equal(x.encode(), y.encode())
+	})
+}
+
+// functionTable is the runner's registered functions, by kind.
+func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
+	r.mu.RLock()
+	byKind := map[string][]string{}
+	for name, hs := range r.triggers {
+		for _, h := range hs {
+			byKind[h.kind] = append(byKind[h.kind], name)
+		}
+	}
+	r.mu.RUnlock()
+	var out []*storedFunction
+	for _, kind := range slices.Sorted(func(yield func(string) bool) {
+		for k := range byKind {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		rec, _, err := r.prepareOpts(rawArgs{kind: kind, data: []byte("{}")}, nil, now, false)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", kind, err)
+		}
+		offset := rec.runAt.Sub(rec.createdAt)
+		rec.args, rec.createdAt, rec.runAt = nil, time.Time{}, time.Time{}
+		rec.state = stReady // as a record must be stored; each run's insert decides its own
+		slices.Sort(byKind[kind])
+		out = append(out, &storedFunction{kind: kind, events: byKind[kind], template: rec, offset: offset})
+	}
+	return out, nil
+}
+
+// storeFunctions replaces the stored functions with the runner's, if they differ.
+func (r *Runner) storeFunctions(ctx context.Context) error {
+	fns, err := r.functionTable(time.Now())
+	if err != nil {
+		return err
+	}
+	return r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		stored, err := w.functions()
+		if err == nil && sameFunctions(stored, fns) {
+			return nil, nil
+		}
+		return nil, w.putFunctions(fns)
+	}, nil)
+}
+
+// storedRuns builds the runs of an event called name from the stored functions, for
+// a runner that registers none.
+func (r *Runner) storedRuns(name string, data []byte, now time.Time) ([]*record, error) {
+	var fns []*storedFunction
+	if err := r.st.view(func(t storeReader) (err error) {
+		fns, err = t.functions()
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read the stored functions: %w", err)
+	}
+	var runs []*record
+	for _, f := range fns {
+		if !slices.Contains(f.events, name) {
+			continue
+		}
+		rec := f.template.clone()
+		rec.args, rec.createdAt, rec.runAt, rec.eventName = data, now, now.Add(f.offset), name
+		runs = append(runs, rec)
+	}
+	return runs, nil
+}
