@@ -79,6 +79,18 @@ func FuzzKeys(f *testing.F) {
 				t.Fatalf("event wait key %x sorts after the end of its field, %x", k, nextWaitField(name, key))
 			}
 		}
+		sw := &step{key: "s", state: stepInvoking, startedAt: at, finishedAt: at, waitEvent: name, waitField: key,
+			waitValue: garbage, event: id2, woke: p1,
+			children: []childRun{{id: id, state: st, result: garbage, err: key}, {id: ID(id2)}}}
+		if name != "" {
+			got, err := decodeStep("s", sw.encode())
+			if err != nil || got.waitEvent != name || got.waitField != key || !bytes.Equal(got.waitValue, garbage) ||
+				got.event != id2 || got.woke != p1 || len(got.children) != 2 || got.children[0].id != id ||
+				got.children[0].state != st || !bytes.Equal(got.children[0].result, garbage) || got.children[0].err != key ||
+				got.children[1].id != ID(id2) {
+				t.Fatalf("step %+v read back as %+v, %v", sw, got, err)
+			}
+		}
 		if seq, gat, ok := parseEventIDValue(eventIDValue(id1, at)); !ok || seq != id1 || !gat.Equal(at) {
 			t.Fatalf("event ID value of %d/%v: %d/%v %v", id1, at, seq, gat, ok)
 		}

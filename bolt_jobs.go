@@ -442,6 +442,12 @@ func (t *txn) settle(id ID, rec *record, nx next, from byte) error {
 		if err == nil {
 			err = t.releaseUnique(id, rec)
 		}
+		if err == nil && rec.parent != 0 {
+			err = t.childEnded(id, rec)
+		}
+		if err == nil && rec.invoker {
+			err = t.cancelChildren(id)
+		}
 	case rec.state == stReady && nx.readyK:
 		err = t.addReady(id, rec)
 	case rec.state == stReady:
@@ -686,12 +692,19 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 		return next{}, err
 	}
 	if e.outcome == outcomeSlept {
-		if e.sleep.state == stepWait {
-			s, err := t.suspendWait(id, e.sleep)
-			if err != nil {
-				return next{}, err
-			}
-			e.sleep = s // received already: due now
+		var s *step
+		var err error
+		switch e.sleep.state {
+		case stepWait:
+			s, err = t.suspendWait(id, e.sleep) // done if received already: due now
+		case stepInvoking:
+			s, err = t.invoke(id, rec, e.sleep, e.children) // done if its children ended: due now
+		}
+		if err != nil {
+			return next{}, err
+		}
+		if s != nil {
+			e.sleep = s
 		}
 		if err := t.bucket(bSteps).Put(stepKey(id, e.sleep.key), e.sleep.encode()); err != nil {
 			return next{}, err

@@ -23,6 +23,7 @@ func sampleRecord() *record {
 		createdAt: at, runAt: at.Add(time.Minute), startedAt: at.Add(time.Second), recoveries: 1,
 		progress: []byte(`50`), result: nil,
 		errors: []AttemptError{{Attempt: 1, At: at, Error: "boom"}, {Attempt: 2, At: at.Add(time.Second), Error: "again"}},
+		event:  7, eventName: "user/created", parent: 3, parentStep: "resize", invoker: true,
 	}
 }
 

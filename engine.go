@@ -541,7 +541,8 @@ func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error 
 func (en *engine) finish(w storeWriter, e *execution) error {
 	rec := e.rec.clone()
 	e.peekUpdates(rec)
-	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, sleep: e.sleep, retryDelay: e.retryDelay,
+	end := ending{outcome: e.outcome, err: e.err, snooze: e.snooze, sleep: e.sleep, children: e.children,
+		keepSpent: e.keepSpent, retryDelay: e.retryDelay,
 		custom: e.customDelay, abandoned: e.abandoned}
 	if e.outcome != outcomeInterrupted {
 		// The worker reported it, after it wrote these. (An interruption comes from the
@@ -631,6 +632,12 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	for name := range res.touched {
 		if q := en.queues[name]; q != nil {
 			q.mayReady = true
+		}
+	}
+	for _, id := range res.cancels {
+		if e := en.inflight[id]; e != nil {
+			e.rec.cancel = true // as Cancel does: later writes start from this copy
+			e.requestCancel()
 		}
 	}
 	en.promoter.applied(res)

@@ -170,6 +170,7 @@ type effects struct {
 	touched  map[string]bool
 	due      time.Time
 	finished bool
+	cancels  []ID // claimed jobs whose handlers are to stop
 }
 
 // absorb derives the effects of changes committed at at; events only if wanted.
@@ -190,6 +191,9 @@ func (fx *effects) absorb(changes []jobChange, at time.Time, wanted bool) {
 			case final(c.to):
 				fx.finished = true
 			}
+		}
+		if c.what == changeCancelAsked {
+			fx.cancels = append(fx.cancels, c.id)
 		}
 		if wanted {
 			if typ := eventType(c); typ != "" {

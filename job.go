@@ -115,6 +115,7 @@ type Info struct {
 	Steps          []StepInfo      `json:"steps,omitempty"`           // the steps the handler stored with Step, by name; only Get reads them
 	Event          uint64          `json:"event,omitempty"`           // the Seq of the event that started this run (Send), 0 if none
 	EventName      string          `json:"event_name,omitempty"`      // that event's name
+	Parent         ID              `json:"parent,omitempty"`          // for a child run (Invoke): the job that waits for it
 }
 
 // LogLine is one line a handler logged with Job.Log.
@@ -274,6 +275,8 @@ type execution struct {
 	err         error
 	snooze      time.Duration
 	sleep       *step         // outcomeSlept: the Sleep step that suspends the job
+	children    []*record     // outcomeSlept in Invoke: the children to enqueue with the suspension
+	keepSpent   bool          // outcomeSlept: the attempts spent stay (Invoke again after a failed child)
 	retryDelay  time.Duration // from the args' RetryDelayer, if customDelay
 	customDelay bool
 	abandoned   bool // the attempt timed out while its handler ran on

@@ -82,6 +82,9 @@ type record struct {
 	concKey     string        // ConcurrencyKey
 	event       uint64        // the Seq of the event that started this run, 0 if none
 	eventName   string        // its name
+	parent      ID            // for a child run (Invoke): the job waiting for it
+	parentStep  string        // and the key of the step it waits in
+	invoker     bool          // the job has invoked children: when it ends, its unfinished ones are canceled
 }
 
 func (r *record) encode() []byte {
@@ -143,11 +146,24 @@ func (r *record) encode() []byte {
 	b = appendString(b, r.concKey)
 	b = binary.AppendVarint(b, r.backoff.jitter)
 	b = binary.AppendUvarint(b, r.event)
-	return appendString(b, r.eventName)
+	b = appendString(b, r.eventName)
+	if r.parent == 0 && r.parentStep == "" && !r.invoker {
+		return b // the fields after are read as empty
+	}
+	b = binary.AppendUvarint(b, uint64(r.parent))
+	b = appendString(b, r.parentStep)
+	var more byte
+	if r.invoker {
+		more |= recordInvoker
+	}
+	return append(b, more)
 }
 
-// Record flags.
-const recordCancel byte = 1
+// Record flags, in the flags byte and in the one after the parent.
+const (
+	recordCancel  byte = 1
+	recordInvoker byte = 1 // the second byte
+)
 
 var errTruncated = errors.New("truncated")
 
@@ -220,6 +236,9 @@ func decodeRecord(b []byte) (*record, error) {
 	r.backoff.jitter = d.varint()
 	r.event = d.uvarint()
 	r.eventName = d.string()
+	r.parent = ID(d.uvarint())
+	r.parentStep = d.string()
+	r.invoker = d.byte()&recordInvoker != 0
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}
@@ -366,6 +385,7 @@ func (r *record) info(id ID) Info {
 		ConcurrencyKey: r.concKey,
 		Event:          r.event,
 		EventName:      r.eventName,
+		Parent:         r.parent,
 	}
 	if n := len(r.errors); n > 0 {
 		in.LastError = r.errors[n-1].Error

@@ -21,7 +21,7 @@ const (
 // StepInfo is one recorded step of a job, as Get shows it.
 type StepInfo struct {
 	Name       string          `json:"name"`     // the step's name, with "#n" for the nth repeat in one attempt (see Step)
-	State      string          `json:"state"`    // "done"; "failed" (a permanent error, returned to every later attempt); "sleep" (FinishedAt is its wake-up); "waiting" (WaitFor: FinishedAt is its timeout); "timed_out" (WaitFor received nothing)
+	State      string          `json:"state"`    // "done"; "failed" (a permanent error, returned to every later attempt); "sleep" (FinishedAt is its wake-up); "waiting" (WaitFor: FinishedAt is its timeout); "timed_out" (WaitFor received nothing); "invoking" (Invoke waits for its children)
 	Attempts   int             `json:"attempts"` // the job's attempt, counted since the previous step, that recorded it
 	Result     json.RawMessage `json:"result,omitempty"`
 	Error      string          `json:"error,omitempty"`
@@ -30,6 +30,7 @@ type StepInfo struct {
 	WaitEvent  string          `json:"wait_event,omitempty"` // WaitFor: the event's name
 	WaitMatch  string          `json:"wait_match,omitempty"` // WaitFor: field=value its data must have, "" for any event of the name
 	Event      uint64          `json:"event,omitempty"`      // the Seq of the event WaitFor received or SendEvent sent
+	Children   []ID            `json:"children,omitempty"`   // Invoke: the child runs it started
 }
 
 // Step states as stored.
@@ -39,6 +40,7 @@ const (
 	stepSleep    // a Sleep: finishedAt is its wake-up
 	stepWait     // a WaitFor waiting: finishedAt is its timeout
 	stepTimedOut // a WaitFor whose timeout came first
+	stepInvoking // an Invoke waiting for its children
 )
 
 // step is a step's stored form.
@@ -58,6 +60,20 @@ type step struct {
 	waitField string
 	waitValue []byte
 	event     uint64
+
+	// Invoke's: its children, and the attempts its job had spent when the last one
+	// ended.
+	children []childRun
+	woke     int64
+}
+
+// childRun is a child of an Invoke step as the step keeps it: its ID and, once it
+// ended, its final state and result or last error.
+type childRun struct {
+	id     ID
+	state  byte // 0 until it ends
+	result []byte
+	err    string
 }
 
 const stepVersion = 1
@@ -70,13 +86,21 @@ func (s *step) encode() []byte {
 	b = appendTime(b, s.finishedAt)
 	b = appendBytes(b, s.result)
 	b = appendString(b, s.err)
-	if s.waitEvent == "" && s.event == 0 {
+	if s.waitEvent == "" && s.event == 0 && len(s.children) == 0 {
 		return b // the fields after are read as empty
 	}
 	b = appendString(b, s.waitEvent)
 	b = appendString(b, s.waitField)
 	b = appendBytes(b, s.waitValue)
-	return binary.AppendUvarint(b, s.event)
+	b = binary.AppendUvarint(b, s.event)
+	b = binary.AppendUvarint(b, uint64(len(s.children)))
+	for _, c := range s.children {
+		b = binary.AppendUvarint(b, uint64(c.id))
+		b = append(b, c.state)
+		b = appendBytes(b, c.result)
+		b = appendString(b, c.err)
+	}
+	return binary.AppendVarint(b, s.woke)
 }
 
 // decodeStep parses a step stored under key; like decodeRecord, it keeps nothing of b.
@@ -95,10 +119,24 @@ func decodeStep(key string, b []byte) (*step, error) {
 	s.waitField = d.string()
 	s.waitValue = d.bytes()
 	s.event = d.uvarint()
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode step %q: %d children in %d bytes: %w", key, n, len(d.b), errTruncated)
+		}
+		s.children = make([]childRun, n)
+		for i := range s.children {
+			c := &s.children[i]
+			c.id = ID(d.uvarint())
+			c.state = d.byte()
+			c.result = d.bytes()
+			c.err = d.string()
+		}
+	}
+	s.woke = d.varint()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode step %q: %w", key, d.err)
 	}
-	if s.state < stepDone || s.state > stepTimedOut || s.state == stepWait && s.waitEvent == "" {
+	if s.state < stepDone || s.state > stepInvoking || s.state == stepWait && s.waitEvent == "" {
 		return nil, fmt.Errorf("decode step %q: invalid state %d", key, s.state)
 	}
 	return s, nil
@@ -106,13 +144,16 @@ func decodeStep(key string, b []byte) (*step, error) {
 
 // stepStates names the step states as StepInfo shows them.
 var stepStates = [...]string{stepDone: "done", stepFailed: "failed", stepSleep: "sleep", stepWait: "waiting",
-	stepTimedOut: "timed_out"}
+	stepTimedOut: "timed_out", stepInvoking: "invoking"}
 
 func (s *step) info() StepInfo {
 	in := StepInfo{Name: s.key, State: stepStates[s.state], Attempts: int(s.attempts), Result: s.result, Error: s.err,
 		StartedAt: s.startedAt, FinishedAt: s.finishedAt, WaitEvent: s.waitEvent, Event: s.event}
 	if s.waitField != "" {
 		in.WaitMatch = s.waitField + "=" + string(s.waitValue)
+	}
+	for _, c := range s.children {
+		in.Children = append(in.Children, c.id)
 	}
 	return in
 }
@@ -126,6 +167,8 @@ func (s *step) what() string {
 		return "a WaitFor"
 	case s.event != 0:
 		return "a SendEvent"
+	case s.state == stepInvoking || len(s.children) > 0:
+		return "an Invoke"
 	}
 	return "a Step"
 }
@@ -301,8 +344,10 @@ func (r *Runner) saveStep(ctx context.Context, op *stepOp) error {
 // sleepError is what Sleep returns for the handler to return: it suspends e's job
 // until s's wake-up, storing s with the suspension.
 type sleepError struct {
-	e *execution
-	s *step
+	e         *execution
+	s         *step
+	children  []*record // Invoke: the children to enqueue with the suspension
+	keepSpent bool      // Invoke of a child again: the attempts spent stay
 }
 
 func (err *sleepError) Error() string {

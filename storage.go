@@ -193,6 +193,7 @@ const (
 	changeAdmitted                          // a keyed job got a slot of its key: it can be claimed
 	changeQuarantined                       // its record was unreadable: failed, its bytes kept aside
 	changeRemoved                           // deleted
+	changeCancelAsked                       // its record asks a claimed job to stop (its parent ended): the engine cancels the handler
 )
 
 // jobChange is one change a store's write made, as the engine learns of it.

@@ -104,6 +104,7 @@ var conformanceCases = []conformanceCase{
 	{"Events", confEvents},
 	{"EventRetention", confEventRetention},
 	{"WaitForEvents", confWaits},
+	{"InvokeChildren", confInvoke},
 }
 
 // confT0 is when every case begins.
@@ -2379,5 +2380,64 @@ func confWaits(t *testing.T, open storeOpener) {
 			}
 			return nil
 		})
+	}
+}
+
+func confInvoke(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	parent := confEnqueueIDs(t, st, confT0, confJob("album", "q", confT0))[0]
+	cj := confClaimOne(t, st, confT0, "q", parent)
+	s := &step{key: "resize", state: stepInvoking, startedAt: confT0, finishedAt: maxFireTime}
+	kids := []*record{confJob("thumb", "kids", confT0), confJob("thumb", "kids", confT0), confJob("thumb", "kids", confT0)}
+	_, _, changes := confApply(t, st, confT0, cj, ending{outcome: outcomeSlept, started: confT0, sleep: s, children: kids})
+	confWantMove(t, changes, parent, stReady, stScheduled, outcomeSlept)
+	stored := confWaitStep(t, st, parent)
+	if stored.state != stepInvoking || len(stored.children) != 3 {
+		t.Fatalf("the Invoke step read back as %+v", stored)
+	}
+	ids := []ID{stored.children[0].id, stored.children[1].id, stored.children[2].id}
+	for _, id := range ids {
+		confOne(t, changes, changeInserted, id)
+		if rec := confGet(t, st, id); rec.parent != parent || rec.parentStep != "resize" {
+			t.Errorf("child %d names parent %d step %q", id, rec.parent, rec.parentStep)
+		}
+	}
+	confWantCounts(t, st, "kids", map[State]int{StateReady: 3})
+
+	// Each child that ends writes its part; the last one makes the parent ready.
+	at := confT0.Add(time.Minute)
+	c0 := confClaimOne(t, st, at, "kids", ids[0])
+	c0.rec.result = []byte(`{"n":1}`)
+	_, _, changes = confApply(t, st, at, c0, ending{outcome: outcomeDone, started: at, result: []byte(`{"n":1}`)})
+	confNone(t, changes, changeMoved, parent)
+	c1 := confClaimOne(t, st, at, "kids", ids[1])
+	_, _, _ = confApply(t, st, at, c1, ending{outcome: outcomePermanent, started: at, err: errors.New("bad image")})
+	if s := confWaitStep(t, st, parent); s.state != stepInvoking || s.children[0].state != stDone ||
+		string(s.children[0].result) != `{"n":1}` || s.children[1].state != stFailed || s.children[1].err != "bad image" {
+		t.Errorf("after two children ended: %+v", s)
+	}
+	c2 := confClaimOne(t, st, at, "kids", ids[2])
+	_, _, changes = confApply(t, st, at, c2, ending{outcome: outcomeDone, started: at})
+	confWantMove(t, changes, parent, stScheduled, stReady, outcomeDue)
+	if s := confWaitStep(t, st, parent); s.state != stepDone || !s.finishedAt.Equal(at) || s.children[2].state != stDone {
+		t.Errorf("after the last child ended: %+v", s)
+	}
+
+	// A parent that ends cancels its unfinished children: a waiting one at once, a
+	// claimed one by asking the engine.
+	p2 := confEnqueueIDs(t, st, at, confJob("album", "q2", at))[0]
+	cj = confClaimOne(t, st, at, "q2", p2)
+	s2 := &step{key: "two", state: stepInvoking, startedAt: at, finishedAt: maxFireTime}
+	confApply(t, st, at, cj, ending{outcome: outcomeSlept, started: at, sleep: s2,
+		children: []*record{confJob("thumb", "kids2", at), confJob("thumb", "kids2", at)}})
+	kids2 := confWaitStep(t, st, p2).children
+	running := confClaimOne(t, st, at, "kids2", kids2[0].id)
+	confStart(t, st, at, running)
+	_, changes = confApplyStored(t, st, at, p2, ending{outcome: outcomeCancel})
+	confWantMove(t, changes, p2, stScheduled, stCanceled, outcomeCancel)
+	confWantMove(t, changes, kids2[1].id, stReady, stCanceled, outcomeCancel)
+	confOne(t, changes, changeCancelAsked, kids2[0].id)
+	if rec := confGet(t, st, kids2[0].id); !rec.cancel {
+		t.Error("the running child's record does not ask it to stop")
 	}
 }

@@ -48,7 +48,9 @@ type ending struct {
 	abandoned  bool // the attempt timed out while its handler ran on
 	result     []byte
 	recoveries int   // outcomeRecovered: the limit (WithMaxRecoveries)
-	sleep      *step // outcomeSlept: the sleep step to store, its wake-up as finishedAt
+	sleep      *step     // outcomeSlept: the sleep step to store, its wake-up as finishedAt
+	children   []*record // outcomeSlept in Invoke: the children to enqueue
+	keepSpent  bool      // outcomeSlept: the attempts spent stay
 }
 
 // next is what a transition decided beyond the record itself.
@@ -121,8 +123,12 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 		rec.startedAt = e.started
 		wait(rec, stScheduled, now.Add(e.snooze), now)
 	case outcomeSlept:
-		// Every step before the sleep is stored: the next one gets fresh attempts.
-		rec.startedAt, rec.attempt = e.started, 0
+		// Every step before the sleep is stored: the next one gets fresh attempts,
+		// unless it invokes again a child that failed: that is a retry of its step.
+		rec.startedAt = e.started
+		if !e.keepSpent {
+			rec.attempt = 0
+		}
 		wait(rec, stScheduled, e.sleep.finishedAt, now)
 	case outcomeFailed, outcomePermanent:
 		rec.attempt, rec.startedAt = attempt, e.started

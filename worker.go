@@ -318,7 +318,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 			}
 		}
 	case errors.As(err, &sl) && sl.e == e:
-		e.outcome, e.sleep = outcomeSlept, sl.s
+		e.outcome, e.sleep, e.children, e.keepSpent = outcomeSlept, sl.s, sl.children, sl.keepSpent
 	case errors.As(err, &sn):
 		e.outcome, e.snooze = outcomeSnoozed, sn.d
 	case errors.As(err, &pe):
