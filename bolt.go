@@ -40,6 +40,7 @@ import (
 //	  events     seq (8 B) → event (event.go)                          sent events, oldest first
 //	  eventnames len(name) ‖ name ‖ seq → ∅                            events by name
 //	  eventids   event ID → seq (8 B) ‖ sent-at (8 B Unix ns)          the dedup window
+//	  eventcancels  as eventwaits ‖ id → ∅                             CancelOn
 //	  functions  kind → function (function.go)                       the functions of events, for processes without them
 //	  eventwaits len(name) ‖ name ‖ len(field) ‖ field ‖ len(value) (2 B) ‖ value ‖ id → step key   WaitFor
 //
@@ -57,40 +58,41 @@ import (
 const schemaVersion = 2
 
 var (
-	bucketRoot       = []byte("jobrun")
-	bucketMeta       = []byte("meta")
-	bucketJobs       = []byte("jobs")
-	bucketReady      = []byte("ready")
-	bucketScheduled  = []byte("scheduled")
-	bucketActive     = []byte("active")
-	bucketFinished   = []byte("finished")
-	bucketCounts     = []byte("counts")
-	bucketCorrupt    = []byte("corrupt")
-	bucketQueues     = []byte("queues")
-	bucketUnique     = []byte("unique")
-	bucketSchedules  = []byte("schedules")
-	bucketTags       = []byte("tags")
-	bucketKeyWait    = []byte("keywait")
-	bucketKeySlots   = []byte("keyslots")
-	bucketHeld       = []byte("held")
-	bucketSteps      = []byte("steps")
-	bucketEvents     = []byte("events")
-	bucketEventNames = []byte("eventnames")
-	bucketEventIDs   = []byte("eventids")
-	bucketEventWaits = []byte("eventwaits")
-	bucketFunctions  = []byte("functions")
-	keySchema        = []byte("schema")
+	bucketRoot         = []byte("jobrun")
+	bucketMeta         = []byte("meta")
+	bucketJobs         = []byte("jobs")
+	bucketReady        = []byte("ready")
+	bucketScheduled    = []byte("scheduled")
+	bucketActive       = []byte("active")
+	bucketFinished     = []byte("finished")
+	bucketCounts       = []byte("counts")
+	bucketCorrupt      = []byte("corrupt")
+	bucketQueues       = []byte("queues")
+	bucketUnique       = []byte("unique")
+	bucketSchedules    = []byte("schedules")
+	bucketTags         = []byte("tags")
+	bucketKeyWait      = []byte("keywait")
+	bucketKeySlots     = []byte("keyslots")
+	bucketHeld         = []byte("held")
+	bucketSteps        = []byte("steps")
+	bucketEvents       = []byte("events")
+	bucketEventNames   = []byte("eventnames")
+	bucketEventIDs     = []byte("eventids")
+	bucketEventWaits   = []byte("eventwaits")
+	bucketFunctions    = []byte("functions")
+	bucketEventCancels = []byte("eventcancels")
+	keySchema          = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels}
 
 	// laterBuckets are buckets added after schema 2: a file an earlier jobrun wrote
 	// lacks them, and a read-only runner opens it all the same, reading them as
 	// empty. A runner that writes creates them at open.
-	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions}
+	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -316,6 +318,7 @@ const (
 	bEventIDs
 	bEventWaits
 	bFunctions
+	bEventCancels
 	numBuckets
 )
 

@@ -52,7 +52,10 @@ func (t *txn) sendEvent(se *storedEvent, runs []*record, dedup time.Duration) er
 		return err
 	}
 	if se.dupOf != 0 {
-		return nil // a duplicate wakes no wait, as it starts no run
+		return nil // a duplicate wakes no wait and cancels nothing, as it starts no run
+	}
+	if err := t.cancelMatching(se); err != nil {
+		return err
 	}
 	return t.wakeWaiters(se)
 }

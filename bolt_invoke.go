@@ -119,19 +119,7 @@ func (t *txn) cancelChildren(id ID) error {
 		}
 	}
 	for _, child := range children {
-		rec, err := t.get(child)
-		if err != nil || final(rec.state) {
-			continue
-		}
-		if _, claimed := t.claimedSince(child); claimed {
-			rec.cancel = true
-			if err := t.put(child, rec); err != nil {
-				return err
-			}
-			t.log(changeOf(changeCancelAsked, child, rec, rec.state))
-			continue
-		}
-		if _, err := t.apply(child, rec, ending{outcome: outcomeCancel}); err != nil {
+		if err := t.cancelJob(child); err != nil {
 			return err
 		}
 	}

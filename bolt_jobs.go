@@ -47,6 +47,11 @@ func (t *txn) insert(r *record) (ID, error) {
 			return 0, err
 		}
 	}
+	for _, c := range r.cancelOn {
+		if err := t.bucket(bEventCancels).Put(eventWaitKey(c.event, c.field, c.value, id), nil); err != nil {
+			return 0, err
+		}
+	}
 	t.count(r.queue, 0, r.state)
 	t.log(changeOf(changeInserted, id, r, 0))
 	return id, nil
@@ -448,6 +453,12 @@ func (t *txn) settle(id ID, rec *record, nx next, from byte) error {
 		if err == nil && rec.invoker {
 			err = t.cancelChildren(id)
 		}
+		if err == nil && len(rec.cancelOn) > 0 {
+			err = t.unindexCancels(id, rec)
+		}
+		if err == nil && rec.state == stFailed && len(rec.onFailure) > 0 {
+			err = t.enqueueFailure(id, rec)
+		}
 	case rec.state == stReady && nx.readyK:
 		err = t.addReady(id, rec)
 	case rec.state == stReady:
@@ -570,6 +581,9 @@ func (t *txn) remove(id ID, r *record) error {
 		return err
 	}
 	if err := t.removeSteps(id); err != nil {
+		return err
+	}
+	if err := t.unindexCancels(id, r); err != nil {
 		return err
 	}
 	t.count(r.queue, r.state, 0)

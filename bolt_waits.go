@@ -82,17 +82,46 @@ func (t *txn) endWait(id ID, s *step) error {
 }
 
 // wakeWaiters ends the waits that event se takes: each job waiting for it gets the
-// event as its wait step's result and becomes ready. It reads one index range per
-// field awaited on the event's name.
+// event as its wait step's result and becomes ready.
 func (t *txn) wakeWaiters(se *storedEvent) error {
-	b := t.bucket(bEventWaits)
-	prefix := queuePrefix(se.name)
-	type waiter struct {
-		id  ID
-		key string
-		at  []byte
+	for _, m := range t.matching(bEventWaits, se) {
+		if err := t.wake(m.id, string(m.value), m.key, se); err != nil {
+			return err
+		}
 	}
-	var woken []waiter
+	return nil
+}
+
+// cancelMatching cancels the jobs that event se cancels (CancelOn).
+func (t *txn) cancelMatching(se *storedEvent) error {
+	for _, m := range t.matching(bEventCancels, se) {
+		if rec, err := t.get(m.id); err == nil && rec.event == se.seq {
+			continue // a run the event itself starts
+		}
+		if err := t.bucket(bEventCancels).Delete(m.key); err != nil {
+			return err
+		}
+		if err := t.cancelJob(m.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexMatch is an entry of the eventwaits or eventcancels index that an event matched.
+type indexMatch struct {
+	id    ID
+	key   []byte
+	value []byte
+}
+
+// matching finds the entries of index i (eventwaits or eventcancels) that event se
+// matches: one range read per field awaited on the event's name, skipping from one
+// field to the next.
+func (t *txn) matching(i int, se *storedEvent) []indexMatch {
+	b := t.bucket(i)
+	prefix := queuePrefix(se.name)
+	var found []indexMatch
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
 		_, field, _, _, ok := parseEventWaitKey(k)
@@ -108,18 +137,58 @@ func (t *txn) wakeWaiters(se *storedEvent) error {
 			at := eventWaitPrefix(se.name, field, value)
 			for k, v := c.Seek(at); k != nil && bytes.HasPrefix(k, at); k, v = c.Next() {
 				if len(k) == len(at)+8 {
-					woken = append(woken, waiter{id: keyID(k), key: string(v), at: bytes.Clone(k)})
+					found = append(found, indexMatch{id: keyID(k), key: bytes.Clone(k), value: bytes.Clone(v)})
 				}
 			}
 		}
 		k, _ = c.Seek(nextWaitField(se.name, field))
 	}
-	for _, w := range woken {
-		if err := t.wake(w.id, w.key, w.at, se); err != nil {
+	return found
+}
+
+// unindexCancels takes a job's CancelOn entries out of their index.
+func (t *txn) unindexCancels(id ID, rec *record) error {
+	b := t.bucket(bEventCancels)
+	if b == nil {
+		return nil
+	}
+	for _, c := range rec.cancelOn {
+		if err := b.Delete(eventWaitKey(c.event, c.field, c.value, id)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cancelJob cancels job id unless it has ended: a waiting one at once, a claimed one
+// through its record and the engine, which stops its handler.
+func (t *txn) cancelJob(id ID) error {
+	rec, err := t.get(id)
+	if err != nil || final(rec.state) {
+		return nil
+	}
+	if _, claimed := t.claimedSince(id); claimed {
+		rec.cancel = true
+		if err := t.put(id, rec); err != nil {
+			return err
+		}
+		t.log(changeOf(changeCancelAsked, id, rec, rec.state))
+		return nil
+	}
+	_, err = t.apply(id, rec, ending{outcome: outcomeCancel})
+	return err
+}
+
+// enqueueFailure enqueues the failure job (OnFailure) of job id, which failed for
+// good as rec.
+func (t *txn) enqueueFailure(id ID, rec *record) error {
+	f, err := decodeRecord(rec.onFailure)
+	if err != nil {
+		return nil // an unreadable template: the failure stands, with nothing to enqueue
+	}
+	f.args, f.createdAt, f.runAt = failureArgs(id, rec), t.now, t.now
+	_, err = t.enqueue(f)
+	return err
 }
 
 // wake ends job id's wait in step key, whose index entry is at, with event se, if

@@ -21,7 +21,15 @@ type storedFunction struct {
 	events   []string
 	template *record
 	offset   time.Duration // the template's run time after its creation (Delay, Debounce)
+
+	// What each run takes from its args: the template's keys are expanded, its
+	// CancelOn rules (without values) get their values, and priorityOf is
+	// PriorityFrom's field.
+	priorityOf string
 }
+
+// functionTemplate are the args of a function's template, whose keys stay as given.
+type functionTemplate struct{ rawArgs }
 
 const functionVersion = 1
 
@@ -32,7 +40,8 @@ func (f *storedFunction) encode() []byte {
 		b = appendString(b, name)
 	}
 	b = binary.AppendVarint(b, int64(f.offset))
-	return appendBytes(b, f.template.encode())
+	b = appendBytes(b, f.template.encode())
+	return appendString(b, f.priorityOf)
 }
 
 func decodeFunction(kind string, b []byte) (*storedFunction, error) {
@@ -52,6 +61,7 @@ func decodeFunction(kind string, b []byte) (*storedFunction, error) {
 	}
 	f.offset = time.Duration(d.varint())
 	tmpl := d.bytes()
+	f.priorityOf = d.string()
 	if d.err != nil {
 		return nil, fmt.Errorf("decode function %s: %w", kind, d.err)
 	}
@@ -88,7 +98,7 @@ func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 			}
 		}
 	}) {
-		rec, _, err := r.prepareOpts(rawArgs{kind: kind, data: []byte("{}")}, nil, now, false)
+		rec, o, err := r.prepareOpts(functionTemplate{rawArgs{kind: kind, data: []byte("{}")}}, nil, now, false)
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", kind, err)
 		}
@@ -96,7 +106,8 @@ func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 		rec.args, rec.createdAt, rec.runAt = nil, time.Time{}, time.Time{}
 		rec.state = stReady // as a record must be stored; each run's insert decides its own
 		slices.Sort(byKind[kind])
-		out = append(out, &storedFunction{kind: kind, events: byKind[kind], template: rec, offset: offset})
+		out = append(out, &storedFunction{kind: kind, events: byKind[kind], template: rec, offset: offset,
+			priorityOf: o.priorityOf})
 	}
 	return out, nil
 }
@@ -133,6 +144,13 @@ func (r *Runner) storedRuns(name string, data []byte, now time.Time) ([]*record,
 		}
 		rec := f.template.clone()
 		rec.args, rec.createdAt, rec.runAt, rec.eventName = data, now, now.Add(f.offset), name
+		var cancelOn [][2]string
+		for _, c := range f.template.cancelOn {
+			cancelOn = append(cancelOn, [2]string{c.event, c.field})
+		}
+		if err := fromArgs(rec, f.priorityOf, cancelOn); err != nil {
+			return nil, fmt.Errorf("run of %s: %w", f.kind, err)
+		}
 		runs = append(runs, rec)
 	}
 	return runs, nil

@@ -231,6 +231,9 @@ type enqueueOptions struct {
 	skipOverlap bool     // Schedule only
 	timeZone    string   // Schedule only
 	on          []string // Handle only: the events that start the kind's runs
+	onFailure   *failureOption
+	cancelOn    [][2]string // CancelOn: event, field
+	priorityOf  string      // PriorityFrom: the field of the args
 	err         error
 }
 

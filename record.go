@@ -85,6 +85,16 @@ type record struct {
 	parent      ID            // for a child run (Invoke): the job waiting for it
 	parentStep  string        // and the key of the step it waits in
 	invoker     bool          // the job has invoked children: when it ends, its unfinished ones are canceled
+	onFailure   []byte        // OnFailure: the record of the job to enqueue when this one fails for good, encoded
+	cancelOn    []cancelRule  // CancelOn: the events that cancel it
+}
+
+// cancelRule is an event that cancels a job (CancelOn): one called event whose data
+// has field equal to value, the job's own args' field as matchValue encodes it.
+type cancelRule struct {
+	event string
+	field string
+	value []byte
 }
 
 func (r *record) encode() []byte {
@@ -147,7 +157,7 @@ func (r *record) encode() []byte {
 	b = binary.AppendVarint(b, r.backoff.jitter)
 	b = binary.AppendUvarint(b, r.event)
 	b = appendString(b, r.eventName)
-	if r.parent == 0 && r.parentStep == "" && !r.invoker {
+	if r.parent == 0 && r.parentStep == "" && !r.invoker && len(r.onFailure) == 0 && len(r.cancelOn) == 0 {
 		return b // the fields after are read as empty
 	}
 	b = binary.AppendUvarint(b, uint64(r.parent))
@@ -156,7 +166,15 @@ func (r *record) encode() []byte {
 	if r.invoker {
 		more |= recordInvoker
 	}
-	return append(b, more)
+	b = append(b, more)
+	b = appendBytes(b, r.onFailure)
+	b = binary.AppendUvarint(b, uint64(len(r.cancelOn)))
+	for _, c := range r.cancelOn {
+		b = appendString(b, c.event)
+		b = appendString(b, c.field)
+		b = appendBytes(b, c.value)
+	}
+	return b
 }
 
 // Record flags, in the flags byte and in the one after the parent.
@@ -239,6 +257,16 @@ func decodeRecord(b []byte) (*record, error) {
 	r.parent = ID(d.uvarint())
 	r.parentStep = d.string()
 	r.invoker = d.byte()&recordInvoker != 0
+	r.onFailure = d.bytes()
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode job record: %d cancel rules in %d bytes: %w", n, len(d.b), errTruncated)
+		}
+		r.cancelOn = make([]cancelRule, n)
+		for i := range r.cancelOn {
+			r.cancelOn[i] = cancelRule{event: d.string(), field: d.string(), value: d.bytes()}
+		}
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
 	}

@@ -379,7 +379,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 	if o.jitter != 0 {
 		o.backoff.jitter = o.jitter
 	}
-	return &record{
+	rec := &record{
 		kind:        kind,
 		queue:       o.queue,
 		args:        raw,
@@ -394,7 +394,21 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		uniqueFor:   o.uniqueFor,
 		tags:        o.tags,
 		concKey:     o.concKey,
-	}, &o, nil
+	}
+	if _, template := args.(functionTemplate); template {
+		// The keys stay as given, to be expanded for each run (storedRuns).
+		for _, c := range o.cancelOn {
+			rec.cancelOn = append(rec.cancelOn, cancelRule{event: c[0], field: c[1]})
+		}
+	} else if err := fromArgs(rec, o.priorityOf, o.cancelOn); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	if _, template := args.(failureTemplate); o.onFailure != nil && !template {
+		if rec.onFailure, err = r.failureRecord(o.onFailure, now); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", kind, err)
+		}
+	}
+	return rec, &o, nil
 }
 
 // send hands an operation to the commit loop and waits for its reply.

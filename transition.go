@@ -47,7 +47,7 @@ type ending struct {
 	custom     bool
 	abandoned  bool // the attempt timed out while its handler ran on
 	result     []byte
-	recoveries int   // outcomeRecovered: the limit (WithMaxRecoveries)
+	recoveries int       // outcomeRecovered: the limit (WithMaxRecoveries)
 	sleep      *step     // outcomeSlept: the sleep step to store, its wake-up as finishedAt
 	children   []*record // outcomeSlept in Invoke: the children to enqueue
 	keepSpent  bool      // outcomeSlept: the attempts spent stay
