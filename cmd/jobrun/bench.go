@@ -42,6 +42,12 @@ record completion; docs/PERFORMANCE.md records the figures of a full run.
                    completion is committed
   W7 steps         20,000 runs inserted beforehand, each a handler of three Steps
                    (no-ops returning a small struct); until the last run is done
+  W8 fan-out       2,000 events sent one at a time while the workers run, each
+                   starting a run of each of the 10 functions on its name; until
+                   the last of the 20,000 runs is done
+  W9 run-latency   2,000 events sent at a steady 100/s while the workers run, each
+                   starting a run of three steps; p50/p95/p99 of its first step's
+                   call, and of its done commit, minus the instant before Send
 
 In the same run it measures raw bbolt on the same disk, each on a fresh file, as
 the reference every workload is compared to:
@@ -132,8 +138,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.BoolVar(&cfg.quick, "quick", false, "divide every size by 10, for smoke tests")
 	fs.IntVar(&cfg.runs, "runs", 3, "run every measurement `n` times and report each run and the median")
-	fs.StringVar(&names, "workloads", "W1,W2,W3,W4,W5,W6,W7",
-		"comma-separated `list` of the workloads to run: W1 to W7, scale, conc, size")
+	fs.StringVar(&names, "workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9",
+		"comma-separated `list` of the workloads to run: W1 to W9, scale, conc, size")
 	fs.BoolVar(&cfg.nosync, "nosync", false,
 		`open the files with bbolt's NoSync: commits are not fsynced (config "nosync")`)
 	fs.BoolVar(&cfg.json, "json", false, "print the JSON lines only, without the table")
@@ -178,7 +184,7 @@ func selectWorkloads(list string) ([]*benchSpec, []*benchSuite, error) {
 		}
 		i := slices.IndexFunc(suites, func(s *benchSuite) bool { return strings.EqualFold(s.name, name) })
 		if i < 0 {
-			return nil, nil, fmt.Errorf("-workloads: unknown workload %q (want W1 to W7, scale, conc or size)", name)
+			return nil, nil, fmt.Errorf("-workloads: unknown workload %q (want W1 to W9, scale, conc or size)", name)
 		}
 		wantSuite[suites[i]] = true
 	}
@@ -210,6 +216,7 @@ type benchSpec struct {
 	workers int // total concurrency of the workers, if not benchWorkers
 	payload int // bytes of each job's args as JSON, if not the standard payload
 	steps   int // steps per run (W7 and its reference), for runs_per_s and steps_per_s
+	fanout  int // runs per event (W8), for runs_per_s and events_per_s
 }
 
 // workload is the value of the JSON line's "workload" field.
@@ -241,6 +248,8 @@ var (
 		{id: "W5", name: "latency", system: "jobrun", size: 5_000, run: benchLatency},
 		{id: "W6", name: "e2e", system: "jobrun", size: 50_000, ref: refB4, run: benchE2E},
 		{id: "W7", name: "steps", system: "jobrun", size: 20_000, ref: refS16, steps: 3, run: benchSteps},
+		{id: "W8", name: "fan-out", system: "jobrun", size: 2_000, fanout: w8Functions, run: benchFanOut},
+		{id: "W9", name: "run-latency", system: "jobrun", size: 2_000, run: benchRunLatency},
 	}
 )
 
@@ -258,7 +267,9 @@ type benchSample struct {
 	elapsed time.Duration
 	commits int64           // bbolt write transactions during the timed part
 	pages   int64           // pages bbolt wrote in them
-	latency []time.Duration // per job, W5 only
+	latency []time.Duration // per job, W5 and W9 only
+	// per run, W9 only: from Send to the commit of its done state
+	doneLatency []time.Duration
 }
 
 // benchLine is one JSON line, in the format of docs/WORKLOADS.md.
@@ -277,6 +288,13 @@ type benchLine struct {
 	// stored, per second.
 	RunsPerS  float64 `json:"runs_per_s,omitempty"`
 	StepsPerS float64 `json:"steps_per_s,omitempty"`
+
+	// W8: events sent per second (each starting fanout runs). W9: the latencies from
+	// Send to each run's completion, besides P50ms..P99ms to its first step.
+	EventsPerS float64  `json:"events_per_s,omitempty"`
+	DoneP50ms  *float64 `json:"done_p50_ms,omitempty"`
+	DoneP95ms  *float64 `json:"done_p95_ms,omitempty"`
+	DoneP99ms  *float64 `json:"done_p99_ms,omitempty"`
 
 	// Extra fields of the scale, conc and size sets; omitted when zero.
 	Waiting      int     `json:"waiting,omitempty"`       // jobs waiting in the file when the measurement began
@@ -395,6 +413,15 @@ func measure(ctx context.Context, cfg benchConfig, s *benchSpec, env *benchEnv) 
 	if s.steps > 0 {
 		res.RunsPerS, res.StepsPerS = res.JobsPerS, round(float64(smp.n*s.steps)/secs, 0)
 	}
+	if s.fanout > 0 {
+		res.RunsPerS, res.EventsPerS = res.JobsPerS, round(float64(smp.n/s.fanout)/secs, 0)
+	}
+	if smp.doneLatency != nil {
+		slices.Sort(smp.doneLatency)
+		res.DoneP50ms = msPtr(percentile(smp.doneLatency, 50))
+		res.DoneP95ms = msPtr(percentile(smp.doneLatency, 95))
+		res.DoneP99ms = msPtr(percentile(smp.doneLatency, 99))
+	}
 	if smp.latency != nil {
 		slices.Sort(smp.latency)
 		res.P50ms = msPtr(percentile(smp.latency, 50))
@@ -495,11 +522,22 @@ type fixture struct {
 }
 
 func newFixture(env *benchEnv, n, workers int, trackStarts bool) (*fixture, error) {
+	f, err := newFixtureWith(env, n, workers, trackStarts)
+	if err != nil {
+		return nil, err
+	}
+	jobrun.Handle(f.r, f.handle, jobrun.Queue(benchQueue))
+	return f, nil
+}
+
+// newFixtureWith is newFixture with opts and no handler: the workload registers its
+// own, which calls f.finished.
+func newFixtureWith(env *benchEnv, n, workers int, trackStarts bool, opts ...jobrun.Option) (*fixture, error) {
 	db, err := env.openBolt()
 	if err != nil {
 		return nil, err
 	}
-	r, err := jobrun.New(db, jobrun.WithQueue(benchQueue, workers, nil))
+	r, err := jobrun.New(db, append([]jobrun.Option{jobrun.WithQueue(benchQueue, workers, nil)}, opts...)...)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -508,7 +546,6 @@ func newFixture(env *benchEnv, n, workers int, trackStarts bool) (*fixture, erro
 	if trackStarts {
 		f.started = make([]int64, n)
 	}
-	jobrun.Handle(r, f.handle, jobrun.Queue(benchQueue))
 	return f, nil
 }
 
@@ -525,10 +562,15 @@ func (f *fixture) handle(ctx context.Context, job *jobrun.Job[benchArgs]) error 
 			return err
 		}
 	}
+	f.finished()
+	return nil
+}
+
+// finished counts a handler that returned.
+func (f *fixture) finished() {
 	if f.ran.Add(1) == int64(f.n) {
 		close(f.allRan)
 	}
-	return nil
 }
 
 // run starts the workers.

@@ -23,7 +23,7 @@ func tinyBench(dir string, more ...string) []string {
 // checked apart. extLineFormat is the same with the extra fields of the sets.
 var (
 	lineFormat    = regexp.MustCompile(`^` + lineKeys + `\}$`)
-	extLineFormat = regexp.MustCompile(`^` + lineKeys + `(,"[a-z_]+":[0-9.e+-]+)+\}$`)
+	extLineFormat = regexp.MustCompile(`^` + lineKeys + `(,"[a-z0-9_]+":[0-9.e+-]+)+\}$`)
 	lineKeys      = `\{"system":"(jobrun|bbolt)","config":"(fsync|nosync)","workload":"[^"]+",` +
 		`"n":\d+,"seconds":[0-9.e+-]+,"jobs_per_s":[0-9.e+-]+,"p50_ms":(null|[0-9.e+-]+),"p95_ms":(null|[0-9.e+-]+),"p99_ms":(null|[0-9.e+-]+)`
 )
@@ -33,7 +33,7 @@ var (
 var wantLines = []string{
 	"W1-enqueue-seq", "ref-a-put-per-update", "W2-enqueue-conc", "ref-b16-group-commit",
 	"W3-enqueue-bulk", "ref-d-lifecycle-batch", "W4-drain", "W5-latency", "W6-e2e", "ref-b4-group-commit",
-	"W7-steps", "ref-s16-step-writes",
+	"W7-steps", "ref-s16-step-writes", "W8-fan-out", "W9-run-latency",
 }
 
 // w5Late is W5's warning that its producer fell behind its schedule.
@@ -74,6 +74,8 @@ func TestBenchAllWorkloads(t *testing.T) {
 		`W4-drain .* d +[\d,]+ +\d+\.\d\d +-`,
 		`W5-latency .* - +- +- +\d+\.\d\d / \d+\.\d\d / \d+\.\d\d`,
 		`W6-e2e .* b4 +[\d,]+ +\d+\.\d\d +-`,
+		`W8-fan-out .* - +- +- +-`,
+		`W9-run-latency .* - +- +- +\d+\.\d\d / \d+\.\d\d / \d+\.\d\d`,
 		`a put-per-update +200 .*\d\.\d`,
 		`b16 group-commit +500 .*\d\.\d`,
 		`b4 group-commit +500 .*\d\.\d`,
@@ -147,8 +149,8 @@ func TestBenchUsage(t *testing.T) {
 		{args: []string{"help", "bench"}, code: 0, stdout: "-workloads list"},
 		{args: []string{"bench", "-runs", "0"}, code: 2, errs: "-runs must be at least 1"},
 		{args: []string{"bench", "-scale", "0"}, code: 2, errs: "-scale must be at least 1"},
-		{args: []string{"bench", "-workloads", "W1,W8"}, code: 2, errs: `unknown workload "W8"`},
-		{args: []string{"bench", "-workloads", "scale,sizes"}, code: 2, errs: `unknown workload "sizes" (want W1 to W7, scale, conc or size)`},
+		{args: []string{"bench", "-workloads", "W1,W10"}, code: 2, errs: `unknown workload "W10"`},
+		{args: []string{"bench", "-workloads", "scale,sizes"}, code: 2, errs: `unknown workload "sizes" (want W1 to W9, scale, conc or size)`},
 		{args: []string{"bench", "-workloads", ""}, code: 2, errs: `unknown workload ""`},
 		{args: []string{"bench", "-cpuprofile", "x", "-workloads", "W1,conc"}, code: 2, errs: "-cpuprofile profiles W4 or the scale set"},
 		{args: []string{"bench", "now"}, code: 2, errs: `unexpected argument "now"`},
@@ -185,14 +187,21 @@ func checkLines(t *testing.T, out, config string) []benchLine {
 		if isW7 := l.Workload == "W7-steps" || l.Workload == "ref-s16-step-writes"; isW7 && (l.RunsPerS != l.JobsPerS || !(l.StepsPerS > l.RunsPerS)) {
 			t.Errorf("W7 without its runs and steps per second: %s", s)
 		}
-		isW5 := l.Workload == "W5-latency"
+		if l.Workload == "W8-fan-out" && (l.RunsPerS != l.JobsPerS || !(l.EventsPerS > 0 && l.EventsPerS < l.RunsPerS)) {
+			t.Errorf("W8 without its runs and events per second: %s", s)
+		}
+		isW9 := l.Workload == "W9-run-latency"
+		if isW9 && (l.DoneP50ms == nil || !(*l.DoneP50ms > 0 && *l.DoneP50ms <= *l.DoneP95ms && *l.DoneP95ms <= *l.DoneP99ms)) {
+			t.Errorf("W9 without its completion percentiles, or out of order: %s", s)
+		}
+		isW5 := l.Workload == "W5-latency" || isW9
 		switch {
 		case isW5 && (l.P50ms == nil || l.P95ms == nil || l.P99ms == nil):
-			t.Errorf("W5 without its percentiles: %s", s)
+			t.Errorf("%s without its percentiles: %s", l.Workload, s)
 		case isW5 && !(*l.P50ms > 0 && *l.P50ms <= *l.P95ms && *l.P95ms <= *l.P99ms):
-			t.Errorf("W5 percentiles out of order: %s", s)
+			t.Errorf("%s percentiles out of order: %s", l.Workload, s)
 		case !isW5 && (l.P50ms != nil || l.P95ms != nil || l.P99ms != nil):
-			t.Errorf("percentiles on a line other than W5's: %s", s)
+			t.Errorf("percentiles on a line other than W5's and W9's: %s", s)
 		}
 		lines = append(lines, l)
 	}
