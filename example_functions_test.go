@@ -238,7 +238,7 @@ func (Purchase) Kind() string { return "fulfil-purchase" }
 // Payment is the data of "payment/received".
 type Payment struct {
 	PurchaseID int `json:"purchase_id"`
-	Cents   int `json:"cents"`
+	Cents      int `json:"cents"`
 }
 
 // A run waits for the event that matches it, holding no worker, with a timeout.
