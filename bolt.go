@@ -41,6 +41,7 @@ import (
 //	  eventnames len(name) ‖ name ‖ seq → ∅                            events by name
 //	  eventids   event ID → seq (8 B) ‖ sent-at (8 B Unix ns)          the dedup window
 //	  eventcancels  as eventwaits ‖ id → ∅                             CancelOn
+//	  suspended  suspension (1 B: sleep, wait, invoke) → uint64 (8 B)   runs suspended in a step, counted in every commit
 //	  functions  kind → function (function.go)                       the functions of events, for processes without them
 //	  eventwaits len(name) ‖ name ‖ len(field) ‖ field ‖ len(value) (2 B) ‖ value ‖ id → step key   WaitFor
 //
@@ -81,18 +82,19 @@ var (
 	bucketEventWaits   = []byte("eventwaits")
 	bucketFunctions    = []byte("functions")
 	bucketEventCancels = []byte("eventcancels")
+	bucketSuspended    = []byte("suspended")
 	keySchema          = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended}
 
 	// laterBuckets are buckets added after schema 2: a file an earlier jobrun wrote
 	// lacks them, and a read-only runner opens it all the same, reading them as
 	// empty. A runner that writes creates them at open.
-	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels}
+	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -271,13 +273,14 @@ func schemaCurrent(tx *bbolt.Tx, writes bool) (bool, error) {
 // txn is one write or read transaction over the runner's buckets, with the count
 // changes it makes gathered and written once at flush.
 type txn struct {
-	tx      *bbolt.Tx
-	now     time.Time
-	root    *bbolt.Bucket
-	buckets [numBuckets]*bbolt.Bucket    // opened on first use: a commit touches few
-	cfg     *config                      // key limits and retention
-	deltas  map[string]*[numStates]int64 // queue → change per state
-	changes []jobChange                  // what the writes did, for the engine
+	tx              *bbolt.Tx
+	now             time.Time
+	root            *bbolt.Bucket
+	buckets         [numBuckets]*bbolt.Bucket    // opened on first use: a commit touches few
+	cfg             *config                      // key limits and retention
+	deltas          map[string]*[numStates]int64 // queue → change per state
+	suspendedDeltas [numSuspended]int64          // change per suspension
+	changes         []jobChange                  // what the writes did, for the engine
 }
 
 // log records a change this transaction made.
@@ -319,6 +322,7 @@ const (
 	bEventWaits
 	bFunctions
 	bEventCancels
+	bSuspended
 	numBuckets
 )
 

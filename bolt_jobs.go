@@ -99,7 +99,42 @@ func (t *txn) flush() error {
 		}
 	}
 	t.deltas = nil
+	for kind, d := range t.suspendedDeltas {
+		if d == 0 || kind == 0 {
+			continue
+		}
+		b := t.bucket(bSuspended)
+		n, _ := parseCount(b.Get([]byte{byte(kind)}))
+		if err := b.Put([]byte{byte(kind)}, countValue(n+d)); err != nil {
+			return err
+		}
+	}
+	t.suspendedDeltas = [numSuspended]int64{}
 	return nil
+}
+
+// countSuspended moves a job from one suspension to another in the counters (0:
+// none).
+func (t *txn) countSuspended(from, to byte) {
+	if from != to {
+		t.suspendedDeltas[from]--
+		t.suspendedDeltas[to]++
+	}
+}
+
+// suspendedCounts reads how many jobs are suspended in each way, with this
+// transaction's changes.
+func (t *txn) suspendedCounts() [numSuspended]int {
+	var out [numSuspended]int
+	b := t.bucket(bSuspended)
+	for kind := suspendedSleep; kind < numSuspended; kind++ {
+		var n int64
+		if b != nil {
+			n, _ = parseCount(b.Get([]byte{kind}))
+		}
+		out[kind] = int(n + t.suspendedDeltas[kind])
+	}
+	return out
 }
 
 // readCounts returns the counters of one queue, or of all queues summed if queue is "".
@@ -586,6 +621,7 @@ func (t *txn) remove(id ID, r *record) error {
 	if err := t.unindexCancels(id, r); err != nil {
 		return err
 	}
+	t.countSuspended(r.suspended, 0)
 	t.count(r.queue, r.state, 0)
 	t.log(changeOf(changeRemoved, id, r, r.state))
 	return t.jobs().Delete(idKey(id))
@@ -729,7 +765,11 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 
 // applyDetached is apply for a job already out of its index, counted in state from.
 func (t *txn) applyDetached(id ID, rec *record, e ending, from byte) (next, error) {
+	was := rec.suspended
 	nx, err := transition(rec, e, t.now)
+	if err == nil && was != rec.suspended {
+		t.countSuspended(was, rec.suspended)
+	}
 	if err == nil {
 		err = t.settle(id, rec, nx, from)
 	}

@@ -168,6 +168,10 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 		}
 		return nil
 	})
+	out, err := t.checkSuspended(repair)
+	if err != nil {
+		return nil, err
+	}
 	queues := t.queueNames()
 	for q := range actual {
 		if !slices.Contains(queues, q) {
@@ -175,7 +179,6 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 		}
 	}
 	slices.Sort(queues)
-	var out []CountMismatch
 	for _, q := range queues {
 		a := actual[q]
 		if a == nil {
@@ -195,6 +198,42 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 					d[st] = 0 // the recount has this transaction's changes: flush must not add them again
 				}
 			}
+		}
+	}
+	return out, nil
+}
+
+// suspensionNames name the counters of suspended runs in a CountMismatch.
+var suspensionNames = [numSuspended]State{suspendedSleep: "sleeping", suspendedWait: "waiting", suspendedInvoke: "invoking"}
+
+// checkSuspended recounts the runs suspended in a step, from the records of the
+// scheduled jobs, and returns the counters that disagree (Queue "", State "sleeping",
+// "waiting" or "invoking"), rewriting them if repair.
+func (t *txn) checkSuspended(repair bool) ([]CountMismatch, error) {
+	var actual [numSuspended]int
+	err := t.scheduled().ForEach(func(k, _ []byte) error {
+		if _, id, ok := parseTimeKey(k); ok {
+			if rec, err := t.get(id); err == nil && rec.suspended < numSuspended {
+				actual[rec.suspended]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	stored := t.suspendedCounts()
+	var out []CountMismatch
+	for kind := suspendedSleep; kind < numSuspended; kind++ {
+		if stored[kind] == actual[kind] {
+			continue
+		}
+		out = append(out, CountMismatch{State: suspensionNames[kind], Stored: stored[kind], Actual: actual[kind]})
+		if repair {
+			if err := t.bucket(bSuspended).Put([]byte{kind}, countValue(int64(actual[kind]))); err != nil {
+				return nil, err
+			}
+			t.suspendedDeltas[kind] = 0
 		}
 	}
 	return out, nil

@@ -619,6 +619,10 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			continue
 		}
 		op.e.rec.attempt = 0
+		en.r.stepsDone.Add(1)
+		if op.s.attempts > 1 {
+			en.r.stepsRetried.Add(1)
+		}
 		op.reply <- nil
 	}
 	en.steps = en.steps[:0]

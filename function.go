@@ -155,3 +155,29 @@ func (r *Runner) storedRuns(name string, data []byte, now time.Time) ([]*record,
 	}
 	return runs, nil
 }
+
+// FunctionStats counts what durable functions are doing, for metrics.
+type FunctionStats struct {
+	Sleeping int // runs suspended in Sleep or SleepUntil
+	Waiting  int // runs suspended in WaitFor
+	Invoking int // runs waiting for their children (Invoke, InvokeAll)
+
+	// Since this runner opened: steps it stored (Step, SendEvent), and of those the
+	// ones that took more than one attempt.
+	StepsDone    uint64
+	StepsRetried uint64
+}
+
+// FunctionStats returns the runs suspended in steps, counted in every commit like the
+// states (so exact and O(1) to read), and the steps this runner stored.
+func (r *Runner) FunctionStats(ctx context.Context) (*FunctionStats, error) {
+	var n [numSuspended]int
+	if err := r.view(ctx, func(t storeReader) error {
+		n = t.suspendedCounts()
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("function stats: %w", err)
+	}
+	return &FunctionStats{Sleeping: n[suspendedSleep], Waiting: n[suspendedWait], Invoking: n[suspendedInvoke],
+		StepsDone: r.stepsDone.Load(), StepsRetried: r.stepsRetried.Load()}, nil
+}

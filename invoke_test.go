@@ -213,3 +213,54 @@ func TestInvokeRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionStatsCountSuspensions: the counters of suspended runs follow each
+// suspension and wake-up, and agree with a recount.
+func TestFunctionStatsCountSuspensions(t *testing.T) {
+	r, _ := openRunner(t)
+	var runs atomic.Int64
+	handleThumbnail(r, &runs, jobrun.Queue("nobody")) // no worker runs the children
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[album]) error {
+		switch j.Args.URLs[0] {
+		case "sleep":
+			return jobrun.Sleep(ctx, "s", time.Hour)
+		case "wait":
+			_, _, err := jobrun.WaitFor[int](ctx, "w", "go", jobrun.EventMatch{}, time.Hour)
+			return err
+		}
+		_, err := jobrun.Invoke[thumbs](ctx, "i", thumbnail{URL: "x"})
+		return err
+	})
+	for _, what := range []string{"sleep", "wait", "invoke"} {
+		enqueue(t, r, album{URLs: []string{what}})
+	}
+	if err := r.RunUntilIdle(t.Context()); !errors.Is(err, jobrun.ErrNoWorkers) {
+		t.Fatalf("run until idle: %v, want ErrNoWorkers for the children's queue", err)
+	}
+	check := func(sleeping, waiting, invoking int) {
+		t.Helper()
+		st, err := r.FunctionStats(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Sleeping != sleeping || st.Waiting != waiting || st.Invoking != invoking {
+			t.Errorf("stats %+v, want %d sleeping, %d waiting, %d invoking", st, sleeping, waiting, invoking)
+		}
+		if bad, err := r.CheckCounts(t.Context(), false); err != nil || len(bad) > 0 {
+			t.Errorf("recount: %+v, %v", bad, err)
+		}
+	}
+	check(1, 1, 1)
+	send(t, r, jobrun.Event{Name: "go"})
+	check(1, 0, 1)
+	page, err := r.List(t.Context(), jobrun.Filter{Kind: "album", State: jobrun.StateScheduled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range page.Jobs {
+		if err := r.Cancel(t.Context(), in.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(0, 0, 0)
+}

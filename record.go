@@ -87,7 +87,16 @@ type record struct {
 	invoker     bool          // the job has invoked children: when it ends, its unfinished ones are canceled
 	onFailure   []byte        // OnFailure: the record of the job to enqueue when this one fails for good, encoded
 	cancelOn    []cancelRule  // CancelOn: the events that cancel it
+	suspended   byte          // while scheduled by a step: suspendedSleep, suspendedWait or suspendedInvoke
 }
+
+// How a scheduled job is suspended in a step, counted for FunctionStats.
+const (
+	suspendedSleep byte = iota + 1
+	suspendedWait
+	suspendedInvoke
+	numSuspended
+)
 
 // cancelRule is an event that cancels a job (CancelOn): one called event whose data
 // has field equal to value, the job's own args' field as matchValue encodes it.
@@ -157,7 +166,7 @@ func (r *record) encode() []byte {
 	b = binary.AppendVarint(b, r.backoff.jitter)
 	b = binary.AppendUvarint(b, r.event)
 	b = appendString(b, r.eventName)
-	if r.parent == 0 && r.parentStep == "" && !r.invoker && len(r.onFailure) == 0 && len(r.cancelOn) == 0 {
+	if r.parent == 0 && r.parentStep == "" && !r.invoker && len(r.onFailure) == 0 && len(r.cancelOn) == 0 && r.suspended == 0 {
 		return b // the fields after are read as empty
 	}
 	b = binary.AppendUvarint(b, uint64(r.parent))
@@ -174,7 +183,7 @@ func (r *record) encode() []byte {
 		b = appendString(b, c.field)
 		b = appendBytes(b, c.value)
 	}
-	return b
+	return append(b, r.suspended)
 }
 
 // Record flags, in the flags byte and in the one after the parent.
@@ -266,6 +275,9 @@ func decodeRecord(b []byte) (*record, error) {
 		for i := range r.cancelOn {
 			r.cancelOn[i] = cancelRule{event: d.string(), field: d.string(), value: d.bytes()}
 		}
+	}
+	if r.suspended = d.byte(); r.suspended >= numSuspended {
+		return nil, fmt.Errorf("decode job record: invalid suspension %d", r.suspended)
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)

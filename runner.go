@@ -50,6 +50,8 @@ type Runner struct {
 
 	cycles  atomic.Uint64 // commit-loop iterations, for tests and benchmarks
 	commits atomic.Uint64 // successful write transactions of the loop
+
+	stepsDone, stepsRetried atomic.Uint64 // steps committed, and those that took more than one attempt
 }
 
 // Open opens the bbolt file at path, creating it with mode 0600 if needed, and returns

@@ -83,6 +83,9 @@ type storeReader interface {
 	eventsDue() (bool, time.Time)
 	// functions reads the stored functions, by kind.
 	functions() ([]*storedFunction, error)
+	// suspendedCounts returns how many jobs are suspended in each way (sleep, wait,
+	// invoke), counted in every commit like the states.
+	suspendedCounts() [numSuspended]int
 }
 
 // storeWriter writes within one transaction; every write records the changes it

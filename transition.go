@@ -76,6 +76,7 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 	}
 	attempt := rec.attempt + 1
 	nx := next{slot: slotRelease}
+	rec.suspended = 0 // every change ends a suspension; a new one begins below
 	switch o {
 	case outcomeInterrupted:
 		rec.state, nx.slot, nx.readyK = stReady, slotKeep, true
@@ -130,6 +131,9 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.attempt = 0
 		}
 		wait(rec, stScheduled, e.sleep.finishedAt, now)
+		if rec.state == stScheduled {
+			rec.suspended = suspensionOf(e.sleep.state)
+		}
 	case outcomeFailed, outcomePermanent:
 		rec.attempt, rec.startedAt = attempt, e.started
 		rec.appendError(int(attempt), now, e.err.Error())
@@ -183,6 +187,19 @@ func outcomeEvent(o outcome, state byte) ChangeType {
 		return ChangeReady
 	}
 	return ChangeRetrying
+}
+
+// suspensionOf is how a job scheduled by a step in state st is suspended.
+func suspensionOf(st byte) byte {
+	switch st {
+	case stepSleep:
+		return suspendedSleep
+	case stepWait:
+		return suspendedWait
+	case stepInvoking:
+		return suspendedInvoke
+	}
+	return 0
 }
 
 func final(state byte) bool { return state == stDone || state == stFailed || state == stCanceled }

@@ -148,6 +148,7 @@ type Collector struct {
 	r *jobrun.Runner
 
 	jobs, paused, workers *prometheus.Desc
+	suspended, steps      *prometheus.Desc // durable functions: runs suspended in steps; steps stored
 
 	done, failed, retried, canceled *prometheus.CounterVec
 	missed                          prometheus.Counter
@@ -199,6 +200,12 @@ func newCollector(r *jobrun.Runner, cfg config) *Collector {
 		jobs:    prometheus.NewDesc("jobrun_jobs", "Jobs in each state, per queue.", []string{"queue", "state"}, nil),
 		paused:  prometheus.NewDesc("jobrun_queue_paused", "1 if the queue is paused, else 0.", []string{"queue"}, nil),
 		workers: prometheus.NewDesc("jobrun_queue_workers", "Workers of the queue in this runner, 0 if it does not run the queue.", []string{"queue"}, nil),
+		suspended: prometheus.NewDesc("jobrun_runs_suspended",
+			"Runs of durable functions suspended in a step: sleeping (Sleep), waiting (WaitFor) or invoking (waiting for child runs).",
+			[]string{"suspension"}, nil),
+		steps: prometheus.NewDesc("jobrun_steps_total",
+			"Steps this runner stored (Step, SendEvent), by outcome: done (every stored step) or retried (stored after more than one attempt).",
+			[]string{"outcome"}, nil),
 
 		done:     counter("jobs_done_total", "Jobs that succeeded."),
 		failed:   counter("jobs_failed_total", "Jobs that failed for good: attempts exhausted or Permanent."),
@@ -221,6 +228,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.jobs
 	ch <- c.paused
 	ch <- c.workers
+	ch <- c.suspended
+	ch <- c.steps
 	c.done.Describe(ch)
 	c.failed.Describe(ch)
 	c.retried.Describe(ch)
@@ -235,6 +244,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // closed, the gauges are left out; another error reading them fails the scrape.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectQueues(ch)
+	c.collectFunctions(ch)
 	c.done.Collect(ch)
 	c.failed.Collect(ch)
 	c.retried.Collect(ch)
@@ -265,6 +275,25 @@ func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, paused, q.Name)
 		ch <- prometheus.MustNewConstMetric(c.workers, prometheus.GaugeValue, float64(q.Workers), q.Name)
 	}
+}
+
+func (c *Collector) collectFunctions(ch chan<- prometheus.Metric) {
+	st, err := c.r.FunctionStats(context.Background())
+	if errors.Is(err, jobrun.ErrClosed) {
+		return
+	}
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.suspended, err)
+		return
+	}
+	for _, s := range []struct {
+		name string
+		n    int
+	}{{"sleeping", st.Sleeping}, {"waiting", st.Waiting}, {"invoking", st.Invoking}} {
+		ch <- prometheus.MustNewConstMetric(c.suspended, prometheus.GaugeValue, float64(s.n), s.name)
+	}
+	ch <- prometheus.MustNewConstMetric(c.steps, prometheus.CounterValue, float64(st.StepsDone), "done")
+	ch <- prometheus.MustNewConstMetric(c.steps, prometheus.CounterValue, float64(st.StepsRetried), "retried")
 }
 
 // consume feeds c from changes until the channel closes.

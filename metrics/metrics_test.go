@@ -354,3 +354,63 @@ func TestOptionErrors(t *testing.T) {
 		t.Error("New with a nil runner succeeded, want an error")
 	}
 }
+
+type nap struct{ Long bool }
+
+func (nap) Kind() string { return "nap" }
+
+// TestFunctionMetrics: the runs suspended in steps, by suspension, and the steps
+// stored.
+func TestFunctionMetrics(t *testing.T) {
+	synctest.Test(t, testFunctionMetrics)
+}
+
+func testFunctionMetrics(t *testing.T) {
+	r := openRunner(t)
+	c, err := metrics.New(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tries := 0
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[nap]) error {
+		if _, err := jobrun.Step(ctx, "flaky", func(ctx context.Context) (int, error) {
+			if !job.Args.Long {
+				tries++
+			}
+			if tries == 1 && !job.Args.Long {
+				return 0, errors.New("once")
+			}
+			return 1, nil
+		}); err != nil {
+			return err
+		}
+		if job.Args.Long {
+			if _, _, err := jobrun.WaitFor[int](ctx, "wait", "never", jobrun.EventMatch{}, time.Hour); err != nil {
+				return err
+			}
+		}
+		return jobrun.Sleep(ctx, "nap", time.Hour)
+	})
+	enqueue(t, r, nap{}, jobrun.Backoff(time.Second, time.Second))
+	enqueue(t, r, nap{Long: true})
+	for range 2 { // the failed step's retry is due a second later
+		if err := r.RunUntilIdle(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+	}
+	const want = `
+# HELP jobrun_runs_suspended Runs of durable functions suspended in a step: sleeping (Sleep), waiting (WaitFor) or invoking (waiting for child runs).
+# TYPE jobrun_runs_suspended gauge
+jobrun_runs_suspended{suspension="invoking"} 0
+jobrun_runs_suspended{suspension="sleeping"} 1
+jobrun_runs_suspended{suspension="waiting"} 1
+# HELP jobrun_steps_total Steps this runner stored (Step, SendEvent), by outcome: done (every stored step) or retried (stored after more than one attempt).
+# TYPE jobrun_steps_total counter
+jobrun_steps_total{outcome="done"} 2
+jobrun_steps_total{outcome="retried"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "jobrun_runs_suspended", "jobrun_steps_total"); err != nil {
+		t.Error(err)
+	}
+}
