@@ -27,13 +27,14 @@ type Runner struct {
 	cfg *config
 	log *slog.Logger
 
-	mu       sync.RWMutex
-	handlers map[string]*handler
-	triggers map[string][]*handler // event name → the functions it starts, in registration order
-	started  bool                  // a session has run; Handle is closed
-	session  *session              // the session running jobs, if any
-	closing  bool                  // Shutdown or Close began: no new sessions
-	closed   bool                  // the commit loop has exited
+	mu              sync.RWMutex
+	handlers        map[string]*handler
+	triggers        map[string][]*handler // event name → the functions it starts, in registration order
+	started         bool                  // a session has run; Handle is closed
+	functionsStored bool                  // the stored function table is this runner's (function.go)
+	session         *session              // the session running jobs, if any
+	closing         bool                  // Shutdown or Close began: no new sessions
+	closed          bool                  // the commit loop has exited
 
 	ops      chan any      // to the commit loop
 	wake     chan struct{} // EnqueueTx commits: look at the woken set
@@ -692,6 +693,19 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 		return nil, fmt.Errorf("run: %w", invalidf("the runner was opened WithServices(false): it runs no jobs"))
 	}
 	r.mu.Lock()
+	r.started = true
+	stored := r.functionsStored
+	r.mu.Unlock()
+	if !stored {
+		// Handle is closed now: the functions are known for good.
+		if err := r.storeFunctions(ctx); err != nil {
+			return nil, fmt.Errorf("run: store the functions: %w", err)
+		}
+		r.mu.Lock()
+		r.functionsStored = true
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
 	switch {
 	case r.closing:
 		r.mu.Unlock()
@@ -702,20 +716,9 @@ func (r *Runner) startSession(ctx context.Context, untilIdle bool) (*session, er
 	}
 	s := newSession(ctx, r.cfg, untilIdle)
 	r.session = s
-	first := !r.started
-	r.started = true
 	handlers := r.handlers
 	r.mu.Unlock()
 	r.warnUnrunKinds(handlers)
-	if first {
-		// Handle is closed now: the functions are known for good.
-		if err := r.storeFunctions(ctx); err != nil {
-			r.mu.Lock()
-			r.session = nil
-			r.mu.Unlock()
-			return nil, fmt.Errorf("run: store the functions: %w", err)
-		}
-	}
 
 	for _, q := range s.queues {
 		for range q.workers {
