@@ -3,6 +3,7 @@ package jobrun
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -105,6 +106,9 @@ var conformanceCases = []conformanceCase{
 	{"EventRetention", confEventRetention},
 	{"WaitForEvents", confWaits},
 	{"InvokeChildren", confInvoke},
+	{"CancelOnEvent", confCancelOn},
+	{"OnFailure", confOnFailure},
+	{"SuspendedCounts", confSuspendedCounts},
 }
 
 // confT0 is when every case begins.
@@ -2439,5 +2443,112 @@ func confInvoke(t *testing.T, open storeOpener) {
 	confOne(t, changes, changeCancelAsked, kids2[0].id)
 	if rec := confGet(t, st, kids2[0].id); !rec.cancel {
 		t.Error("the running child's record does not ask it to stop")
+	}
+}
+
+func confCancelOn(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	rule := func(v string) func(*record) {
+		return func(r *record) { r.cancelOn = []cancelRule{{event: "user/deleted", field: "user", value: []byte(v)}} }
+	}
+	ids := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0, rule(`"ada"`)), confJob("k", "q", confT0, rule(`"bob"`)),
+		confJob("k", "q", confT0.Add(time.Hour), confRunAt(confT0.Add(time.Hour)), rule(`"ada"`)))
+	ada, bob, later := ids[0], ids[1], ids[2]
+	running := confClaimOne(t, st, confT0, "q", ada)
+	confStart(t, st, confT0, running)
+	_, changes := confSend(t, st, confT0, "user/deleted", "", time.Hour)
+	if len(changes) != 0 {
+		t.Errorf("an event without the field: %v", confChangeList(changes))
+	}
+	se := &storedEvent{name: "user/deleted", data: []byte(`{"user":"ada"}`)}
+	changes = confUpdate(t, st, confT0, func(w storeWriter) error { return w.sendEvent(se, nil, time.Hour) })
+	confWantMove(t, changes, later, stScheduled, stCanceled, outcomeCancel)
+	confOne(t, changes, changeCancelAsked, ada)
+	confNone(t, changes, changeMoved, bob)
+	if rec := confGet(t, st, ada); !rec.cancel {
+		t.Error("the running job's record does not ask it to stop")
+	}
+	// The entries went with the cancellations: the same event again does nothing.
+	changes = confUpdate(t, st, confT0, func(w storeWriter) error {
+		return w.sendEvent(&storedEvent{name: "user/deleted", data: []byte(`{"user":"ada"}`)}, nil, time.Hour)
+	})
+	if len(changes) != 0 {
+		t.Errorf("the event again: %v", confChangeList(changes))
+	}
+	// An event's own runs are not canceled by it.
+	run := confJob("k", "q", confT0, confArgs(`{"user":"eve"}`), rule(`"eve"`))
+	se = &storedEvent{name: "user/deleted", data: []byte(`{"user":"eve"}`)}
+	changes = confUpdate(t, st, confT0, func(w storeWriter) error { return w.sendEvent(se, []*record{run}, time.Hour) })
+	if c := confOne(t, changes, changeInserted, se.runs[0]); c.to != stReady {
+		t.Errorf("the event's own run: %v", confFmt(c))
+	}
+	confNone(t, changes, changeMoved, se.runs[0])
+}
+
+func confOnFailure(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	tmpl := confJob("alert", "alerts", time.Time{})
+	tmpl.state = stReady
+	failing := confJob("k", "q", confT0, confAttempts(1), func(r *record) { r.onFailure = tmpl.encode() })
+	id := confEnqueueIDs(t, st, confT0, failing, confJob("k", "q", confT0, func(r *record) { r.onFailure = tmpl.encode() }))[0]
+	cj := confClaimOne(t, st, confT0, "q", id)
+	_, _, changes := confApply(t, st, confT0, cj, ending{outcome: outcomeFailed, started: confT0, err: errors.New("smtp down")})
+	confWantMove(t, changes, id, stReady, stFailed, outcomeFailed)
+	var alert ID
+	for _, c := range changes {
+		if c.what == changeInserted && c.kind == "alert" {
+			alert = c.id
+		}
+	}
+	if alert == 0 {
+		t.Fatalf("no failure job among %v", confChangeList(changes))
+	}
+	rec := confGet(t, st, alert)
+	var f Failure
+	if err := json.Unmarshal(rec.args, &f); err != nil || f.Job.ID != id || f.Job.State != StateFailed ||
+		f.Job.LastError != "smtp down" || rec.queue != "alerts" || !rec.createdAt.Equal(confT0) {
+		t.Errorf("the failure job: queue %s, args %s, %v", rec.queue, rec.args, err)
+	}
+	confWantCounts(t, st, "alerts", map[State]int{StateReady: 1})
+	// A canceled job enqueues none.
+	other := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0, func(r *record) { r.onFailure = tmpl.encode() }))[0]
+	_, changes = confApplyStored(t, st, confT0, other, ending{outcome: outcomeCancel})
+	for _, c := range changes {
+		if c.what == changeInserted {
+			t.Errorf("a canceled job enqueued %v", confFmt(c))
+		}
+	}
+}
+
+func confSuspendedCounts(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	ids := confEnqueueIDs(t, st, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0))
+	counts := func() (out [numSuspended]int) {
+		confView(t, st, func(r storeReader) error {
+			out = r.suspendedCounts()
+			return nil
+		})
+		return out
+	}
+	for _, id := range ids {
+		cj := confClaimOne(t, st, confT0, "q", id)
+		nap := &step{key: "nap", state: stepSleep, startedAt: confT0, finishedAt: confT0.Add(time.Hour)}
+		confApply(t, st, confT0, cj, ending{outcome: outcomeSlept, started: confT0, sleep: nap})
+	}
+	if n := counts(); n[suspendedSleep] != 2 {
+		t.Fatalf("suspended %v after two sleeps", n)
+	}
+	confApplyStored(t, st, confT0, ids[0], ending{outcome: outcomeDue}) // Promote
+	confUpdate(t, st, confT0.Add(time.Hour), func(w storeWriter) error { _, err := w.promoteDue(10); return err })
+	if n := counts(); n[suspendedSleep] != 0 {
+		t.Errorf("suspended %v after both woke", n)
+	}
+	var bad []CountMismatch
+	confView(t, st, func(r storeReader) (err error) {
+		bad, err = r.recount()
+		return err
+	})
+	if len(bad) != 0 {
+		t.Errorf("recount: %+v", bad)
 	}
 }
