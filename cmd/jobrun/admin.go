@@ -135,7 +135,7 @@ paused, across restarts of its application, until resume.
 
 // fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
-	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
+	"stats": true, "list": true, "show": true, "events": true, "send": true, "retry": true, "cancel": true,
 	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
 	"pause": true, "resume": true, "check": true, "backup": true, "compact": true, "salvage": true,
 }
