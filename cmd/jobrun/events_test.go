@@ -271,6 +271,71 @@ Runs of event 1 (a duplicate starts none):
 	})
 }
 
+func TestShowSteps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := eventFixture(t)
+		// In the order they started, not by name; the sleep holds the job.
+		out, _ := cli(t, 0, "show", db, "1")
+		mustContain(t, out, times(`Event:     1 (order/placed)
+Args:      {"order_id":1}
+
+Steps:
+  STEP           STATE  ATTEMPTS  STARTED              DURATION  DETAIL
+  reserve        done   1         T0  1s        {"reserved":true}
+  charge         done   1         T1  2s        "ch_1"
+  notify         done   1         T3  0s        sent event 2
+  wait-shipment  done   1         T3  6s        received event 6 (order/shipped): {"order_id":1}
+  cool-off       sleep  1         T9  -         sleeps until T1H9
+`))
+		out, _ = cli(t, 0, "show", db, "3")
+		mustContain(t, out, times(`
+Steps:
+  STEP     STATE   ATTEMPTS  STARTED              DURATION  DETAIL
+  reserve  done    1         T3  1s        {"reserved":true}
+  charge   failed  1         T4  2s        error: card declined…
+`))
+		out, _ = cli(t, 0, "show", db, "5")
+		mustContain(t, out, times(`  wait-shipment  waiting  1         T9  -         waits for order/shipped where order_id=3 until T7D9
+`))
+		out, _ = cli(t, 0, "show", db, "6")
+		lacks(t, out, "Steps:")
+		mustContain(t, out, "Event:     4 (order/placed)\n")
+
+		// -json: jobrun.Info's JSON, steps and event included.
+		out, _ = cli(t, 0, "show", db, "1", "-json")
+		var j jobrun.Info
+		decode(t, out, &j)
+		if j.Event != 1 || j.EventName != "order/placed" || len(j.Steps) != 5 {
+			t.Errorf("show 1 -json: event %d %q, %d steps", j.Event, j.EventName, len(j.Steps))
+		}
+	})
+}
+
+func TestShowStepsAfterTheirTime(t *testing.T) {
+	now := t0.Add(time.Hour)
+	j := &jobrun.Info{State: jobrun.StateDone}
+	for _, tc := range []struct {
+		s        jobrun.StepInfo
+		duration string
+		detail   string
+	}{
+		{jobrun.StepInfo{State: "sleep", StartedAt: t0, FinishedAt: t0.Add(time.Minute)}, "1m0s", "slept until " + formatTime(t0.Add(time.Minute))},
+		{jobrun.StepInfo{State: "sleep", StartedAt: t0, FinishedAt: t0.Add(2 * time.Hour)}, "-", "woken before " + formatTime(t0.Add(2*time.Hour)) + " (promoted)"},
+		{jobrun.StepInfo{State: "timed_out", WaitEvent: "paid", StartedAt: t0, FinishedAt: t0.Add(time.Minute)}, "1m0s", "no paid by " + formatTime(t0.Add(time.Minute))},
+		{jobrun.StepInfo{State: "done", Event: 4, Result: []byte(`{"seq":4,"runs":[7,8]}`), StartedAt: t0, FinishedAt: t0.Add(1500 * time.Microsecond)},
+			"2ms", "sent event 4, which started jobs 7, 8"},
+		{jobrun.StepInfo{State: "done", StartedAt: t0, FinishedAt: t0.Add(90 * time.Second), Result: []byte("null")}, "1m30s", "null"},
+	} {
+		took := "-"
+		if d, ok := stepDuration(tc.s, now); ok {
+			took = formatDuration(d)
+		}
+		if detail := stepDetail(j, tc.s, now); took != tc.duration || detail != tc.detail {
+			t.Errorf("step %+v: duration %s, detail %q; want %s, %q", tc.s, took, detail, tc.duration, tc.detail)
+		}
+	}
+}
+
 func TestSend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := eventFixture(t)
@@ -289,6 +354,8 @@ Runs:
   7    order.audit   default  ready
   8    order.fulfil  default  ready
 `))
+		out, _ = cli(t, 0, "show", db, "7")
+		mustContain(t, out, "Event:     8 (order/placed)\nArgs:      {\"order_id\":4}\n")
 
 		// An event a job waits for wakes it.
 		out, _ = cli(t, 0, "send", db, "order/shipped", `{"order_id": 3}`, "-json")
