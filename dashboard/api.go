@@ -12,7 +12,8 @@ import (
 
 // The JSON API mirrors the pages: GET /api/queues (overview), GET /api/metrics,
 // GET /api/jobs and /api/queues/{queue}/jobs (lists), GET /api/jobs/{id} (one job),
-// GET /api/schedules; every action has a POST route under /api too (see actions).
+// GET /api/events and /api/events/{seq} (events.go), GET /api/schedules; every
+// action has a POST route under /api too (see actions).
 // Field names are snake_case; times are RFC 3339. A job is jobrun.Info as its field
 // tags put it, the shape the jobrun command's -json prints too, with BullMQ-style
 // aliases beside; a schedule is jobrun.ScheduleInfo likewise.

@@ -270,7 +270,7 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 	}
 
 	url, _, stop := startServe(t, db, "-readonly", "-addr", "127.0.0.1:0")
-	for _, page := range []string{"", "api/jobs", "api/queues", "api/schedules", fmt.Sprintf("jobs/%d", appCrashed)} {
+	for _, page := range []string{"", "api/jobs", "api/queues", "api/schedules", fmt.Sprintf("jobs/%d", appCrashed), "events", "api/events"} {
 		if code, body := fetch(t, http.MethodGet, url+page); code != http.StatusOK {
 			t.Errorf("GET /%s: status %d\n%s", page, code, body)
 		}
