@@ -106,7 +106,9 @@ func WithBasicAuth(user, password string) Option {
 // An event's data is the args of the runs it starts, so it is hidden with them:
 // with no kinds, always; with kinds, when one of its runs is of those kinds or is
 // no longer stored (its kind unknown), which takes reading the runs of each event
-// shown.
+// shown. So is the data a WaitFor step received (the API's "result" null with
+// "result_redacted" true): the data of an event hidden so, or that is no longer
+// stored.
 func WithRedactedArgs(kinds ...string) Option {
 	return func(c *config) {
 		if len(kinds) == 0 {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobrun/jobrun"
 )
@@ -127,6 +128,49 @@ func TestEventPage(t *testing.T) {
 	contains(t, "bad seq", body, `<h1>404 Not Found</h1>`, "an event&#39;s seq is a positive number")
 }
 
+func TestJobPageStepsAndEvent(t *testing.T) {
+	f, h := withEvents(t)
+	body := get(t, h, "/jobs/"+idStr(f.ids["shipped1"]), http.StatusOK)
+	placed1, shipped, charged := seqStr(f.seqs["placed1"]), seqStr(f.seqs["shipped"]), seqStr(f.seqs["charged1"])
+	contains(t, "job", body,
+		`<dt>Event</dt><dd id="job-event"><a href="events/`+placed1+`">#`+placed1+`</a> <span class="kind">order/placed</span></dd>`,
+		`<h2>Steps <small>5, in the order they started</small></h2>`,
+	)
+	// In the order they started, not by name.
+	var order []string
+	for _, part := range strings.Split(section(body, "steps"), `<tr data-step="`)[1:] {
+		name, _, _ := strings.Cut(part, `"`)
+		order = append(order, name)
+	}
+	if want := []string{"reserve", "charge", "notify", "wait-shipment", "cool-off"}; !slices.Equal(order, want) {
+		t.Errorf("steps in the order %v, want %v", order, want)
+	}
+	contains(t, "step reserve", rowOf(body, `data-step="reserve"`), `<span class="badge state-done">done</span>`,
+		`<td class="num">1</td>`, "<code class=\"args\">{&#34;reserved&#34;:true}</code>", `<rect class="done" x="0"`)
+	contains(t, "step notify", rowOf(body, `data-step="notify"`), `sent <a href="events/`+charged+`">event #`+charged+`</a>`)
+	contains(t, "step wait-shipment", rowOf(body, `data-step="wait-shipment"`),
+		`received <a href="events/`+shipped+`">event #`+shipped+`</a> <code>order/shipped</code>`,
+		"<code class=\"args\">{&#34;order_id&#34;:1}</code>")
+	sleep := rowOf(body, `data-step="cool-off"`)
+	contains(t, "step cool-off", sleep, `<span class="badge state-scheduled">sleep</span>`, `sleeps until `, `in 24.0 h`,
+		`<rect class="scheduled holds"`, `<span class="muted">–</span>`)
+
+	body = get(t, h, "/jobs/"+idStr(f.ids["declined"]), http.StatusOK)
+	contains(t, "failed step", rowOf(body, `data-step="charge"`), `<span class="badge state-failed">failed</span>`,
+		`<span class="error">card declined</span><details><summary>more</summary><pre class="stack">by the bank</pre></details>`)
+	body = get(t, h, "/jobs/"+idStr(f.ids["waiting"]), http.StatusOK)
+	contains(t, "waiting step", rowOf(body, `data-step="wait-shipment"`), `<span class="badge state-scheduled">waiting</span>`,
+		`waits for <a href="events?name=order%2fshipped"><code>order/shipped</code></a> where <code>order_id=3</code> until `, `in 6 days`)
+	body = get(t, h, "/jobs/"+idStr(f.ids["timedout"]), http.StatusOK)
+	contains(t, "timed-out step", rowOf(body, `data-step="wait-shipment"`), `<span class="badge state-canceled">timed_out</span>`,
+		`no <a href="events?name=order%2fshipped"><code>order/shipped</code></a> where <code>order_id=4</code> by `, `: timed out`)
+
+	// A job that no event started and that has no steps shows neither.
+	body = get(t, h, "/jobs/"+idStr(f.ids["notified"]), http.StatusOK)
+	contains(t, "job of order/shipped", body, `<span class="kind">order/shipped</span>`)
+	lacks(t, "job without steps", body, `id="steps"`)
+}
+
 func TestAPIEvents(t *testing.T) {
 	f, h := withEvents(t)
 	ctx := t.Context()
@@ -206,6 +250,18 @@ func TestAPIEvents(t *testing.T) {
 	getJSON(t, h, "/api/events?limit=5000", http.StatusBadRequest, &e)
 	getJSON(t, h, "/api/events?oldest=maybe", http.StatusBadRequest, &e)
 	getJSON(t, h, "/api/events?cursor=!!", http.StatusBadRequest, &e)
+
+	// A job's event and steps are Info's, in Info's order.
+	id := f.ids["shipped1"]
+	in, err := f.r.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got jobrun.Info
+	getJSON(t, h, "/api/jobs/"+idStr(id), http.StatusOK, &got)
+	if mustMarshal(t, got) != mustMarshal(t, in) || got.Event != f.seqs["placed1"] || got.EventName != "order/placed" || len(got.Steps) != 5 {
+		t.Errorf("API job\n%s\nwant Get's\n%s", mustMarshal(t, got), mustMarshal(t, in))
+	}
 }
 
 // mustKeys returns the keys of v's JSON object.
@@ -219,7 +275,8 @@ func mustKeys(t *testing.T, v any) map[string]json.RawMessage {
 }
 
 // TestEventRedaction: an event's data is the args of its runs, hidden with them;
-// with kinds, also when a run is gone (its kind unknown).
+// with kinds, also when a run is gone (its kind unknown), and in the steps that
+// received it.
 func TestEventRedaction(t *testing.T) {
 	f := openFixture(t)
 	all := New(f.r, WithRedactedArgs())
@@ -228,6 +285,7 @@ func TestEventRedaction(t *testing.T) {
 	other := New(f.r, WithRedactedArgs("email.send"))
 	f.populateEvents(t)
 	placed2, placed1, shipped := seqStr(f.seqs["placed2"]), seqStr(f.seqs["placed1"]), seqStr(f.seqs["shipped"])
+	job := "/jobs/" + idStr(f.ids["shipped1"])
 
 	for _, tc := range []struct {
 		name                  string
@@ -260,5 +318,58 @@ func TestEventRedaction(t *testing.T) {
 			t.Errorf("%s: API list of order/shipped: %s", tc.name, mustMarshal(t, p))
 		}
 
+		// The step that received the shipment shows its data as the event's page does.
+		row := rowOf(get(t, tc.h, job, http.StatusOK), `data-step="wait-shipment"`)
+		if tc.got != strings.Contains(row, "data redacted") || tc.got == strings.Contains(row, "order_id") {
+			t.Errorf("%s: the received step shows data: %v\n%s", tc.name, !tc.got, row)
+		}
+		var m struct{ Steps []stepJSON }
+		getJSON(t, tc.h, "/api"+job, http.StatusOK, &m)
+		for _, s := range m.Steps {
+			switch {
+			case s.Name == "wait-shipment" && (s.ResultRedacted != tc.got || tc.got != (s.Result == nil)):
+				t.Errorf("%s: API step %s: result %s, result_redacted %v", tc.name, s.Name, s.Result, s.ResultRedacted)
+			case s.Name == "reserve" && (s.ResultRedacted || s.Result == nil):
+				t.Errorf("%s: API step %s hides a step's own result", tc.name, s.Name)
+			}
+		}
+	}
+}
+
+func TestStepViews(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	d := &dashboard{cfg: &config{}}
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	in := &jobrun.Info{State: jobrun.StateScheduled, RunAt: sec(1000), Steps: []jobrun.StepInfo{ // by name, as Info lists them
+		{Name: "a-last", State: "sleep", StartedAt: sec(60), FinishedAt: sec(1000)},
+		{Name: "b-first", State: "done", StartedAt: sec(0), FinishedAt: sec(20), Result: []byte(`{"n": 1}`)},
+		{Name: "c-second", State: "failed", StartedAt: sec(20), FinishedAt: sec(20), Error: "no\nmore"},
+		{Name: "d-woken", State: "sleep", StartedAt: sec(30), FinishedAt: sec(500)}, // Promote ended it at 40
+		{Name: "e-waited", State: "timed_out", StartedAt: sec(40), FinishedAt: sec(50), WaitEvent: "x"},
+	}}
+	views := d.stepViews(t.Context(), in, sec(100))
+	var got []string
+	for _, v := range views {
+		got = append(got, v.Name+"|"+v.Class+"|"+v.Duration+"|"+v.Result+v.Summary+"|"+
+			strconv.FormatFloat(v.Bar.X, 'f', -1, 64)+"+"+strconv.FormatFloat(v.Bar.W, 'f', -1, 64)+
+			map[bool]string{true: "|holds"}[v.Holds]+map[bool]string{true: "|promoted"}[v.Promoted])
+	}
+	want := []string{
+		"b-first|done|20s|{\"n\":1}|0+200",
+		"c-second|failed|0s|no|200+4", // a tick at its time
+		"d-woken|scheduled|||300+700|promoted",
+		"e-waited|canceled|10s||400+100",
+		"a-last|scheduled|||600+400|holds", // ends now on the axis
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("step views:\n%q\nwant\n%q", got, want)
+	}
+	if v := d.stepViews(t.Context(), &jobrun.Info{Steps: []jobrun.StepInfo{{State: "done", StartedAt: t0, FinishedAt: t0}}}, t0); v[0].Bar != (stepBar{0, stepAxis}) {
+		t.Errorf("a single instant step: %+v", v[0].Bar)
+	}
+	for d, want := range map[time.Duration]string{1500 * time.Nanosecond: "2µs", 1500 * time.Microsecond: "2ms", 90 * time.Second: "1m30s"} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("formatDuration(%v) = %s, want %s", d, got, want)
+		}
 	}
 }
