@@ -143,7 +143,7 @@ func jobAction(fn func(*jobrun.Runner, context.Context, jobrun.ID) error) func(c
 		}
 		res := &actionResult{next: "jobs/" + idStr(id)}
 		if in, err := d.r.Get(ctx, id); err == nil {
-			res.Job = d.jobJSON(in)
+			res.Job = d.jobJSON(ctx, in)
 		}
 		return res, nil
 	}
@@ -227,7 +227,7 @@ func runSchedule(ctx context.Context, d *dashboard, r *http.Request) (*actionRes
 	}
 	res := &actionResult{ID: id, next: "schedules"}
 	if in, err := d.r.Get(ctx, id); err == nil {
-		res.Job = d.jobJSON(in)
+		res.Job = d.jobJSON(ctx, in)
 	}
 	return res, nil
 }

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -12,7 +13,8 @@ import (
 
 // The JSON API mirrors the pages: GET /api/queues (overview), GET /api/metrics,
 // GET /api/jobs and /api/queues/{queue}/jobs (lists), GET /api/jobs/{id} (one job),
-// GET /api/schedules; every action has a POST route under /api too (see actions).
+// GET /api/events and /api/events/{seq} (events.go), GET /api/schedules; every
+// action has a POST route under /api too (see actions).
 // Field names are snake_case; times are RFC 3339. A job is jobrun.Info as its field
 // tags put it, the shape the jobrun command's -json prints too, with BullMQ-style
 // aliases beside; a schedule is jobrun.ScheduleInfo likewise.
@@ -26,12 +28,21 @@ type apiError struct {
 // last error of a failed job, else null).
 type jobJSON struct {
 	jobrun.Info
+	Steps        []stepJSON      `json:"steps,omitempty"` // Info's steps, in Info's order
 	Data         json.RawMessage `json:"data"`
 	DataRedacted bool            `json:"data_redacted,omitempty"`
 	FailedReason *string         `json:"failed_reason"`
 }
 
-func (d *dashboard) jobJSON(in *jobrun.Info) *jobJSON {
+// stepJSON is a step as the API shows it: jobrun.StepInfo's JSON, and for a WaitFor
+// whose received data is hidden (it is an event's, see eventRedacted), result null
+// with result_redacted true.
+type stepJSON struct {
+	jobrun.StepInfo
+	ResultRedacted bool `json:"result_redacted,omitempty"`
+}
+
+func (d *dashboard) jobJSON(ctx context.Context, in *jobrun.Info) *jobJSON {
 	j := &jobJSON{Info: *in}
 	j.RawArgs, j.Progress, j.Result = rawJSON(in.RawArgs), rawJSON(in.Progress), rawJSON(in.Result)
 	j.Data = j.RawArgs
@@ -41,6 +52,14 @@ func (d *dashboard) jobJSON(in *jobrun.Info) *jobJSON {
 	if in.State == jobrun.StateFailed {
 		reason := in.LastError
 		j.FailedReason = &reason
+	}
+	for _, s := range in.Steps {
+		sj := stepJSON{StepInfo: s}
+		sj.Result = rawJSON(s.Result)
+		if s.State == "done" && s.WaitEvent != "" && d.seqRedacted(ctx, s.Event) {
+			sj.Result, sj.ResultRedacted = nil, true
+		}
+		j.Steps = append(j.Steps, sj)
 	}
 	return j
 }
@@ -172,7 +191,7 @@ func (d *dashboard) apiJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := pageJSON{Jobs: []*jobJSON{}, Next: page.Next}
 	for _, in := range page.Jobs {
-		out.Jobs = append(out.Jobs, d.jobJSON(in))
+		out.Jobs = append(out.Jobs, d.jobJSON(r.Context(), in))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -205,7 +224,7 @@ func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, d.jobJSON(in))
+	writeJSON(w, http.StatusOK, d.jobJSON(r.Context(), in))
 }
 
 // scheduleJSON is a schedule as the API shows it: jobrun.ScheduleInfo's JSON, with

@@ -248,6 +248,47 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("notice after run now: %q", got)
 	}
 
+	// Events, reached by the navigation: an order placed, its runs, and the steps of
+	// the one that waits for its shipment, which the running runner works through.
+	ctx2 := t.Context()
+	placed, err := f.r.Send(ctx2, jobrun.Event{Name: "order/placed", ID: "order-9", Data: orderArgs{OrderID: 9, Email: "buyer9@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fulfil := idStr(placed.Runs[0])
+	do("events", chromedp.Navigate(base), chromedp.Click(chromedp.CSS(`nav.main a[href="events"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events tr[data-seq="`+itoa(int(placed.Seq))+`"]`)))
+	screenshot("events")
+	do("event", chromedp.Click(chromedp.CSS(`#events tr[data-seq="`+itoa(int(placed.Seq))+`"] td.num a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#runs tr[data-id="`+fulfil+`"]`)))
+	if got := text("#data pre"); !strings.Contains(got, `"email": "buyer9@example.com"`) {
+		t.Errorf("event data %q", got)
+	}
+	screenshot("event")
+	do("run of the event", chromedp.Click(chromedp.CSS(`#runs tr[data-id="`+fulfil+`"] a[href="jobs/`+fulfil+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#steps tr[data-step="wait-shipment"][data-state="waiting"]`)))
+	if got := text("#job-event"); got != "#"+itoa(int(placed.Seq))+" order/placed" {
+		t.Errorf("the job's event shows %q", got)
+	}
+	if _, err := f.r.Send(ctx2, jobrun.Event{Name: "order/shipped", Data: shipmentArgs{OrderID: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	// The page refreshes itself as the job wakes and goes to sleep.
+	do("sleeping", chromedp.WaitVisible(chromedp.CSS(`#steps tr[data-step="cool-off"] rect.holds`)))
+	if got := text(`#steps tr[data-step="wait-shipment"] td.outcome`); !strings.HasPrefix(got, "received event #") {
+		t.Errorf("the received wait shows %q", got)
+	}
+	// The bars are drawn: SVG attributes, which the Content-Security-Policy allows.
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[float64](
+		`document.querySelector('#steps tr[data-step="wait-shipment"] rect.done').getBoundingClientRect().width`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if width < 10 {
+		t.Errorf("the received wait's bar is %vpx wide", width)
+	}
+	screenshot("job-steps")
+
 	// A page of another origin posts an action: the browser sends the session
 	// cookie along (same site), and the dashboard refuses the request.
 	do("cross-origin post", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.CSS("#error-message")))

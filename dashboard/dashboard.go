@@ -102,6 +102,13 @@ func WithBasicAuth(user, password string) Option {
 // ("args_redacted" for a schedule). Use it when
 // args hold personal data or secrets. Results, progress, logs and errors are shown
 // as they are: keep secrets out of them.
+//
+// An event's data is the args of the runs it starts, so it is hidden with them:
+// with no kinds, always; with kinds, when one of its runs is of those kinds or is
+// no longer stored (its kind unknown), which takes reading the runs of each event
+// shown. So is the data a WaitFor step received (the API's "result" null with
+// "result_redacted" true): the data of an event hidden so, or that is no longer
+// stored.
 func WithRedactedArgs(kinds ...string) Option {
 	return func(c *config) {
 		if len(kinds) == 0 {
@@ -275,6 +282,8 @@ func (d *dashboard) routes() {
 	m.HandleFunc("GET /jobs", d.jobsPage)
 	m.HandleFunc("GET /queues/{queue}", d.jobsPage)
 	m.HandleFunc("GET /jobs/{id}", d.jobPage)
+	m.HandleFunc("GET /events", d.eventsPage)
+	m.HandleFunc("GET /events/{seq}", d.eventPage)
 	m.HandleFunc("GET /schedules", d.schedulesPage)
 	m.HandleFunc("GET /static/{file}", serveStatic)
 
@@ -283,6 +292,8 @@ func (d *dashboard) routes() {
 	m.HandleFunc("GET /api/jobs", d.apiJobs)
 	m.HandleFunc("GET /api/queues/{queue}/jobs", d.apiJobs)
 	m.HandleFunc("GET /api/jobs/{id}", d.apiJob)
+	m.HandleFunc("GET /api/events", d.apiEvents)
+	m.HandleFunc("GET /api/events/{seq}", d.apiEvent)
 	m.HandleFunc("GET /api/schedules", d.apiSchedules)
 
 	// Each action has a form route, which redirects to a page, and an API route,

@@ -315,7 +315,7 @@ func TestMountedUnderPrefix(t *testing.T) {
 func TestRoot(t *testing.T) {
 	for path, want := range map[string]string{
 		"/": "./", "/jobs": "./", "/schedules": "./", "/jobs/12": "../", "/queues/a%2Fb": "../",
-		"/jobs/12/retry": "../../", "/api/queues/x/jobs": "../../../",
+		"/jobs/12/retry": "../../", "/api/queues/x/jobs": "../../../", "/events": "./", "/events/5": "../",
 	} {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		if got := root(r); got != want {

@@ -1,7 +1,7 @@
 // Package dashboard serves a web dashboard and a JSON API for a [jobrun.Runner]: its
 // queues with their counts, limits and throughput, its jobs by queue and state, every
-// field of one job, its cron schedules and, when enabled, the actions that change
-// them. Pages are rendered on the server with html/template; the stylesheet, the
+// field of one job with its steps, the events sent with the runs they started, its
+// cron schedules and, when enabled, the actions that change them. Pages are rendered on the server with html/template; the stylesheet, the
 // small script that refreshes them live and the icon are embedded in the binary, and
 // nothing is loaded from elsewhere.
 //
@@ -46,7 +46,8 @@
 //     alone. WithTrustedOrigins allows more origins.
 //   - Every value is escaped by html/template; a Content-Security-Policy allows the
 //     dashboard's own script and styles only, and forbids framing.
-//   - WithRedactedArgs hides the args of all jobs, or of some kinds, everywhere.
+//   - WithRedactedArgs hides the args of all jobs, or of some kinds, everywhere, and
+//     the data of the events that start them (see WithRedactedArgs).
 //
 // # Pages
 //
@@ -56,7 +57,12 @@
 //	/jobs                   jobs of every queue, newest first (query: state, kind, tag, id, cursor)
 //	/queues/{queue}         jobs of one queue, by state, with the queue's actions
 //	/jobs/{id}              one job: every field, args and result, progress, errors with
-//	                        stacks, log lines, timeline
+//	                        stacks, log lines, timeline, the event that started it, its
+//	                        steps in the order they started (state, attempts, duration,
+//	                        result or error, what a sleep or a wait waits for and until when)
+//	/events                 events sent, newest first (query: name, seq, oldest, cursor)
+//	/events/{seq}           one event: its data and ID, the event it duplicates, the runs
+//	                        it started with their kind and state
 //	/schedules              cron schedules: spec, time zone, next and last fire, policies
 //
 // # JSON API
@@ -67,8 +73,12 @@
 // job that the jobrun command's -json prints too (fields such as progress, result,
 // errors and tags are left out when unset), with two BullMQ-style aliases beside it:
 // data (the args, null with args when redacted) and failed_reason (the last error of
-// a failed job, else null). A schedule is [jobrun.ScheduleInfo]'s JSON, with
-// skip_if_running (SkipOverlap's former name) beside skip_overlap.
+// a failed job, else null). An event is [jobrun.EventInfo]'s JSON, the shape of the
+// jobrun command's events -json, with data null and data_redacted true when its data
+// is hidden; one event (GET /api/events/{seq}) has beside its runs "jobs": each run's
+// id, kind, queue and state, "deleted" for a run retention or Delete removed. A
+// schedule is [jobrun.ScheduleInfo]'s JSON, with skip_if_running (SkipOverlap's
+// former name) beside skip_overlap.
 //
 //	GET  /api/queues                    the overview: queues, totals, last minute's throughput
 //	GET  /api/metrics                   counts per queue and state, totals, throughput
@@ -77,6 +87,9 @@
 //	GET  /api/queues/{queue}/jobs       the same for one queue
 //	GET  /api/jobs/{id}                 one job: id, kind, queue, state, args, progress,
 //	                                    result, errors, logs and every other field of Info
+//	GET  /api/events                    {"events": [...], "next": cursor} (query: name,
+//	                                    oldest, limit, cursor)
+//	GET  /api/events/{seq}              one event, with "jobs": what became of its runs
 //	GET  /api/schedules                 {"schedules": [...]}
 //
 // # Actions

@@ -52,11 +52,38 @@ type blockArgs struct{}
 
 func (blockArgs) Kind() string { return "report.build" }
 
+// orderArgs is the data of an "order/placed" event: the args of the runs of its
+// functions, fulfilArgs' and auditArgs'.
+type orderArgs struct {
+	OrderID int    `json:"order_id"`
+	Email   string `json:"email"`
+	Card    string `json:"card,omitempty"`
+}
+
+// fulfilArgs goes through every kind of step: two steps, the second failing for a
+// declined card, a SendEvent, a WaitFor of the order's shipment and a Sleep.
+type fulfilArgs orderArgs
+
+func (fulfilArgs) Kind() string { return "order.fulfil" }
+
+// auditArgs is the second function of "order/placed", which succeeds.
+type auditArgs orderArgs
+
+func (auditArgs) Kind() string { return "order.audit" }
+
+// shipmentArgs is the function of "order/shipped".
+type shipmentArgs struct {
+	OrderID int `json:"order_id"`
+}
+
+func (shipmentArgs) Kind() string { return "shipment.notify" }
+
 // fixture is a runner holding jobs in every state but running, which only a
 // runner running in the background can hold (see startRunning).
 type fixture struct {
-	r   *jobrun.Runner
-	ids map[string]jobrun.ID // by the state the fixture put them in: "done", "failed", ...
+	r    *jobrun.Runner
+	ids  map[string]jobrun.ID // by the state the fixture put them in: "done", "failed", ...
+	seqs map[string]uint64    // the events of populateEvents, by what they are
 
 	mu      sync.Mutex
 	runs    map[jobrun.ID]int // flakyArgs' runs by job
@@ -79,7 +106,7 @@ func openFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{r: r, ids: map[string]jobrun.ID{}, runs: map[jobrun.ID]int{},
+	f := &fixture{r: r, ids: map[string]jobrun.ID{}, seqs: map[string]uint64{}, runs: map[jobrun.ID]int{},
 		started: make(chan jobrun.ID, 8), release: make(chan struct{})}
 	t.Cleanup(func() {
 		f.unblock()
@@ -131,7 +158,102 @@ func openFixture(t *testing.T) *fixture {
 			return context.Cause(ctx)
 		}
 	}, jobrun.Queue("reports"))
+
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[fulfilArgs]) error {
+		if _, err := jobrun.Step(ctx, "reserve", func(ctx context.Context) (map[string]bool, error) {
+			return map[string]bool{"reserved": true}, nil
+		}); err != nil {
+			return err
+		}
+		if _, err := jobrun.Step(ctx, "charge", func(ctx context.Context) (string, error) {
+			if job.Args.Card == "declined" {
+				return "", jobrun.Permanent(errors.New("card declined\nby the bank"))
+			}
+			return "ch_1", nil
+		}); err != nil {
+			return err
+		}
+		if _, err := jobrun.SendEvent(ctx, "notify", jobrun.Event{Name: "order/charged",
+			Data: map[string]int{"order_id": job.Args.OrderID}}); err != nil {
+			return err
+		}
+		_, shipped, err := jobrun.WaitFor[shipmentArgs](ctx, "wait-shipment", "order/shipped",
+			jobrun.Match("order_id", job.Args.OrderID), 7*24*time.Hour)
+		if err != nil || !shipped {
+			return err
+		}
+		return jobrun.Sleep(ctx, "cool-off", 24*time.Hour)
+	}, jobrun.On("order/placed"))
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[auditArgs]) error {
+		return job.SetResult("logged")
+	}, jobrun.On("order/placed"))
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[shipmentArgs]) error {
+		return nil
+	}, jobrun.On("order/shipped"))
 	return f
+}
+
+// populateEvents sends the fixture's events and runs their runs, which leaves the
+// jobs (in f.ids) and events (in f.seqs):
+//
+//	placed1   order 1, ID "order-1": runs shipped1 (order.fulfil, sleeping after its
+//	          wait received event shipped) and audit1 (order.audit, deleted)
+//	charged1  sent by shipped1's step notify, no runs
+//	placed2   order 2, a declined card: runs declined (failed at its step charge)
+//	          and audit2
+//	placed3   order 3: runs waiting (waiting for order/shipped)
+//	placed4   order 4: runs timedout (promoted while waiting: its wait timed out, done)
+//	shipped   order/shipped for order 1, ID "ship-1": runs notified (shipment.notify)
+//	duplicate order/placed with ID "order-1" again
+func (f *fixture) populateEvents(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	runIdle := func() {
+		t.Helper()
+		if err := f.r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
+			t.Fatal(err)
+		}
+	}
+	send := func(name string, ev jobrun.Event, runs ...string) {
+		t.Helper()
+		info, err := f.r.Send(ctx, ev)
+		if err != nil {
+			t.Fatalf("send %s: %v", name, err)
+		}
+		f.seqs[name] = info.Seq
+		if len(info.Runs) != len(runs) && info.DuplicateOf == 0 {
+			t.Fatalf("event %s started %v, want %d runs", name, info.Runs, len(runs))
+		}
+		for i, run := range runs {
+			f.ids[run] = info.Runs[i]
+		}
+		runIdle()
+	}
+	placed := func(id int, card string) jobrun.Event {
+		return jobrun.Event{Name: "order/placed", Data: orderArgs{OrderID: id, Email: fmt.Sprintf("buyer%d@example.com", id), Card: card}}
+	}
+	first := placed(1, "")
+	first.ID = "order-1"
+	send("placed1", first, "shipped1", "audit1")
+	f.seqs["charged1"] = f.seqs["placed1"] + 1
+	send("placed2", placed(2, "declined"), "declined", "audit2")
+	send("placed3", placed(3, ""), "waiting", "audit3")
+	send("placed4", placed(4, ""), "timedout", "audit4")
+	if err := f.r.Promote(ctx, f.ids["timedout"]); err != nil {
+		t.Fatal(err)
+	}
+	runIdle()
+	send("shipped", jobrun.Event{Name: "order/shipped", ID: "ship-1", Data: shipmentArgs{OrderID: 1}}, "notified")
+	send("duplicate", first)
+	if err := f.r.Delete(ctx, f.ids["audit1"]); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]jobrun.State{
+		"shipped1": jobrun.StateScheduled, "declined": jobrun.StateFailed, "waiting": jobrun.StateScheduled,
+		"timedout": jobrun.StateDone, "audit2": jobrun.StateDone, "notified": jobrun.StateDone,
+	} {
+		f.mustState(t, f.ids[name], want)
+	}
 }
 
 // unblock lets the running jobs return; it may be called more than once.

@@ -383,6 +383,7 @@ type jobData struct {
 	Progress     *progressBar
 	Errors       []attemptView
 	Timeline     []timelineEntry
+	StepRows     []stepView // Info's steps in the order they started
 	QueueHref    string
 	can
 }
@@ -454,9 +455,10 @@ func (d *dashboard) jobPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	now := time.Now()
 	data := &jobData{
 		Info: in, Result: indentJSON(in.Result), ProgressJSON: indentJSON(in.Progress),
-		Progress: parseProgress(in.Progress), Timeline: timeline(in, time.Now()),
+		Progress: parseProgress(in.Progress), Timeline: timeline(in, now), StepRows: d.stepViews(r.Context(), in, now),
 		QueueHref: listPage(in.Queue, ""), can: allowed(in.State),
 	}
 	if d.cfg.redacted(in.Kind) {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,7 +46,8 @@ func TestAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := New(f.r, append(tc.opts, WithActions())...)
 			// Pages, assets, the API and actions are all behind the check.
-			for _, target := range []string{"/", "/jobs/" + idStr(f.ids["done"]), "/static/style.css", "/api/metrics", "/api/jobs/" + idStr(f.ids["done"])} {
+			for _, target := range []string{"/", "/jobs/" + idStr(f.ids["done"]), "/static/style.css", "/api/metrics", "/api/jobs/" + idStr(f.ids["done"]),
+				"/events", "/api/events"} {
 				res, body := do(t, h, http.MethodGet, target, nil, tc.auth...)
 				if res.StatusCode != tc.want {
 					t.Errorf("GET %s: status %d, want %d", target, res.StatusCode, tc.want)
@@ -112,7 +114,9 @@ func TestReadOnly(t *testing.T) {
 	if c, _ := f.r.Counts(t.Context(), ""); c[jobrun.StateFailed] != 2 {
 		t.Errorf("failed jobs after a refused retry-failed: %d, want 2", c[jobrun.StateFailed])
 	}
-	for _, page := range []string{"/", "/jobs", "/queues/default?state=failed", "/jobs/" + idStr(f.ids["failed"]), "/schedules"} {
+	f.populateEvents(t)
+	for _, page := range []string{"/", "/jobs", "/queues/default?state=failed", "/jobs/" + idStr(f.ids["failed"]), "/schedules",
+		"/events", "/events/1", "/jobs/" + idStr(f.ids["shipped1"])} {
 		body := get(t, h, page, http.StatusOK)
 		lacks(t, page, body, `method="post"`, `data-action=`)
 		contains(t, page, body, `<span class="mode" id="mode">read-only</span>`)
@@ -348,15 +352,24 @@ func TestEscaping(t *testing.T) {
 	if err := f.r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
 		t.Fatal(err)
 	}
+	// An event whose name, ID and data are markup.
+	ev, err := f.r.Send(ctx, jobrun.Event{Name: "<b>tag</b>", ID: `"><img src=x>`, Data: map[string]string{"to": evil}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pages := map[string]string{
-		"overview":  get(t, h, "/", http.StatusOK),
-		"queue":     get(t, h, "/queues/"+url.PathEscape(queue), http.StatusOK),
-		"all":       get(t, h, "/jobs?kind="+url.QueryEscape(evil)+"&tag="+url.QueryEscape(evil), http.StatusOK),
-		"job":       get(t, h, "/jobs/"+idStr(id), http.StatusOK),
-		"ran":       get(t, h, "/jobs/"+idStr(ran), http.StatusOK),
-		"schedules": get(t, h, "/schedules", http.StatusOK),
-		"notfound":  get(t, h, "/jobs?id="+url.QueryEscape(evil), http.StatusOK),
-		"error":     get(t, h, "/jobs/"+url.PathEscape(evil), http.StatusNotFound),
+		"events":      get(t, h, "/events", http.StatusOK),
+		"event":       get(t, h, "/events/"+strconv.FormatUint(ev.Seq, 10), http.StatusOK),
+		"event name":  get(t, h, "/events?name="+url.QueryEscape("<b>tag</b>")+"&seq="+url.QueryEscape(evil), http.StatusOK),
+		"event error": get(t, h, "/events/"+url.PathEscape(evil), http.StatusNotFound),
+		"overview":    get(t, h, "/", http.StatusOK),
+		"queue":       get(t, h, "/queues/"+url.PathEscape(queue), http.StatusOK),
+		"all":         get(t, h, "/jobs?kind="+url.QueryEscape(evil)+"&tag="+url.QueryEscape(evil), http.StatusOK),
+		"job":         get(t, h, "/jobs/"+idStr(id), http.StatusOK),
+		"ran":         get(t, h, "/jobs/"+idStr(ran), http.StatusOK),
+		"schedules":   get(t, h, "/schedules", http.StatusOK),
+		"notfound":    get(t, h, "/jobs?id="+url.QueryEscape(evil), http.StatusOK),
+		"error":       get(t, h, "/jobs/"+url.PathEscape(evil), http.StatusNotFound),
 	}
 	for name, body := range pages {
 		lacks(t, name, body, "<script>alert", "<img src=x", "<svg onload", "<i>q</i>", "<b>tag</b>")
@@ -367,6 +380,10 @@ func TestEscaping(t *testing.T) {
 	contains(t, "job log", pages["ran"], `for &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>`)
 	contains(t, "schedules", pages["schedules"], `&lt;svg onload=alert(1)&gt;`, `action="schedules/%3Csvg%20onload=alert%281%29%3E/run"`)
 	contains(t, "search", pages["all"], `value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"`)
+	contains(t, "events", pages["events"], `<a href="events?name=%3cb%3etag%3c%2fb%3e">&lt;b&gt;tag&lt;/b&gt;</a>`,
+		`<code>&#34;&gt;&lt;img src=x&gt;</code>`, `&lt;script&gt;alert(\&#34;x\&#34;)&lt;/script&gt;`)
+	contains(t, "event", pages["event"], `<span class="kind">&lt;b&gt;tag&lt;/b&gt;</span>`, `&lt;script&gt;alert(\&#34;x\&#34;)&lt;/script&gt;`)
+	contains(t, "event search", pages["event name"], `value="&lt;b&gt;tag&lt;/b&gt;"`, `No event has the seq &lt;script&gt;`)
 
 	// The JSON API escapes markup too, so that a page showing it as HTML by mistake
 	// would not run it.

@@ -251,6 +251,7 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 		{"stats", db}, {"stats", db, "-json"},
 		{"list", db}, {"list", db, "-state", "done", "-json"}, {"list", db, "-queue", appScheduledQueue, "-oldest"},
 		{"show", db, fmt.Sprint(appCrashed)}, {"show", db, fmt.Sprint(appDone1), "-json"},
+		{"events", db}, {"events", db, "-json", "-name", "order/placed"},
 		{"schedules", db}, {"schedules", db, "-json"},
 		{"check", db}, {"check", db, "-json"},
 		{"backup", db, backup},
@@ -269,7 +270,7 @@ func TestReadCommandsChangeNothing(t *testing.T) {
 	}
 
 	url, _, stop := startServe(t, db, "-readonly", "-addr", "127.0.0.1:0")
-	for _, page := range []string{"", "api/jobs", "api/queues", "api/schedules", fmt.Sprintf("jobs/%d", appCrashed)} {
+	for _, page := range []string{"", "api/jobs", "api/queues", "api/schedules", fmt.Sprintf("jobs/%d", appCrashed), "events", "api/events"} {
 		if code, body := fetch(t, http.MethodGet, url+page); code != http.StatusOK {
 			t.Errorf("GET /%s: status %d\n%s", page, code, body)
 		}
@@ -302,6 +303,8 @@ var manageCases = []manageCase{
 		s.jobs[appFailed1], s.jobs[appFailed2] = jobrun.StateReady, jobrun.StateReady
 	}},
 	{[]string{"cancel", "FILE", fmt.Sprint(appLater1)}, func(s *fileState) { s.jobs[appLater1] = jobrun.StateCanceled }},
+	// The application registered no function: the event starts nothing.
+	{[]string{"send", "FILE", "order/placed", `{"order_id": 1}`, "-id", "o1"}, func(s *fileState) {}},
 	{[]string{"delete", "FILE", fmt.Sprint(appFailed2)}, func(s *fileState) { delete(s.jobs, appFailed2) }},
 	{[]string{"pause", "FILE", jobrun.DefaultQueue}, func(s *fileState) { s.paused[jobrun.DefaultQueue] = true }},
 	{[]string{"resume", "FILE", appPausedQueue}, func(s *fileState) { delete(s.paused, appPausedQueue) }},

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -63,11 +64,14 @@ page as {"jobs": [...], "next": "cursor"}, each job as show -json prints it.
 ` + readFileDoc
 
 	showSynopsis = "usage: jobrun show FILE ID [-json]"
-	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, args,
-progress, result, error history and log. With -json it prints the job as
-jobrun.Info's JSON tags put it, the one shape of a job, which list -json, the
-commands that change a job and the dashboard's API print too; fields that are not
-set (progress, result, errors, tags, ...) are left out.
+	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, the event
+that started it, args, progress, result, steps, error history and log. The steps
+(jobrun.Step, Sleep, WaitFor, SendEvent) are listed in the order they started, each
+with its state, attempts, start, duration, and its result or error, the event it
+received or sent, or what it sleeps or waits for and until when. With -json it
+prints the job as jobrun.Info's JSON tags put it, the one shape of a job, which
+list -json, the commands that change a job and the dashboard's API print too;
+fields that are not set (progress, result, steps, errors, tags, ...) are left out.
 
 ` + readFileDoc
 
@@ -135,7 +139,7 @@ paused, across restarts of its application, until resume.
 
 // fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
-	"stats": true, "list": true, "show": true, "retry": true, "cancel": true,
+	"stats": true, "list": true, "show": true, "events": true, "send": true, "retry": true, "cancel": true,
 	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
 	"pause": true, "resume": true, "check": true, "backup": true, "compact": true, "salvage": true,
 }
@@ -211,6 +215,12 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func jobOut(in *jobrun.Info) *jobrun.Info {
 	j := *in
 	j.RawArgs, j.Progress, j.Result = validJSON(in.RawArgs), validJSON(in.Progress), validJSON(in.Result)
+	if in.Steps != nil {
+		j.Steps = slices.Clone(in.Steps)
+		for i := range j.Steps {
+			j.Steps[i].Result = validJSON(j.Steps[i].Result)
+		}
+	}
 	return &j
 }
 
@@ -366,12 +376,21 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if j.Schedule != "" {
 			field("Schedule", fmt.Sprintf("%s, fire of %s", j.Schedule, formatTime(j.FireAt)))
 		}
+		if j.Event != 0 {
+			field("Event", fmt.Sprintf("%d (%s)", j.Event, j.EventName))
+		}
 		field("Tags", strings.Join(j.Tags, ", "))
 		field("Args", string(j.RawArgs))
 		field("Progress", string(j.Progress))
 		field("Result", string(j.Result))
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if len(j.Steps) > 0 {
+			fmt.Fprintln(stdout, "\nSteps:")
+			if err := printSteps(stdout, j, time.Now()); err != nil {
+				return err
+			}
 		}
 		if len(j.Errors) > 0 {
 			fmt.Fprintln(stdout, "\nErrors:")
@@ -387,6 +406,78 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return nil
 	}))
+}
+
+// printSteps prints j's steps as a table, in the order they started (Info lists
+// them by name).
+func printSteps(w io.Writer, j *jobrun.Info, now time.Time) error {
+	steps := slices.Clone(j.Steps)
+	slices.SortStableFunc(steps, func(a, b jobrun.StepInfo) int { return a.StartedAt.Compare(b.StartedAt) })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "  STEP\tSTATE\tATTEMPTS\tSTARTED\tDURATION\tDETAIL\n")
+	for _, s := range steps {
+		took := "-"
+		if d, ok := stepDuration(s, now); ok {
+			took = formatDuration(d)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.State, s.Attempts, formatTime(s.StartedAt), took,
+			stepDetail(j, s, now))
+	}
+	return tw.Flush()
+}
+
+// stepDuration is how long step s took, if it is over: a Sleep or a WaitFor
+// that still holds the job has no duration yet, nor one that Promote ended early
+// (its FinishedAt is the wake-up or timeout it did not reach).
+func stepDuration(s jobrun.StepInfo, now time.Time) (time.Duration, bool) {
+	switch s.State {
+	case "waiting":
+		return 0, false
+	case "sleep":
+		if s.FinishedAt.After(now) {
+			return 0, false
+		}
+	}
+	return s.FinishedAt.Sub(s.StartedAt), !s.FinishedAt.IsZero()
+}
+
+// sleeping reports whether the sleep s holds j now: j is scheduled for its wake-up.
+func sleeping(j *jobrun.Info, s jobrun.StepInfo) bool {
+	return j.State == jobrun.StateScheduled && j.RunAt.Equal(s.FinishedAt)
+}
+
+// stepDetail is the DETAIL column of show's steps: a step's result or error, what a
+// wait waits for and until when, the event a step received or sent.
+func stepDetail(j *jobrun.Info, s jobrun.StepInfo, now time.Time) string {
+	waitFor := func() string {
+		if s.WaitMatch == "" {
+			return s.WaitEvent
+		}
+		return s.WaitEvent + " where " + s.WaitMatch
+	}
+	switch {
+	case s.State == "failed":
+		return "error: " + oneLine(s.Error, 80)
+	case s.State == "sleep" && sleeping(j, s):
+		return "sleeps until " + formatTime(s.FinishedAt)
+	case s.State == "sleep" && s.FinishedAt.After(now):
+		return "woken before " + formatTime(s.FinishedAt) + " (promoted)"
+	case s.State == "sleep":
+		return "slept until " + formatTime(s.FinishedAt)
+	case s.State == "waiting":
+		return "waits for " + waitFor() + " until " + formatTime(s.FinishedAt)
+	case s.State == "timed_out":
+		return "no " + waitFor() + " by " + formatTime(s.FinishedAt)
+	case s.WaitEvent != "":
+		return fmt.Sprintf("received event %d (%s): %s", s.Event, s.WaitEvent, oneLine(string(s.Result), 60))
+	case s.Event != 0:
+		var sent struct{ Runs []jobrun.ID }
+		if json.Unmarshal(s.Result, &sent) == nil && len(sent.Runs) > 0 {
+			return fmt.Sprintf("sent event %d, which started %s %s", s.Event, plural(len(sent.Runs), "job"), joinIDs(sent.Runs))
+		}
+		return fmt.Sprintf("sent event %d", s.Event)
+	}
+	return oneLine(string(s.Result), 80)
 }
 
 // retry, cancel, delete

@@ -409,7 +409,7 @@ func TestAdminLocked(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		for _, args := range [][]string{{"list", db}, {"pause", db, "images"}} {
+		for _, args := range [][]string{{"list", db}, {"pause", db, "images"}, {"events", db}, {"send", db, "a", "{}"}} {
 			start := time.Now()
 			_, errs := cli(t, 1, args...)
 			mustContain(t, errs, "jobrun "+args[0]+": "+db+" is in use by a running application")
@@ -426,7 +426,8 @@ func TestAdminMissingFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.db")
 	var cases []cliCase
 	for _, args := range [][]string{
-		{"stats", missing}, {"list", missing}, {"show", missing, "1"}, {"retry", missing, "1"},
+		{"stats", missing}, {"list", missing}, {"show", missing, "1"}, {"events", missing}, {"events", missing, "1"},
+		{"send", missing, "user/created", "{}"}, {"retry", missing, "1"},
 		{"retry", missing, "-failed"}, {"cancel", missing, "1"}, {"delete", missing, "1"},
 		{"schedules", missing}, {"pause", missing, "q"}, {"resume", missing, "q"},
 		{"promote", missing, "1"}, {"clean", missing}, {"unschedule", missing, "s"}, {"check", missing},
@@ -472,6 +473,15 @@ func TestAdminUsage(t *testing.T) {
 		{args: []string{"pause", db}, code: 2, errs: "jobrun pause: missing QUEUE\n"},
 		{args: []string{"resume", db, "a", "b"}, code: 2, errs: "unexpected argument \"b\""},
 		{args: []string{"schedules", db, "-run"}, code: 2, errs: "flag needs an argument: -run"},
+		{args: []string{"help", "events"}, code: 0, stdout: "usage: jobrun events FILE [SEQ] [-name n]"},
+		{args: []string{"events", db, "x"}, code: 2, errs: "jobrun events: event SEQ must be a positive number, got \"x\"\n"},
+		{args: []string{"events", db, "0"}, code: 2, errs: "event SEQ must be a positive number"},
+		{args: []string{"events", db, "1", "-limit", "5"}, code: 2, errs: "jobrun events: -limit: the list's flags do not go with SEQ\n"},
+		{args: []string{"events", db, "-limit", "0"}, code: 2, errs: "-limit must be between 1 and 1000, got 0\n"},
+		{args: []string{"events", db, "1", "2"}, code: 2, errs: "unexpected argument \"2\""},
+		{args: []string{"send", db, "user/created"}, code: 2, errs: "jobrun send: missing JSON\n"},
+		{args: []string{"send", db, "user/created", "[]"}, code: 2, errs: "JSON must be a JSON object"},
+		{args: []string{"send", db, "user/created", "{}", "-id"}, code: 2, errs: "flag needs an argument: -id"},
 	}
 	runCases(t, cases)
 }
@@ -523,6 +533,8 @@ func TestAdminErrors(t *testing.T) {
 			errs string // all of stderr, or its start for a usage error
 		}{
 			{[]string{"list", db, "-cursor", "xx"}, 2, "jobrun list: malformed cursor \"xx\"\n" + listSynopsis + "\n"},
+			{[]string{"events", db, "-cursor", "xx"}, 2, "jobrun events: malformed cursor \"xx\"\n" + eventsSynopsis + "\n"},
+			{[]string{"events", db, "1"}, 1, "jobrun events: " + db + " holds no event 1: it was never sent, or retention deleted it\n"},
 			{[]string{"retry", db, "4"}, 1, "jobrun retry: job 4 is scheduled; only finished jobs can be retried\n"},
 			{[]string{"cancel", db, "1"}, 1, "jobrun cancel: job 1 is done; only unfinished jobs can be canceled\n"},
 			{[]string{"schedules", db, "-run", "weekly"}, 1, "jobrun schedules: no schedule named \"weekly\"\n"},

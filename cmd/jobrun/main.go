@@ -17,6 +17,8 @@
 //	stats       count the jobs by queue and state
 //	list        list jobs, filtered and paged
 //	show        show everything stored about one job
+//	events      list the events sent, or show one with its runs
+//	send        send an event, starting the runs of its functions
 //	retry       run a finished job, or every failed job, again
 //	cancel      cancel a job
 //	delete      delete a job
@@ -31,18 +33,18 @@
 //	compact     rewrite the file without its free pages
 //	salvage     copy every readable job of a damaged file into a new file
 //
-// The commands that only read (stats, list, show, schedules, check, backup, salvage
-// and serve -readonly) open the file read-only: its bytes stay as they were. Those that change
-// it (retry, cancel, delete, promote, clean, schedules -run, unschedule, pause,
-// resume, check -repair, compact and serve) write what they are asked and nothing
-// else: they run none of the runner's services, such as retention, cron fires, the
-// promotion of due jobs and the recovery of jobs a crash left running, which belong
-// to the application and its options; serve runs them with jobrun's defaults only
-// with -services. None of them runs jobs.
+// The commands that only read (stats, list, show, events, schedules, check, backup,
+// salvage and serve -readonly) open the file read-only: its bytes stay as they were.
+// Those that change it (send, retry, cancel, delete, promote, clean, schedules -run,
+// unschedule, pause, resume, check -repair, compact and serve) write what they are
+// asked and nothing else: they run none of the runner's services, such as
+// retention, cron fires, the promotion of due jobs and the recovery of jobs a crash
+// left running, which belong to the application and its options; serve runs them
+// with jobrun's defaults only with -services. None of them runs jobs.
 //
 // With -json a command prints one JSON document; a job is jobrun.Info as its JSON
-// tags put it, the shape the dashboard's API prints too. Its errors are then
-// {"error": "..."} on stderr.
+// tags put it and an event jobrun.EventInfo, the shapes the dashboard's API prints
+// too. Its errors are then {"error": "..."} on stderr.
 //
 // The exit status is 0 on success, 1 when the command failed, 2 for bad arguments and
 // 130 when Ctrl-C interrupted the demo.
@@ -75,10 +77,13 @@ var commands = []command{
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
 	{name: "serve", summary: "serve the dashboard of a database file on 127.0.0.1", run: runServe},
 	{name: "version", summary: "print the version of jobrun and of Go", run: runVersion},
-	// The file commands (admin.go, maintain.go) work on a file no application holds.
+	// The file commands (admin.go, events.go, maintain.go) work on a file no
+	// application holds.
 	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
 	{name: "list", summary: "list jobs, filtered and paged", run: runList},
 	{name: "show", summary: "show everything stored about one job", run: runShow},
+	{name: "events", summary: "list the events sent, or show one with its runs", run: runEvents},
+	{name: "send", summary: "send an event, starting the runs of its functions", run: runSend},
 	{name: "retry", summary: "run a finished job, or every failed job, again", run: runRetry},
 	{name: "cancel", summary: "cancel a job", run: runCancel},
 	{name: "delete", summary: "delete a job", run: runDelete},
