@@ -1,9 +1,12 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -372,4 +375,38 @@ func TestStepViews(t *testing.T) {
 			t.Errorf("formatDuration(%v) = %s, want %s", d, got, want)
 		}
 	}
+}
+
+type galleryArgs struct{}
+
+func (galleryArgs) Kind() string { return "gallery.build" }
+
+// TestJobPageChildren: a parent's Invoke step links its children while it waits for
+// them, and a child's page links its parent.
+func TestJobPageChildren(t *testing.T) {
+	r, err := jobrun.Open(filepath.Join(t.TempDir(), "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[okArgs]) error { return nil }, jobrun.Queue("mail"))
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[galleryArgs]) error {
+		_, err := jobrun.InvokeAll[int](ctx, "send-all", []jobrun.Args{okArgs{To: "a"}, okArgs{To: "b"}}, jobrun.Queue("mail"))
+		return err
+	})
+	parent, err := r.Enqueue(t.Context(), galleryArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No worker runs "mail": the parent waits for its children.
+	if err := r.RunUntilIdle(t.Context()); !errors.Is(err, jobrun.ErrNoWorkers) {
+		t.Fatal(err)
+	}
+	h := New(r)
+	body := get(t, h, "/jobs/"+idStr(parent), http.StatusOK)
+	kids := rowOf(body, `data-step="send-all"`)
+	contains(t, "invoke step", kids, `<span class="badge state-scheduled">invoking</span>`,
+		`waits for <a href="jobs/`+idStr(parent+1)+`">#`+idStr(parent+1)+`</a> <a href="jobs/`+idStr(parent+2)+`">`)
+	body = get(t, h, "/jobs/"+idStr(parent+1), http.StatusOK)
+	contains(t, "child", body, `<dt>Parent</dt><dd id="job-parent"><a href="jobs/`+idStr(parent)+`">#`+idStr(parent)+`</a>`)
 }

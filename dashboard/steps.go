@@ -11,7 +11,7 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// A job's steps (Step, Sleep, WaitFor, SendEvent) as its page shows them: in the
+// A job's steps (Step, Sleep, WaitFor, SendEvent, Invoke) as its page shows them: in the
 // order they started, each with a bar on one time axis shared by all of them.
 
 // stepView is one step of a job's page.
@@ -41,7 +41,7 @@ const stepAxis = 1000
 
 // stepClasses colors step states as the job states they resemble.
 var stepClasses = map[string]string{"done": "done", "failed": "failed", "sleep": "scheduled", "waiting": "scheduled",
-	"timed_out": "canceled"}
+	"timed_out": "canceled", "invoking": "scheduled"}
 
 // stepViews orders in's steps by start and lays out their bars, from the first
 // start to the latest end; a step that holds the job ends now on the axis.
@@ -53,7 +53,7 @@ func (d *dashboard) stepViews(ctx context.Context, in *jobrun.Info, now time.Tim
 	for _, s := range in.Steps {
 		v := stepView{StepInfo: s, Class: stepClasses[s.State]}
 		switch s.State {
-		case "waiting":
+		case "waiting", "invoking":
 			v.Holds = true
 		case "sleep":
 			v.Holds = in.State == jobrun.StateScheduled && in.RunAt.Equal(s.FinishedAt)

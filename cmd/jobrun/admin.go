@@ -379,6 +379,9 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if j.Event != 0 {
 			field("Event", fmt.Sprintf("%d (%s)", j.Event, j.EventName))
 		}
+		if j.Parent != 0 {
+			field("Parent", fmt.Sprintf("%d (a child run it invoked)", j.Parent))
+		}
 		field("Tags", strings.Join(j.Tags, ", "))
 		field("Args", string(j.RawArgs))
 		field("Progress", string(j.Progress))
@@ -431,7 +434,7 @@ func printSteps(w io.Writer, j *jobrun.Info, now time.Time) error {
 // (its FinishedAt is the wake-up or timeout it did not reach).
 func stepDuration(s jobrun.StepInfo, now time.Time) (time.Duration, bool) {
 	switch s.State {
-	case "waiting":
+	case "waiting", "invoking":
 		return 0, false
 	case "sleep":
 		if s.FinishedAt.After(now) {
@@ -468,6 +471,10 @@ func stepDetail(j *jobrun.Info, s jobrun.StepInfo, now time.Time) string {
 		return "waits for " + waitFor() + " until " + formatTime(s.FinishedAt)
 	case s.State == "timed_out":
 		return "no " + waitFor() + " by " + formatTime(s.FinishedAt)
+	case s.State == "invoking":
+		return fmt.Sprintf("waits for %s %s", plural(len(s.Children), "child job"), joinIDs(s.Children))
+	case len(s.Children) > 0:
+		return fmt.Sprintf("%s %s ended", plural(len(s.Children), "child job"), joinIDs(s.Children))
 	case s.WaitEvent != "":
 		return fmt.Sprintf("received event %d (%s): %s", s.Event, s.WaitEvent, oneLine(string(s.Result), 60))
 	case s.Event != 0:

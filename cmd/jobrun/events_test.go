@@ -431,3 +431,38 @@ func lacks(t *testing.T, s string, subs ...string) {
 		}
 	}
 }
+
+type galleryArgs struct{ N int }
+
+func (galleryArgs) Kind() string { return "gallery" }
+
+type thumbArgs struct{ W int }
+
+func (thumbArgs) Kind() string { return "thumb" }
+
+// TestShowChildren: show names a child's parent, and what an Invoke step waits for.
+func TestShowChildren(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "children.db")
+	r, err := jobrun.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[thumbArgs]) error { return nil }, jobrun.Queue("thumbs"))
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[galleryArgs]) error {
+		_, err := jobrun.InvokeAll[int](ctx, "thumbnails", []jobrun.Args{thumbArgs{W: 1}, thumbArgs{W: 2}}, jobrun.Queue("thumbs"))
+		return err
+	})
+	if _, err := r.Enqueue(t.Context(), galleryArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	// No worker runs "thumbs": the parent waits for its children.
+	if err := r.RunUntilIdle(t.Context()); !errors.Is(err, jobrun.ErrNoWorkers) {
+		t.Fatal(err)
+	}
+	r.Close()
+	out, _ := cli(t, 0, "show", path, "1")
+	mustContain(t, out, "invoking")
+	mustContain(t, out, "-         waits for child jobs 2, 3")
+	out, _ = cli(t, 0, "show", path, "2")
+	mustContain(t, out, "Parent:    1 (a child run it invoked)")
+}
