@@ -216,3 +216,38 @@ func TestWaitForRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitForAcrossRestarts: a wait survives a restart, and so does its timeout,
+// which passes while the process is down and ends the wait once.
+func TestWaitForAcrossRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t)
+		w := &waitResult{}
+		handleOrder(r, w, time.Hour)
+		received := enqueue(t, r, order{ID: 1})
+		timedOut := enqueue(t, r, order{ID: 2})
+		runUntilIdle(t, r)
+		r.Close()
+
+		r = reopen(t, path)
+		handleOrder(r, w, time.Hour)
+		send(t, r, paid(1, 10))
+		runUntilIdle(t, r)
+		if in := get(t, r, received); in.State != jobrun.StateDone || !w.ok || w.pay.Amount != 10 {
+			t.Fatalf("after a restart and the event: %s, ok %v", in.State, w.ok)
+		}
+		r.Close()
+
+		time.Sleep(2 * time.Hour) // the timeout passes while no process runs
+		r = reopen(t, path)
+		handleOrder(r, w, time.Hour)
+		runUntilIdle(t, r)
+		in := get(t, r, timedOut)
+		if in.State != jobrun.StateDone || w.ok || in.Steps[0].State != "timed_out" {
+			t.Fatalf("after the timeout passed while down: %s, ok %v, steps %+v", in.State, w.ok, in.Steps)
+		}
+		if w.runs != 4 {
+			t.Errorf("%d runs, want 4: each job once to wait and once to end", w.runs)
+		}
+	})
+}
