@@ -35,8 +35,14 @@ func received(s *step, se *storedEvent, now time.Time) *step {
 	return &done
 }
 
+// lookbackSkew is how far out of Seq order events' times may be: an event's time is
+// taken before its commit waits for bbolt's one writer (SendTx's in the
+// application's transaction), so a later Seq may carry a slightly earlier time.
+const lookbackSkew = time.Second
+
 // sentSince finds the first event sent since the wait step s was reached that it
-// takes, reading the events of its name newest first down to that time.
+// takes, reading the events of its name newest first down to that time (and
+// lookbackSkew before it, for the times out of order).
 func (t *txn) sentSince(s *step) (*storedEvent, error) {
 	prefix := queuePrefix(s.waitEvent)
 	c := t.bucket(bEventNames).Cursor()
@@ -54,10 +60,10 @@ func (t *txn) sentSince(s *step) (*storedEvent, error) {
 		if err != nil {
 			return nil, err
 		}
-		if se.at.Before(s.startedAt) {
+		if se.at.Before(s.startedAt.Add(-lookbackSkew)) {
 			break
 		}
-		if se.dupOf == 0 && takes(s, se) {
+		if !se.at.Before(s.startedAt) && se.dupOf == 0 && takes(s, se) {
 			found = se // the earliest one wins: keep going back
 		}
 	}
