@@ -222,6 +222,10 @@ func (en *engine) takeWake() {
 	}
 	en.promoter.dueBy(r.wokenDue)
 	r.wokenDue = time.Time{}
+	if r.wokenSent && en.cleaner.next.IsZero() {
+		en.cleaner.next = time.Now() // the first event to expire may be new
+	}
+	r.wokenSent = false
 	r.wakeMu.Unlock()
 }
 

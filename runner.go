@@ -36,12 +36,13 @@ type Runner struct {
 	closing         bool                  // Shutdown or Close began: no new sessions
 	closed          bool                  // the commit loop has exited
 
-	ops      chan any      // to the commit loop
-	wake     chan struct{} // EnqueueTx commits: look at the woken set
-	wakeMu   sync.Mutex
-	woken    map[string]bool // queues that EnqueueTx made ready
-	wokenDue time.Time       // earliest run time EnqueueTx scheduled
-	loopDone chan struct{}   // closed when the commit loop has exited
+	ops       chan any      // to the commit loop
+	wake      chan struct{} // EnqueueTx commits: look at the woken set
+	wakeMu    sync.Mutex
+	woken     map[string]bool // queues that EnqueueTx made ready
+	wokenDue  time.Time       // earliest run time EnqueueTx scheduled
+	wokenSent bool            // SendTx stored events: retention has them to expire
+	loopDone  chan struct{}   // closed when the commit loop has exited
 
 	events emitter
 
@@ -257,7 +258,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 	if ins.duplicate {
 		return ins.id, duplicateError(rec, ins.id)
 	}
-	tx.OnCommit(r.committedElsewhere(changes, now))
+	tx.OnCommit(r.committedElsewhere(changes, now, false))
 	return ins.id, nil
 }
 
@@ -281,7 +282,7 @@ func (r *Runner) SendTx(ctx context.Context, tx *bbolt.Tx, ev Event) (*EventInfo
 	if err != nil {
 		return nil, fmt.Errorf("send %s in tx: %w", ev.Name, err)
 	}
-	tx.OnCommit(r.committedElsewhere(changes, now))
+	tx.OnCommit(r.committedElsewhere(changes, now, true))
 	return se.info(), nil
 }
 
@@ -299,12 +300,13 @@ func (r *Runner) txReady(ctx context.Context) error {
 // committedElsewhere returns what to do once the application's transaction that made
 // changes commits: report them and wake the commit loop for the queues and run times
 // they touched.
-func (r *Runner) committedElsewhere(changes []jobChange, now time.Time) func() {
+func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent bool) func() {
 	var fx effects
 	fx.absorb(changes, now, r.events.wanted())
 	return func() {
 		r.events.emit(fx.events)
 		r.wakeMu.Lock()
+		r.wokenSent = r.wokenSent || sent
 		for queue := range fx.touched {
 			r.woken[queue] = true
 		}
