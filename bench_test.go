@@ -117,3 +117,76 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
+
+type stepsArgs struct{ N int }
+
+func (stepsArgs) Kind() string { return "bench-steps" }
+
+// BenchmarkSteps: runs of three no-op steps, all waiting beforehand, 16 workers
+// (W7).
+func BenchmarkSteps(b *testing.B) {
+	r := benchRunner(b, 16)
+	noop := func(context.Context) (int, error) { return 1, nil }
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[stepsArgs]) error {
+		for _, name := range []string{"first", "second", "third"} {
+			if _, err := jobrun.Step(ctx, name, noop); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, jobrun.Queue("bench"))
+	ctx := context.Background()
+	batch := make([]jobrun.Args, 0, 1000)
+	for i := range b.N {
+		batch = append(batch, stepsArgs{N: i})
+		if len(batch) == cap(batch) || i == b.N-1 {
+			if _, err := r.EnqueueMany(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b.ResetTimer()
+	if err := r.RunUntilIdle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if c, _ := r.Counts(ctx, "bench"); c[jobrun.StateDone] != b.N {
+		b.Fatalf("done %d of %d", c[jobrun.StateDone], b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "runs/s")
+}
+
+type (
+	fanOutA struct{ N int }
+	fanOutB struct{ N int }
+)
+
+func (fanOutA) Kind() string { return "bench-fan-a" }
+func (fanOutB) Kind() string { return "bench-fan-b" }
+
+// BenchmarkSend: events sent one at a time, each starting a run of two functions,
+// while the workers run.
+func BenchmarkSend(b *testing.B) {
+	r := benchRunner(b, 16)
+	var done atomic.Int64
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[fanOutA]) error { done.Add(1); return nil },
+		jobrun.On("bench/event"), jobrun.Queue("bench"))
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[fanOutB]) error { done.Add(1); return nil },
+		jobrun.On("bench/event"), jobrun.Queue("bench"))
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := r.Send(ctx, jobrun.Event{Name: "bench/event", Data: fanOutA{N: i}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := r.RunUntilIdle(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if n := done.Load(); n != int64(2*b.N) {
+		b.Fatalf("%d runs of %d", n, 2*b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
