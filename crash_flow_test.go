@@ -23,12 +23,16 @@ package jobrun_test
 //	A <seq> <token> <dup> <t0> <t1>       the same for an "order/ack" sent for the waiting run of order token
 //	H <job> <token> <attempt> <t> <t>     a function's handler started (a run of flow-order, flow-audit or flow-notified)
 //	K <job> <token>/<i> <attempt> <t> <t> the handler of child i of order token started
-//	C <job> <step> <attempt> <t> <t>      the function of Step called step was called, before it did anything
+//	C <job> <step>@<call> <attempt> <t> <t> the function of Step called step was called, before it did anything
+//	R <job> <step>@<call> <attempt> <t> <t> Step returned the value that call made
 //
 // A C line's time is read inside the step's function, so after the StartedAt that
 // Step reads before calling it: the call whose result Step stored has its line at or
 // after the stored StartedAt, and every earlier call (one that failed, or whose
-// process was killed before the step's commit) has its line before it.
+// process was killed before the step's commit) has its line before it. Every call
+// has a name unique in the campaign (c<cycle>.<n>), which the value it stores carries
+// (crashFlowResult), so an R line says which call's value Step returned: Step returns
+// a value only once it is stored.
 //
 // What a crash-mode child does. Four functions are registered: flow-order and
 // flow-audit On "order/placed" (fan-out), flow-notified On "order/notified", and the
@@ -56,9 +60,11 @@ package jobrun_test
 //     error unless the job's stored errors already hold that step's planned failure.
 //   - The acker sends the "order/ack" of each run whose plan asks for one once the
 //     run's WaitFor has been called: told by the handler when WaitFor returns its
-//     suspension (so the ack may commit before the suspension, which must find it),
-//     and by listing the waiting runs every 50ms (for waits a killed child left). It
-//     sends once per run per child, a third of the time twice with one event ID.
+//     suspension, and by listing the waiting runs every 50ms (for waits a killed
+//     child left). It sends once per run per child, a third of the time twice with
+//     one event ID. For half the plans (Early) the handler returns the suspension
+//     only once the ack is sent, so the ack commits first and the suspension's look
+//     back must find it.
 //
 // What the parent checks (crashFlowVerify and the functions it calls say why each is
 // sound):
@@ -70,16 +76,24 @@ package jobrun_test
 //     name and no other, each naming the event and carrying its data as args; no
 //     run exists that its event does not list, and a duplicate starts none;
 //   - no step ran after its commit: for each stored step, exactly one C line of it is
-//     at or after its StartedAt (the committed call itself), and no step was called
-//     that its final job did not store;
+//     at or after its StartedAt (the committed call itself), the stored value is that
+//     call's, and every R line of the step names that call (a step run again and
+//     stored again would have returned two calls' values); within one process a step
+//     was called before its committed call only for its planned failure; and no step
+//     was called that its final job did not store;
 //   - a job's errors are exactly its plan's: one per failing step, each on attempt 1
 //     (the attempt count restarts at every stored step), and the Permanent one;
 //   - no step after a Sleep, a WaitFor or an InvokeAll was called before it ended:
 //     its C lines come after the sleep's wake-up, the wait's end and every child's
-//     finish; a sleep lasts exactly its duration, and no wait times out early;
+//     finish; a sleep's wake-up is its duration after its call, and no wait times out
+//     early;
 //   - a wait received the first original ack of its token committed at or after its
 //     StartedAt, or timed out, and then no such ack came before its timeout; an order
-//     planned without an ack has none;
+//     planned without an ack has none. An ack committed before StartedAt followed a
+//     WaitFor call whose attempt a kill ended before its suspension committed: the
+//     re-run's call looks back to its own time only, so it does not count, though
+//     WaitFor's doc says an event sent after WaitFor is first called counts. Those
+//     are counted, not failed (the next child sends another ack);
 //   - InvokeAll's children are exactly the jobs naming the run as Parent, each with
 //     its planned outcome and result, and the run's "total" step and result hold the
 //     children's results;
@@ -104,6 +118,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,13 +325,15 @@ func TestCrashFlows(t *testing.T) {
 		sum.kinds[crashFlowChildKind], sum.auditsFailed+sum.childrenLost, sum.auditsFailed, sum.childrenLost,
 		sum.notFinal, sum.badRuns)
 	t.Logf("flow crash campaign: steps: %d stored (%d Step, %d Sleep, %d WaitFor, %d InvokeAll, %d SendEvent); "+
-		"%d Step calls, %d of them before the committed one (%d planned failures); re-run after their commit: %d",
+		"%d Step calls, %d of them before the committed one (%d planned failures), %d values returned; "+
+		"re-run after their commit: %d",
 		sum.steps, sum.stepKinds["step"], sum.stepKinds["sleep"], sum.stepKinds["wait"], sum.stepKinds["invoke"],
-		sum.stepKinds["send"], ledger.calls, sum.callsBefore, sum.plannedFails, sum.reruns)
+		sum.stepKinds["send"], ledger.calls, sum.callsBefore, sum.plannedFails, ledger.nReturns, sum.reruns)
 	t.Logf("flow crash campaign: waits: %d received their ack (%d of them committed before the suspension found it), "+
-		"%d timed out as planned, %d timed out after an ack that came too late; "+
-		"%d handler starts, %d child starts",
-		sum.waitsReceived, sum.waitsLookback, sum.waitsTimedOut, sum.waitsLate, ledger.starts, ledger.childStarts)
+		"%d timed out as planned, %d timed out after an ack that came too late; %d acks sent after a WaitFor call "+
+		"that a kill cut off before its suspension, not counted by the re-run's call; %d handler starts, %d child starts",
+		sum.waitsReceived, sum.waitsLookback, sum.waitsTimedOut, sum.waitsLate, sum.acksBeforeCall,
+		ledger.starts, ledger.childStarts)
 }
 
 // crashFlowKillDelay picks how long after its first progress a child is killed: 40%
@@ -341,6 +358,7 @@ type crashFlowWorld struct {
 	ledger *crashRecLog
 	cycle  string
 	waits  chan crashFlowWait // runs whose WaitFor suspended, for the acker
+	calls  atomic.Int64       // Step calls, for their names
 }
 
 // crashFlowWait is a run that asks for an ack; sent, if not nil, is closed once the
@@ -410,21 +428,36 @@ func crashFlowChild(t *testing.T) {
 	}
 }
 
-// step runs fn as the Step called name of the job in, writing its C line first. A
-// step listed in fail fails its first call: the function returns an error unless the
-// job's errors, as the attempt's Info has them, hold the step's planned failure.
+// crashFlowResult is what a Step of the campaign stores: the value, with the call
+// that made it.
+type crashFlowResult[R any] struct {
+	Call string `json:"call"` // c<cycle>.<n>, unique in the campaign
+	V    R      `json:"v"`
+}
+
+// crashFlowStep runs fn as the Step called name of the job in. Its function writes
+// the C line of a new call first, and the value it stores names the call; once Step
+// returns a value, an R line names the call that made it. A step listed in fail fails
+// its first call: the function returns an error unless the job's errors, as the
+// attempt's Info has them, hold the step's planned failure.
 func crashFlowStep[R any](ctx context.Context, w *crashFlowWorld, in *jobrun.Info, fail []string, name string,
 	fn func() (R, error)) (R, error) {
-	return jobrun.Step(ctx, name, func(ctx context.Context) (R, error) {
-		w.ledger.run('C', in.ID, name, in.Attempt)
+	call := "c" + w.cycle + "." + strconv.FormatInt(w.calls.Add(1), 10)
+	res, err := jobrun.Step(ctx, name, func(ctx context.Context) (crashFlowResult[R], error) {
+		w.ledger.run('C', in.ID, name+"@"+call, in.Attempt)
 		if slices.Contains(fail, name) && !slices.ContainsFunc(in.Errors, func(e jobrun.AttemptError) bool {
 			return strings.Contains(e.Error, crashFlowFailText(name))
 		}) {
-			var zero R
-			return zero, errors.New(crashFlowFailText(name))
+			return crashFlowResult[R]{}, errors.New(crashFlowFailText(name))
 		}
-		return fn()
+		v, err := fn()
+		return crashFlowResult[R]{Call: call, V: v}, err
 	})
+	if err != nil {
+		return res.V, err
+	}
+	w.ledger.run('R', in.ID, name+"@"+res.Call, in.Attempt)
+	return res.V, nil
 }
 
 // order is flow-order's handler: see crashFlowOrder.
@@ -751,9 +784,12 @@ type crashFlowCall struct {
 
 type crashFlowLedger struct {
 	sends       map[uint64][]crashRecEvent        // P and A lines by the Seq Send returned
+	byCall      map[crashFlowCall][]crashRecEvent // C lines by job and step, their token the call
+	returns     map[crashFlowCall][]crashRecEvent // R lines by job and step, their token the call
+	called      map[jobrun.ID][]string            // the steps of each job that C lines name
+	byJob       map[jobrun.ID][]crashRecEvent     // H, K, C and R lines by job, as written
 	calls       int                               // C lines
-	byCall      map[crashFlowCall][]crashRecEvent // C lines by job and step
-	byJob       map[jobrun.ID][]crashRecEvent     // H, K and C lines by job
+	nReturns    int                               // R lines
 	starts      int                               // H lines
 	childStarts int                               // K lines
 	lines       int
@@ -765,7 +801,7 @@ func crashFlowParseLedger(p *crashRecProblems, path string, torn map[int64]bool,
 	t := p.t
 	t.Helper()
 	l := &crashFlowLedger{sends: map[uint64][]crashRecEvent{}, byCall: map[crashFlowCall][]crashRecEvent{},
-		byJob: map[jobrun.ID][]crashRecEvent{}}
+		returns: map[crashFlowCall][]crashRecEvent{}, called: map[jobrun.ID][]string{}, byJob: map[jobrun.ID][]crashRecEvent{}}
 	var malformed []string
 	crashRecLines(t, path, torn, segments, func(n, child int, text string) {
 		l.lines++
@@ -773,8 +809,10 @@ func crashFlowParseLedger(p *crashRecProblems, path string, torn map[int64]bool,
 		switch e.kind {
 		case 'P', 'A':
 			ok = ok && (e.n == 0 || e.n == 1)
-		case 'H', 'K', 'C':
+		case 'H', 'K':
 			ok = ok && e.n > 0 && e.t0 == e.t1
+		case 'C', 'R':
+			ok = ok && e.n > 0 && e.t0 == e.t1 && strings.Contains(e.token, "@")
 		default:
 			ok = false
 		}
@@ -783,20 +821,31 @@ func crashFlowParseLedger(p *crashRecProblems, path string, torn map[int64]bool,
 			return
 		}
 		e.line, e.child = n, child
-		switch e.kind {
-		case 'P', 'A':
+		if e.kind == 'P' || e.kind == 'A' {
 			l.sends[uint64(e.id)] = append(l.sends[uint64(e.id)], e)
 			return
+		}
+		l.byJob[e.id] = append(l.byJob[e.id], e)
+		switch e.kind {
 		case 'H':
 			l.starts++
 		case 'K':
 			l.childStarts++
-		case 'C':
+		case 'C', 'R':
+			step, call, _ := strings.Cut(e.token, "@")
+			k := crashFlowCall{e.id, step}
+			e.token = call
+			if e.kind == 'R' {
+				l.nReturns++
+				l.returns[k] = append(l.returns[k], e)
+				break
+			}
 			l.calls++
-			k := crashFlowCall{e.id, e.token}
+			if len(l.byCall[k]) == 0 {
+				l.called[e.id] = append(l.called[e.id], step)
+			}
 			l.byCall[k] = append(l.byCall[k], e)
 		}
-		l.byJob[e.id] = append(l.byJob[e.id], e)
 	})
 	if len(malformed) > 0 {
 		t.Errorf("ledger: %d malformed lines that no kill tore:\n%s", len(malformed), strings.Join(malformed, "\n"))
@@ -820,6 +869,7 @@ type crashFlowSum struct {
 	callsBefore, plannedFails, reruns              int
 	waitsReceived, waitsLookback                   int
 	waitsTimedOut, waitsLate                       int
+	acksBeforeCall                                 int
 }
 
 // crashFlowFile is the drained file as the verification reads it.
@@ -1100,6 +1150,12 @@ func crashFlowCheckEvents(p *crashRecProblems, report crashFlowReport, sum *cras
 // is of a process killed before the step's commit, an earlier child. No attempt ends
 // otherwise: the campaign has no timeouts, cancels, pauses or graceful stops.
 //
+// Each call's value names the call (crashFlowStep), and an R line is written once
+// Step returned a value, which it does only after storing it: the stored value must
+// be that of the committed call, and every R line of the step must name it. A step
+// run again after its commit and stored again (with a new StartedAt, hiding the first
+// call among the earlier ones) shows as an R line of another call.
+//
 // A Step function is called only through Step, and a job that is final stored every
 // step it called (the handler returns only after the step's commit, or with its
 // error).
@@ -1153,15 +1209,29 @@ func crashFlowCheckCalls(report crashFlowReport, sum *crashFlowSum, in *jobrun.I
 				report("STEP CALLED AGAIN", in.ID, "step %q was called %d times before its committed call in the same process, "+
 					"want at most %d (its planned failure)", s.Name, again, allowed)
 			}
+			if s.State != "done" {
+				continue // a Permanent failure, stored without a value
+			}
+			var res struct{ Call string }
+			if err := json.Unmarshal(s.Result, &res); err != nil || res.Call != committed.token {
+				report("STEP RESULT", in.ID, "step %q stored %s, want the value of call %s, the one at or after its StartedAt",
+					s.Name, s.Result, committed.token)
+			}
+			for _, e := range l.returns[crashFlowCall{in.ID, s.Name}] {
+				if e.token != res.Call {
+					sum.reruns++
+					report("STEP RE-RUN", in.ID, "step %q returned the value of call %s (%v), but it stored call %s's: "+
+						"a value it returned was replaced", s.Name, e.token, e, res.Call)
+				}
+			}
 		}
 	}
 	if in.State != jobrun.StateDone && in.State != jobrun.StateFailed {
 		return
 	}
-	for _, e := range l.byJob[in.ID] {
-		if e.kind == 'C' && !stored[e.token] {
-			report("STEP", in.ID, "step %q was called (%v), but the %s job stored no such step", e.token, e, in.State)
-			stored[e.token] = true // once
+	for _, step := range l.called[in.ID] {
+		if !stored[step] {
+			report("STEP", in.ID, "step %q was called, but the %s job stored no such step", step, in.State)
 		}
 	}
 }
@@ -1207,9 +1277,9 @@ func crashFlowCheckErrors(report crashFlowReport, sum *crashFlowSum, in *jobrun.
 
 // crashFlowCheckSleep checks a sleep step of ms milliseconds: stored as a sleep whose
 // wake-up is its duration after the time Sleep read, a moment before StartedAt
-// (SleepUntil reads the clock again).
+// (SleepUntil reads the clock again; the slack allows for a stall between them).
 func crashFlowCheckSleep(report crashFlowReport, in *jobrun.Info, s jobrun.StepInfo, ms int) {
-	if d := s.FinishedAt.Sub(s.StartedAt); s.State != "sleep" || d > crashFlowMS(ms) || d < crashFlowMS(ms)-crashFlowMS(5) {
+	if d := s.FinishedAt.Sub(s.StartedAt); s.State != "sleep" || d > crashFlowMS(ms) || d < crashFlowMS(ms)-250*time.Millisecond {
 		report("SLEEP", in.ID, "step %q: %s from %s to %s, want a sleep of %dms", s.Name, s.State,
 			s.StartedAt.Format("15:04:05.000000"), s.FinishedAt.Format("15:04:05.000000"), ms)
 	}
@@ -1301,8 +1371,8 @@ func crashFlowCheckOrder(report crashFlowReport, sum *crashFlowSum, f *crashFlow
 		}
 	}
 	crashFlowCheckEarly(report, in, l, "total", "the wait and the children", childrenEnd)
-	var values []int
-	if err := json.Unmarshal(steps["total"].Result, &values); err != nil || !slices.Equal(values, wantValues) {
+	var total crashFlowResult[[]int]
+	if err := json.Unmarshal(steps["total"].Result, &total); err != nil || !slices.Equal(total.V, wantValues) {
 		report("INVOKE", in.ID, "step total holds %s, want the children's values %v", steps["total"].Result, wantValues)
 	}
 
@@ -1348,9 +1418,16 @@ func crashFlowCheckWait(report crashFlowReport, sum *crashFlowSum, f *crashFlowF
 	deadline := ws.StartedAt.Add(crashFlowMS(a.WaitMS))
 	var first *jobrun.EventInfo
 	for _, ev := range f.acks[a.Token] {
-		if !ev.At.Before(ws.StartedAt) {
+		if ev.At.Before(ws.StartedAt) {
+			// The acker sends only after a call of WaitFor, and the waiting step it
+			// lists is this one: this ack followed a call whose attempt a kill ended
+			// before its suspension committed. The re-run's call looks back to its
+			// own time only, so it does not count (see the report of the campaign).
+			sum.acksBeforeCall++
+			continue
+		}
+		if first == nil {
 			first = ev
-			break
 		}
 	}
 	if !a.Ack && f.allAcks[a.Token] > 0 {
@@ -1360,8 +1437,12 @@ func crashFlowCheckWait(report crashFlowReport, sum *crashFlowSum, f *crashFlowF
 	case "done":
 		sum.waitsReceived++
 		if first == nil || ws.Event != first.Seq || !bytes.Equal(ws.Result, first.Data) {
-			report("WAIT", in.ID, "wait-ack received event %d (%s), want the first ack at or after %s: %+v",
-				ws.Event, ws.Result, ws.StartedAt.Format("15:04:05.000000"), first)
+			want := "none"
+			if first != nil {
+				want = fmt.Sprintf("event %d %s committed at %s", first.Seq, first.Data, first.At.Format("15:04:05.000000"))
+			}
+			report("WAIT", in.ID, "wait-ack received event %d (%s), want the first ack at or after %s: %s",
+				ws.Event, ws.Result, ws.StartedAt.Format("15:04:05.000000"), want)
 			return
 		}
 		switch {
