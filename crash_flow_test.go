@@ -329,7 +329,7 @@ func TestCrashFlows(t *testing.T) {
 		"re-run after their commit: %d",
 		sum.steps, sum.stepKinds["step"], sum.stepKinds["sleep"], sum.stepKinds["wait"], sum.stepKinds["invoke"],
 		sum.stepKinds["send"], ledger.calls, sum.callsBefore, sum.plannedFails, ledger.nReturns, sum.reruns)
-	t.Logf("flow crash campaign: waits: %d received their ack (%d of them committed before the suspension found it), "+
+	t.Logf("flow crash campaign: waits: %d received their ack (%d of them an ack committed before the suspension, found by its look back), "+
 		"%d timed out as planned, %d timed out after an ack that came too late; %d acks sent after a WaitFor call "+
 		"that a kill cut off before its suspension, not counted by the re-run's call; %d handler starts, %d child starts",
 		sum.waitsReceived, sum.waitsLookback, sum.waitsTimedOut, sum.waitsLate, sum.acksBeforeCall,
