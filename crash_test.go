@@ -186,30 +186,8 @@ func TestCrashRecovery(t *testing.T) {
 	case "windows", "plan9", "js", "wasip1":
 		t.Skipf("crash test needs Unix processes and SIGKILL; GOOS=%s", runtime.GOOS)
 	}
-	cycles := crashRecCycles
-	if testing.Short() {
-		cycles = crashRecShortCycles
-	}
-	if s := os.Getenv(crashRecEnvCycles); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("%s=%q: want a number of cycles >= 1", crashRecEnvCycles, s)
-		}
-		cycles = n
-	}
-	dir := os.Getenv(crashRecEnvDir)
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dbPath := filepath.Join(dir, "jobs.db")
-	ledgerPath := filepath.Join(dir, "ledger.txt")
-	for _, p := range []string{dbPath, ledgerPath} {
-		if _, err := os.Stat(p); err == nil {
-			t.Fatalf("%s exists: the crash test needs a fresh directory", p)
-		}
-	}
+	cycles := crashRecCycleCount(t, crashRecEnvCycles, crashRecCycles, crashRecShortCycles)
+	dbPath, ledgerPath := crashRecFiles(t, crashRecEnvDir)
 
 	start := time.Now()
 	torn := map[int64]bool{} // where kills tore the last ledger line: the offsets of the newlines the parent added
@@ -217,7 +195,7 @@ func TestCrashRecovery(t *testing.T) {
 	var spans []crashRecSpan // when each child lived, by the wall clock
 	for c := 1; c <= cycles; c++ {
 		segments = append(segments, crashRecFileSize(t, ledgerPath))
-		span, at, ok := crashRecKillCycle(t, c, dbPath, ledgerPath)
+		span, at, ok := crashRecKillCycle(t, crashRecovery, c, dbPath, ledgerPath)
 		spans = append(spans, span)
 		if ok {
 			torn[at] = true
@@ -230,7 +208,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	segments = append(segments, crashRecFileSize(t, ledgerPath))
-	spans = append(spans, crashRecDrain(t, cycles+1, dbPath, ledgerPath))
+	spans = append(spans, crashRecDrain(t, crashRecovery, cycles+1, dbPath, ledgerPath))
 	childTime := time.Since(start)
 
 	problems := &crashRecProblems{t: t, n: map[string]int{}}
@@ -257,6 +235,55 @@ func TestCrashRecovery(t *testing.T) {
 
 // The parent.
 
+// crashRecTest is what the parent's helpers need to know of a campaign, so that
+// TestCrashFlows (crash_flow_test.go) shares them: the test its children run and
+// when each is killed.
+type crashRecTest struct {
+	name      string               // the test function: a child runs -test.run=^name$
+	killDelay func() time.Duration // how long after its first progress a child is killed
+}
+
+var crashRecovery = crashRecTest{name: "TestCrashRecovery", killDelay: crashRecKillDelay}
+
+// crashRecCycleCount returns the number of kill cycles: def, short with -short, or
+// the number in the environment variable env.
+func crashRecCycleCount(t *testing.T, env string, def, short int) int {
+	t.Helper()
+	cycles := def
+	if testing.Short() {
+		cycles = short
+	}
+	if s := os.Getenv(env); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a number of cycles >= 1", env, s)
+		}
+		cycles = n
+	}
+	return cycles
+}
+
+// crashRecFiles returns the paths of a campaign's database and ledger: in a
+// temporary directory, or in the one the environment variable env names, which must
+// not hold them yet.
+func crashRecFiles(t *testing.T, env string) (dbPath, ledgerPath string) {
+	t.Helper()
+	dir := os.Getenv(env)
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dbPath = filepath.Join(dir, "jobs.db")
+	ledgerPath = filepath.Join(dir, "ledger.txt")
+	for _, p := range []string{dbPath, ledgerPath} {
+		if _, err := os.Stat(p); err == nil {
+			t.Fatalf("%s exists: the crash test needs a fresh directory", p)
+		}
+	}
+	return dbPath, ledgerPath
+}
+
 // crashRecSpan is when a child process lived, by the wall clock: from just before its
 // start to just after its exit.
 type crashRecSpan struct {
@@ -264,9 +291,9 @@ type crashRecSpan struct {
 	start, end time.Time
 }
 
-// crashRecChildCmd prepares a child process in the given mode.
-func crashRecChildCmd(ctx context.Context, mode string, cycle int, dbPath, ledgerPath string) (*exec.Cmd, *bytes.Buffer) {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashRecovery$", "-test.v")
+// crashRecChildCmd prepares a child process of test in the given mode.
+func crashRecChildCmd(ctx context.Context, test, mode string, cycle int, dbPath, ledgerPath string) (*exec.Cmd, *bytes.Buffer) {
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.v")
 	cmd.Env = append(os.Environ(),
 		crashRecEnvChild+"=1",
 		crashRecEnvMode+"="+mode,
@@ -307,14 +334,14 @@ func crashRecKillDelay() time.Duration {
 	}
 }
 
-// crashRecKillCycle starts a crash-mode child, waits until the ledger grows, waits a
-// random time more (crashRecKillDelay) and kills it with SIGKILL. If the kill tore the
-// last ledger line, it ends that line with a newline, so the next child's lines start
-// on a line of their own, and returns the newline's offset and true.
-func crashRecKillCycle(t *testing.T, cycle int, dbPath, ledgerPath string) (span crashRecSpan, tornAt int64, torn bool) {
+// crashRecKillCycle starts a crash-mode child of ct, waits until the ledger grows,
+// waits a random time more (ct.killDelay) and kills it with SIGKILL. If the kill tore
+// the last ledger line, it ends that line with a newline, so the next child's lines
+// start on a line of their own, and returns the newline's offset and true.
+func crashRecKillCycle(t *testing.T, ct crashRecTest, cycle int, dbPath, ledgerPath string) (span crashRecSpan, tornAt int64, torn bool) {
 	t.Helper()
 	before := crashRecFileSize(t, ledgerPath)
-	cmd, out := crashRecChildCmd(context.Background(), "crash", cycle, dbPath, ledgerPath)
+	cmd, out := crashRecChildCmd(context.Background(), ct.name, "crash", cycle, dbPath, ledgerPath)
 	span = crashRecSpan{child: cycle, start: time.Now()}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("cycle %d: start child: %v", cycle, err)
@@ -346,7 +373,7 @@ func crashRecKillCycle(t *testing.T, cycle int, dbPath, ledgerPath string) (span
 
 	// Kill at a random point after progress: mid-enqueue, mid-handler, mid-commit,
 	// mid-fire. The delay is the experiment, not a wait for a condition.
-	time.Sleep(crashRecKillDelay())
+	time.Sleep(ct.killDelay())
 	cmd.Process.Kill() // SIGKILL on Unix; an error means the child already exited, checked below
 	<-waited
 	span.end = time.Now()
@@ -401,15 +428,15 @@ func crashRecCheckKilled(t *testing.T, cycle int, dbPath string) {
 	}
 }
 
-// crashRecDrain runs the final child, which recovers the file, runs every job to a final
-// state, removes the schedules, checks the file with bbolt and exits 0. A failure is
-// reported but the test goes on to compare the file with the ledger, which says which
-// jobs are at fault.
-func crashRecDrain(t *testing.T, cycle int, dbPath, ledgerPath string) crashRecSpan {
+// crashRecDrain runs the final child of ct, which recovers the file, runs every job to
+// a final state (TestCrashRecovery's also removes the schedules), checks the file with
+// bbolt and exits 0. A failure is reported but the test goes on to compare the file
+// with the ledger, which says which jobs are at fault.
+func crashRecDrain(t *testing.T, ct crashRecTest, cycle int, dbPath, ledgerPath string) crashRecSpan {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), crashRecDrainLimit)
 	defer cancel()
-	cmd, out := crashRecChildCmd(ctx, "drain", cycle, dbPath, ledgerPath)
+	cmd, out := crashRecChildCmd(ctx, ct.name, "drain", cycle, dbPath, ledgerPath)
 	cmd.WaitDelay = 5 * time.Second
 	span := crashRecSpan{child: cycle, start: time.Now()}
 	err := cmd.Run()
@@ -494,11 +521,6 @@ type crashRecLedger struct {
 func crashRecParseLedger(p *crashRecProblems, path string, torn map[int64]bool, segments []int64) *crashRecLedger {
 	t := p.t
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	l := &crashRecLedger{
 		acked: map[jobrun.ID][]crashRecEvent{}, ackedTokens: map[string]jobrun.ID{},
 		rolledBack: map[string]crashRecEvent{}, byID: map[jobrun.ID][]crashRecEvent{},
@@ -512,22 +534,11 @@ func crashRecParseLedger(p *crashRecProblems, path string, torn map[int64]bool, 
 	}
 	runs := map[runKey]crashRecEvent{}
 	var malformed []string
-	var offset int64
-	child := 0
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		for child < len(segments) && segments[child] <= offset {
-			child++
-		}
-		end := offset + int64(len(sc.Bytes())) // where its newline is
-		offset = end + 1
-		if torn[end] {
-			continue // even if what is left of it parses: its token may be cut short
-		}
-		e, ok := crashRecParseLine(sc.Text())
+	crashRecLines(t, path, torn, segments, func(n, child int, text string) {
+		e, ok := crashRecParseLine(text)
 		if !ok {
-			malformed = append(malformed, fmt.Sprintf("line %d (child %d): %q", n, child, sc.Text()))
-			continue
+			malformed = append(malformed, fmt.Sprintf("line %d (child %d): %q", n, child, text))
+			return
 		}
 		e.line, e.child = n, child
 		switch e.kind {
@@ -550,11 +561,11 @@ func crashRecParseLedger(p *crashRecProblems, path string, torn map[int64]bool, 
 			l.ackedTokens[e.token] = e.id
 		case 'R':
 			l.rolledBack[e.token] = e
-			continue // its ID was never committed and is reused by a later job
+			return // its ID was never committed and is reused by a later job
 		case 'U':
 			l.dups = append(l.dups, e)
 			l.maxID = max(l.maxID, e.id)
-			continue // its ID is the holder's
+			return // its ID is the holder's
 		case 'S':
 			l.starts++
 		case 'Z':
@@ -564,17 +575,58 @@ func crashRecParseLedger(p *crashRecProblems, path string, torn map[int64]bool, 
 		}
 		l.byID[e.id] = append(l.byID[e.id], e)
 		l.maxID = max(l.maxID, e.id)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if len(malformed) > 0 {
 		t.Errorf("ledger: %d malformed lines that no kill tore:\n%s", len(malformed), strings.Join(malformed, "\n"))
 	}
 	return l
 }
 
+// crashRecLines calls fn with every line of the ledger at path that no kill tore (torn
+// holds the offsets of the newlines that end them), its number from 1 and the child
+// that wrote it (segments gives where each child's lines begin).
+func crashRecLines(t *testing.T, path string, torn map[int64]bool, segments []int64, fn func(n, child int, text string)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var offset int64
+	child := 0
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		for child < len(segments) && segments[child] <= offset {
+			child++
+		}
+		end := offset + int64(len(sc.Bytes())) // where its newline is
+		offset = end + 1
+		if torn[end] {
+			continue // even if what is left of it parses: its token may be cut short
+		}
+		fn(n, child, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func crashRecParseLine(s string) (crashRecEvent, bool) {
+	e, ok := crashRecParseFields(s)
+	if !ok {
+		return crashRecEvent{}, false
+	}
+	switch e.kind {
+	case 'E', 'R', 'U':
+		return e, e.n == 0
+	case 'S', 'Z', 'D':
+		return e, e.n > 0 && e.t0 == e.t1
+	}
+	return crashRecEvent{}, false
+}
+
+// crashRecParseFields parses the six fields of a ledger line, whatever its kind.
+func crashRecParseFields(s string) (crashRecEvent, bool) {
 	f := strings.Fields(s)
 	if len(f) != 6 || len(f[0]) != 1 {
 		return crashRecEvent{}, false
@@ -588,13 +640,7 @@ func crashRecParseLine(s string) (crashRecEvent, bool) {
 		return crashRecEvent{}, false
 	}
 	e.id, e.n, e.t0, e.t1 = jobrun.ID(id), n, t0, t1
-	switch e.kind {
-	case 'E', 'R', 'U':
-		return e, n == 0
-	case 'S', 'Z', 'D':
-		return e, n > 0 && t0 == t1
-	}
-	return crashRecEvent{}, false
+	return e, true
 }
 
 // crashRecTokenKey returns the unique key a token ends with, "" if none.
@@ -1202,17 +1248,32 @@ func crashRecCheckFires(p *crashRecProblems, sum *crashRecSummary, name, spec st
 	}
 }
 
+// crashRecCheckFile runs bbolt's consistency check on db. On a database open for
+// writing it checks in a writable transaction, which it rolls back: bbolt's Check in
+// a read transaction is not safe while another transaction writes (its doc), and a
+// runner's commit loop writes whenever a timed service is due, Run or not; a check in
+// a read transaction then reports the pages such a commit took from the freelist as
+// "unreachable unfreed".
 func crashRecCheckFile(t *testing.T, db *bbolt.DB) {
 	t.Helper()
-	if err := db.View(func(tx *bbolt.Tx) error {
+	check := func(tx *bbolt.Tx) error {
 		for err := range tx.Check() {
 			t.Errorf("bbolt check: %v", err)
 		}
-		return nil
-	}); err != nil {
+		return errCrashRecCheckDone
+	}
+	var err error
+	if db.IsReadOnly() {
+		err = db.View(check)
+	} else {
+		err = db.Update(check)
+	}
+	if !errors.Is(err, errCrashRecCheckDone) {
 		t.Errorf("bbolt check: %v", err)
 	}
 }
+
+var errCrashRecCheckDone = errors.New("crashtest: check done")
 
 func crashRecTotal(c map[jobrun.State]int) int {
 	n := 0

@@ -161,6 +161,43 @@ func TestWaitForLookback(t *testing.T) {
 	}
 }
 
+// TestWaitForCountsAnEventSentAfterAnInterruptedCall holds WaitFor's doc to "an event
+// counts if it is sent after WaitFor is first called": the event is sent after the
+// first call, and the attempt that made it is cut off (a hard stop here; a SIGKILL
+// in TestCrashFlows) before its suspension commits. The run calls WaitFor again after
+// the restart, and the wait must take the event. It fails today: the second call
+// looks back only to its own time, and the wait runs to its timeout.
+func TestWaitForCountsAnEventSentAfterAnInterruptedCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		reached, release := make(chan struct{}), make(chan struct{})
+		first := true
+		w := &waitResult{beforeIt: func() {
+			if first {
+				first = false
+				close(reached)
+				<-release // the attempt stops here, its suspension not yet committed
+			}
+		}}
+		handleOrder(r, w, time.Hour)
+		id := enqueue(t, r, order{ID: 42})
+		ctx, cancel := context.WithCancel(t.Context())
+		ran := make(chan error)
+		go func() { ran <- r.Run(ctx) }()
+		<-reached
+		send(t, r, paid(42, 7)) // after WaitFor was first called
+		cancel()                // a hard stop: the attempt is interrupted, its job ready again
+		close(release)
+		<-ran
+		time.Sleep(time.Second) // the restart comes later
+		runUntilIdle(t, r)
+		if in := get(t, r, id); in.State != jobrun.StateDone || !w.ok || w.pay.Amount != 7 {
+			t.Fatalf("after the restart: job %s, WaitFor %v %+v, its wait %+v; want the event sent after the first "+
+				"call received", in.State, w.ok, w.pay, in.Steps)
+		}
+	})
+}
+
 func TestWaitForAnyEventOfTheName(t *testing.T) {
 	r, _ := openRunner(t)
 	var got bool
