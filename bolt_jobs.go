@@ -746,7 +746,7 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 		var err error
 		switch e.sleep.state {
 		case stepWait:
-			s, err = t.suspendWait(id, e.sleep) // done if received already: due now
+			s, err = t.suspendWait(id, rec, e.sleep) // done if received already: due now
 		case stepInvoking:
 			s, err = t.invoke(id, rec, e.sleep, e.children) // done if its children ended: due now
 		}

@@ -2,6 +2,7 @@ package jobrun
 
 import (
 	"bytes"
+	"slices"
 	"time"
 )
 
@@ -15,11 +16,11 @@ import (
 // The entry goes when the wait ends: an event received, its timeout stored
 // (saveStep), or the job removed.
 
-// suspendWait stores the wait step s of job id, which leaves its worker now, with its
-// index entry; unless an event it takes was sent since it was reached (the
+// suspendWait stores the wait step s of job id (record rec), which leaves its worker
+// now, with its index entry; unless an event it takes was sent since it was reached (the
 // lookback), which it receives at once: the step returned is then done, due now.
-func (t *txn) suspendWait(id ID, s *step) (*step, error) {
-	if se, err := t.sentSince(s); err != nil || se != nil {
+func (t *txn) suspendWait(id ID, rec *record, s *step) (*step, error) {
+	if se, err := t.sentSince(s, rec.event); err != nil || se != nil {
 		if err != nil {
 			return nil, err
 		}
@@ -40,10 +41,16 @@ func received(s *step, se *storedEvent, now time.Time) *step {
 // application's transaction), so a later Seq may carry a slightly earlier time.
 const lookbackSkew = time.Second
 
-// sentSince finds the first event sent since the wait step s was reached that it
-// takes, reading the events of its name newest first down to that time (and
-// lookbackSkew before it, for the times out of order).
-func (t *txn) sentSince(s *step) (*storedEvent, error) {
+// sentSince finds the first event sent since the wait step s could have been
+// reached (s.since: the end of the run's previous step, or its creation) that it
+// takes, but own, the event that started the run, and the events its earlier steps
+// received or sent (s.seen), reading the events of its name newest first down
+// to that time (and lookbackSkew before it, for the times out of order).
+func (t *txn) sentSince(s *step, own uint64) (*storedEvent, error) {
+	since := s.since
+	if since.IsZero() {
+		since = s.startedAt
+	}
 	prefix := queuePrefix(s.waitEvent)
 	c := t.bucket(bEventNames).Cursor()
 	var found *storedEvent
@@ -60,10 +67,10 @@ func (t *txn) sentSince(s *step) (*storedEvent, error) {
 		if err != nil {
 			return nil, err
 		}
-		if se.at.Before(s.startedAt.Add(-lookbackSkew)) {
+		if se.at.Before(since.Add(-lookbackSkew)) {
 			break
 		}
-		if !se.at.Before(s.startedAt) && se.dupOf == 0 && takes(s, se) {
+		if !se.at.Before(since) && se.seq != own && !slices.Contains(s.seen, se.seq) && se.dupOf == 0 && takes(s, se) {
 			found = se // the earliest one wins: keep going back
 		}
 	}

@@ -87,13 +87,11 @@ package jobrun_test
 //     its C lines come after the sleep's wake-up, the wait's end and every child's
 //     finish; a sleep's wake-up is its duration after its call, and no wait times out
 //     early;
-//   - a wait received the first original ack of its token committed at or after its
-//     StartedAt, or timed out, and then no such ack came before its timeout; an order
-//     planned without an ack has none. An ack committed before StartedAt followed a
-//     WaitFor call whose attempt a kill ended before its suspension committed: the
-//     re-run's call looks back to its own time only, so it does not count, though
-//     WaitFor's doc says an event sent after WaitFor is first called counts. Those
-//     are counted, not failed (the next child sends another ack);
+//   - a wait received the first original ack of its token committed at or after the
+//     end of the run's previous step (where its look back begins: a WaitFor call that
+//     a kill cut off before its suspension came after it), or timed out, and then no
+//     such ack came before its timeout; an order planned without an ack has none, and
+//     no ack came before the previous step's end;
 //   - InvokeAll's children are exactly the jobs naming the run as Parent, each with
 //     its planned outcome and result, and the run's "total" step and result hold the
 //     children's results;
@@ -330,8 +328,8 @@ func TestCrashFlows(t *testing.T) {
 		sum.steps, sum.stepKinds["step"], sum.stepKinds["sleep"], sum.stepKinds["wait"], sum.stepKinds["invoke"],
 		sum.stepKinds["send"], ledger.calls, sum.callsBefore, sum.plannedFails, ledger.nReturns, sum.reruns)
 	t.Logf("flow crash campaign: waits: %d received their ack (%d of them an ack committed before the suspension, found by its look back), "+
-		"%d timed out as planned, %d timed out after an ack that came too late; %d acks sent after a WaitFor call "+
-		"that a kill cut off before its suspension, not counted by the re-run's call; %d handler starts, %d child starts",
+		"%d timed out as planned, %d timed out after an ack that came too late; %d acks before the wait could be "+
+		"reached (want 0); %d handler starts, %d child starts",
 		sum.waitsReceived, sum.waitsLookback, sum.waitsTimedOut, sum.waitsLate, sum.acksBeforeCall,
 		ledger.starts, ledger.childStarts)
 }
@@ -1416,14 +1414,27 @@ func crashFlowCheckWait(report crashFlowReport, sum *crashFlowSum, f *crashFlowF
 		report("WAIT", in.ID, "step wait-ack waits for %q where %s", ws.WaitEvent, ws.WaitMatch)
 	}
 	deadline := ws.StartedAt.Add(crashFlowMS(a.WaitMS))
+	// The wait's look back begins where the run's previous step ended (or at its
+	// creation): a WaitFor call that a kill cut off before its suspension came after
+	// that, so an ack sent after it counts for the re-run's call too.
+	since := in.CreatedAt
+	for _, s := range in.Steps {
+		end := s.FinishedAt
+		if end.After(ws.StartedAt) {
+			end = ws.StartedAt // a sleep's wake-up that Promote or a recovery brought forward
+		}
+		if s.StartedAt.Before(ws.StartedAt) && s.Name != ws.Name && end.After(since) {
+			since = end
+		}
+	}
 	var first *jobrun.EventInfo
 	for _, ev := range f.acks[a.Token] {
-		if ev.At.Before(ws.StartedAt) {
-			// The acker sends only after a call of WaitFor, and the waiting step it
-			// lists is this one: this ack followed a call whose attempt a kill ended
-			// before its suspension committed. The re-run's call looks back to its
-			// own time only, so it does not count (see the report of the campaign).
+		if ev.At.Before(since) {
+			// The acker sends only after a call of WaitFor, which follows the
+			// previous step's end.
 			sum.acksBeforeCall++
+			report("WAIT", in.ID, "ack %d committed at %v, before the wait could be reached (%v)", ev.Seq,
+				ev.At.Format(time.RFC3339Nano), since.Format(time.RFC3339Nano))
 			continue
 		}
 		if first == nil {

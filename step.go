@@ -60,6 +60,8 @@ type step struct {
 	waitField string
 	waitValue []byte
 	event     uint64
+	since     time.Time // not stored: where the suspension's lookback begins (WaitFor)
+	seen      []uint64  // not stored: the events the run's earlier steps received or sent, which it skips
 
 	// Invoke's: its children, and the attempts its job had spent when the last one
 	// ended.
@@ -198,6 +200,28 @@ type steps struct {
 	bytes  int
 	uses   map[string]int
 	spent  int // attempts of this job before the latest step this attempt stored
+}
+
+// lastEnd is when the latest stored step of the job ended (a sleep or a wait that
+// ended early: now), or created if it stored none: the earliest moment an attempt
+// can have reached what follows; and the events those steps received or sent. The
+// caller holds ss.mu.
+func (ss *steps) lastEnd(now, created time.Time) (time.Time, []uint64) {
+	end := created
+	var seen []uint64
+	for _, s := range ss.saved {
+		if s.event != 0 {
+			seen = append(seen, s.event)
+		}
+		t := s.finishedAt
+		if t.After(now) {
+			t = now
+		}
+		if t.After(end) {
+			end = t
+		}
+	}
+	return end, seen
 }
 
 type execKey struct{}

@@ -119,10 +119,14 @@ func fieldValue(data []byte, field string) (value []byte, ok bool) {
 // returns the event's data decoded into T and true, or, after the timeout, T's zero
 // value and false.
 //
-// An event counts if it is sent after WaitFor is first called, including one that
-// commits before the job's suspension does: the suspension looks back at the events
-// of that name sent since the call, so no event falls between them. A duplicate
-// event (an ID already seen) does not count. Events are matched through an index by
+// An event counts if it is sent after the run's previous step ended (or, for a wait
+// that is the run's first step, after the run was created): that is the earliest any
+// attempt can have called WaitFor, so an event sent after the call counts even if
+// it commits before the job's suspension does, or the attempt that made the call was
+// cut off by a crash before its suspension was stored; the suspension looks back at
+// the events of that name sent since then. The event that started the run, events
+// its earlier steps received or sent, and duplicates (an ID already seen) do not
+// count. Events are matched through an index by
 // name, field and value, not by looking at the waiting jobs. A waiting job is
 // scheduled, its RunAt the timeout; Promote ends the wait as a timeout. Names follow
 // Step's rules; the data decoding into T fails as a Permanent error.
@@ -158,9 +162,11 @@ func WaitFor[T any](ctx context.Context, name, event string, match EventMatch, t
 		}
 		e.steps.mu.Lock()
 		attempts := int64(e.info.Attempt - e.steps.spent) // since the previous step, as for Step
+		since, seen := e.steps.lastEnd(now, e.info.CreatedAt)
 		e.steps.mu.Unlock()
 		return zero, false, &sleepError{e: e, s: &step{key: key, state: stepWait, attempts: attempts,
-			startedAt: now, finishedAt: deadline, waitEvent: event, waitField: match.field, waitValue: match.value}}
+			startedAt: now, finishedAt: deadline, waitEvent: event, waitField: match.field, waitValue: match.value,
+			since: since, seen: seen}}
 	}
 	switch {
 	case saved.waitEvent == "":

@@ -288,3 +288,31 @@ func TestWaitForAcrossRestarts(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitForSkipsEventsTheRunHasSeen: the lookback does not give a second wait the
+// event an earlier one received, nor a function the event that started it.
+func TestWaitForSkipsEventsTheRunHasSeen(t *testing.T) {
+	r, _ := openRunner(t)
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[signup]) error {
+		for _, name := range []string{"first", "second"} {
+			if _, _, err := jobrun.WaitFor[map[string]any](ctx, name, "ping", jobrun.EventMatch{}, time.Hour); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, jobrun.On("ping"))
+	started := send(t, r, jobrun.Event{Name: "ping", Data: signup{User: "ada"}})
+	runUntilIdle(t, r)
+	id := started.Runs[0]
+	if in := get(t, r, id); in.State != jobrun.StateScheduled || in.Steps[0].State != "waiting" {
+		t.Fatalf("the run took the event that started it: %s, %+v", in.State, in.Steps)
+	}
+	// That event starts another run of the function, which waits too; the first
+	// run's first wait takes it.
+	second := send(t, r, jobrun.Event{Name: "ping", Data: signup{User: "bob"}})
+	runUntilIdle(t, r)
+	in := get(t, r, id)
+	if len(in.Steps) != 2 || in.Steps[0].Event != second.Seq || in.Steps[1].State != "waiting" {
+		t.Fatalf("after a second event: %s, steps %+v; want the second wait waiting", in.State, in.Steps)
+	}
+}
