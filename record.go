@@ -164,11 +164,16 @@ func (r *record) encode() []byte {
 	b = append(b, flags)
 	b = appendString(b, r.concKey)
 	b = binary.AppendVarint(b, r.backoff.jitter)
+	if r.event == 0 && r.eventName == "" && r.parent == 0 && r.parentStep == "" && !r.invoker &&
+		len(r.onFailure) == 0 && len(r.cancelOn) == 0 && r.suspended == 0 {
+		// The fields of durable functions, which the decoder reads as empty when
+		// they are missing: a plain job's record stays as short as before them,
+		// which W4 measures in pages per commit (2 bytes more per record were 12%
+		// more pages, as fewer records fit in a page).
+		return b
+	}
 	b = binary.AppendUvarint(b, r.event)
 	b = appendString(b, r.eventName)
-	if r.parent == 0 && r.parentStep == "" && !r.invoker && len(r.onFailure) == 0 && len(r.cancelOn) == 0 && r.suspended == 0 {
-		return b // the fields after are read as empty
-	}
 	b = binary.AppendUvarint(b, uint64(r.parent))
 	b = appendString(b, r.parentStep)
 	var more byte
