@@ -2,6 +2,7 @@ package jobruntest_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -194,6 +195,48 @@ func TestCrashRecoversRunningJob(t *testing.T) {
 		if in.State != jobrun.StateFailed || !strings.Contains(in.LastError, "the process exited while this job ran, 2 times") {
 			t.Fatalf("after a second crash with WithMaxRecoveries(1): %s, %q; want failed, with the crash loop error",
 				in.State, in.LastError)
+		}
+	})
+}
+
+type crashLooped struct{ jobrun.Failure }
+
+func (crashLooped) Kind() string { return "crash-looped" }
+
+// TestCrashLoopEnqueuesTheFailureJob: the crash-loop guard fails a job for good, and
+// its OnFailure job is enqueued in the same commit, at the open that finds it.
+func TestCrashLoopEnqueuesTheFailureJob(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := []jobrun.Option{jobrun.WithMaxRecoveries(1)}
+		r := jobruntest.Open(t, opts...)
+		started, release := make(chan struct{}), make(chan struct{})
+		defer close(release) // the crashed runners' handlers ignore their context
+		register := func(r *jobrun.Runner) {
+			handleBlocker(r, started, release, false)
+			jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[crashLooped]) error { return nil })
+		}
+		register(r)
+		id := enqueue(t, r, blocker{}, jobrun.OnFailure("crash-looped"))
+		for range 2 {
+			runInBackground(t, r)
+			<-started
+			r = jobruntest.Crash(t, r, opts...)
+			register(r)
+		}
+		if in := get(t, r, id); in.State != jobrun.StateFailed {
+			t.Fatalf("after two crashes: %s", in.State)
+		}
+		page, err := r.List(t.Context(), jobrun.Filter{Kind: "crash-looped"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Jobs) != 1 {
+			t.Fatalf("%d failure jobs, want 1", len(page.Jobs))
+		}
+		var f jobrun.Failure
+		if err := json.Unmarshal(page.Jobs[0].RawArgs, &f); err != nil || f.Job.ID != id ||
+			!strings.Contains(f.Job.LastError, "the process exited while this job ran") {
+			t.Errorf("the failure job's args: %s, %v", page.Jobs[0].RawArgs, err)
 		}
 	})
 }
