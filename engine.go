@@ -3,6 +3,7 @@ package jobrun
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -101,6 +102,8 @@ type engine struct {
 	controls []*controlOp
 	mutates  []*mutateOp
 	closing  bool
+
+	answeredSteps bool // the last commit answered steps: their handlers are about to send the next ones
 	paused   map[string]bool // as stored
 
 	keyLimiters keyLimiters // rate limiters of concurrency keys
@@ -158,6 +161,10 @@ func (en *engine) loop() {
 		return
 	}
 	for {
+		if en.answeredSteps {
+			en.answeredSteps = false
+			en.lingerForSteps()
+		}
 		if !en.fresh {
 			select {
 			case op := <-en.r.ops:
@@ -185,6 +192,29 @@ func (en *engine) loop() {
 		}
 	}
 }
+
+// lingerForSteps lets the handlers whose steps the last commit answered run before
+// the next cycle gathers: a handler of steps sends its next step (or its outcome)
+// microseconds after its answer, and a cycle that starts at once commits without
+// it, so the steps of concurrent jobs would alternate between a full commit and an
+// almost empty one. Yielding the processor while ops keep arriving, a few times at
+// most, is no timer: it lasts as long as the handlers are runnable, and a loop with
+// nothing to wait for goes on at once. On this disk W7 stores 2.9 runs per commit
+// with it and 2.5 without, and runs 15% faster (docs/PERFORMANCE.md).
+func (en *engine) lingerForSteps() {
+	n := len(en.r.ops)
+	for range maxStepLinger {
+		runtime.Gosched()
+		m := len(en.r.ops)
+		if m == n {
+			return
+		}
+		n = m
+	}
+}
+
+// maxStepLinger bounds lingerForSteps' yields.
+const maxStepLinger = 16
 
 func (en *engine) take(op any) {
 	en.fresh = true
@@ -629,6 +659,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		}
 		op.reply <- nil
 	}
+	en.answeredSteps = len(en.steps) > 0
 	en.steps = en.steps[:0]
 	for _, op := range en.mutates {
 		if op.answer == nil && op.after != nil {
