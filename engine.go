@@ -103,8 +103,8 @@ type engine struct {
 	mutates  []*mutateOp
 	closing  bool
 
-	answeredSteps bool // the last commit answered steps: their handlers are about to send the next ones
-	paused   map[string]bool // as stored
+	answeredSteps bool            // the last commit answered steps: their handlers are about to send the next ones
+	paused        map[string]bool // as stored
 
 	keyLimiters keyLimiters // rate limiters of concurrency keys
 
