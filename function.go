@@ -26,6 +26,8 @@ type storedFunction struct {
 	// CancelOn rules (without values) get their values, and priorityOf is
 	// PriorityFrom's field.
 	priorityOf string
+
+	order int // the handler's registration order, in which an event's runs are enqueued
 }
 
 // functionTemplate are the args of a function's template, whose keys stay as given.
@@ -41,7 +43,8 @@ func (f *storedFunction) encode() []byte {
 	}
 	b = binary.AppendVarint(b, int64(f.offset))
 	b = appendBytes(b, f.template.encode())
-	return appendString(b, f.priorityOf)
+	b = appendString(b, f.priorityOf)
+	return binary.AppendUvarint(b, uint64(f.order))
 }
 
 func decodeFunction(kind string, b []byte) (*storedFunction, error) {
@@ -62,6 +65,7 @@ func decodeFunction(kind string, b []byte) (*storedFunction, error) {
 	f.offset = time.Duration(d.varint())
 	tmpl := d.bytes()
 	f.priorityOf = d.string()
+	f.order = int(d.uvarint())
 	if d.err != nil {
 		return nil, fmt.Errorf("decode function %s: %w", kind, d.err)
 	}
@@ -84,9 +88,11 @@ func sameFunctions(a, b []*storedFunction) bool {
 func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 	r.mu.RLock()
 	byKind := map[string][]string{}
+	order := map[string]int{}
 	for name, hs := range r.triggers {
 		for _, h := range hs {
 			byKind[h.kind] = append(byKind[h.kind], name)
+			order[h.kind] = h.order
 		}
 	}
 	r.mu.RUnlock()
@@ -107,7 +113,7 @@ func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 		rec.state = stReady // as a record must be stored; each run's insert decides its own
 		slices.Sort(byKind[kind])
 		out = append(out, &storedFunction{kind: kind, events: byKind[kind], template: rec, offset: offset,
-			priorityOf: o.priorityOf})
+			priorityOf: o.priorityOf, order: order[kind]})
 	}
 	return out, nil
 }
@@ -137,6 +143,7 @@ func (r *Runner) storedRuns(name string, data []byte, now time.Time) ([]*record,
 	}); err != nil {
 		return nil, fmt.Errorf("read the stored functions: %w", err)
 	}
+	slices.SortStableFunc(fns, func(a, b *storedFunction) int { return a.order - b.order })
 	var runs []*record
 	for _, f := range fns {
 		if !slices.Contains(f.events, name) {

@@ -191,6 +191,7 @@ func encodeValue(v any) ([]byte, error) {
 
 // handler is a registered handler with the type erased.
 type handler struct {
+	order    int // registration order: a function's runs of one event are enqueued in it
 	kind     string
 	defaults []EnqueueOption
 	decode   func(raw []byte) (Args, error)
@@ -242,6 +243,7 @@ func Handle[T Args](r *Runner, fn func(ctx context.Context, job *Job[T]) error, 
 	case r.handlers[kind] != nil:
 		panic("jobrun: Handle " + kind + ": kind already registered")
 	}
+	h.order = len(r.handlers)
 	r.handlers[kind] = h
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(o.on))) {
 		r.triggers[name] = append(r.triggers[name], h)

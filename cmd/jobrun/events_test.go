@@ -339,8 +339,8 @@ func TestShowStepsAfterTheirTime(t *testing.T) {
 func TestSend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		db := eventFixture(t)
-		// The runs of the functions the application stored, with its options (by
-		// kind: the application starts them in the order it registered them).
+		// The runs of the functions the application stored, with its options, in
+		// the order it registered them, as it starts them itself.
 		out, _ := cli(t, 0, "send", db, "order/placed", `{"order_id": 4}`)
 		mustEqual(t, out, times(`Sent event 8: it started 2 runs, which run when an application runs their queues.
 
@@ -351,8 +351,8 @@ Data:   {"order_id":4}
 
 Runs:
   JOB  KIND          QUEUE    STATE
-  7    order.audit   default  ready
-  8    order.fulfil  default  ready
+  7    order.fulfil  default  ready
+  8    order.audit   default  ready
 `))
 		out, _ = cli(t, 0, "show", db, "7")
 		mustContain(t, out, "Event:     8 (order/placed)\nArgs:      {\"order_id\":4}\n")
