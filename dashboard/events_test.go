@@ -407,6 +407,7 @@ func TestJobPageChildren(t *testing.T) {
 	kids := rowOf(body, `data-step="send-all"`)
 	contains(t, "invoke step", kids, `<span class="badge state-scheduled">invoking</span>`,
 		`waits for <a href="jobs/`+idStr(parent+1)+`">#`+idStr(parent+1)+`</a> <a href="jobs/`+idStr(parent+2)+`">`)
+	contains(t, "invoking parent", body, `<dt>Run at</dt><dd id="job-run-at">when its children end</dd>`)
 	body = get(t, h, "/jobs/"+idStr(parent+1), http.StatusOK)
 	contains(t, "child", body, `<dt>Parent</dt><dd id="job-parent"><a href="jobs/`+idStr(parent)+`">#`+idStr(parent)+`</a>`)
 }

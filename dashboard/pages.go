@@ -384,6 +384,7 @@ type jobData struct {
 	Errors       []attemptView
 	Timeline     []timelineEntry
 	StepRows     []stepView // Info's steps in the order they started
+	Invoking     bool       // scheduled until its children end, not for a time
 	QueueHref    string
 	can
 }
@@ -460,6 +461,9 @@ func (d *dashboard) jobPage(w http.ResponseWriter, r *http.Request) {
 		Info: in, Result: indentJSON(in.Result), ProgressJSON: indentJSON(in.Progress),
 		Progress: parseProgress(in.Progress), Timeline: timeline(in, now), StepRows: d.stepViews(r.Context(), in, now),
 		QueueHref: listPage(in.Queue, ""), can: allowed(in.State),
+	}
+	for _, s := range in.Steps {
+		data.Invoking = data.Invoking || s.State == "invoking" && in.State == jobrun.StateScheduled
 	}
 	if d.cfg.redacted(in.Kind) {
 		data.ArgsRedacted = true

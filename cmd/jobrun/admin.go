@@ -368,7 +368,11 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		field("Priority", strconv.Itoa(j.Priority))
 		field("Attempts", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
 		field("Created", formatTime(j.CreatedAt))
-		field("Run at", optionalTime(j.RunAt))
+		if invoking(j) {
+			field("Run at", "when its children end")
+		} else {
+			field("Run at", optionalTime(j.RunAt))
+		}
 		field("Started", optionalTime(j.StartedAt))
 		field("Finished", optionalTime(j.FinishedAt))
 		field("Unique key", j.UniqueKey)
@@ -442,6 +446,17 @@ func stepDuration(s jobrun.StepInfo, now time.Time) (time.Duration, bool) {
 		}
 	}
 	return s.FinishedAt.Sub(s.StartedAt), !s.FinishedAt.IsZero()
+}
+
+// invoking reports whether j is scheduled until its children end (Invoke), its run
+// time the end of storable time rather than a time.
+func invoking(j *jobrun.Info) bool {
+	for _, s := range j.Steps {
+		if s.State == "invoking" && j.State == jobrun.StateScheduled {
+			return true
+		}
+	}
+	return false
 }
 
 // sleeping reports whether the sleep s holds j now: j is scheduled for its wake-up.

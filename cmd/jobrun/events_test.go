@@ -462,6 +462,7 @@ func TestShowChildren(t *testing.T) {
 	r.Close()
 	out, _ := cli(t, 0, "show", path, "1")
 	mustContain(t, out, "invoking")
+	mustContain(t, out, "Run at:    when its children end\n")
 	mustContain(t, out, "-         waits for child jobs 2, 3")
 	out, _ = cli(t, 0, "show", path, "2")
 	mustContain(t, out, "Parent:    1 (a child run it invoked)")
