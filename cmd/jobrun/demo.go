@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -33,7 +34,11 @@ runs them, showing the number of jobs in each state as they go:
                    attempts at most; a few fail for good (410 Gone); queue
                    "webhooks", 4 workers; some are delayed
 
-It stops once every job has finished and prints a summary. The file is kept: run the
+Once they have finished, it sends three "user/signed-up" events (one a duplicate by
+its ID) to a durable function, user.onboard on queue "onboarding": a step, a sleep of
+a second that holds no worker, another step; and shows a run's steps.
+
+It stops once every job and run has finished and prints a summary. The file is kept: run the
 demo again to see the jobs of earlier runs still there, or press Ctrl-C mid-run to
 stop gracefully and see the unfinished jobs resume at the next run. The progress
 line counts the jobs of this run (and those an earlier run left unfinished), not
@@ -142,6 +147,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		jobrun.WithQueue(imageQueue, imageWorkers, nil),
 		jobrun.WithQueue(webhookQueue, hookWorkers, rate.NewLimiter(rate.Limit(hookRate*cfg.speed), hookBurst)),
 		jobrun.WithQueue(rollupQueue, 1, nil),
+		jobrun.WithQueue(onboardingQueue, onboardingWorkers, nil),
 	)
 	if err != nil {
 		return err
@@ -237,6 +243,13 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return stopEarly(ctx, r, cfg.db, out)
 	}
 	elapsed := time.Since(start)
+	var functions bytes.Buffer // printed after the jobs' summary
+	if err := demoFunctions(ctx, r, &functions, sim); err != nil {
+		if ctx.Err() != nil {
+			return stopEarly(ctx, r, cfg.db, out)
+		}
+		return err
+	}
 
 	// Get fails once the runner is closed, so the jobs are read before Shutdown.
 	infos, err := getAll(bg, r, jobs.all())
@@ -274,6 +287,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	} else if len(jobs.webhooks) > 0 {
 		fmt.Fprintln(out, "\nNo webhook job failed this time: failures are random, a larger -n makes them likely.")
 	}
+	out.Write(functions.Bytes())
 	fmt.Fprintf(out, "\nCron: schedule %q (%s) ran %d rollups during this run; it is stored in the file and keeps its timetable across runs.\n",
 		rollupSchedule, rollupSpec, rollupsAfter[jobrun.StateDone]-rollupsBefore[jobrun.StateDone])
 	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over;\n"+
@@ -643,6 +657,7 @@ func (s simulation) register(r *jobrun.Runner) {
 	jobrun.Handle(r, s.deliverWebhook, jobrun.Queue(webhookQueue),
 		jobrun.Backoff(s.scale(50*time.Millisecond), s.scale(400*time.Millisecond)),
 		jobrun.MaxAttempts(webhookTries))
+	jobrun.Handle(r, s.onboard, jobrun.On(signedUp), jobrun.Queue(onboardingQueue))
 }
 
 func (s simulation) sendEmail(ctx context.Context, job *jobrun.Job[sendEmail]) error {

@@ -33,6 +33,9 @@ func TestDemoPersistsAcrossRuns(t *testing.T) {
 	// The image job shows what its handler recorded while running and on success.
 	mustContain(t, out, `{"of":5,"step":5}`)
 	mustContain(t, out, `{"thumbnails":["thumbs/IMG_`)
+	// The durable function: a duplicate event starts nothing; a run's steps and sleep.
+	mustContain(t, out, `(the third a duplicate by ID, which started nothing); 2 onboarding runs`)
+	mustContain(t, out, "  step welcome-email         done   \"sent to ada\"\n  step let-them-look-around  sleep  slept ")
 
 	out = runDemoOK(t, t.Context(), fastDemo(db, 30), new(output))
 	held := fmt.Sprintf("already holds 30 jobs: done %d", first[jobrun.StateDone])
@@ -40,6 +43,7 @@ func TestDemoPersistsAcrossRuns(t *testing.T) {
 		held += fmt.Sprintf(", failed %d", n)
 	}
 	mustContain(t, out, held+"\n")
+	mustContain(t, out, "; 2 onboarding runs") // each run's events have IDs of their own
 	second := readCounts(t, db)
 	mustAllFinish(t, second, 60)
 	mustContain(t, out, fmt.Sprintf(": %d done, %d failed, ",
