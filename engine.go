@@ -404,6 +404,7 @@ func (en *engine) cycle() {
 	en.commitTime = ewma(en.commitTime, time.Since(began))
 	en.r.commitNanos.Store(int64(en.commitTime))
 	res.absorb(changes, now, en.r.events.wanted())
+	en.r.wakeWaiters(changes)
 	en.changes = changes[:0] // the next commit's buffer
 	en.applied(now, res)
 	en.finishCycle(now, nil)

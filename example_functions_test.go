@@ -344,3 +344,36 @@ func ExampleInvokeAll() {
 	// done https://example.com/cat.png?w=512
 	// done https://example.com/cat.png?w=1024
 }
+
+// Wait returns when the job has finished, woken by the commit that finishes it;
+// Result decodes what its handler stored with SetResult.
+func ExampleRunner_Wait() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[Resize]) error {
+		return job.SetResult(fmt.Sprintf("%s?w=%d", job.Args.URL, job.Args.Width))
+	})
+
+	ctx := context.Background()
+	go r.Run(ctx)
+	id, err := r.Enqueue(ctx, Resize{URL: "https://example.com/cat.png", Width: 256})
+	if err != nil {
+		log.Fatal(err)
+	}
+	info, err := r.Wait(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	url, err := jobrun.Result[string](info)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(info.State, url)
+	// Output:
+	// done https://example.com/cat.png?w=256
+}

@@ -54,6 +54,10 @@ type Runner struct {
 	commits atomic.Uint64 // successful write transactions of the loop
 
 	stepsDone, stepsRetried atomic.Uint64 // steps committed, and those that took more than one attempt
+
+	waitMu   sync.Mutex
+	waiters  map[ID][]chan struct{} // Wait: closed when a commit ends the job
+	nwaiters atomic.Int32
 }
 
 // Open opens the bbolt file at path, creating it with mode 0600 if needed, and returns
@@ -305,6 +309,7 @@ func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent boo
 	fx.absorb(changes, now, r.events.wanted())
 	return func() {
 		r.events.emit(fx.events)
+		r.wakeWaiters(changes)
 		r.wakeMu.Lock()
 		r.wokenSent = r.wokenSent || sent
 		for queue := range fx.touched {
