@@ -1,6 +1,7 @@
 package jobrun
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -57,6 +58,7 @@ type config struct {
 	maxRecoveries  int
 	strictKinds    bool
 	changeHook     func(Change)
+	errorHook      func(ctx context.Context, job *Info, err error)
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit

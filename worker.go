@@ -272,6 +272,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 			// The handler has not returned: fail the attempt now and give its slot to a
 			// new worker, so a handler that ignores its context cannot hold the queue.
 			e.outcome, e.err, e.abandoned = outcomeFailed, te, true
+			r.reportError(attemptCtx, e, te)
 			r.report(e)
 			r.startWorker(s, q, handlers)
 			leave()
@@ -329,6 +330,9 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	if rd != nil && (e.outcome == outcomeFailed) {
 		e.retryDelay, e.customDelay = max(rd.RetryDelay(e.info.Attempt, err), 0), true
 	}
+	if e.outcome == outcomeFailed || e.outcome == outcomePermanent {
+		r.reportError(ctx, e, e.err)
+	}
 	r.report(e)
 	return true
 }
@@ -341,7 +345,7 @@ func callHandler(ctx context.Context, h *handler, e *execution, rd *RetryDelayer
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v\n\n%s", v, debug.Stack())
+			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
 	args, err := h.decode(e.info.RawArgs)
@@ -382,4 +386,50 @@ func (r *Runner) notify(op any) {
 	case r.ops <- op:
 	case <-r.loopDone:
 	}
+}
+
+// PanicError is the error of an attempt whose handler panicked: the value it
+// panicked with and the stack, as WithErrorHook receives it. Its message, which the
+// job's error history stores, is the value and the stack.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack) }
+
+// WithErrorHook calls fn for every failed attempt, on the worker's goroutine before
+// the failure is recorded: with the attempt's context (its values, such as a trace
+// span, included; it may be canceled, as at a timeout), the job as its handler saw
+// it, and the error the handler returned, a *PanicError for a panic, or the timeout's
+// error. It is the place to send errors to Sentry and the like. Unlike
+// WithChangeHook and Watch, which report committed state changes after the commit
+// (a string for the error), it sees the error value itself, and every failed
+// attempt, retried or not; unlike OnFailure, which enqueues a durable job once a job
+// has failed for good, it runs in memory, at most once per attempt, and is lost if
+// the process dies. A panic in fn is recovered and logged; fn should be quick, as
+// the worker waits for it.
+func WithErrorHook(fn func(ctx context.Context, job *Info, err error)) Option {
+	return func(c *config) {
+		if fn == nil {
+			c.err = invalidf("nil error hook")
+			return
+		}
+		c.errorHook = fn
+	}
+}
+
+// reportError calls the error hook, if any, for e's failed attempt.
+func (r *Runner) reportError(ctx context.Context, e *execution, err error) {
+	hook := r.cfg.errorHook
+	if hook == nil || err == nil {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("jobrun: the error hook panicked", "panic", v, "id", uint64(e.id), "kind", e.kind)
+		}
+	}()
+	in := e.info
+	hook(ctx, &in, err)
 }
