@@ -396,6 +396,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error is the panic value and the stack, as the job's error history stores them.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v\n\n%s", e.Value, e.Stack) }
 
 // WithErrorHook calls fn for every failed attempt, on the worker's goroutine before
