@@ -97,16 +97,7 @@ func BenchmarkDrain(b *testing.B) {
 	r := benchRunner(b, 16)
 	handleBench(r)
 	ctx := context.Background()
-	batch := make([]jobrun.Args, 0, 1000)
-	for i := range b.N {
-		batch = append(batch, newBenchArgs(i))
-		if len(batch) == cap(batch) || i == b.N-1 {
-			if _, err := r.EnqueueMany(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
+	enqueueBatched(b, r, func(i int) jobrun.Args { return newBenchArgs(i) })
 	b.ResetTimer()
 	if err := r.RunUntilIdle(ctx); err != nil {
 		b.Fatal(err)
@@ -136,16 +127,7 @@ func BenchmarkSteps(b *testing.B) {
 		return nil
 	}, jobrun.Queue("bench"))
 	ctx := context.Background()
-	batch := make([]jobrun.Args, 0, 1000)
-	for i := range b.N {
-		batch = append(batch, stepsArgs{N: i})
-		if len(batch) == cap(batch) || i == b.N-1 {
-			if _, err := r.EnqueueMany(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
+	enqueueBatched(b, r, func(i int) jobrun.Args { return stepsArgs{N: i} })
 	b.ResetTimer()
 	if err := r.RunUntilIdle(ctx); err != nil {
 		b.Fatal(err)
@@ -189,4 +171,19 @@ func BenchmarkSend(b *testing.B) {
 		b.Fatalf("%d runs of %d", n, 2*b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// enqueueBatched stores b.N jobs made by newArgs in batches of 1,000, untimed.
+func enqueueBatched(b *testing.B, r *jobrun.Runner, newArgs func(i int) jobrun.Args) {
+	b.Helper()
+	batch := make([]jobrun.Args, 0, 1000)
+	for i := range b.N {
+		batch = append(batch, newArgs(i))
+		if len(batch) == cap(batch) || i == b.N-1 {
+			if _, err := r.EnqueueMany(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
 }
