@@ -42,6 +42,7 @@ func FuzzKeys(f *testing.F) {
 		parseEventNameKey(garbage)
 		parseEventIDValue(garbage)
 		parseEventWaitKey(garbage)
+		decodeFunction("k", garbage)
 		fieldValue(garbage, key)
 		matchValue(garbage)
 		decodeEvent(id1, garbage)
@@ -89,6 +90,18 @@ func FuzzKeys(f *testing.F) {
 				got.children[0].state != st || !bytes.Equal(got.children[0].result, garbage) || got.children[0].err != key ||
 				got.children[1].id != ID(id2) {
 				t.Fatalf("step %+v read back as %+v, %v", sw, got, err)
+			}
+		}
+		if name != "" {
+			tmpl := &record{kind: name, queue: "q", state: stReady, concKey: key, priority: p1,
+				cancelOn: []cancelRule{{event: name, field: key}}}
+			f := &storedFunction{kind: name, events: []string{name, key}, template: tmpl, offset: time.Duration(p2),
+				priorityOf: key, order: int(id1 % 1000)}
+			got, err := decodeFunction(name, f.encode())
+			if err != nil || got.kind != name || len(got.events) != 2 || got.events[1] != key || got.offset != f.offset ||
+				got.priorityOf != key || got.order != f.order || got.template.concKey != key || got.template.priority != p1 ||
+				len(got.template.cancelOn) != 1 || got.template.cancelOn[0].field != key {
+				t.Fatalf("function %+v read back as %+v, %v", f, got, err)
 			}
 		}
 		if seq, gat, ok := parseEventIDValue(eventIDValue(id1, at)); !ok || seq != id1 || !gat.Equal(at) {
