@@ -118,11 +118,24 @@ func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 	return out, nil
 }
 
-// storeFunctions replaces the stored functions with the runner's, if they differ.
+// storeFunctions replaces the stored functions with the runner's, if they differ. A
+// read finds whether they do, so that the first Run of an application whose
+// functions are stored already (or that has none) costs no commit.
 func (r *Runner) storeFunctions(ctx context.Context) error {
 	fns, err := r.functionTable(time.Now())
 	if err != nil {
 		return err
+	}
+	same := false
+	if err := r.view(ctx, func(t storeReader) error {
+		stored, err := t.functions()
+		same = err == nil && sameFunctions(stored, fns)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if same {
+		return nil
 	}
 	return r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
 		stored, err := w.functions()
