@@ -204,8 +204,11 @@ func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
 		return se.info(), nil
 	}
 	var sent sentEvent
-	if saved.state != stepDone || saved.what() != "a SendEvent" || json.Unmarshal(saved.result, &sent) != nil {
-		return nil, Permanent(fmt.Errorf("send event %q: the step stored under that name is %s, not a SendEvent", key, saved.what()))
+	if saved.call() != callSendEvent {
+		return nil, saved.reusedBy(callSendEvent)
+	}
+	if err := json.Unmarshal(saved.result, &sent); err != nil {
+		return nil, Permanent(fmt.Errorf("send event %q: the stored step does not decode: %w", key, err))
 	}
 	return &EventInfo{Seq: sent.Seq, Name: se.name, ID: se.id, Data: se.data, At: sent.At, Runs: sent.Runs,
 		DuplicateOf: sent.DuplicateOf}, nil

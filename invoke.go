@@ -74,8 +74,8 @@ func invoke[R any](ctx context.Context, verb, name string, batch []Args, opts []
 	switch {
 	case saved == nil:
 		return nil, e.r.suspendInvoke(e, key, batch, opts, false)
-	case saved.what() != "an Invoke":
-		return nil, Permanent(fmt.Errorf("%s %q: the step stored under that name is %s, not an Invoke", verb, key, saved.what()))
+	case saved.call() != callInvoke:
+		return nil, saved.reusedBy(callInvoke)
 	case saved.state == stepInvoking:
 		// Run again before its children ended (Promote): it waits on.
 		return nil, &sleepError{e: e, s: saved, keepSpent: true}

@@ -160,19 +160,40 @@ func (s *step) info() StepInfo {
 	return in
 }
 
-// what names the call that stored s, for the error of a name reused by another.
-func (s *step) what() string {
+// stepCall is the function that stores a kind of step.
+type stepCall uint8
+
+const (
+	callStep stepCall = iota
+	callSleep
+	callWaitFor
+	callSendEvent
+	callInvoke
+)
+
+var stepCallNames = [...]string{callStep: "a Step", callSleep: "a Sleep", callWaitFor: "a WaitFor",
+	callSendEvent: "a SendEvent", callInvoke: "an Invoke"}
+
+// call is the function that stored s.
+func (s *step) call() stepCall {
 	switch {
 	case s.state == stepSleep:
-		return "a Sleep"
+		return callSleep
 	case s.waitEvent != "":
-		return "a WaitFor"
+		return callWaitFor
 	case s.event != 0:
-		return "a SendEvent"
+		return callSendEvent
 	case s.state == stepInvoking || len(s.children) > 0:
-		return "an Invoke"
+		return callInvoke
 	}
-	return "a Step"
+	return callStep
+}
+
+// reusedBy is the error of want reaching a step name that another call stored:
+// Permanent, since every later attempt would reach it the same way.
+func (s *step) reusedBy(want stepCall) error {
+	return Permanent(fmt.Errorf("step %q: the step stored under that name is %s, not %s; give the step another name",
+		s.key, stepCallNames[s.call()], stepCallNames[want]))
 }
 
 // stepOp asks the loop to store a step of a running attempt; reply gets the commit's
@@ -295,8 +316,8 @@ func savedResult[R any](s *step) (R, error) {
 	switch {
 	case s.state == stepFailed:
 		return v, Permanent(fmt.Errorf("step %q: %s", s.key, s.err))
-	case s.what() != "a Step":
-		return v, Permanent(fmt.Errorf("step %q: the step stored under that name is %s; give the step another name", s.key, s.what()))
+	case s.call() != callStep:
+		return v, s.reusedBy(callStep)
 	}
 	if err := json.Unmarshal(s.result, &v); err != nil {
 		return v, Permanent(fmt.Errorf("step %q: the stored result does not decode into %T: %w", s.key, v, err))
@@ -408,8 +429,8 @@ func SleepUntil(ctx context.Context, name string, t time.Time) error {
 	}
 	now := time.Now()
 	if saved != nil {
-		if saved.state != stepSleep {
-			return Permanent(fmt.Errorf("sleep %q: the step stored under that name is %s, not a Sleep", key, saved.what()))
+		if saved.call() != callSleep {
+			return saved.reusedBy(callSleep)
 		}
 		woke := !e.info.RunAt.Before(saved.startedAt) && e.info.RunAt.Before(saved.finishedAt) // Promote
 		if !now.Before(saved.finishedAt) || woke {

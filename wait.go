@@ -169,8 +169,8 @@ func WaitFor[T any](ctx context.Context, name, event string, match EventMatch, t
 			since: since, seen: seen}}
 	}
 	switch {
-	case saved.waitEvent == "":
-		return zero, false, Permanent(fmt.Errorf("wait %q: the step stored under that name is %s, not a WaitFor", key, saved.what()))
+	case saved.call() != callWaitFor:
+		return zero, false, saved.reusedBy(callWaitFor)
 	case saved.state == stepTimedOut:
 		return zero, false, nil
 	case saved.state == stepWait:
