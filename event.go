@@ -180,12 +180,9 @@ func eventData(v any) ([]byte, error) {
 // stored step back without sending again. It returns the event as Send does (its
 // Data as given to this call). Names follow Step's rules.
 func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
-	e, _ := ctx.Value(execKey{}).(*execution)
-	if e == nil {
-		return nil, invalidf("send event %q: called outside a job's handler", name)
-	}
-	if err := validateName("step name", name); err != nil {
-		return nil, fmt.Errorf("send event: %w", err)
+	e, err := stepCaller(ctx, "send event", name)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	se, runs, err := e.r.prepareEvent(ev, now)

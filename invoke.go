@@ -57,12 +57,9 @@ func InvokeAll[R any](ctx context.Context, name string, batch []Args, opts ...En
 }
 
 func invoke[R any](ctx context.Context, verb, name string, batch []Args, opts []EnqueueOption, failOnChild bool) ([]Child[R], error) {
-	e, _ := ctx.Value(execKey{}).(*execution)
-	if e == nil {
-		return nil, invalidf("%s %q: called outside a job's handler", verb, name)
-	}
-	if err := validateName("step name", name); err != nil {
-		return nil, fmt.Errorf("%s: %w", verb, err)
+	e, err := stepCaller(ctx, verb, name)
+	if err != nil {
+		return nil, err
 	}
 	if len(batch) == 0 || len(batch) > maxChildren {
 		return nil, Permanent(invalidf("%s %q: %d children; give 1 to %d", verb, name, len(batch), maxChildren))

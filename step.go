@@ -247,6 +247,19 @@ func (ss *steps) lastEnd(now, created time.Time) (time.Time, []uint64) {
 
 type execKey struct{}
 
+// stepCaller returns the attempt whose handler ctx belongs to, for verb's step
+// called name, after checking the name.
+func stepCaller(ctx context.Context, verb, name string) (*execution, error) {
+	e, _ := ctx.Value(execKey{}).(*execution)
+	if e == nil {
+		return nil, invalidf("%s %q: called outside a job's handler", verb, name)
+	}
+	if err := validateName("step name", name); err != nil {
+		return nil, fmt.Errorf("%s: %w", verb, err)
+	}
+	return e, nil
+}
+
 // Step runs fn as the step called name of the job whose handler ctx belongs to, once
 // per job: its result is stored durably before Step returns, and when the job runs
 // again (a retry, a recovery after a crash) Step returns the stored result without
@@ -270,12 +283,9 @@ type execKey struct{}
 // error. Step outside a handler's context returns an error wrapping ErrInvalid.
 func Step[R any](ctx context.Context, name string, fn func(ctx context.Context) (R, error)) (R, error) {
 	var zero R
-	e, _ := ctx.Value(execKey{}).(*execution)
-	if e == nil {
-		return zero, invalidf("step %q: called outside a job's handler", name)
-	}
-	if err := validateName("step name", name); err != nil {
-		return zero, fmt.Errorf("step: %w", err)
+	e, err := stepCaller(ctx, "step", name)
+	if err != nil {
+		return zero, err
 	}
 	key, saved, err := e.r.reachStep(e, name)
 	if err != nil {
@@ -416,12 +426,9 @@ func Sleep(ctx context.Context, name string, d time.Duration) error {
 // SleepUntil is Sleep until t; a time that has passed sleeps not at all, but the step
 // is stored all the same.
 func SleepUntil(ctx context.Context, name string, t time.Time) error {
-	e, _ := ctx.Value(execKey{}).(*execution)
-	if e == nil {
-		return invalidf("sleep %q: called outside a job's handler", name)
-	}
-	if err := validateName("step name", name); err != nil {
-		return fmt.Errorf("sleep: %w", err)
+	e, err := stepCaller(ctx, "sleep", name)
+	if err != nil {
+		return err
 	}
 	key, saved, err := e.r.reachStep(e, name)
 	if err != nil {

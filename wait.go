@@ -137,12 +137,9 @@ func fieldValue(data []byte, field string) (value []byte, ok bool) {
 //	}
 func WaitFor[T any](ctx context.Context, name, event string, match EventMatch, timeout time.Duration) (T, bool, error) {
 	var zero T
-	e, _ := ctx.Value(execKey{}).(*execution)
-	if e == nil {
-		return zero, false, invalidf("wait %q: called outside a job's handler", name)
-	}
-	if err := validateName("step name", name); err != nil {
-		return zero, false, fmt.Errorf("wait: %w", err)
+	e, err := stepCaller(ctx, "wait", name)
+	if err != nil {
+		return zero, false, err
 	}
 	if err := validateName("event", event); err != nil {
 		return zero, false, fmt.Errorf("wait %q: %w", name, err)
