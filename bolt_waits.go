@@ -134,6 +134,7 @@ type indexMatch struct {
 func (t *txn) matching(i int, se *storedEvent) []indexMatch {
 	b := t.bucket(i)
 	prefix := queuePrefix(se.name)
+	data := &jsonFields{data: se.data}
 	var found []indexMatch
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
@@ -144,7 +145,7 @@ func (t *txn) matching(i int, se *storedEvent) []indexMatch {
 		}
 		value, has := []byte(nil), true
 		if field != "" {
-			value, has = fieldValue(se.data, field)
+			value, has = data.value(field)
 		}
 		if has {
 			at := eventWaitPrefix(se.name, field, value)

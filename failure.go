@@ -77,15 +77,16 @@ func PriorityFrom(field string) EnqueueOption {
 // fromArgs applies what the options take from a job's args to rec: the {field}
 // placeholders of its keys, PriorityFrom and CancelOn.
 func fromArgs(rec *record, priorityOf string, cancelOn [][2]string) error {
+	args := &jsonFields{data: rec.args}
 	var err error
-	if rec.uniqueKey, err = expandKey(rec.uniqueKey, rec.args); err != nil {
+	if rec.uniqueKey, err = expandKey(rec.uniqueKey, args); err != nil {
 		return err
 	}
-	if rec.concKey, err = expandKey(rec.concKey, rec.args); err != nil {
+	if rec.concKey, err = expandKey(rec.concKey, args); err != nil {
 		return err
 	}
 	if priorityOf != "" {
-		v, ok := fieldValue(rec.args, priorityOf)
+		v, ok := args.value(priorityOf)
 		if !ok {
 			return invalidf("PriorityFrom: the args have no field %q", priorityOf)
 		}
@@ -97,7 +98,7 @@ func fromArgs(rec *record, priorityOf string, cancelOn [][2]string) error {
 	}
 	rec.cancelOn = nil
 	for _, c := range cancelOn {
-		v, ok := fieldValue(rec.args, c[1])
+		v, ok := args.value(c[1])
 		if !ok {
 			return invalidf("CancelOn %s: the args have no field %q", c[0], c[1])
 		}
@@ -108,7 +109,7 @@ func fromArgs(rec *record, priorityOf string, cancelOn [][2]string) error {
 
 // expandKey replaces each {field} of key with that field of args: a string as it
 // is, any other value as JSON. A key without braces is returned as it is.
-func expandKey(key string, args []byte) (string, error) {
+func expandKey(key string, args *jsonFields) (string, error) {
 	if !strings.Contains(key, "{") {
 		return key, nil
 	}
@@ -126,7 +127,7 @@ func expandKey(key string, args []byte) (string, error) {
 		}
 		b.WriteString(rest[:i])
 		field := rest[i+1 : i+j]
-		v, ok := fieldValue(args, field)
+		v, ok := args.value(field)
 		if !ok {
 			return "", invalidf("key %s: the args have no field %q", quoted(key), field)
 		}

@@ -86,20 +86,38 @@ func canonical(v any) any {
 	return v
 }
 
-// fieldValue finds the field (a dotted path) in an event's data and returns its
-// value as matchValue encodes it; ok is false if the data has no such field.
+// fieldValue finds the field (a dotted path) in a JSON document and returns its
+// value as matchValue encodes it; ok is false if the document has no such field.
 func fieldValue(data []byte, field string) (value []byte, ok bool) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if d.Decode(&v) != nil {
-		return nil, false
+	return (&jsonFields{data: data}).value(field)
+}
+
+// jsonFields reads fields of one JSON document, which it decodes once, at the first
+// read: an event's data is read for every field awaited on its name, a job's args
+// for each key placeholder.
+type jsonFields struct {
+	data    []byte
+	doc     any
+	decoded bool
+}
+
+// value is fieldValue of f's document.
+func (f *jsonFields) value(field string) ([]byte, bool) {
+	if !f.decoded {
+		f.decoded = true
+		d := json.NewDecoder(bytes.NewReader(f.data))
+		d.UseNumber()
+		if d.Decode(&f.doc) != nil {
+			f.doc = nil
+		}
 	}
+	v := f.doc
 	for part := range strings.SplitSeq(field, ".") {
 		obj, isObj := v.(map[string]any)
 		if !isObj {
 			return nil, false
 		}
+		var ok bool
 		if v, ok = obj[part]; !ok {
 			return nil, false
 		}
