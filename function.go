@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -97,13 +98,7 @@ func (r *Runner) functionTable(now time.Time) ([]*storedFunction, error) {
 	}
 	r.mu.RUnlock()
 	var out []*storedFunction
-	for _, kind := range slices.Sorted(func(yield func(string) bool) {
-		for k := range byKind {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
 		rec, o, err := r.prepareOpts(functionTemplate{rawArgs{kind: kind, data: []byte("{}")}}, nil, now, false)
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", kind, err)
