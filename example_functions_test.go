@@ -127,7 +127,7 @@ func ExampleStep_retry() {
 			return true, nil
 		})
 		return err
-	}, jobrun.On("image/uploaded"), jobrun.MaxAttempts(4), jobrun.Backoff(time.Millisecond, time.Millisecond))
+	}, jobrun.On("image/uploaded"), jobrun.MaxAttempts(4))
 
 	ctx := context.Background()
 	sent, err := r.Send(ctx, jobrun.Event{Name: "image/uploaded", Data: ImageUploaded{URL: "https://example.com/cat.png"}})
@@ -146,7 +146,10 @@ func ExampleStep_retry() {
 			fmt.Println(run.State)
 			break
 		}
-		time.Sleep(time.Millisecond) // the retry's backoff
+		// Here, instead of waiting out the retry's backoff:
+		if err := r.Promote(ctx, run.ID); err != nil {
+			log.Fatal(err)
+		}
 	}
 	// Output:
 	// downloading https://example.com/cat.png
