@@ -77,6 +77,10 @@ func PriorityFrom(field string) EnqueueOption {
 // fromArgs applies what the options take from a job's args to rec: the {field}
 // placeholders of its keys, PriorityFrom and CancelOn.
 func fromArgs(rec *record, priorityOf string, cancelOn [][2]string) error {
+	rec.cancelOn = nil
+	if priorityOf == "" && len(cancelOn) == 0 && !strings.Contains(rec.uniqueKey, "{") && !strings.Contains(rec.concKey, "{") {
+		return nil // most jobs: nothing to take, and no allocation on Enqueue's path
+	}
 	args := &jsonFields{data: rec.args}
 	var err error
 	if rec.uniqueKey, err = expandKey(rec.uniqueKey, args); err != nil {
@@ -96,7 +100,6 @@ func fromArgs(rec *record, priorityOf string, cancelOn [][2]string) error {
 		}
 		rec.priority = p
 	}
-	rec.cancelOn = nil
 	for _, c := range cancelOn {
 		v, ok := args.value(c[1])
 		if !ok {
