@@ -250,12 +250,9 @@ func (r *Runner) GetEvent(ctx context.Context, seq uint64) (*EventInfo, error) {
 // Events returns a page of the stored events that match f, newest first unless
 // f.Oldest: by Seq, or by Seq within a name through the name index.
 func (r *Runner) Events(ctx context.Context, f EventFilter) (*EventPage, error) {
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = defaultListLimit
-	case limit < 0 || limit > maxListLimit:
-		return nil, fmt.Errorf("events: %w", invalidf("limit must be between 1 and %d, got %d", maxListLimit, limit))
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
 	}
 	var cursor uint64
 	if f.Cursor != "" {
@@ -266,7 +263,7 @@ func (r *Runner) Events(ctx context.Context, f EventFilter) (*EventPage, error) 
 		cursor = binary.BigEndian.Uint64(b)
 	}
 	page := &EventPage{}
-	err := r.view(ctx, func(t storeReader) error {
+	err = r.view(ctx, func(t storeReader) error {
 		evs, next, err := t.events(f.Name, f.Oldest, cursor, limit)
 		if err != nil {
 			return err

@@ -37,6 +37,18 @@ const (
 	listScanBudget   = 10 * maxListLimit // index entries read per call at most
 )
 
+// pageLimit is the size of a page of List or Events asked for as limit: 50 for 0,
+// at most 1,000.
+func pageLimit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return defaultListLimit, nil
+	case limit < 0 || limit > maxListLimit:
+		return 0, invalidf("limit must be between 1 and %d, got %d", maxListLimit, limit)
+	}
+	return limit, nil
+}
+
 // List returns a page of the jobs that match f. It reads an index, not every job: the
 // tag index for Tag, the state's index for State (narrowed by Queue without reading
 // records), otherwise jobs by ID; Kind, and the filters the index does not cover, are
@@ -45,12 +57,9 @@ const (
 // until Next is "". Each page is a consistent snapshot; pages taken while jobs change
 // may miss or repeat a job that moved in the index between them.
 func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = defaultListLimit
-	case limit < 0 || limit > maxListLimit:
-		return nil, fmt.Errorf("list: %w", invalidf("limit must be between 1 and %d, got %d", maxListLimit, limit))
+	limit, err := pageLimit(f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
 	}
 	var st byte
 	if f.State != "" {
@@ -61,13 +70,12 @@ func (r *Runner) List(ctx context.Context, f Filter) (*Page, error) {
 	}
 	var cursor []byte // nil: from the start
 	if f.Cursor != "" {
-		var err error
 		if cursor, err = base64.RawURLEncoding.DecodeString(f.Cursor); err != nil || len(cursor) == 0 {
 			return nil, fmt.Errorf("list: %w", invalidf("malformed cursor %q", f.Cursor))
 		}
 	}
 	page := &Page{}
-	err := r.view(ctx, func(t storeReader) error {
+	err = r.view(ctx, func(t storeReader) error {
 		jobs, next, err := t.list(f, st, limit, cursor)
 		if errors.Is(err, ErrInvalid) {
 			return invalidf("malformed cursor %q", f.Cursor)
