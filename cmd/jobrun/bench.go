@@ -763,23 +763,16 @@ func benchLatency(ctx context.Context, env *benchEnv, n int) (benchSample, error
 	return withFixture(env, n, benchWorkers, true, func(f *fixture) (benchSample, error) {
 		f.run(ctx)
 		enqueued := make([]int64, n) // nanoseconds from f.t0 to just before Enqueue
-		const interval = time.Second / w5Rate
-		var late time.Duration // the latest a job was offered behind its slot
+		var late time.Duration       // the latest a job was offered behind its slot
 		smp, err := timed(f.db, n, func() error {
-			start := time.Now()
-			for i := range n {
-				// An open-loop generator: each job has its due instant, so a slow Enqueue
-				// delays the next call but not the schedule.
-				due := start.Add(time.Duration(i) * interval)
-				if d := time.Until(due); d > 0 {
-					time.Sleep(d)
-				}
-				now := time.Now()
-				late = max(late, now.Sub(due))
+			var err error
+			late, err = openLoop(n, time.Second/w5Rate, func(i int, now time.Time) error {
 				enqueued[i] = int64(now.Sub(f.t0))
-				if _, err := f.r.Enqueue(ctx, newBenchArgs(i)); err != nil {
-					return err
-				}
+				_, err := f.r.Enqueue(ctx, newBenchArgs(i))
+				return err
+			})
+			if err != nil {
+				return err
 			}
 			return f.waitStored(ctx)
 		})
@@ -798,6 +791,26 @@ func benchLatency(ctx context.Context, env *benchEnv, n int) (benchSample, error
 		}
 		return smp, nil
 	})
+}
+
+// openLoop calls offer n times, call i at its due instant i × interval after the
+// start (with that instant's time), and returns how far behind its instant the
+// latest call came. Open loop: a slow call delays the next one but not the
+// schedule, so the rate offered stays the rate asked for.
+func openLoop(n int, interval time.Duration, offer func(i int, now time.Time) error) (late time.Duration, err error) {
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		now := time.Now()
+		late = max(late, now.Sub(due))
+		if err := offer(i, now); err != nil {
+			return late, err
+		}
+	}
+	return late, nil
 }
 
 // benchE2E is W6: with the workers running, 4 producers enqueue one at a time; timed

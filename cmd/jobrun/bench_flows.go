@@ -132,17 +132,10 @@ func benchRunLatency(ctx context.Context, env *benchEnv, n int) (benchSample, er
 	}, jobrun.On(w9Event), jobrun.Queue(benchQueue))
 	f.run(ctx)
 	sent := make([]time.Time, n)
-	const interval = time.Second / w9Rate
 	var late time.Duration
 	smp, err := timed(f.db, n, func() error {
-		start := time.Now()
-		for i := range n {
-			due := start.Add(time.Duration(i) * interval)
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
-			}
-			now := time.Now()
-			late = max(late, now.Sub(due))
+		var err error
+		late, err = openLoop(n, time.Second/w9Rate, func(i int, now time.Time) error {
 			sent[i] = now
 			ev, err := f.r.Send(ctx, jobrun.Event{Name: w9Event, Data: latencyArgs{N: i}})
 			if err != nil {
@@ -151,6 +144,10 @@ func benchRunLatency(ctx context.Context, env *benchEnv, n int) (benchSample, er
 			mu.Lock()
 			runOf[ev.Runs[0]] = i
 			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		return f.waitStored(ctx)
 	})
