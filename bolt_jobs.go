@@ -277,7 +277,7 @@ func (t *txn) quarantine(id ID, queue string, from byte, cause error) error {
 		return err
 	}
 	r := &record{queue: queue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
-	r.appendError(0, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt bucket", cause))
+	r.appendError(0, time.Time{}, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt bucket", cause))
 	if err := t.put(id, r); err != nil {
 		return err
 	}

@@ -397,7 +397,7 @@ func (t *txn) salvageJob(s salvaged) error {
 			}
 		}
 		r = &record{queue: DefaultQueue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
-		r.appendError(0, t.now, "jobrun: salvage found this job's stored record unreadable: "+s.cause+
+		r.appendError(0, time.Time{}, t.now, "jobrun: salvage found this job's stored record unreadable: "+s.cause+
 			"; its bytes, if they could be read, are kept in the corrupt bucket")
 	} else if r.cancel && !final(r.state) {
 		// Cancel was asked while it ran: it ends here, as recoverActive ends it.

@@ -22,13 +22,18 @@ func sampleRecord() *record {
 		timeout:   5 * time.Second,
 		createdAt: at, runAt: at.Add(time.Minute), startedAt: at.Add(time.Second), recoveries: 1,
 		progress: []byte(`50`), result: nil,
-		errors: []AttemptError{{Attempt: 1, At: at, Error: "boom"}, {Attempt: 2, At: at.Add(time.Second), Error: "again"}},
-		event:  7, eventName: "user/created", parent: 3, parentStep: "resize", invoker: true,
+		errors: []AttemptError{
+			{Attempt: 1, StartedAt: at.Add(-time.Second), At: at, Error: "boom"},
+			{Attempt: 2, At: at.Add(time.Second), Error: "again"}, // its start unknown
+		},
+		event: 7, eventName: "user/created", parent: 3, parentStep: "resize", invoker: true,
+		metadata: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tenant": ""},
 	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	for _, r := range []*record{sampleRecord(), {kind: "k", queue: "q", state: stReady}} {
+	failing := &record{kind: "k", queue: "q", state: stRetrying, errors: []AttemptError{{Attempt: 1, Error: "x"}}}
+	for _, r := range []*record{sampleRecord(), {kind: "k", queue: "q", state: stReady}, failing} {
 		got, err := decodeRecord(r.encode())
 		if err != nil {
 			t.Fatal(err)
@@ -42,10 +47,11 @@ func TestRecordRoundTrip(t *testing.T) {
 func TestRecordDecodeErrors(t *testing.T) {
 	full := sampleRecord().encode()
 	for name, b := range map[string][]byte{
-		"empty":          nil,
-		"future version": append([]byte{recordVersion + 1}, full[1:]...),
-		"cut in a field": full[:5],
-		"running state":  (&record{kind: "k", state: stRunning}).encode(),
+		"empty":                       nil,
+		"future version":              append([]byte{recordVersion + 1}, full[1:]...),
+		"cut in a field":              full[:5],
+		"running state":               (&record{kind: "k", state: stRunning}).encode(),
+		"starts without their errors": startsWithoutErrors(),
 	} {
 		if _, err := decodeRecord(b); err == nil {
 			t.Errorf("%s: decoded without error", name)
@@ -62,6 +68,14 @@ func TestRecordDecodeErrors(t *testing.T) {
 	if err != nil || r.kind != "k" || r.state != stReady || r.maxAttempts != 0 {
 		t.Fatalf("short record: %+v, %v", r, err)
 	}
+}
+
+// startsWithoutErrors is a record whose tail holds an attempt's start time but
+// which has no error to go with it.
+func startsWithoutErrors() []byte {
+	b := (&record{kind: "k", state: stReady, metadata: map[string]string{"a": "b"}}).encode()
+	b[len(b)-1] = 1 // the count of start times, 0 as encoded
+	return append(b, 0)
 }
 
 func FuzzDecodeRecord(f *testing.F) {

@@ -104,7 +104,7 @@ func WithEventRetention(keep, dedup time.Duration) Option {
 // transaction on the runner's database: use SendTx there.
 func (r *Runner) Send(ctx context.Context, ev Event) (*EventInfo, error) {
 	now := time.Now()
-	se, runs, err := r.prepareEvent(ev, now)
+	se, runs, err := r.prepareEvent(ctx, ev, now)
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
@@ -116,7 +116,7 @@ func (r *Runner) Send(ctx context.Context, ev Event) (*EventInfo, error) {
 }
 
 // prepareEvent validates ev and builds its stored form and the records of its runs.
-func (r *Runner) prepareEvent(ev Event, now time.Time) (*storedEvent, []*record, error) {
+func (r *Runner) prepareEvent(ctx context.Context, ev Event, now time.Time) (*storedEvent, []*record, error) {
 	if r.cfg.readOnly {
 		return nil, nil, ErrReadOnly
 	}
@@ -136,18 +136,26 @@ func (r *Runner) prepareEvent(ev Event, now time.Time) (*storedEvent, []*record,
 	r.mu.RLock()
 	fns, registers := r.triggers[ev.Name], len(r.handlers) > 0
 	r.mu.RUnlock()
+	var runs []*record
 	if !registers {
-		runs, err := r.storedRuns(ev.Name, data, now)
-		return se, runs, err
-	}
-	runs := make([]*record, 0, len(fns))
-	for _, h := range fns {
-		rec, _, err := r.prepareOpts(rawArgs{kind: h.kind, data: data}, nil, now, false)
-		if err != nil {
-			return nil, nil, fmt.Errorf("event %s: run of %s: %w", ev.Name, h.kind, err)
+		if runs, err = r.storedRuns(ev.Name, data, now); err != nil {
+			return nil, nil, err
 		}
-		rec.eventName = ev.Name
-		runs = append(runs, rec)
+	} else {
+		runs = make([]*record, 0, len(fns))
+		for _, h := range fns {
+			rec, _, err := r.prepareOpts(rawArgs{kind: h.kind, data: data}, nil, now, false)
+			if err != nil {
+				return nil, nil, fmt.Errorf("event %s: run of %s: %w", ev.Name, h.kind, err)
+			}
+			rec.eventName = ev.Name
+			runs = append(runs, rec)
+		}
+	}
+	for _, rec := range runs {
+		if err := r.hookEnqueue(ctx, rec); err != nil {
+			return nil, nil, fmt.Errorf("event %s: run of %w", ev.Name, err)
+		}
 	}
 	return se, runs, nil
 }
@@ -185,7 +193,7 @@ func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
 		return nil, err
 	}
 	now := time.Now()
-	se, runs, err := e.r.prepareEvent(ev, now)
+	se, runs, err := e.r.prepareEvent(ctx, ev, now)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("send event %q: %w", name, err))
 	}

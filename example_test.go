@@ -521,3 +521,43 @@ func ExampleSleep() {
 	// scheduled for 336h0m0s
 	// your trial has ended, ada
 }
+
+// A request ID crosses the queue: the enqueue hook copies it from the caller's
+// context into the job's metadata, and a middleware puts it back into the context
+// of every attempt, here to log it.
+func ExampleWithMiddleware() {
+	dir, _ := os.MkdirTemp("", "jobrun-example")
+	defer os.RemoveAll(dir)
+	type requestKey struct{}
+	r, err := jobrun.Open(filepath.Join(dir, "jobs.db"),
+		jobrun.WithEnqueueHook(func(ctx context.Context, job *jobrun.Info) error {
+			if id, ok := ctx.Value(requestKey{}).(string); ok {
+				job.Metadata["request_id"] = id
+			}
+			return nil
+		}),
+		jobrun.WithMiddleware(func(ctx context.Context, job *jobrun.Info, next func(context.Context) error) error {
+			ctx = context.WithValue(ctx, requestKey{}, job.Metadata["request_id"])
+			err := next(ctx)
+			fmt.Printf("%s attempt %d of request %s: %v\n", job.Kind, job.Attempt, job.Metadata["request_id"], err)
+			return err
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[WelcomeEmail]) error {
+		fmt.Println("sending for request", ctx.Value(requestKey{}))
+		return nil
+	})
+	ctx := context.WithValue(context.Background(), requestKey{}, "req-7")
+	id, _ := r.Enqueue(ctx, WelcomeEmail{To: "ada@example.com"}, jobrun.Metadata(map[string]string{"tenant": "acme"}))
+	r.RunUntilIdle(ctx)
+	info, _ := r.Get(ctx, id)
+	fmt.Println(info.Metadata)
+	// Output:
+	// sending for request req-7
+	// welcome_email attempt 1 of request req-7: <nil>
+	// map[request_id:req-7 tenant:acme]
+}

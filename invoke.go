@@ -70,7 +70,7 @@ func invoke[R any](ctx context.Context, verb, name string, batch []Args, opts []
 	}
 	switch {
 	case saved == nil:
-		return nil, e.r.suspendInvoke(e, key, batch, opts, false)
+		return nil, e.r.suspendInvoke(ctx, e, key, batch, opts, false)
 	case saved.call() != callInvoke:
 		return nil, saved.reusedBy(callInvoke)
 	case saved.state == stepInvoking:
@@ -113,17 +113,17 @@ func invoke[R any](ctx context.Context, verb, name string, batch []Args, opts []
 		return nil, fmt.Errorf("%s %q: %w", verb, key, errors.Join(errs...))
 	}
 	// A later attempt: the step is retried with a new child.
-	return nil, e.r.suspendInvoke(e, key, batch, opts, true)
+	return nil, e.r.suspendInvoke(ctx, e, key, batch, opts, true)
 }
 
 // suspendInvoke prepares the children of e's Invoke step key and returns the
 // suspension that enqueues them; again keeps the attempts spent (a retry of the
 // step).
-func (r *Runner) suspendInvoke(e *execution, key string, batch []Args, opts []EnqueueOption, again bool) error {
+func (r *Runner) suspendInvoke(ctx context.Context, e *execution, key string, batch []Args, opts []EnqueueOption, again bool) error {
 	now := time.Now()
 	recs := make([]*record, len(batch))
 	for i, args := range batch {
-		rec, err := r.prepare(args, opts, now)
+		rec, err := r.prepare(ctx, args, opts, now)
 		if err != nil {
 			return Permanent(fmt.Errorf("invoke %q: child %d: %w", key, i, err))
 		}

@@ -81,41 +81,43 @@ var States = []State{StateScheduled, StateReady, StateRunning, StateRetrying, St
 
 // AttemptError records one failed attempt.
 type AttemptError struct {
-	Attempt int       `json:"attempt"` // the attempt that failed, 1 for the first run
-	At      time.Time `json:"at"`      // when the failure was recorded
-	Error   string    `json:"error"`   // the handler's error, or the panic value with its stack
+	Attempt   int       `json:"attempt"`             // the attempt that failed, 1 for the first run
+	StartedAt time.Time `json:"started_at,omitzero"` // when the attempt started; zero if unknown (a crash, or stored before jobrun kept it)
+	At        time.Time `json:"at"`                  // when the failure was recorded
+	Error     string    `json:"error"`               // the handler's error, or the panic value with its stack
 }
 
 // Info is everything the runner knows about a job, as returned by Get and embedded in
 // the Job a handler receives. Its JSON form (the field tags) is the one shape of a job
 // that the jobrun command's -json output and the dashboard's API print.
 type Info struct {
-	ID             ID              `json:"id"`
-	Kind           string          `json:"kind"`
-	Queue          string          `json:"queue"`
-	State          State           `json:"state"`
-	Priority       int             `json:"priority"`
-	Attempt        int             `json:"attempt"` // attempts spent; while running, the attempt in progress (1 on the first run)
-	MaxAttempts    int             `json:"max_attempts"`
-	CreatedAt      time.Time       `json:"created_at"`           // when Enqueue was called (the insert commits a moment later)
-	RunAt          time.Time       `json:"run_at"`               // when the job became or becomes due
-	StartedAt      time.Time       `json:"started_at,omitzero"`  // start of the latest attempt
-	FinishedAt     time.Time       `json:"finished_at,omitzero"` // when it reached a final state
-	LastError      string          `json:"last_error,omitempty"` // the latest entry of Errors, "" if none
-	Errors         []AttemptError  `json:"errors,omitempty"`
-	RawArgs        json.RawMessage `json:"args"`
-	Progress       json.RawMessage `json:"progress,omitempty"`        // the latest value given to SetProgress
-	Result         json.RawMessage `json:"result,omitempty"`          // the value given to SetResult on success
-	UniqueKey      string          `json:"unique_key,omitempty"`      // the key of UniqueKey, Throttle or Debounce, "" if none
-	Schedule       string          `json:"schedule,omitempty"`        // the cron schedule that enqueued the job, "" if none
-	FireAt         time.Time       `json:"fire_at,omitzero"`          // the schedule's fire time this job is for
-	Tags           []string        `json:"tags,omitempty"`            // the job's Tags
-	ConcurrencyKey string          `json:"concurrency_key,omitempty"` // the job's ConcurrencyKey, "" if none
-	Logs           []LogLine       `json:"logs,omitempty"`            // the lines the handler logged with Job.Log, the latest 50
-	Steps          []StepInfo      `json:"steps,omitempty"`           // the steps the handler stored with Step, by name; only Get reads them
-	Event          uint64          `json:"event,omitempty"`           // the Seq of the event that started this run (Send), 0 if none
-	EventName      string          `json:"event_name,omitempty"`      // that event's name
-	Parent         ID              `json:"parent,omitempty"`          // for a child run (Invoke): the job that waits for it
+	ID             ID                `json:"id"`
+	Kind           string            `json:"kind"`
+	Queue          string            `json:"queue"`
+	State          State             `json:"state"`
+	Priority       int               `json:"priority"`
+	Attempt        int               `json:"attempt"` // attempts spent; while running, the attempt in progress (1 on the first run)
+	MaxAttempts    int               `json:"max_attempts"`
+	CreatedAt      time.Time         `json:"created_at"`           // when Enqueue was called (the insert commits a moment later)
+	RunAt          time.Time         `json:"run_at"`               // when the job became or becomes due
+	StartedAt      time.Time         `json:"started_at,omitzero"`  // start of the latest attempt
+	FinishedAt     time.Time         `json:"finished_at,omitzero"` // when it reached a final state
+	LastError      string            `json:"last_error,omitempty"` // the latest entry of Errors, "" if none
+	Errors         []AttemptError    `json:"errors,omitempty"`
+	RawArgs        json.RawMessage   `json:"args"`
+	Progress       json.RawMessage   `json:"progress,omitempty"`        // the latest value given to SetProgress
+	Result         json.RawMessage   `json:"result,omitempty"`          // the value given to SetResult on success
+	UniqueKey      string            `json:"unique_key,omitempty"`      // the key of UniqueKey, Throttle or Debounce, "" if none
+	Schedule       string            `json:"schedule,omitempty"`        // the cron schedule that enqueued the job, "" if none
+	FireAt         time.Time         `json:"fire_at,omitzero"`          // the schedule's fire time this job is for
+	Tags           []string          `json:"tags,omitempty"`            // the job's Tags
+	ConcurrencyKey string            `json:"concurrency_key,omitempty"` // the job's ConcurrencyKey, "" if none
+	Logs           []LogLine         `json:"logs,omitempty"`            // the lines the handler logged with Job.Log, the latest 50
+	Steps          []StepInfo        `json:"steps,omitempty"`           // the steps the handler stored with Step, by name; only Get reads them
+	Event          uint64            `json:"event,omitempty"`           // the Seq of the event that started this run (Send), 0 if none
+	EventName      string            `json:"event_name,omitempty"`      // that event's name
+	Parent         ID                `json:"parent,omitempty"`          // for a child run (Invoke): the job that waits for it
+	Metadata       map[string]string `json:"metadata,omitempty"`        // the job's Metadata and what enqueue hooks added
 }
 
 // LogLine is one line a handler logged with Job.Log.
@@ -196,6 +198,7 @@ type handler struct {
 	defaults []EnqueueOption
 	decode   func(raw []byte) (Args, error)
 	call     func(ctx context.Context, e *execution, args Args) error
+	wrappers []Middleware // WithMiddleware's for the kind, outermost first
 }
 
 // Handle registers fn as the handler of the jobs whose args have type T, under the kind
@@ -244,6 +247,7 @@ func Handle[T Args](r *Runner, fn func(ctx context.Context, job *Job[T]) error, 
 		panic("jobrun: Handle " + kind + ": kind already registered")
 	}
 	h.order = len(r.handlers)
+	h.wrappers = r.cfg.chain(kind)
 	r.handlers[kind] = h
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(o.on))) {
 		r.triggers[name] = append(r.triggers[name], h)

@@ -59,6 +59,8 @@ type config struct {
 	strictKinds    bool
 	changeHook     func(Change)
 	errorHook      func(ctx context.Context, job *Info, err error)
+	enqueueHooks   []func(ctx context.Context, job *Info) error
+	middleware     []kindMiddleware
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit
@@ -236,6 +238,7 @@ type enqueueOptions struct {
 	onFailure   *failureOption
 	cancelOn    [][2]string // CancelOn: event, field
 	priorityOf  string      // PriorityFrom: the field of the args
+	metadata    map[string]string
 	err         error
 }
 

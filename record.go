@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -71,23 +73,24 @@ type record struct {
 	progress    []byte
 	result      []byte
 	errors      []AttemptError
-	uniqueKey   string        // with uniqueMode: the key in the unique bucket, without the kind
-	uniqueMode  byte          // uniqueNone, uniqueUnfinished, uniqueThrottle, uniqueDebounce
-	uniqueFor   time.Duration // throttle period or debounce delay
-	schedule    string        // the cron schedule that enqueued the job, if any
-	fireAt      time.Time     // the schedule's fire time this job is for
-	tags        []string      // indexed in the tags bucket
-	logs        []LogLine     // the handler's log lines, latest maxLogLines
-	cancel      bool          // Cancel asked while the job ran: it ends canceled, even after a crash
-	concKey     string        // ConcurrencyKey
-	event       uint64        // the Seq of the event that started this run, 0 if none
-	eventName   string        // its name
-	parent      ID            // for a child run (Invoke): the job waiting for it
-	parentStep  string        // and the key of the step it waits in
-	invoker     bool          // the job has invoked children: when it ends, its unfinished ones are canceled
-	onFailure   []byte        // OnFailure: the record of the job to enqueue when this one fails for good, encoded
-	cancelOn    []cancelRule  // CancelOn: the events that cancel it
-	suspended   byte          // while scheduled by a step: suspendedSleep, suspendedWait or suspendedInvoke
+	uniqueKey   string            // with uniqueMode: the key in the unique bucket, without the kind
+	uniqueMode  byte              // uniqueNone, uniqueUnfinished, uniqueThrottle, uniqueDebounce
+	uniqueFor   time.Duration     // throttle period or debounce delay
+	schedule    string            // the cron schedule that enqueued the job, if any
+	fireAt      time.Time         // the schedule's fire time this job is for
+	tags        []string          // indexed in the tags bucket
+	logs        []LogLine         // the handler's log lines, latest maxLogLines
+	cancel      bool              // Cancel asked while the job ran: it ends canceled, even after a crash
+	concKey     string            // ConcurrencyKey
+	event       uint64            // the Seq of the event that started this run, 0 if none
+	eventName   string            // its name
+	parent      ID                // for a child run (Invoke): the job waiting for it
+	parentStep  string            // and the key of the step it waits in
+	invoker     bool              // the job has invoked children: when it ends, its unfinished ones are canceled
+	onFailure   []byte            // OnFailure: the record of the job to enqueue when this one fails for good, encoded
+	cancelOn    []cancelRule      // CancelOn: the events that cancel it
+	suspended   byte              // while scheduled by a step: suspendedSleep, suspendedWait or suspendedInvoke
+	metadata    map[string]string // Metadata and the enqueue hooks'; never changed once stored in memory
 }
 
 // How a scheduled job is suspended in a step, counted for FunctionStats.
@@ -109,7 +112,10 @@ type cancelRule struct {
 func (r *record) encode() []byte {
 	n := 72 + len(r.kind) + len(r.queue) + len(r.eventName) + len(r.args) + len(r.progress) + len(r.result) + len(r.concKey)
 	for _, e := range r.errors {
-		n += 24 + len(e.Error)
+		n += 34 + len(e.Error)
+	}
+	for k, v := range r.metadata {
+		n += 4 + len(k) + len(v)
 	}
 	for _, tag := range r.tags {
 		n += 2 + len(tag)
@@ -165,11 +171,12 @@ func (r *record) encode() []byte {
 	b = appendString(b, r.concKey)
 	b = binary.AppendVarint(b, r.backoff.jitter)
 	if r.event == 0 && r.eventName == "" && r.parent == 0 && r.parentStep == "" && !r.invoker &&
-		len(r.onFailure) == 0 && len(r.cancelOn) == 0 && r.suspended == 0 {
-		// The fields of durable functions, which the decoder reads as empty when
-		// they are missing: a plain job's record stays as short as before them,
-		// which W4 measures in pages per commit (2 bytes more per record were 12%
-		// more pages, as fewer records fit in a page).
+		len(r.onFailure) == 0 && len(r.cancelOn) == 0 && r.suspended == 0 && len(r.metadata) == 0 && len(r.errors) == 0 {
+		// The fields of durable functions, metadata and the attempts' start times,
+		// which the decoder reads as empty when they are missing: a plain job's
+		// record stays as short as before them, which W4 measures in pages per
+		// commit (2 bytes more per record were 12% more pages, as fewer records fit
+		// in a page).
 		return b
 	}
 	b = binary.AppendUvarint(b, r.event)
@@ -188,7 +195,19 @@ func (r *record) encode() []byte {
 		b = appendString(b, c.field)
 		b = appendBytes(b, c.value)
 	}
-	return append(b, r.suspended)
+	b = append(b, r.suspended)
+	b = binary.AppendUvarint(b, uint64(len(r.metadata)))
+	for _, k := range slices.Sorted(maps.Keys(r.metadata)) {
+		b = appendString(b, k)
+		b = appendString(b, r.metadata[k])
+	}
+	// The attempts' start times come after the fields above rather than in each
+	// error, where a record of version 1 has no room for them.
+	b = binary.AppendUvarint(b, uint64(len(r.errors)))
+	for _, e := range r.errors {
+		b = appendTime(b, e.StartedAt)
+	}
+	return b
 }
 
 // Record flags, in the flags byte and in the one after the parent.
@@ -283,6 +302,24 @@ func decodeRecord(b []byte) (*record, error) {
 	}
 	if r.suspended = d.byte(); r.suspended >= numSuspended {
 		return nil, fmt.Errorf("decode job record: invalid suspension %d", r.suspended)
+	}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("decode job record: %d metadata entries in %d bytes: %w", n, len(d.b), errTruncated)
+		}
+		r.metadata = make(map[string]string, n)
+		for range n {
+			k := d.string()
+			r.metadata[k] = d.string()
+		}
+	}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n != uint64(len(r.errors)) {
+			return nil, fmt.Errorf("decode job record: %d attempt start times for %d errors", n, len(r.errors))
+		}
+		for i := range r.errors {
+			r.errors[i].StartedAt = d.time()
+		}
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("decode job record: %w", d.err)
@@ -385,12 +422,13 @@ func (r *record) clone() *record {
 	return &c
 }
 
-// appendError adds a failed attempt to the record's bounded history.
-func (r *record) appendError(attempt int, at time.Time, msg string) {
+// appendError adds a failed attempt, which started at started (zero if unknown) and
+// failed at at, to the record's bounded history.
+func (r *record) appendError(attempt int, started, at time.Time, msg string) {
 	if len(msg) > maxErrorLen {
 		msg = msg[:maxErrorLen] + "… (truncated)"
 	}
-	r.errors = append(r.errors, AttemptError{Attempt: attempt, At: at, Error: msg})
+	r.errors = append(r.errors, AttemptError{Attempt: attempt, StartedAt: started, At: at, Error: msg})
 	if over := len(r.errors) - maxErrorHistory; over > 0 {
 		r.errors = append(r.errors[:0:0], r.errors[over:]...)
 	}
@@ -431,6 +469,7 @@ func (r *record) info(id ID) Info {
 		Event:          r.event,
 		EventName:      r.eventName,
 		Parent:         r.parent,
+		Metadata:       maps.Clone(r.metadata), // the handler's to change: the record's stays as stored
 	}
 	if n := len(r.errors); n > 0 {
 		in.LastError = r.errors[n-1].Error

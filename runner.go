@@ -181,7 +181,7 @@ func (r *Runner) DB() *bbolt.DB {
 // database (db.Update): bbolt allows one writer, so Enqueue would wait for that
 // transaction forever. Use EnqueueTx there.
 func (r *Runner) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (ID, error) {
-	rec, err := r.prepare(args, opts, time.Now())
+	rec, err := r.prepare(ctx, args, opts, time.Now())
 	if err != nil {
 		return 0, fmt.Errorf("enqueue: %w", err)
 	}
@@ -210,7 +210,7 @@ func (r *Runner) EnqueueMany(ctx context.Context, batch []Args, opts ...EnqueueO
 	now := time.Now()
 	recs := make([]*record, len(batch))
 	for i, args := range batch {
-		rec, err := r.prepare(args, opts, now)
+		rec, err := r.prepare(ctx, args, opts, now)
 		if err != nil {
 			return nil, fmt.Errorf("enqueue many: job %d: %w", i, err)
 		}
@@ -251,7 +251,7 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
 	now := time.Now()
-	rec, err := r.prepare(args, opts, now)
+	rec, err := r.prepare(ctx, args, opts, now)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
@@ -278,7 +278,7 @@ func (r *Runner) SendTx(ctx context.Context, tx *bbolt.Tx, ev Event) (*EventInfo
 		return nil, fmt.Errorf("send in tx: %w", err)
 	}
 	now := time.Now()
-	se, runs, err := r.prepareEvent(ev, now)
+	se, runs, err := r.prepareEvent(ctx, ev, now)
 	if err != nil {
 		return nil, fmt.Errorf("send in tx: %w", err)
 	}
@@ -326,10 +326,17 @@ func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent boo
 	}
 }
 
-// prepare validates args and options and builds the record to store.
-func (r *Runner) prepare(args Args, opts []EnqueueOption, now time.Time) (*record, error) {
+// prepare validates args and options and builds the record to store, which the
+// enqueue hooks have seen.
+func (r *Runner) prepare(ctx context.Context, args Args, opts []EnqueueOption, now time.Time) (*record, error) {
 	rec, _, err := r.prepareOpts(args, opts, now, false)
-	return rec, err
+	if err != nil {
+		return nil, err
+	}
+	if err := r.hookEnqueue(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // prepareOpts is prepare for Enqueue (forSchedule false) and for Schedule's job
@@ -404,6 +411,7 @@ func (r *Runner) prepareOpts(args Args, opts []EnqueueOption, now time.Time, for
 		uniqueFor:   o.uniqueFor,
 		tags:        o.tags,
 		concKey:     o.concKey,
+		metadata:    o.metadata,
 	}
 	if _, template := args.(functionTemplate); template {
 		// The keys stay as given, to be expanded for each run (storedRuns).

@@ -86,7 +86,8 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.state, nx.slot, nx.readyK = stReady, slotKeep, true
 			break
 		}
-		rec.appendError(int(attempt), now, fmt.Sprintf(
+		// Its start is unknown: the record's may be an earlier attempt's.
+		rec.appendError(int(attempt), time.Time{}, now, fmt.Sprintf(
 			"jobrun: the process exited while this job ran, %d times; failed to stop a crash loop (see WithMaxRecoveries)",
 			rec.recoveries))
 		rec.state, rec.finishedAt = stFailed, now
@@ -98,7 +99,7 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 			rec.attempt, rec.startedAt = attempt, e.started
 		}
 		if e.err != nil {
-			rec.appendError(int(attempt), now, "canceled: "+e.err.Error())
+			rec.appendError(int(attempt), e.started, now, "canceled: "+e.err.Error())
 		}
 		rec.state, rec.finishedAt = stCanceled, now
 	case outcomeEnqueued:
@@ -136,7 +137,7 @@ func transition(rec *record, e ending, now time.Time) (next, error) {
 		}
 	case outcomeFailed, outcomePermanent:
 		rec.attempt, rec.startedAt = attempt, e.started
-		rec.appendError(int(attempt), now, e.err.Error())
+		rec.appendError(int(attempt), e.started, now, e.err.Error())
 		if o == outcomePermanent || attempt >= max(rec.maxAttempts, 1) {
 			rec.state, rec.finishedAt = stFailed, now
 			break

@@ -353,7 +353,12 @@ func callHandler(ctx context.Context, h *handler, e *execution, rd *RetryDelayer
 		return err
 	}
 	*rd, _ = args.(RetryDelayer)
-	return h.call(context.WithValue(ctx, execKey{}, e), e, args)
+	ctx = context.WithValue(ctx, execKey{}, e)
+	if len(h.wrappers) == 0 {
+		return h.call(ctx, e, args)
+	}
+	job := e.info
+	return wrap(h.wrappers, &job, func(ctx context.Context) error { return h.call(ctx, e, args) })(ctx)
 }
 
 // report hands a finished attempt to the commit loop. If the loop has exited the

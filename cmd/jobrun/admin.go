@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -387,6 +388,9 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			field("Parent", fmt.Sprintf("%d (a child run it invoked)", j.Parent))
 		}
 		field("Tags", strings.Join(j.Tags, ", "))
+		for _, k := range slices.Sorted(maps.Keys(j.Metadata)) {
+			field("Metadata "+k, j.Metadata[k])
+		}
 		field("Args", string(j.RawArgs))
 		field("Progress", string(j.Progress))
 		field("Result", string(j.Result))
@@ -402,7 +406,11 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(j.Errors) > 0 {
 			fmt.Fprintln(stdout, "\nErrors:")
 			for _, e := range j.Errors {
-				fmt.Fprintf(stdout, "  attempt %d at %s: %s\n", e.Attempt, formatTime(e.At), indent(e.Error))
+				took := ""
+				if !e.StartedAt.IsZero() {
+					took = " after " + formatDuration(e.At.Sub(e.StartedAt))
+				}
+				fmt.Fprintf(stdout, "  attempt %d at %s%s: %s\n", e.Attempt, formatTime(e.At), took, indent(e.Error))
 			}
 		}
 		if len(j.Logs) > 0 {

@@ -36,7 +36,7 @@ func (adminResize) Kind() string { return "image.resize" }
 //	1 email         default  done    tag signup
 //	2 email         default  failed  tag signup, error "no address" on two lines, a log line
 //	3 image.resize  images   done    progress and result
-//	4 image.resize  images   scheduled for t0+1h, unique key "b", concurrency key "png"
+//	4 image.resize  images   scheduled for t0+1h, unique key "b", concurrency key "png", metadata request=r-42
 //
 // with the schedule "nightly" and the queue "images" paused.
 func adminFixture(t *testing.T) string {
@@ -66,7 +66,8 @@ func adminFixture(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b"), jobrun.ConcurrencyKey("png")); err != nil {
+	if _, err := r.Enqueue(ctx, adminResize{Image: "b.png"}, jobrun.Delay(time.Hour), jobrun.UniqueKey("b"), jobrun.ConcurrencyKey("png"),
+		jobrun.Metadata(map[string]string{"request": "r-42"})); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Schedule(ctx, "nightly", "0 3 * * *", adminEmail{To: "ops@example.com"}, jobrun.SkipMissed()); err != nil {
@@ -264,7 +265,7 @@ Tags:      signup
 Args:      {"to":""}
 
 Errors:
-  attempt 1 at T0: no address
+  attempt 1 at T0 after 0s: no address
     in the args
 
 Log:
@@ -273,7 +274,8 @@ Log:
 		out, _ = cli(t, 0, "show", db, "3")
 		mustContain(t, out, "Progress:  {\"step\":5}\nResult:    \"thumb.png\"\n")
 		out, _ = cli(t, 0, "show", db, "4")
-		mustContain(t, out, "Unique key:       b\nConcurrency key:  png\n")
+		mustContain(t, out, "Unique key:        b\nConcurrency key:   png\n")
+		mustContain(t, out, "Metadata request:  r-42\n")
 
 		out, _ = cli(t, 0, "show", db, "2", "-json")
 		var j jobrun.Info
