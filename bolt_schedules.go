@@ -58,6 +58,9 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 			log("jobrun: unreadable schedule left as is", "schedule", name, "error", err)
 			continue
 		}
+		if s.Paused {
+			continue // PauseSchedule came first: nothing to wake for
+		}
 		fireAt := time.Unix(0, s.Next)
 		if fireAt.After(t.now) {
 			next[name] = fireAt
@@ -68,7 +71,8 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 			log("jobrun: schedule spec no longer parses; not firing", "schedule", name, "error", err)
 			continue
 		}
-		skip := s.Last != 0 && !fireAt.After(time.Unix(0, s.Last)) // already fired: never twice
+		already := s.Last != 0 && !fireAt.After(time.Unix(0, s.Last)) // already fired: never twice
+		skip := already
 		if !skip && s.SkipMissed && t.now.Sub(fireAt) > misfireGrace {
 			skip = true
 		}
@@ -78,6 +82,7 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 				skip = running || !final(last.state)
 			}
 		}
+		fire := storedFire{At: fireAt.UnixNano(), Skipped: true}
 		if !skip {
 			ins, ok, err := t.fire(name, s, fireAt)
 			if err != nil {
@@ -85,9 +90,15 @@ func (t *txn) fireDue(due []string, log func(msg string, args ...any)) (map[stri
 			}
 			if !ok {
 				log("jobrun: the stored job of a schedule is unreadable; skipping its fire", "schedule", name, "fire", fireAt)
-			} else if !ins.duplicate {
-				s.LastJob = ins.id
+			} else {
+				fire.Job, fire.Skipped = ins.id, ins.duplicate
+				if !ins.duplicate {
+					s.LastJob = ins.id
+				}
 			}
+		}
+		if !already {
+			s.fired(fire)
 		}
 		s.Last = fireAt.UnixNano()
 		n := sched.Next(t.now)

@@ -59,18 +59,47 @@ type ScheduleInfo struct {
 	LastJob     ID              `json:"last_job,omitempty"` // the job of the latest enqueued fire, 0 if none
 	SkipMissed  bool            `json:"skip_missed"`
 	SkipOverlap bool            `json:"skip_overlap"`
+	Paused      bool            `json:"paused"`          // PauseSchedule: it does not fire until ResumeSchedule; Next is zero
+	Fires       []ScheduleFire  `json:"fires,omitempty"` // the latest fires, newest first, at most 10
+}
+
+// ScheduleFire is one fire of a schedule: a fire time of its timetable, or a
+// TriggerSchedule.
+type ScheduleFire struct {
+	At      time.Time `json:"at"`                // the fire time, or when TriggerSchedule ran
+	Job     ID        `json:"job,omitempty"`     // the job it enqueued; with a unique key, the job that held it; 0 if none
+	Skipped bool      `json:"skipped,omitempty"` // it enqueued nothing: SkipMissed, SkipOverlap, or a unique key held
+	Manual  bool      `json:"manual,omitempty"`  // TriggerSchedule, outside the timetable
 }
 
 // storedSchedule is a schedule as kept in the schedules bucket (JSON: a few per file).
 type storedSchedule struct {
-	Spec        string `json:"spec"`
-	TimeZone    string `json:"tz,omitempty"`
-	Template    []byte `json:"job"` // the job to enqueue, in the record encoding
-	SkipMissed  bool   `json:"skip_missed,omitempty"`
-	SkipOverlap bool   `json:"skip_overlap,omitempty"`
-	Next        int64  `json:"next"`
-	Last        int64  `json:"last,omitempty"`
-	LastJob     ID     `json:"last_job,omitempty"`
+	Spec        string       `json:"spec"`
+	TimeZone    string       `json:"tz,omitempty"`
+	Template    []byte       `json:"job"` // the job to enqueue, in the record encoding
+	SkipMissed  bool         `json:"skip_missed,omitempty"`
+	SkipOverlap bool         `json:"skip_overlap,omitempty"`
+	Next        int64        `json:"next"`
+	Last        int64        `json:"last,omitempty"`
+	LastJob     ID           `json:"last_job,omitempty"`
+	Paused      bool         `json:"paused,omitempty"`
+	Fires       []storedFire `json:"fires,omitempty"` // newest first, at most maxScheduleFires
+}
+
+// storedFire is a ScheduleFire as the schedules bucket keeps it.
+type storedFire struct {
+	At      int64 `json:"at"`
+	Job     ID    `json:"job,omitempty"`
+	Skipped bool  `json:"skipped,omitempty"`
+	Manual  bool  `json:"manual,omitempty"`
+}
+
+// maxScheduleFires bounds the fires a schedule keeps for Schedules.
+const maxScheduleFires = 10
+
+// fired records a fire, dropping the oldest beyond maxScheduleFires.
+func (s *storedSchedule) fired(f storedFire) {
+	s.Fires = append([]storedFire{f}, s.Fires[:min(len(s.Fires), maxScheduleFires-1)]...)
 }
 
 func (s *storedSchedule) parse() (sched cron.Schedule, err error) {
@@ -157,7 +186,8 @@ var maxFireTime = time.Unix(0, math.MaxInt64)
 // fire while the previous fire's job is unfinished; TimeZone sets the zone.
 //
 // Calling Schedule again with the same spec keeps the schedule's timetable and updates
-// its job; a new spec recomputes the next fire. Schedules stay in the file until
+// its job; a new spec recomputes the next fire. Either way a paused schedule stays
+// paused (PauseSchedule), and its list of latest fires is kept. Schedules stay in the file until
 // Unschedule removes them, even if the code no longer declares them: list them with
 // Schedules.
 func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opts ...EnqueueOption) error {
@@ -189,14 +219,24 @@ func (r *Runner) Schedule(ctx context.Context, name, spec string, args Args, opt
 	s.Template = rec.encode()
 	var next time.Time
 	err = r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
-		if old, err := w.schedule(name); err == nil && old.Spec == s.Spec && old.TimeZone == s.TimeZone {
+		old, err := w.schedule(name)
+		if err == nil && old.Spec == s.Spec && old.TimeZone == s.TimeZone {
 			s.Next, s.Last, s.LastJob = old.Next, old.Last, old.LastJob
 		} else {
 			s.Next = sched.Next(now).UnixNano()
 		}
+		if err == nil {
+			s.Paused, s.Fires = old.Paused, old.Fires
+		}
 		next = time.Unix(0, s.Next)
 		return nil, w.putSchedule(name, s)
-	}, func(en *engine) { en.firer.fires[name] = next })
+	}, func(en *engine) {
+		if s.Paused {
+			delete(en.firer.fires, name)
+		} else {
+			en.firer.fires[name] = next
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("schedule %s: %w", name, err)
 	}
@@ -235,6 +275,10 @@ func (r *Runner) TriggerSchedule(ctx context.Context, name string) (ID, error) {
 			return fmt.Errorf("%w: the stored job of schedule %q is unreadable; call Schedule to rewrite it", ErrSchema, name), nil
 		}
 		id = ins.id
+		s.fired(storedFire{At: time.Now().UnixNano(), Job: ins.id, Skipped: ins.duplicate, Manual: true})
+		if err := w.putSchedule(name, s); err != nil {
+			return nil, err
+		}
 		if ins.duplicate {
 			return fmt.Errorf("%w: job %d holds the schedule's unique key", ErrDuplicate, ins.id), nil
 		}
@@ -255,9 +299,15 @@ func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 				return err
 			}
 			in := ScheduleInfo{Name: name, Spec: s.Spec, TimeZone: s.TimeZone, LastJob: s.LastJob,
-				Next: time.Unix(0, s.Next), SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap}
+				Next: time.Unix(0, s.Next), SkipMissed: s.SkipMissed, SkipOverlap: s.SkipOverlap, Paused: s.Paused}
 			if s.Last != 0 {
 				in.Last = time.Unix(0, s.Last)
+			}
+			if s.Paused {
+				in.Next = time.Time{}
+			}
+			for _, f := range s.Fires {
+				in.Fires = append(in.Fires, ScheduleFire{At: time.Unix(0, f.At), Job: f.Job, Skipped: f.Skipped, Manual: f.Manual})
 			}
 			if rec, err := decodeRecord(s.Template); err == nil {
 				in.Kind, in.Args = rec.kind, rec.args
@@ -270,4 +320,56 @@ func (r *Runner) Schedules(ctx context.Context) ([]ScheduleInfo, error) {
 		return nil, fmt.Errorf("schedules: %w", err)
 	}
 	return out, nil
+}
+
+// PauseSchedule stops the schedule name from firing until ResumeSchedule: its fire
+// times pass without a job, and are not made up later. Jobs it already enqueued are
+// not affected, TriggerSchedule still runs it, and Schedule called again (as an
+// application does at every start) leaves it paused. It returns an error wrapping
+// ErrNotFound if there is no such schedule; pausing a paused schedule does nothing.
+func (r *Runner) PauseSchedule(ctx context.Context, name string) error {
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		s, err := w.schedule(name)
+		if err != nil || s.Paused {
+			return err, nil
+		}
+		s.Paused = true
+		return nil, w.putSchedule(name, s)
+	}, func(en *engine) { delete(en.firer.fires, name) })
+	if err != nil {
+		return fmt.Errorf("pause schedule %s: %w", name, err)
+	}
+	return nil
+}
+
+// ResumeSchedule lets a paused schedule fire again, from its first fire time after
+// now: the fires it missed while paused are not run. It returns an error wrapping
+// ErrNotFound if there is no such schedule; resuming one that is not paused does
+// nothing.
+func (r *Runner) ResumeSchedule(ctx context.Context, name string) error {
+	var next time.Time
+	err := r.mutate(ctx, func(w storeWriter, _ *engine) (error, error) {
+		s, err := w.schedule(name)
+		if err != nil {
+			return err, nil
+		}
+		next = time.Unix(0, s.Next)
+		if !s.Paused {
+			return nil, nil
+		}
+		sched, err := s.parse()
+		if err != nil {
+			return fmt.Errorf("%w: the spec of schedule %q no longer parses (%v); call Schedule to rewrite it", ErrSchema, name, err), nil
+		}
+		s.Paused, s.Next = false, math.MaxInt64
+		if n := sched.Next(time.Now()); !n.IsZero() && !n.After(maxFireTime) {
+			s.Next = n.UnixNano()
+		}
+		next = time.Unix(0, s.Next)
+		return nil, w.putSchedule(name, s)
+	}, func(en *engine) { en.firer.fires[name] = next })
+	if err != nil {
+		return fmt.Errorf("resume schedule %s: %w", name, err)
+	}
+	return nil
 }

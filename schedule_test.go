@@ -250,3 +250,123 @@ func TestScheduleBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestSchedulePauseResume: a paused schedule does not fire, stays paused when the
+// application declares it again and across a restart, still runs on
+// TriggerSchedule, and once resumed fires from its next time on without making up
+// the fires it missed; Schedules lists its latest fires, newest first, at most 10.
+func TestSchedulePauseResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, path := openRunner(t)
+		var log fireLog
+		log.handle(r)
+		t0 := time.Now()
+		declare := func(r *jobrun.Runner) {
+			t.Helper()
+			if err := r.Schedule(t.Context(), "q", "*/15 * * * *", report{"q"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		declare(r)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(20 * time.Minute)
+		synctest.Wait()
+		if err := r.PauseSchedule(t.Context(), "q"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.PauseSchedule(t.Context(), "q"); err != nil {
+			t.Fatalf("pausing again: %v", err)
+		}
+		declare(r)
+		time.Sleep(20 * time.Minute) // past 00:30: no fire
+		synctest.Wait()
+		manual, err := r.TriggerSchedule(t.Context(), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := r.Schedules(t.Context())
+		if err != nil || len(list) != 1 || !list[0].Paused || !list[0].Next.IsZero() || len(list[0].Fires) != 2 ||
+			!list[0].Fires[0].Manual || list[0].Fires[0].Job != manual || !list[0].Fires[1].At.Equal(t0.Add(15*time.Minute)) {
+			t.Fatalf("paused schedule: %+v, %v", list, err)
+		}
+
+		// Across a restart it stays paused.
+		cancel()
+		<-done
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r2, err := jobrun.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r2.Close()
+		log.handle(r2)
+		declare(r2)
+		ctx, cancel = context.WithCancel(t.Context())
+		defer cancel()
+		go r2.Run(ctx)
+		time.Sleep(25 * time.Minute) // 01:05: past 00:45 and 01:00
+		synctest.Wait()
+		if err := r2.ResumeSchedule(t.Context(), "q"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(15 * time.Minute) // 01:20
+		synctest.Wait()
+		log.mu.Lock()
+		got := log.by["q"]
+		log.mu.Unlock()
+		// The fire at 00:15, the manual run (no fire time of the timetable: the
+		// trigger's own) and 01:15.
+		if len(got) != 3 || got[0] != 15*time.Minute || got[2] != 75*time.Minute {
+			t.Fatalf("fires at %v, want 15m, the manual run, 1h15m", got)
+		}
+		list, err = r2.Schedules(t.Context())
+		if err != nil || list[0].Paused || !list[0].Next.Equal(t0.Add(90*time.Minute)) || len(list[0].Fires) != 3 ||
+			!list[0].Fires[0].At.Equal(t0.Add(75*time.Minute)) || list[0].Fires[0].Job == 0 || list[0].Fires[0].Skipped {
+			t.Fatalf("resumed schedule: %+v, %v", list, err)
+		}
+		for _, call := range []func(context.Context, string) error{r2.PauseSchedule, r2.ResumeSchedule} {
+			if err := call(t.Context(), "nope"); !errors.Is(err, jobrun.ErrNotFound) {
+				t.Errorf("unknown schedule: %v, want ErrNotFound", err)
+			}
+		}
+	})
+}
+
+// TestScheduleFiresBounded: a schedule keeps its 10 latest fires, newest first,
+// skipped ones marked.
+func TestScheduleFiresBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t)
+		var log fireLog
+		log.handle(r)
+		t0 := time.Now()
+		if err := r.Schedule(t.Context(), "m", "* * * * *", report{"m"}, jobrun.SkipOverlap()); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Pause(t.Context(), jobrun.DefaultQueue); err != nil { // fires stay unfinished: every later one is skipped
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx)
+		time.Sleep(15*time.Minute + time.Second)
+		synctest.Wait()
+		list, err := r.Schedules(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fires := list[0].Fires
+		if len(fires) != 10 || !fires[0].At.Equal(t0.Add(15*time.Minute)) || !fires[9].At.Equal(t0.Add(6*time.Minute)) {
+			t.Fatalf("fires %+v", fires)
+		}
+		for _, f := range fires {
+			if !f.Skipped || f.Job != 0 {
+				t.Errorf("fire %+v: want skipped by SkipOverlap", f)
+			}
+		}
+	})
+}

@@ -55,7 +55,7 @@ type firer struct {
 func loadFires(t storeReader) map[string]time.Time {
 	fires := map[string]time.Time{}
 	t.eachSchedule(func(name string, s *storedSchedule, err error) error {
-		if err == nil {
+		if err == nil && !s.Paused {
 			fires[name] = time.Unix(0, s.Next)
 		}
 		return nil
