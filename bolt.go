@@ -83,18 +83,19 @@ var (
 	bucketFunctions    = []byte("functions")
 	bucketEventCancels = []byte("eventcancels")
 	bucketSuspended    = []byte("suspended")
+	bucketHistory      = []byte("history")
 	keySchema          = []byte("schema")
 
 	// Buckets are only ever added: initSchema creates missing ones, so a file written
 	// before a bucket existed opens without a schema change.
 	allBuckets = [][]byte{bucketMeta, bucketJobs, bucketReady, bucketScheduled, bucketActive,
 		bucketFinished, bucketCounts, bucketCorrupt, bucketQueues, bucketUnique, bucketSchedules, bucketTags,
-		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended}
+		bucketKeyWait, bucketKeySlots, bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended, bucketHistory}
 
 	// laterBuckets are buckets added after schema 2: a file an earlier jobrun wrote
 	// lacks them, and a read-only runner opens it all the same, reading them as
 	// empty. A runner that writes creates them at open.
-	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended}
+	laterBuckets = [][]byte{bucketHeld, bucketSteps, bucketEvents, bucketEventNames, bucketEventIDs, bucketEventWaits, bucketFunctions, bucketEventCancels, bucketSuspended, bucketHistory}
 )
 
 // openFile opens the bbolt file at path for cfg, turning bbolt's errors, and the
@@ -323,6 +324,7 @@ const (
 	bFunctions
 	bEventCancels
 	bSuspended
+	bHistory
 	numBuckets
 )
 

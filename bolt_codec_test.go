@@ -46,6 +46,8 @@ func FuzzKeys(f *testing.F) {
 		fieldValue(garbage, key)
 		matchValue(garbage)
 		decodeEvent(id1, garbage)
+		parseHistoryKey(garbage)
+		parseHistoryValue(garbage)
 
 		if len(name) > maxNameLen || len(key) > maxUniqueKeyLen {
 			return // the options refuse these before any key is made
@@ -56,6 +58,14 @@ func FuzzKeys(f *testing.F) {
 			if gid, gkey, ok := parseStepKey(stepKey(id, key)); !ok || gid != id || gkey != key {
 				t.Fatalf("step key of %d/%q: %d/%q %v", id, key, gid, gkey, ok)
 			}
+		}
+		if minute, queue, ok := parseHistoryKey(historyKey(p1, name)); !ok || queue != name || minute != max(p1, 0) {
+			t.Fatalf("history key of %d/%q: %d/%q %v", p1, name, minute, queue, ok)
+		}
+		hp := HistoryPoint{Enqueued: int(id1 % 1e9), Started: int(id2 % 1e9), Done: int(max(p2, 0) % 1e9), Retried: 1, Failed: 2,
+			Canceled: 3, WaitTotal: time.Duration(max(ns, 0)), WaitMax: time.Duration(max(p1, 0)), Ready: int(st)}
+		if got, ok := parseHistoryValue(historyValue(&hp)); !ok || got != hp {
+			t.Fatalf("history point %+v read back as %+v %v", hp, got, ok)
 		}
 		if got, ok := parseEventKey(eventKey(id1)); !ok || got != id1 {
 			t.Fatalf("event key of %d: %d %v", id1, got, ok)

@@ -253,13 +253,20 @@ func (t *txn) claim(queue string, n, extra int, beat int64, take func(key []byte
 	return claimed, nil
 }
 
+// logStart logs the start at at of claimed job id, which was due at rec's run time.
+func (t *txn) logStart(id ID, rec *record, at time.Time) {
+	c := changeOf(changeStarted, id, rec, stReady)
+	c.wait = max(at.Sub(rec.runAt), 0)
+	t.log(c)
+}
+
 // markStarted records that a claimed job's handler started at: it counts as running.
 func (t *txn) markStarted(id ID, rec *record, at time.Time) error {
 	if err := t.active().Put(idKey(id), activeValue(at, rec.queue)); err != nil {
 		return err
 	}
 	t.count(rec.queue, stReady, stRunning)
-	t.log(changeOf(changeStarted, id, rec, stReady))
+	t.logStart(id, rec, at)
 	return nil
 }
 
@@ -735,7 +742,7 @@ func (t *txn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 		if !e.started.IsZero() {
 			// A short handler: it started and ended since the last commit, and its
 			// start is recorded with its outcome.
-			t.log(changeOf(changeStarted, id, rec, stReady))
+			t.logStart(id, rec, e.started)
 		}
 	}
 	if err := t.active().Delete(idKey(id)); err != nil {

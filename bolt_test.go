@@ -273,7 +273,8 @@ func TestBucketIndexes(t *testing.T) {
 	for i, want := range map[int][]byte{bMeta: bucketMeta, bJobs: bucketJobs, bReady: bucketReady,
 		bScheduled: bucketScheduled, bActive: bucketActive, bFinished: bucketFinished, bCounts: bucketCounts,
 		bCorrupt: bucketCorrupt, bQueues: bucketQueues, bUnique: bucketUnique, bSchedules: bucketSchedules,
-		bTags: bucketTags, bKeyWait: bucketKeyWait, bKeySlots: bucketKeySlots, bHeld: bucketHeld, bSteps: bucketSteps} {
+		bTags: bucketTags, bKeyWait: bucketKeyWait, bKeySlots: bucketKeySlots, bHeld: bucketHeld, bSteps: bucketSteps,
+		bSuspended: bucketSuspended, bHistory: bucketHistory} {
 		if !bytes.Equal(allBuckets[i], want) {
 			t.Errorf("bucket index %d is %s, want %s", i, allBuckets[i], want)
 		}

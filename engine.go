@@ -90,6 +90,7 @@ type engine struct {
 	promoter promoter
 	firer    firer
 	cleaner  cleaner
+	history  historian
 
 	// Gathered for the next commit.
 	fresh    bool // something arrived since the last cycle
@@ -147,7 +148,8 @@ func newEngine(r *Runner) *engine {
 func (en *engine) loop() {
 	defer close(en.r.loopDone)
 	en.timer = time.NewTimer(0)
-	en.cleaner.next = time.Now()                             // one look at start
+	en.cleaner.next = time.Now() // one look at start
+	en.history.off = en.r.cfg.noServices || en.r.cfg.readOnly
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see guard
 	err := en.r.st.view(func(t storeReader) error {
 		en.promoter.next = t.nextDue()
@@ -375,7 +377,8 @@ func (en *engine) cycle() {
 	}
 	promote, fire := en.promoter.due(now), len(en.firer.due(now)) > 0
 	clean := en.cleaner.plan(en.r.st, now)
-	if pending == 0 && !promote && !fire && !clean && !en.claiming(pending) {
+	history := en.history.due(now, en.closing)
+	if pending == 0 && !promote && !fire && !clean && !history && !en.claiming(pending) {
 		en.finishCycle(now, nil)
 		return
 	}
@@ -404,6 +407,8 @@ func (en *engine) cycle() {
 	en.commitTime = ewma(en.commitTime, time.Since(began))
 	en.r.commitNanos.Store(int64(en.commitTime))
 	res.absorb(changes, now, en.r.events.wanted())
+	en.history.applied() // before this commit's changes are counted: at close it stored every minute
+	en.history.count(changes, now)
 	en.r.wakeWaiters(changes)
 	en.changes = changes[:0] // the next commit's buffer
 	en.applied(now, res)
@@ -422,7 +427,8 @@ func (en *engine) cycle() {
 //  5. Progress after both: the progress of a job that ended is not written. Steps
 //     after progress, so that a step's record (its attempt count restarted) is the
 //     last written.
-//  6. The timed services: due jobs, due schedules, retention.
+//  6. The timed services: due jobs, due schedules, retention, the history of
+//     the minutes that ended.
 //  7. Claims last, so they see every job that became ready in this commit.
 func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	if err := en.writeEnqueues(w); err != nil {
@@ -467,6 +473,9 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 		return err
 	}
 	if err := en.cleaner.write(w, res); err != nil {
+		return err
+	}
+	if err := en.history.write(w, res.now, en.closing); err != nil {
 		return err
 	}
 	// A queue may have got ready jobs from what was pending, or from the services.
@@ -729,6 +738,7 @@ func (en *engine) finishCycle(now time.Time, err error) {
 	earliest(en.promoter.next)
 	earliest(en.cleaner.next)
 	earliest(en.firer.next())
+	earliest(en.history.next())
 	if len(en.done)+len(en.progress) > 0 {
 		earliest(en.backoffUntil)
 	}

@@ -86,6 +86,9 @@ type storeReader interface {
 	// suspendedCounts returns how many jobs are suspended in each way (sleep, wait,
 	// invoke), counted in every commit like the states.
 	suspendedCounts() [numSuspended]int
+	// history reads the per-minute points of queue ("" for all) from since's
+	// minute on, oldest first.
+	history(queue string, since time.Time) ([]HistoryPoint, error)
 }
 
 // storeWriter writes within one transaction; every write records the changes it
@@ -168,6 +171,10 @@ type storeWriter interface {
 	retainEvents(limit int) error
 	// putFunctions replaces the stored functions with fns.
 	putFunctions(fns []*storedFunction) error
+	// addHistory adds points to the stored ones of their minute and queue, with
+	// each queue's ready count as Ready, and deletes up to limit points of minutes
+	// before before.
+	addHistory(points []HistoryPoint, before time.Time, limit int) error
 }
 
 // claimedJob is a job claim took: its record as stored.
@@ -205,12 +212,13 @@ type jobChange struct {
 	id      ID
 	queue   string
 	kind    string
-	from    byte      // the state it was counted in before; 0 for a new job
-	to      byte      // the state after; 0 once removed
-	attempt int64     // attempts spent after the change
-	err     string    // for a job that ended or waits to retry: the last attempt's error
-	runAt   time.Time // for a job waiting for a time: when it is due
-	outcome outcome   // for changeMoved: what moved it
+	from    byte          // the state it was counted in before; 0 for a new job
+	to      byte          // the state after; 0 once removed
+	attempt int64         // attempts spent after the change
+	err     string        // for a job that ended or waits to retry: the last attempt's error
+	runAt   time.Time     // for a job waiting for a time: when it is due
+	outcome outcome       // for changeMoved: what moved it
+	wait    time.Duration // for changeStarted: from when the job was due to its start
 }
 
 // changeOf describes a write to job id whose record is now rec, counted before in

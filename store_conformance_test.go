@@ -109,6 +109,7 @@ var conformanceCases = []conformanceCase{
 	{"CancelOnEvent", confCancelOn},
 	{"OnFailure", confOnFailure},
 	{"SuspendedCounts", confSuspendedCounts},
+	{"History", confHistory},
 }
 
 // confT0 is when every case begins.
@@ -807,8 +808,8 @@ func confMarkStarted(t *testing.T, open storeOpener) {
 	cj := confClaimOne(t, st, confT0, "q", id)
 	at := confT0.Add(time.Second)
 	changes := confStart(t, st, at, cj)
-	if c := confOne(t, changes, changeStarted, id); c.from != stReady || c.queue != "q" || c.kind != "k" {
-		t.Errorf("start change: %v, want from ready in queue q", confFmt(c))
+	if c := confOne(t, changes, changeStarted, id); c.from != stReady || c.queue != "q" || c.kind != "k" || c.wait != time.Second {
+		t.Errorf("start change: %v (waited %v), want from ready in queue q, a second after it was due", confFmt(c), c.wait)
 	}
 	in := confWantInfo(t, st, id, StateRunning, 1) // the attempt in progress
 	if !in.StartedAt.Equal(at) {
@@ -2551,4 +2552,67 @@ func confSuspendedCounts(t *testing.T, open storeOpener) {
 	if len(bad) != 0 {
 		t.Errorf("recount: %+v", bad)
 	}
+}
+
+// confHistory: points add up per minute and queue, take the queue's ready count,
+// read back in time order from a minute, by queue or all, and expire from the
+// oldest, a bounded number per write.
+func confHistory(t *testing.T, open storeOpener) {
+	st := open(t, confConfig(t))
+	confEnqueueIDs(t, st, confT0, confJob("k", "a", confT0), confJob("k", "a", confT0))
+	m0, m1, m2 := confT0, confT0.Add(time.Minute), confT0.Add(2*time.Minute)
+	confUpdate(t, st, m1, func(w storeWriter) error {
+		return w.addHistory([]HistoryPoint{
+			{Queue: "b", Minute: m0, Done: 1},
+			{Queue: "a", Minute: m0, Enqueued: 2, Started: 1, WaitTotal: time.Second, WaitMax: time.Second},
+		}, time.Time{}, 10)
+	})
+	confUpdate(t, st, m2, func(w storeWriter) error {
+		return w.addHistory([]HistoryPoint{
+			{Queue: "a", Minute: m0, Started: 1, Failed: 1, WaitTotal: 3 * time.Second, WaitMax: 3 * time.Second},
+			{Queue: "a", Minute: m1, Retried: 2, Canceled: 1},
+		}, time.Time{}, 10)
+	})
+	read := func(queue string, since time.Time) []HistoryPoint {
+		t.Helper()
+		var out []HistoryPoint
+		confView(t, st, func(r storeReader) (err error) {
+			out, err = r.history(queue, since)
+			return err
+		})
+		return out
+	}
+	want := []HistoryPoint{
+		{Queue: "a", Minute: m0, Enqueued: 2, Started: 2, Failed: 1, WaitTotal: 4 * time.Second, WaitMax: 3 * time.Second, Ready: 2},
+		{Queue: "b", Minute: m0, Done: 1},
+		{Queue: "a", Minute: m1, Retried: 2, Canceled: 1, Ready: 2},
+	}
+	got := read("", time.Time{})
+	if len(got) != len(want) {
+		t.Fatalf("history %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if !got[i].Minute.Equal(want[i].Minute) || !equalButMinute(got[i], want[i]) {
+			t.Errorf("point %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got := read("a", m0.Add(30*time.Second)); len(got) != 2 || got[0].Queue != "a" || !got[1].Minute.Equal(m1) {
+		t.Errorf("queue a from within its first minute: %+v", got)
+	}
+	if got := read("a", m2); len(got) != 0 {
+		t.Errorf("from a minute with none: %+v", got)
+	}
+	confUpdate(t, st, m2, func(w storeWriter) error { return w.addHistory(nil, m1, 1) })
+	if got := read("", time.Time{}); len(got) != 2 {
+		t.Errorf("after expiring 1 of the points before %v: %+v", m1, got)
+	}
+	confUpdate(t, st, m2, func(w storeWriter) error { return w.addHistory(nil, m2, 10) })
+	if got := read("", time.Time{}); len(got) != 0 {
+		t.Errorf("after expiring every point before %v: %+v", m2, got)
+	}
+}
+
+func equalButMinute(a, b HistoryPoint) bool {
+	a.Minute, b.Minute = time.Time{}, time.Time{}
+	return a == b
 }
