@@ -57,7 +57,7 @@ const maxFormSize = 64 << 10
 func (d *dashboard) action(a action, api bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !d.cfg.actions {
-			d.fail(w, r, http.StatusForbidden, "actions are disabled: this dashboard is read-only")
+			d.failCode(w, r, http.StatusForbidden, "read_only", "actions are disabled: this dashboard is read-only")
 			return
 		}
 		if err := d.cop.Check(r); err != nil {
@@ -71,7 +71,7 @@ func (d *dashboard) action(a action, api bool) http.HandlerFunc {
 		}
 		res, err := a.run(r.Context(), d, r)
 		if err != nil {
-			d.fail(w, r, errorCode(err), err.Error())
+			d.failErr(w, r, err)
 			return
 		}
 		res.OK = true
@@ -107,8 +107,12 @@ func errorCode(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, jobrun.ErrState), errors.Is(err, jobrun.ErrDuplicate):
 		return http.StatusConflict
+	case errors.Is(err, jobrun.ErrUnknownKind):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, jobrun.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, jobrun.ErrReadOnly):
+		return http.StatusForbidden
 	case errors.Is(err, jobrun.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -197,7 +201,9 @@ func retryFailed(ctx context.Context, d *dashboard, r *http.Request) (*actionRes
 }
 
 // clean deletes finished jobs: form field "state" (done, failed or canceled; empty
-// for all three) and "older_than" (a Go duration such as "24h"; empty for all).
+// for all three), and either "older_than" (a Go duration such as "24h"; empty for
+// all) or "before" (an RFC 3339 time: those that finished before it, as
+// Runner.Clean's before).
 func clean(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, error) {
 	q := r.PathValue("queue")
 	state := jobrun.State(r.Form.Get("state"))
@@ -206,14 +212,24 @@ func clean(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, e
 	default:
 		return nil, fmt.Errorf("%w: state %q is not a finished state (done, failed or canceled)", jobrun.ErrInvalid, state)
 	}
-	var age time.Duration
-	if s := r.Form.Get("older_than"); s != "" {
+	before := time.Now()
+	age, at := r.Form.Get("older_than"), r.Form.Get("before")
+	switch {
+	case age != "" && at != "":
+		return nil, fmt.Errorf("%w: older_than and before: give one of them", jobrun.ErrInvalid)
+	case age != "":
+		d, err := time.ParseDuration(age)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("%w: older_than %q is not a duration of at least 0 (\"24h\")", jobrun.ErrInvalid, age)
+		}
+		before = before.Add(-d)
+	case at != "":
 		var err error
-		if age, err = time.ParseDuration(s); err != nil || age < 0 {
-			return nil, fmt.Errorf("%w: older_than %q is not a duration of at least 0 (\"24h\")", jobrun.ErrInvalid, s)
+		if before, err = time.Parse(time.RFC3339Nano, at); err != nil {
+			return nil, fmt.Errorf("%w: before %q is not an RFC 3339 time (\"2026-01-02T15:04:05Z\")", jobrun.ErrInvalid, at)
 		}
 	}
-	n, err := d.r.Clean(ctx, q, state, time.Now().Add(-age))
+	n, err := d.r.Clean(ctx, q, state, before)
 	if err != nil {
 		return nil, err
 	}

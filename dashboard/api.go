@@ -3,25 +3,27 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/wire"
 )
 
 // The JSON API mirrors the pages: GET /api/queues (overview), GET /api/metrics,
 // GET /api/jobs and /api/queues/{queue}/jobs (lists), GET /api/jobs/{id} (one job),
-// GET /api/events and /api/events/{seq} (events.go), GET /api/schedules; every
-// action has a POST route under /api too (see actions).
+// GET /api/events and /api/events/{seq} (events.go), GET /api/schedules, GET
+// /api/check and GET /api/backup; every action has a POST route under /api too (see
+// actions), and WithEnqueue adds POST /api/jobs and /api/events (enqueue.go).
 // Field names are snake_case; times are RFC 3339. A job is jobrun.Info as its field
 // tags put it, the shape the jobrun command's -json prints too, with BullMQ-style
 // aliases beside; a schedule is jobrun.ScheduleInfo likewise.
 
-type apiError struct {
-	Error string `json:"error"`
-}
+// apiError is the body of an error answer: {"error": "...", "code": "..."}.
+type apiError = wire.Error
 
 // jobJSON is a job as the API shows it: jobrun.Info's JSON, and beside it data (the
 // args, as BullMQ calls them; null with args when redacted) and failed_reason (the
@@ -109,7 +111,7 @@ type queuesJSON struct {
 func (d *dashboard) apiQueues(w http.ResponseWriter, r *http.Request) {
 	infos, err := d.r.Queues(r.Context())
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	now := time.Now()
@@ -148,7 +150,7 @@ type throughputJSON struct {
 func (d *dashboard) apiMetrics(w http.ResponseWriter, r *http.Request) {
 	infos, err := d.r.Queues(r.Context())
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	out := metricsJSON{Queues: map[string]countsJSON{}, Totals: countsJSON{},
@@ -186,7 +188,7 @@ func (d *dashboard) apiJobs(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := d.r.List(r.Context(), f)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	out := pageJSON{Jobs: []*jobJSON{}, Next: page.Next}
@@ -239,7 +241,7 @@ type scheduleJSON struct {
 func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
 	infos, err := d.r.Schedules(r.Context())
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	out := []scheduleJSON{}
@@ -277,8 +279,68 @@ func (d *dashboard) pathJob(w http.ResponseWriter, r *http.Request) (*jobrun.Inf
 	}
 	in, err := d.r.Get(r.Context(), id)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return nil, false
 	}
 	return in, true
+}
+
+// apiBackup streams a consistent copy of the database file (Runner.Backup), which
+// Open accepts, while the jobs keep running. The copy's size follows it in the
+// trailer wire.BackupSizeTrailer; a copy cut short has wire.BackupErrorTrailer
+// instead. A dashboard that hides args (WithRedactedArgs) refuses it with 403
+// Forbidden: the copy holds them all.
+func (d *dashboard) apiBackup(w http.ResponseWriter, r *http.Request) {
+	if d.cfg.redactAll || len(d.cfg.redactKinds) > 0 {
+		d.fail(w, r, http.StatusForbidden, "backup refused: this dashboard hides args (WithRedactedArgs), and a copy of the file holds them all")
+		return
+	}
+	h := w.Header()
+	h.Set("Trailer", wire.BackupSizeTrailer+", "+wire.BackupErrorTrailer)
+	cw := &countingWriter{w: w, header: func() {
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Disposition", `attachment; filename="jobs-backup.db"`)
+		h.Set("Cache-Control", "no-store")
+	}}
+	n, err := d.r.Backup(r.Context(), cw)
+	switch {
+	case err != nil && cw.n == 0:
+		d.failErr(w, r, err)
+	case err != nil:
+		h.Set(wire.BackupErrorTrailer, err.Error())
+	default:
+		h.Set(wire.BackupSizeTrailer, strconv.FormatInt(n, 10))
+	}
+}
+
+// countingWriter counts what goes through it to w, calling header before the first
+// write.
+type countingWriter struct {
+	w      io.Writer
+	header func()
+	n      int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n == 0 && c.header != nil {
+		c.header()
+		c.header = nil
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// apiCheck recounts the jobs of every queue and state and answers the counters
+// that disagree (Runner.CheckCounts without repair): {"mismatches": [...]}.
+func (d *dashboard) apiCheck(w http.ResponseWriter, r *http.Request) {
+	mm, err := d.r.CheckCounts(r.Context(), false)
+	if err != nil {
+		d.failErr(w, r, err)
+		return
+	}
+	if mm == nil {
+		mm = []jobrun.CountMismatch{}
+	}
+	writeJSON(w, http.StatusOK, wire.Check{Mismatches: mm})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/wire"
 )
 
 // DefaultRefresh is how often an open page refreshes its live parts unless
@@ -21,6 +22,8 @@ type Option func(*config)
 
 type config struct {
 	actions     bool
+	enqueue     bool // WithEnqueue
+	openEnqueue bool // WithUnauthenticatedEnqueue
 	auth        []func(*http.Request) bool
 	challenges  []string // WWW-Authenticate values of the auth options that have one
 	redactAll   bool
@@ -36,6 +39,29 @@ type config struct {
 // pages show no buttons, and the action routes answer 403 Forbidden.
 func WithActions() Option {
 	return func(c *config) { c.actions = true }
+}
+
+// WithEnqueue enables the JSON API's routes that feed the application new work:
+// POST /api/jobs, which enqueues a job of any kind with the args and options it is
+// given, and POST /api/events, which sends an event (Runner.Send), starting the
+// runs of the functions on its name. Other processes enqueue through them (the
+// client package, the jobrun command's -url). They refuse every request unless
+// authentication is configured (WithAuth, WithBasicAuth, WithBearerToken), as
+// whoever reaches them chooses the input of the application's handlers; see
+// WithUnauthenticatedEnqueue. WithEnqueue is apart from WithActions, which enables
+// the buttons and routes that change the jobs already stored. Default: disabled,
+// the routes answering 403 Forbidden.
+func WithEnqueue() Option {
+	return func(c *config) { c.enqueue = true }
+}
+
+// WithUnauthenticatedEnqueue lets the routes of WithEnqueue work without
+// authentication. Use it only where nothing untrusted reaches the dashboard: any
+// process of the machine can reach a loopback address, and every user of it can
+// then enqueue jobs. The Host check against DNS rebinding (WithAllowedHosts) and the
+// cross-origin protection still apply.
+func WithUnauthenticatedEnqueue() Option {
+	return func(c *config) { c.openEnqueue = true }
 }
 
 // WithAuth lets in only the requests for which allow returns true; the others get
@@ -295,6 +321,10 @@ func (d *dashboard) routes() {
 	m.HandleFunc("GET /api/events", d.apiEvents)
 	m.HandleFunc("GET /api/events/{seq}", d.apiEvent)
 	m.HandleFunc("GET /api/schedules", d.apiSchedules)
+	m.HandleFunc("GET /api/check", d.apiCheck)
+	m.HandleFunc("GET /api/backup", d.apiBackup)
+	m.HandleFunc("POST /api/jobs", d.apiEnqueue)
+	m.HandleFunc("POST /api/events", d.apiSend)
 
 	// Each action has a form route, which redirects to a page, and an API route,
 	// which answers JSON; both run the same code.
@@ -303,7 +333,7 @@ func (d *dashboard) routes() {
 		m.HandleFunc("POST /api"+a.pattern, d.action(a, true))
 	}
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		d.fail(w, r, http.StatusNotFound, "no such API route")
+		d.failCode(w, r, http.StatusNotFound, "no_route", "no such API route")
 	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusNotFound, "page not found")
@@ -334,13 +364,45 @@ func redirect(w http.ResponseWriter, r *http.Request, target string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// fail answers an error: JSON for the API, a page otherwise.
+// fail answers an error: JSON for the API, a page otherwise. The API's error code
+// is the one the status stands for (see statusCodes).
 func (d *dashboard) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	d.failCode(w, r, code, statusCodes[code], msg)
+}
+
+// failCode is fail with the API's error code apiCode.
+func (d *dashboard) failCode(w http.ResponseWriter, r *http.Request, code int, apiCode, msg string) {
 	if isAPI(r) {
-		writeJSON(w, code, apiError{Error: msg})
+		writeJSON(w, code, apiError{Error: msg, Code: apiCode})
 		return
 	}
 	d.render(w, r, code, "error", &errorPage{Code: code, Status: http.StatusText(code), Message: msg})
+}
+
+// failErr answers the runner's error err: the status errorCode gives, and the
+// API's code of the sentinel error err wraps (wire.Code), or of the status.
+func (d *dashboard) failErr(w http.ResponseWriter, r *http.Request, err error) {
+	code := errorCode(err)
+	apiCode := wire.Code(err)
+	if apiCode == "" {
+		apiCode = statusCodes[code]
+	}
+	d.failCode(w, r, code, apiCode, err.Error())
+}
+
+// statusCodes are the API's error codes of the statuses it answers with, for the
+// errors that wrap none of jobrun's sentinel errors (wire.Code gives theirs).
+var statusCodes = map[int]string{
+	http.StatusBadRequest:            "invalid",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "not_found",
+	http.StatusConflict:              "conflict",
+	http.StatusRequestEntityTooLarge: "too_large",
+	http.StatusUnsupportedMediaType:  "invalid",
+	http.StatusUnprocessableEntity:   "unknown_kind",
+	http.StatusInternalServerError:   "internal",
+	http.StatusServiceUnavailable:    "unavailable",
 }
 
 // parseID parses a job ID from a path or form value.

@@ -38,6 +38,8 @@
 // The rest is on by default:
 //   - Read-only unless WithActions: the action routes answer 403 Forbidden and the
 //     pages show no buttons.
+//   - No enqueue unless WithEnqueue, and then only with authentication (see
+//     Enqueue below).
 //   - Actions are POST requests only. A browser's cross-origin POST is refused with
 //     403 Forbidden by net/http.CrossOriginProtection (the Sec-Fetch-Site and Origin
 //     headers), which stops cross-site request forgery even when the browser sends
@@ -67,9 +69,14 @@
 //
 // # JSON API
 //
-// The API mirrors the pages; times are RFC 3339, and errors are {"error": "..."} with
-// a matching status code (404 for an unknown job, 409 for an action the job's state
-// does not allow). A job is [jobrun.Info] as its JSON tags put it, the one shape of a
+// The API mirrors the pages; times are RFC 3339. Errors are {"error": "...", "code":
+// "..."} with a matching status code: the code names the runner's sentinel error
+// (not_found, invalid, unknown_kind, state, duplicate, read_only, closed, corrupt,
+// schema), or else the status (unauthorized, forbidden, too_large, no_route,
+// conflict, unavailable, internal), so that the client package maps it back to the
+// jobrun error (404 not_found for an unknown job, 409 state for an action the job's
+// state does not allow, 422 unknown_kind for an enqueue of a kind without handler).
+// A job is [jobrun.Info] as its JSON tags put it, the one shape of a
 // job that the jobrun command's -json prints too (fields such as progress, result,
 // errors and tags are left out when unset), with two BullMQ-style aliases beside it:
 // data (the args, null with args when redacted) and failed_reason (the last error of
@@ -91,6 +98,13 @@
 //	                                    oldest, limit, cursor)
 //	GET  /api/events/{seq}              one event, with "jobs": what became of its runs
 //	GET  /api/schedules                 {"schedules": [...]}
+//	GET  /api/check                     {"mismatches": [...]}: the counters that disagree
+//	                                    with a recount (Runner.CheckCounts, no repair)
+//	GET  /api/backup                    a consistent copy of the database file
+//	                                    (Runner.Backup), its size in the trailer
+//	                                    Jobrun-Backup-Size; refused with WithRedactedArgs
+//	POST /api/jobs                      enqueue a job (WithEnqueue; see Enqueue)
+//	POST /api/events                    send an event (WithEnqueue; see Enqueue)
 //
 // # Actions
 //
@@ -105,8 +119,40 @@
 //	/queues/{queue}/resume           let them start again
 //	/queues/{queue}/retry-failed     retry the queue's failed jobs ({"count": n})
 //	/retry-failed                    retry every queue's failed jobs
-//	/queues/{queue}/clean            delete finished jobs (form: state, older_than)
+//	/queues/{queue}/clean            delete finished jobs (form: state, older_than or before)
 //	/clean                           the same in every queue
 //	/schedules/{name}/run            enqueue the schedule's job now ({"id": n})
 //	/schedules/{name}/delete         remove the schedule (Runner.Unschedule)
+//
+// # Enqueue
+//
+// With WithEnqueue, other processes feed the application work through the API, as
+// they would through River's or Asynq's database: bbolt lets one process hold the
+// file, and the dashboard is its door. The client package speaks these routes, and
+// the jobrun command's -url uses it.
+//
+//	POST /api/jobs     {"kind": "welcome", "args": {"to": "ada@example.com"}, "queue": "mail", "delay": "10m"}
+//	                   201 Created, {"ok": true, "id": 42, "job": {...}}, Location: jobs/42
+//	POST /api/events   {"name": "user/created", "data": {"user_id": 7}, "id": "user-7"}
+//	                   201 Created, the event as GET /api/events/{seq} shows it, its runs in "jobs"
+//
+// The body is JSON (Content-Type: application/json), at most 1 MiB and 64 KiB. A job
+// goes through Runner.Enqueue, so the application's rules hold: the kind's
+// defaults (Handle's options) apply beneath those given, a kind without handler is
+// refused with 422 unless the runner was opened WithStrictKinds(false), and bad
+// values are the runner's 400. Its options are the fields, each the jobrun option
+// of that name: queue, priority, max_attempts, run_at (At, RFC 3339) or delay,
+// timeout, backoff {"min", "max"}, jitter, one of unique_key, throttle {"key",
+// "period"} and debounce {"key", "period"}, concurrency_key, tags, priority_from,
+// cancel_on [{"event", "field"}] and on_failure {"kind", and options}; durations are
+// Go duration strings ("90s", "1h30m"). An unknown field is refused, so a
+// misspelled option does not go unnoticed. A job refused by its key (UniqueKey,
+// Throttle) answers 409 with code "duplicate" and the existing job's "id".
+//
+// Whoever reaches these routes chooses the input of the application's handlers,
+// so they refuse every request (403) unless authentication is configured (WithAuth,
+// WithBasicAuth, WithBearerToken), or WithUnauthenticatedEnqueue opts out of that
+// for a dashboard that nothing untrusted reaches. The actions need no such
+// authentication: WithActions alone enables them, as before. Both refuse a
+// browser's cross-origin request.
 package dashboard

@@ -137,7 +137,7 @@ func (d *dashboard) eventsPage(w http.ResponseWriter, r *http.Request) {
 				redirect(w, r, "events/"+strconv.FormatUint(seq, 10))
 				return
 			} else if !errors.Is(err, jobrun.ErrNotFound) {
-				d.fail(w, r, errorCode(err), err.Error())
+				d.failErr(w, r, err)
 				return
 			}
 		}
@@ -145,7 +145,7 @@ func (d *dashboard) eventsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := d.r.Events(ctx, f)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	href := func(cursor string) string {
@@ -197,7 +197,7 @@ func (d *dashboard) eventPage(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, err := d.eventRuns(r.Context(), ev)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	data := &eventData{EventInfo: ev, Jobs: runs, Redacted: d.cfg.runsRedact(runs)}
@@ -217,7 +217,7 @@ func (d *dashboard) pathEvent(w http.ResponseWriter, r *http.Request) (*jobrun.E
 	}
 	ev, err := d.r.GetEvent(r.Context(), seq)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return nil, false
 	}
 	return ev, true
@@ -276,7 +276,7 @@ func (d *dashboard) apiEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := d.r.Events(r.Context(), f)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	out := eventsPageJSON{Events: []*eventJSON{}, Next: page.Next}
@@ -292,12 +292,22 @@ func (d *dashboard) apiEvent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	runs, err := d.eventRuns(r.Context(), ev)
+	out, err := d.eventDetail(r.Context(), ev)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
-	out := eventDetailJSON{eventJSON: *newEventJSON(ev, d.cfg.runsRedact(runs)), Jobs: []runJSON{}}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// eventDetail is ev as GET /api/events/{seq} answers it, with what became of its
+// runs.
+func (d *dashboard) eventDetail(ctx context.Context, ev *jobrun.EventInfo) (*eventDetailJSON, error) {
+	runs, err := d.eventRuns(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	out := &eventDetailJSON{eventJSON: *newEventJSON(ev, d.cfg.runsRedact(runs)), Jobs: []runJSON{}}
 	for _, run := range runs {
 		if run.Job == nil {
 			out.Jobs = append(out.Jobs, runJSON{ID: run.ID, State: "deleted"})
@@ -305,5 +315,5 @@ func (d *dashboard) apiEvent(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Jobs = append(out.Jobs, runJSON{ID: run.ID, Kind: run.Job.Kind, Queue: run.Job.Queue, State: string(run.Job.State)})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }

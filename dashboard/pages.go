@@ -189,12 +189,12 @@ func (d *dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	infos, err := d.r.Queues(ctx)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	scheds, err := d.r.Schedules(ctx)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	now := time.Now()
@@ -308,7 +308,7 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 				redirect(w, r, "jobs/"+idStr(id))
 				return
 			} else if !errors.Is(err, jobrun.ErrNotFound) {
-				d.fail(w, r, errorCode(err), err.Error())
+				d.failErr(w, r, err)
 				return
 			}
 		}
@@ -316,13 +316,13 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	counts, err := d.r.Counts(ctx, f.Queue)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	if f.Queue != "" {
 		queues, err := d.r.Queues(ctx)
 		if err != nil {
-			d.fail(w, r, errorCode(err), err.Error())
+			d.failErr(w, r, err)
 			return
 		}
 		for _, q := range queues {
@@ -333,7 +333,7 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := d.r.List(ctx, f)
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 
@@ -495,7 +495,7 @@ type scheduleRow struct {
 func (d *dashboard) schedulesPage(w http.ResponseWriter, r *http.Request) {
 	infos, err := d.r.Schedules(r.Context())
 	if err != nil {
-		d.fail(w, r, errorCode(err), err.Error())
+		d.failErr(w, r, err)
 		return
 	}
 	data := &schedulesData{}
