@@ -23,13 +23,15 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// readFileDoc is the paragraph the usage of every command that only reads ends with.
+// readFileDoc is the paragraph the usage of every command that only reads ends with
+// (-url and the exit status included).
 const readFileDoc = `FILE must exist; it is not created. The command opens it read-only and leaves it
 byte for byte as it was: jobs found running (their application stopped without a
 graceful shutdown) stay running until the application's next start, due jobs and
 cron fires wait for it too, and no retention applies. While an application has the
-file open, the command fails and says so.
+file open, the command fails and says so: use -url then.
 
+` + urlDoc + `
 ` + exitDoc
 
 // exitDoc ends the usage of every file command.
@@ -38,18 +40,20 @@ const exitDoc = `Exit status: 0 on success, 1 if the command failed (with -json,
 `
 
 // manageFileDoc is the paragraph the usage of every command that changes FILE ends
-// with.
+// with (-url and the exit status included).
 const manageFileDoc = `FILE must exist; it is not created. The command writes the change it is asked for
 and nothing else: it runs none of the runner's services on the file, so no
 retention deletes finished jobs, no cron schedule fires, no due job is promoted,
 and jobs found running (their application stopped without a graceful shutdown)
 stay as they are until the application's next start. The command needs the file
-to itself: while an application has it open, the command fails and says so.
+to itself: while an application has it open, the command fails and says so: use
+-url then.
 
+` + urlDoc + `
 ` + exitDoc
 
 const (
-	statsSynopsis = "usage: jobrun stats FILE [-json]"
+	statsSynopsis = "usage: jobrun stats (FILE | -url URL) [-json]"
 	statsDoc      = `Stats prints the number of jobs of each queue of FILE in each state, with a
 total, and whether the queue is paused. The counts are kept with every change, so
 this is quick on any file. With -json it prints {"queues": [...], "total": {...}},
@@ -57,14 +61,14 @@ each queue as jobrun.QueueInfo's JSON tags put it, with its total.
 
 ` + readFileDoc
 
-	listSynopsis = "usage: jobrun list FILE [-queue q] [-state s] [-kind k] [-tag t] [-limit n] [-oldest] [-cursor c] [-json]"
+	listSynopsis = "usage: jobrun list (FILE | -url URL) [-queue q] [-state s] [-kind k] [-tag t] [-limit n] [-oldest] [-cursor c] [-json]"
 	listDoc      = `List prints one page of the jobs of FILE that match the filters, newest first,
 with the command line of the next page if there is one. With -json it prints the
 page as {"jobs": [...], "next": "cursor"}, each job as show -json prints it.
 
 ` + readFileDoc
 
-	showSynopsis = "usage: jobrun show FILE ID [-json]"
+	showSynopsis = "usage: jobrun show (FILE | -url URL) ID [-json]"
 	showDoc      = `Show prints everything stored about job ID: its state, attempts, times, the event
 that started it, args, progress, result, steps, error history and log. The steps
 (jobrun.Step, Sleep, WaitFor, SendEvent) are listed in the order they started, each
@@ -76,30 +80,30 @@ fields that are not set (progress, result, steps, errors, tags, ...) are left ou
 
 ` + readFileDoc
 
-	retrySynopsis = "usage: jobrun retry FILE (ID | -failed [-queue q]) [-json]"
+	retrySynopsis = "usage: jobrun retry (FILE | -url URL) (ID | -failed [-queue q]) [-json]"
 	retryDoc      = `Retry makes a finished job (failed, canceled or done) ready again with a fresh set
 of attempts; with -failed, every failed job, of one queue with -queue. The jobs run
 when an application runs their queue.
 
 ` + manageFileDoc
 
-	cancelSynopsis = "usage: jobrun cancel FILE ID [-json]"
+	cancelSynopsis = "usage: jobrun cancel (FILE | -url URL) ID [-json]"
 	cancelDoc      = `Cancel cancels job ID, which must not have finished.
 
 ` + manageFileDoc
 
-	deleteSynopsis = "usage: jobrun delete FILE ID [-json]"
+	deleteSynopsis = "usage: jobrun delete (FILE | -url URL) ID [-json]"
 	deleteDoc      = `Delete removes job ID and its history from FILE.
 
 ` + manageFileDoc
 
-	promoteSynopsis = "usage: jobrun promote FILE ID [-json]"
+	promoteSynopsis = "usage: jobrun promote (FILE | -url URL) ID [-json]"
 	promoteDoc      = `Promote makes job ID, scheduled for later or waiting to retry, ready now, as if
 its time had come; it runs when an application runs its queue.
 
 ` + manageFileDoc
 
-	cleanSynopsis = "usage: jobrun clean FILE [-queue q] [-state done|failed|canceled] [-before age|time] [-json]"
+	cleanSynopsis = "usage: jobrun clean (FILE | -url URL) [-queue q] [-state done|failed|canceled] [-before age|time] [-json]"
 	cleanDoc      = `Clean deletes finished jobs from FILE, with their history, and prints how many:
 with -queue, only those of one queue; with -state, only those in one final state
 (done, failed or canceled; all three without it); with -before, only those that
@@ -110,7 +114,7 @@ cancel them first. Deleting the failed jobs purges the dead-letter set.
 
 ` + manageFileDoc
 
-	schedulesSynopsis = "usage: jobrun schedules FILE [-run NAME] [-json]"
+	schedulesSynopsis = "usage: jobrun schedules (FILE | -url URL) [-run NAME] [-json]"
 	schedulesDoc      = `Schedules lists the cron schedules stored in FILE with their next fire. With
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
 the next fire as it was; the job runs when an application runs its queue. -run
@@ -119,20 +123,20 @@ nothing else. With -json, the list is of jobrun.ScheduleInfo as its JSON tags pu
 
 ` + readFileDoc
 
-	unscheduleSynopsis = "usage: jobrun unschedule FILE NAME [-json]"
+	unscheduleSynopsis = "usage: jobrun unschedule (FILE | -url URL) NAME [-json]"
 	unscheduleDoc      = `Unschedule removes the cron schedule NAME from FILE; the jobs it already enqueued
 stay. An application that declares the schedule when it starts (Runner.Schedule)
 stores it again then: take it out of the application's code too.
 
 ` + manageFileDoc
 
-	pauseSynopsis = "usage: jobrun pause FILE QUEUE [-json]"
+	pauseSynopsis = "usage: jobrun pause (FILE | -url URL) QUEUE [-json]"
 	pauseDoc      = `Pause stops the jobs of QUEUE from starting. It is stored in FILE: the queue stays
 paused, across restarts of its application, until resume.
 
 ` + manageFileDoc
 
-	resumeSynopsis = "usage: jobrun resume FILE QUEUE [-json]"
+	resumeSynopsis = "usage: jobrun resume (FILE | -url URL) QUEUE [-json]"
 	resumeDoc      = `Resume lets the jobs of a paused QUEUE start again.
 
 ` + manageFileDoc
@@ -140,7 +144,7 @@ paused, across restarts of its application, until resume.
 
 // fileCommands are the commands on a database file, which the usage lists apart.
 var fileCommands = map[string]bool{
-	"stats": true, "list": true, "show": true, "events": true, "send": true, "retry": true, "cancel": true,
+	"stats": true, "list": true, "show": true, "enqueue": true, "events": true, "send": true, "retry": true, "cancel": true,
 	"delete": true, "promote": true, "clean": true, "schedules": true, "unschedule": true,
 	"pause": true, "resume": true, "check": true, "backup": true, "compact": true, "salvage": true,
 }
@@ -156,12 +160,11 @@ type queueStats struct {
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("stats", statsSynopsis, statsDoc, args, stdout, stderr)
-	pos, err := c.parse("FILE")
-	if err != nil {
+	if _, err := c.parse("FILE"); err != nil {
 		return err
 	}
-	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-		infos, err := r.Queues(ctx)
+	return c.result(c.open(readAccess, func(s store) error {
+		infos, err := s.Queues(ctx)
 		if err != nil {
 			return err
 		}
@@ -248,8 +251,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c.fs.IntVar(&f.Limit, "limit", 50, "`n` jobs per page, at most 1000")
 	c.fs.BoolVar(&f.Oldest, "oldest", false, "oldest first (with -state: the state's own order, such as the next to run first)")
 	c.fs.StringVar(&f.Cursor, "cursor", "", "the `cursor` of the next page, as the previous page printed")
-	pos, err := c.parse("FILE")
-	if err != nil {
+	if _, err := c.parse("FILE"); err != nil {
 		return err
 	}
 	f.State = jobrun.State(state)
@@ -259,8 +261,8 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case f.Limit < 1 || f.Limit > 1000:
 		return c.usage(fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit))
 	}
-	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-		page, err := r.List(ctx, f)
+	return c.result(c.open(readAccess, func(s store) error {
+		page, err := s.List(ctx, f)
 		if errors.Is(err, jobrun.ErrInvalid) {
 			// The filter's values were checked above: what List refuses is the cursor,
 			// which is as much the user's input as the flags are.
@@ -300,16 +302,23 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // nextPageArgs is the command line of list's next page: args with the cursor
-// replaced.
+// replaced, and without -token, which is not to be printed (the next command takes
+// JOBRUN_TOKEN, or the user gives -token again).
 func nextPageArgs(args []string, cursor string) string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		switch {
-		case a == "-cursor" || a == "--cursor":
-			i++ // and its value
-			continue
-		case strings.HasPrefix(a, "-cursor=") || strings.HasPrefix(a, "--cursor="):
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if a == "--" {
+			for _, a := range args[i:] {
+				out = append(out, shellQuote(a))
+			}
+			break
+		}
+		if strings.HasPrefix(a, "-") && (name == "cursor" || name == "token") {
+			if !hasValue {
+				i++ // and its value
+			}
 			continue
 		}
 		out = append(out, shellQuote(a))
@@ -348,8 +357,8 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-		j, err := r.Get(ctx, id)
+	return c.result(c.open(readAccess, func(s store) error {
+		j, err := s.Get(ctx, id)
 		if err != nil {
 			return notFound(err, id, pos[0])
 		}
@@ -527,13 +536,13 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return c.usage(errors.New("-queue goes with -failed"))
 	}
 	if *failed {
-		return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+		return c.result(c.open(manageAccess, func(s store) error {
 			if *queue != "" {
-				if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+				if err := knownQueue(ctx, s, pos[0], *queue); err != nil {
 					return err
 				}
 			}
-			n, err := r.RetryFailed(ctx, *queue)
+			n, err := s.RetryFailed(ctx, *queue)
 			if err != nil {
 				return err
 			}
@@ -552,7 +561,7 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Retry,
+	return c.result(changeJob(ctx, c, pos[0], id, store.Retry,
 		"Retried job %d: it is %s and runs when an application runs queue %s.\n"))
 }
 
@@ -566,7 +575,7 @@ func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Cancel, "Canceled job %d: it is %s (queue %s).\n"))
+	return c.result(changeJob(ctx, c, pos[0], id, store.Cancel, "Canceled job %d: it is %s (queue %s).\n"))
 }
 
 func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -579,19 +588,19 @@ func runPromote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return c.result(changeJob(ctx, c, pos[0], id, (*jobrun.Runner).Promote,
+	return c.result(changeJob(ctx, c, pos[0], id, store.Promote,
 		"Promoted job %d: it is %s and runs when an application runs queue %s.\n"))
 }
 
-// changeJob applies op to job id of the file at path and reports the job's new
-// state with format (ID, state, queue).
+// changeJob applies op to job id of the file (or dashboard) at path and reports
+// the job's new state with format (ID, state, queue).
 func changeJob(ctx context.Context, c *fileCmd, path string, id jobrun.ID,
-	op func(*jobrun.Runner, context.Context, jobrun.ID) error, format string) error {
-	return withFile(path, manageAccess, func(r *jobrun.Runner) error {
-		if err := op(r, ctx, id); err != nil {
+	op func(store, context.Context, jobrun.ID) error, format string) error {
+	return c.open(manageAccess, func(s store) error {
+		if err := op(s, ctx, id); err != nil {
 			return notFound(err, id, path)
 		}
-		j, err := r.Get(ctx, id)
+		j, err := s.Get(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -613,8 +622,8 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
-		if err := r.Delete(ctx, id); err != nil {
+	return c.result(c.open(manageAccess, func(s store) error {
+		if err := s.Delete(ctx, id); err != nil {
 			return notFound(err, id, pos[0])
 		}
 		if *c.json {
@@ -645,13 +654,13 @@ func runClean(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return c.usage(err)
 	}
-	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+	return c.result(c.open(manageAccess, func(s store) error {
 		if *queue != "" {
-			if err := knownQueue(ctx, r, pos[0], *queue); err != nil {
+			if err := knownQueue(ctx, s, pos[0], *queue); err != nil {
 				return err
 			}
 		}
-		n, err := r.Clean(ctx, *queue, jobrun.State(*state), before)
+		n, err := s.Clean(ctx, *queue, jobrun.State(*state), before)
 		if err != nil {
 			return err
 		}
@@ -705,17 +714,16 @@ func parseBefore(s string, now time.Time) (time.Time, error) {
 func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("schedules", schedulesSynopsis, schedulesDoc, args, stdout, stderr)
 	run := c.fs.String("run", "", "enqueue the job of the schedule `name` now")
-	pos, err := c.parse("FILE")
-	if err != nil {
+	if _, err := c.parse("FILE"); err != nil {
 		return err
 	}
 	acc := readAccess
 	if *run != "" {
 		acc = manageAccess
 	}
-	return c.result(withFile(pos[0], acc, func(r *jobrun.Runner) error {
+	return c.result(c.open(acc, func(s store) error {
 		if *run != "" {
-			id, err := r.TriggerSchedule(ctx, *run)
+			id, err := s.TriggerSchedule(ctx, *run)
 			if err != nil {
 				return err
 			}
@@ -725,7 +733,7 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintf(stdout, "Enqueued job %d for schedule %s: it runs when an application runs its queue.\n", id, *run)
 			return nil
 		}
-		list, err := r.Schedules(ctx)
+		list, err := s.Schedules(ctx)
 		if err != nil {
 			return err
 		}
@@ -774,8 +782,8 @@ func runUnschedule(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	name := pos[1]
-	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
-		if err := r.Unschedule(ctx, name); err != nil {
+	return c.result(c.open(manageAccess, func(s store) error {
+		if err := s.Unschedule(ctx, name); err != nil {
 			return err
 		}
 		if *c.json {
@@ -803,14 +811,14 @@ func pauseOrResume(ctx context.Context, name, synopsis, doc string, pause bool, 
 		return err
 	}
 	queue := pos[1]
-	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
+	return c.result(c.open(manageAccess, func(s store) error {
 		// A paused queue is known (Paused), so resume accepts one that never held a job.
-		if err := knownQueue(ctx, r, pos[0], queue); err != nil {
+		if err := knownQueue(ctx, s, pos[0], queue); err != nil {
 			return err
 		}
-		op := r.Resume
+		op := s.Resume
 		if pause {
-			op = r.Pause
+			op = s.Pause
 		}
 		if err := op(ctx, queue); err != nil {
 			return err

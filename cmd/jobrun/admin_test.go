@@ -453,14 +453,14 @@ func TestAdminUsage(t *testing.T) {
 	usage := func(cmd string) string { return "Run \"jobrun help " + cmd + "\" for details.\n" }
 	cases := []cliCase{
 		{args: []string{"help"}, code: 0, stdout: "\tschedules   list the cron schedules, or run one now\n\tunschedule  remove a cron schedule\n"},
-		{args: []string{"help", "list"}, code: 0, stdout: "usage: jobrun list FILE [-queue q]"},
+		{args: []string{"help", "list"}, code: 0, stdout: "usage: jobrun list (FILE | -url URL) [-queue q]"},
 		{args: []string{"list", "-h"}, code: 0, stdout: "  -state state\n"},
 		{args: []string{"show", "--help"}, code: 0, stdout: "Show prints everything stored about job ID"},
 		{args: []string{"retry", "-help"}, code: 0, stdout: "with -failed, only the failed jobs of this queue"},
-		{args: []string{"stats"}, code: 2, errs: "jobrun stats: missing FILE\nusage: jobrun stats FILE"},
+		{args: []string{"stats"}, code: 2, errs: "jobrun stats: missing FILE\nusage: jobrun stats (FILE | -url URL)"},
 		{args: []string{"stats", db, "extra"}, code: 2, errs: "jobrun stats: unexpected argument \"extra\"\n"},
 		{args: []string{"stats", "-verbose", db}, code: 2, errs: "flag provided but not defined: -verbose\n" +
-			"usage: jobrun stats FILE [-json]\n" + usage("stats")},
+			"usage: jobrun stats (FILE | -url URL) [-json]\n" + usage("stats")},
 		{args: []string{"show", db}, code: 2, errs: "jobrun show: missing ID\n"},
 		{args: []string{"show", db, "x1"}, code: 2, errs: "jobrun show: job ID must be a positive number, got \"x1\"\n"},
 		{args: []string{"cancel", db, "0"}, code: 2, errs: "job ID must be a positive number"},
@@ -475,7 +475,7 @@ func TestAdminUsage(t *testing.T) {
 		{args: []string{"pause", db}, code: 2, errs: "jobrun pause: missing QUEUE\n"},
 		{args: []string{"resume", db, "a", "b"}, code: 2, errs: "unexpected argument \"b\""},
 		{args: []string{"schedules", db, "-run"}, code: 2, errs: "flag needs an argument: -run"},
-		{args: []string{"help", "events"}, code: 0, stdout: "usage: jobrun events FILE [SEQ] [-name n]"},
+		{args: []string{"help", "events"}, code: 0, stdout: "usage: jobrun events (FILE | -url URL) [SEQ] [-name n]"},
 		{args: []string{"events", db, "x"}, code: 2, errs: "jobrun events: event SEQ must be a positive number, got \"x\"\n"},
 		{args: []string{"events", db, "0"}, code: 2, errs: "event SEQ must be a positive number"},
 		{args: []string{"events", db, "1", "-limit", "5"}, code: 2, errs: "jobrun events: -limit: the list's flags do not go with SEQ\n"},

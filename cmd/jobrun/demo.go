@@ -175,7 +175,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	// has them all.
 	var dashURL string
 	if cfg.dash {
-		ds, err := startDashboard(r, "127.0.0.1:0", true, nil)
+		ds, err := startDashboard(r, "127.0.0.1:0", true, "", nil)
 		if err != nil {
 			return fmt.Errorf("serve the dashboard: %w", err)
 		}

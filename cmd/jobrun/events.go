@@ -19,7 +19,7 @@ import (
 )
 
 const (
-	eventsSynopsis = "usage: jobrun events FILE [SEQ] [-name n] [-limit n] [-oldest] [-cursor c] [-json]"
+	eventsSynopsis = "usage: jobrun events (FILE | -url URL) [SEQ] [-name n] [-limit n] [-oldest] [-cursor c] [-json]"
 	eventsDoc      = `Events prints one page of the events sent into FILE, newest first, with the
 command line of the next page if there is one; with -name, only the events of that
 name. With SEQ it shows event SEQ: its name, dedup ID, when it was sent, its data,
@@ -32,7 +32,7 @@ it; with SEQ, the event with "jobs" beside its runs: [{"id", "kind", "queue",
 
 ` + readFileDoc
 
-	sendSynopsis = "usage: jobrun send FILE NAME JSON [-id ID] [-json]"
+	sendSynopsis = "usage: jobrun send (FILE | -url URL) NAME JSON [-id ID] [-json]"
 	sendDoc      = `Send sends the event NAME into FILE with the data JSON, a JSON object such as
 '{"order_id": 42}', as Runner.Send does in the application: in one commit the event
 is stored and every function registered on NAME (jobrun.On) gets a run, with the
@@ -73,10 +73,10 @@ type runOut struct {
 }
 
 // eventRuns reads what became of ev's runs.
-func eventRuns(ctx context.Context, r *jobrun.Runner, ev *jobrun.EventInfo) ([]runOut, error) {
+func eventRuns(ctx context.Context, s store, ev *jobrun.EventInfo) ([]runOut, error) {
 	runs := []runOut{}
 	for _, id := range ev.Runs {
-		j, err := r.Get(ctx, id)
+		j, err := s.Get(ctx, id)
 		switch {
 		case errors.Is(err, jobrun.ErrNotFound):
 			runs = append(runs, runOut{ID: id, State: "deleted"})
@@ -103,7 +103,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) == 2 {
 		var listFlags []string
 		c.fs.Visit(func(fl *flag.Flag) {
-			if fl.Name != "json" {
+			if fl.Name != "json" && fl.Name != "url" && fl.Name != "token" {
 				listFlags = append(listFlags, "-"+fl.Name)
 			}
 		})
@@ -114,22 +114,22 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil || seq == 0 {
 			return c.usage(fmt.Errorf("event SEQ must be a positive number, got %q", pos[1]))
 		}
-		return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-			ev, err := r.GetEvent(ctx, seq)
+		return c.result(c.open(readAccess, func(s store) error {
+			ev, err := s.GetEvent(ctx, seq)
 			if errors.Is(err, jobrun.ErrNotFound) {
 				return &worded{fmt.Sprintf("%s holds no event %d: it was never sent, or retention deleted it", pos[0], seq), err}
 			}
 			if err != nil {
 				return err
 			}
-			return printEvent(ctx, c, r, ev, "")
+			return printEvent(ctx, c, s, ev, "")
 		}))
 	}
 	if f.Limit < 1 || f.Limit > 1000 {
 		return c.usage(fmt.Errorf("-limit must be between 1 and 1000, got %d", f.Limit))
 	}
-	return c.result(withFile(pos[0], readAccess, func(r *jobrun.Runner) error {
-		page, err := r.Events(ctx, f)
+	return c.result(c.open(readAccess, func(s store) error {
+		page, err := s.Events(ctx, f)
 		if errors.Is(err, jobrun.ErrInvalid) {
 			// The cursor, as much the user's input as the flags (see list).
 			return c.usage(errors.New(message(err)))
@@ -185,8 +185,8 @@ func joinIDs(ids []jobrun.ID) string {
 
 // printEvent prints one event with what became of its runs, after the line head if
 // it is not "".
-func printEvent(ctx context.Context, c *fileCmd, r *jobrun.Runner, ev *jobrun.EventInfo, head string) error {
-	runs, err := eventRuns(ctx, r, ev)
+func printEvent(ctx context.Context, c *fileCmd, s store, ev *jobrun.EventInfo, head string) error {
+	runs, err := eventRuns(ctx, s, ev)
 	if err != nil {
 		return err
 	}
@@ -249,8 +249,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, ok := v.(map[string]any); !ok {
 		return c.usage(fmt.Errorf("JSON must be a JSON object such as '{\"order_id\": 42}', got %s", oneLine(string(data), 40)))
 	}
-	return c.result(withFile(pos[0], manageAccess, func(r *jobrun.Runner) error {
-		ev, err := r.Send(ctx, jobrun.Event{Name: name, Data: data, ID: *id})
+	return c.result(c.open(manageAccess, func(s store) error {
+		ev, err := s.Send(ctx, jobrun.Event{Name: name, Data: data, ID: *id})
 		if errors.Is(err, jobrun.ErrInvalid) {
 			// The name, the ID or the data's size: the user's input.
 			return c.usage(errors.New(message(err)))
@@ -270,6 +270,6 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			head = fmt.Sprintf("Sent event %d: it started %d %s, which run when an application runs their queues.",
 				ev.Seq, len(ev.Runs), plural(len(ev.Runs), "run"))
 		}
-		return printEvent(ctx, c, r, ev, head)
+		return printEvent(ctx, c, s, ev, head)
 	}))
 }

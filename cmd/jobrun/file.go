@@ -31,15 +31,35 @@ type fileCmd struct {
 	fs             *flag.FlagSet
 	synopsis, doc  string
 	json           *bool    // -json; nil for a command without it
+	url, token     *string  // -url and -token; nil for a command without them
+	file           string   // the FILE argument, once parsed; "" with -url
+	fileOnly       string   // for a command that refuses -url: what it does to the file
 	args           []string // as given, to tell -json before the flags are parsed
 	stdout, stderr io.Writer
 }
 
-// newFileCmd starts the flag set of a file command, with its -json flag.
+// newFileCmd starts the flag set of a file command, with its -json, -url and
+// -token flags.
 func newFileCmd(name, synopsis, doc string, args []string, stdout, stderr io.Writer) *fileCmd {
 	c := newFileCmdNoJSON(name, synopsis, doc, args, stdout, stderr)
 	c.json = c.fs.Bool("json", false, `print one JSON document, for scripts, instead of text; errors as {"error": "..."} on stderr`)
+	c.url = c.fs.String("url", "", "work on the running application whose dashboard is at `URL` instead of on FILE")
+	c.token = c.tokenFlag("with -url, the dashboard's bearer `token`")
 	return c
+}
+
+// tokenFlag defines -token, whose default is the environment variable
+// JOBRUN_TOKEN (read by bearerToken, so that the usage does not print it).
+func (c *fileCmd) tokenFlag(usage string) *string {
+	return c.fs.String("token", "", usage+"; default: $"+tokenEnv)
+}
+
+// bearerToken is -token, or the environment variable JOBRUN_TOKEN.
+func (c *fileCmd) bearerToken() string {
+	if *c.token != "" {
+		return *c.token
+	}
+	return os.Getenv(tokenEnv)
 }
 
 // newFileCmdNoJSON is newFileCmd for a command without -json, such as serve.
@@ -55,9 +75,40 @@ func newFileCmdNoJSON(name, synopsis, doc string, args []string, stdout, stderr 
 // parse parses the arguments: flags may come before, between or after the
 // positional ones (after "--", everything is positional), and there must be one
 // positional argument per name in names, except for trailing names ending in "?",
-// which are optional. With -h it prints the full usage, synopsis, doc and flags, on
-// stdout and returns flag.ErrHelp; with bad arguments it reports them (see usage).
+// which are optional. The first name is FILE's: with -url there is none, and the
+// URL takes its place in what parse returns; otherwise parse sets c.file. With -h it
+// prints the full usage, synopsis, doc and flags, on stdout and returns
+// flag.ErrHelp; with bad arguments it reports them (see usage).
 func (c *fileCmd) parse(names ...string) ([]string, error) {
+	pos, err := c.parsePositional()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.remote() && c.fileOnly != "":
+		return nil, c.refuseURL(c.fs.Name() + " " + c.fileOnly)
+	case c.remote():
+		if len(pos) >= len(names) {
+			return nil, c.usage(fmt.Errorf("unexpected argument %q: with -url the command works on the application at URL, not on a FILE", pos[0]))
+		}
+		pos = append([]string{*c.url}, pos...)
+	case c.url != nil && *c.token != "":
+		return nil, c.usage(errors.New("-token goes with -url"))
+	}
+	switch {
+	case len(pos) < len(names) && !strings.HasSuffix(names[len(pos)], "?"):
+		return nil, c.usage(fmt.Errorf("missing %s", names[len(pos)]))
+	case len(pos) > len(names):
+		return nil, c.usage(fmt.Errorf("unexpected argument %q", pos[len(names)]))
+	}
+	if !c.remote() && len(pos) > 0 {
+		c.file = pos[0]
+	}
+	return pos, nil
+}
+
+// parsePositional parses the flags and returns the positional arguments.
+func (c *fileCmd) parsePositional() ([]string, error) {
 	var pos []string
 	args := c.args
 	for {
@@ -81,12 +132,6 @@ func (c *fileCmd) parse(names ...string) ([]string, error) {
 			break
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
-	}
-	switch {
-	case len(pos) < len(names) && !strings.HasSuffix(names[len(pos)], "?"):
-		return nil, c.usage(fmt.Errorf("missing %s", names[len(pos)]))
-	case len(pos) > len(names):
-		return nil, c.usage(fmt.Errorf("unexpected argument %q", pos[len(names)]))
 	}
 	return pos, nil
 }
@@ -184,8 +229,9 @@ type errInUse struct{ path string }
 func (e *errInUse) Error() string {
 	return fmt.Sprintf(`%s is in use by a running application: a jobrun file can be open in one
 process at a time. To see and manage its jobs while it runs, embed the dashboard
-(github.com/jobrun/jobrun/dashboard) in the application; or stop the application
-and run this command again.`, e.path)
+(github.com/jobrun/jobrun/dashboard) in the application and give this command
+-url with the dashboard's URL instead of the file; or stop the application and
+run this command again.`, e.path)
 }
 
 func (e *errInUse) Unwrap() error { return jobrun.ErrLocked }
@@ -289,15 +335,16 @@ func notFound(err error, id jobrun.ID, path string) error {
 	return err
 }
 
-// knownQueue returns an error unless queue is one of the file's: it has held jobs
-// or it is paused (Runner.Queues lists both), or it is the default queue, which
-// every runner runs. A name that is none of these is most likely a typo, and
-// pausing it or retrying its jobs would do nothing while looking done.
-func knownQueue(ctx context.Context, r *jobrun.Runner, path, queue string) error {
+// knownQueue returns an error unless queue is one of the file's (or the
+// dashboard's) at path: it has held jobs or it is paused (Runner.Queues lists
+// both), or it is the default queue, which every runner runs. A name that is none
+// of these is most likely a typo, and pausing it or retrying its jobs would do
+// nothing while looking done.
+func knownQueue(ctx context.Context, s store, path, queue string) error {
 	if queue == jobrun.DefaultQueue {
 		return nil
 	}
-	queues, err := r.Queues(ctx)
+	queues, err := s.Queues(ctx)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,13 @@
 //	version     print the version of jobrun and of Go
 //	help        show the usage of jobrun or of a command
 //
-// The commands on a database file that no application has open are:
+// The commands on a database file that no application has open, or with -url on
+// a running application, are:
 //
 //	stats       count the jobs by queue and state
 //	list        list jobs, filtered and paged
 //	show        show everything stored about one job
+//	enqueue     enqueue a job of any kind, with its args and options
 //	events      list the events sent, or show one with its runs
 //	send        send an event, starting the runs of its functions
 //	retry       run a finished job, or every failed job, again
@@ -35,12 +37,20 @@
 //
 // The commands that only read (stats, list, show, events, schedules, check, backup,
 // salvage and serve -readonly) open the file read-only: its bytes stay as they were.
-// Those that change it (send, retry, cancel, delete, promote, clean, schedules -run,
-// unschedule, pause, resume, check -repair, compact and serve) write what they are
-// asked and nothing else: they run none of the runner's services, such as
-// retention, cron fires, the promotion of due jobs and the recovery of jobs a crash
-// left running, which belong to the application and its options; serve runs them
-// with jobrun's defaults only with -services. None of them runs jobs.
+// Those that change it (enqueue, send, retry, cancel, delete, promote, clean,
+// schedules -run, unschedule, pause, resume, check -repair, compact and serve)
+// write what they are asked and nothing else: they run none of the runner's
+// services, such as retention, cron fires, the promotion of due jobs and the
+// recovery of jobs a crash left running, which belong to the application and its
+// options; serve runs them with jobrun's defaults only with -services. None of them
+// runs jobs.
+//
+// A file can be open in one process at a time. With -url URL instead of the file,
+// the file commands work on a running application through the JSON API of its
+// dashboard (package github.com/jobrun/jobrun/dashboard, mounted at URL), with the
+// same output; -token, or the environment variable JOBRUN_TOKEN, is its bearer
+// token (jobrun serve -token pairs with it). compact, salvage and check -repair,
+// which need the file itself, refuse -url.
 //
 // With -json a command prints one JSON document; a job is jobrun.Info as its JSON
 // tags put it and an event jobrun.EventInfo, the shapes the dashboard's API prints
@@ -77,11 +87,12 @@ var commands = []command{
 	{name: "bench", summary: "measure jobrun and raw bbolt on the standard workloads", run: runBench},
 	{name: "serve", summary: "serve the dashboard of a database file on 127.0.0.1", run: runServe},
 	{name: "version", summary: "print the version of jobrun and of Go", run: runVersion},
-	// The file commands (admin.go, events.go, maintain.go) work on a file no
-	// application holds.
+	// The file commands (admin.go, enqueue.go, events.go, maintain.go) work on a
+	// file no application holds, or with -url on a running application (remote.go).
 	{name: "stats", summary: "count the jobs by queue and state", run: runStats},
 	{name: "list", summary: "list jobs, filtered and paged", run: runList},
 	{name: "show", summary: "show everything stored about one job", run: runShow},
+	{name: "enqueue", summary: "enqueue a job of any kind, with its args and options", run: runEnqueue},
 	{name: "events", summary: "list the events sent, or show one with its runs", run: runEvents},
 	{name: "send", summary: "send an event, starting the runs of its functions", run: runSend},
 	{name: "retry", summary: "run a finished job, or every failed job, again", run: runRetry},
@@ -206,7 +217,8 @@ func printUsage(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\t%-*s%s\n", width, "help", "show the usage of jobrun or of a command")
-	fmt.Fprint(w, "\nThe commands on a database file that no application has open are:\n\n")
+	fmt.Fprint(w, "\nThe commands on a database file that no application has open, or with -url URL\n"+
+		"on a running application through its dashboard, are:\n\n")
 	for _, c := range commands {
 		if fileCommands[c.name] {
 			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)

@@ -16,11 +16,14 @@ import (
 )
 
 const (
-	backupSynopsis = "usage: jobrun backup FILE DEST [-force] [-json]"
+	backupSynopsis = "usage: jobrun backup (FILE | -url URL) DEST [-force] [-json]"
 	backupDoc      = `Backup writes a consistent copy of FILE to DEST: a jobrun file holding every job
 as of one moment, which applications and every command open as they do FILE. DEST
 must not exist, unless -force: then it is replaced once the copy is complete and
-synced, so a backup that fails leaves it as it was.
+synced, so a backup that fails leaves it as it was. With -url, the copy of the
+running application's file comes through its dashboard (GET /api/backup) while its
+jobs keep running, and DEST is written here; a dashboard that hides args
+(dashboard.WithRedactedArgs) refuses it, as the copy holds them all.
 
 ` + readFileDoc
 
@@ -29,11 +32,12 @@ synced, so a backup that fails leaves it as it was.
 backlog shrinks back: bbolt reuses the pages that deleted jobs free, but never gives
 them back to the file system. It copies FILE to FILE.compact next to it, which takes
 free disk space for a copy, then replaces FILE with it. It prints the sizes before
-and after.
+and after. It takes no -url: it rewrites the file itself, which needs the
+application stopped.
 
 ` + manageFileDoc
 
-	checkSynopsis = "usage: jobrun check FILE [-repair] [-json]"
+	checkSynopsis = "usage: jobrun check (FILE | -url URL) [-repair] [-json]"
 	checkDoc      = `Check recounts the jobs of every queue in each state from the indexes of FILE and
 compares them with the counters that stats prints, which every change keeps. They
 disagree only if something other than jobrun changed the file. Without -repair it
@@ -45,8 +49,10 @@ FILE must exist; it is not created. Without -repair, the command leaves FILE byt
 for byte as it was. With -repair, it runs none of the runner's services on the
 file (no retention, cron fires, promotion or crash recovery: jobs found running
 stay as they are until the application's next start), and needs the file to
-itself. While an application has the file open, the command fails and says so.
+itself. While an application has the file open, the command fails and says so:
+use -url then, without -repair, which needs the file.
 
+` + urlDoc + `
 ` + exitDoc
 )
 
@@ -60,13 +66,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	file, dest := pos[0], pos[1]
-	if fi, err := os.Stat(file); err == nil {
+	if fi, err := os.Stat(file); err == nil && !c.remote() {
 		if di, err := os.Stat(dest); err == nil && os.SameFile(fi, di) {
 			return c.usage(fmt.Errorf("DEST %s is FILE itself", dest))
 		}
 	}
-	return c.result(withFile(file, readAccess, func(r *jobrun.Runner) error {
-		n, err := writeBackup(ctx, r, dest, *force)
+	return c.result(c.open(readAccess, func(s store) error {
+		n, err := writeBackup(ctx, s, dest, *force)
 		if err != nil {
 			return err
 		}
@@ -78,10 +84,10 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}))
 }
 
-// writeBackup writes r's backup to dest and syncs it. Without force, dest must not
+// writeBackup writes s's backup to dest and syncs it. Without force, dest must not
 // exist. With force, the backup goes to a temporary file next to dest that replaces
 // it once complete, so a failure leaves an existing dest as it was.
-func writeBackup(ctx context.Context, r *jobrun.Runner, dest string, force bool) (n int64, err error) {
+func writeBackup(ctx context.Context, s store, dest string, force bool) (n int64, err error) {
 	var f *os.File
 	if force {
 		f, err = os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
@@ -100,7 +106,7 @@ func writeBackup(ctx context.Context, r *jobrun.Runner, dest string, force bool)
 			os.Remove(f.Name())
 		}
 	}()
-	if n, err = r.Backup(ctx, f); err != nil {
+	if n, err = s.Backup(ctx, f); err != nil {
 		return n, err
 	}
 	if err = f.Sync(); err != nil {
@@ -130,6 +136,7 @@ func syncDir(dir string) {
 
 func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("compact", compactSynopsis, compactDoc, args, stdout, stderr)
+	c.refusesURL("rewrites the file")
 	pos, err := c.parse("FILE")
 	if err != nil {
 		return err
@@ -188,13 +195,16 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *repair && c.remote() {
+		return c.refuseURL("check -repair rewrites the counters of the file")
+	}
 	file := pos[0]
 	acc := readAccess
 	if *repair {
 		acc = manageAccess
 	}
-	return c.result(withFile(file, acc, func(r *jobrun.Runner) error {
-		mm, err := r.CheckCounts(ctx, *repair)
+	return c.result(c.open(acc, func(s store) error {
+		mm, err := s.checkCounts(ctx, *repair)
 		if err != nil {
 			return err
 		}

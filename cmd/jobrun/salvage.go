@@ -23,7 +23,7 @@ paused queues that can be read are copied. A job whose ID is found but whose
 record cannot be read is copied as a failed job that says so.
 
 Salvage never writes to DAMAGED, and it needs the file to itself: stop the
-application first. NEW must not exist. Salvage prints how many jobs it copied,
+application first (it takes no -url). NEW must not exist. Salvage prints how many jobs it copied,
 how many were lost and the IDs of the jobs on pages it could not read.
 
 Then check NEW (jobrun stats NEW, jobrun list NEW) and, with the application
@@ -38,6 +38,7 @@ read) or NEW could not be written; 2 for bad usage.
 
 func runSalvage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("salvage", salvageSynopsis, salvageDoc, args, stdout, stderr)
+	c.refusesURL("reads a damaged file")
 	pos, err := c.parse("DAMAGED", "NEW")
 	if err != nil {
 		return err

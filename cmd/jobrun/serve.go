@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-readonly | -services]"
+	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-token T] [-readonly | -services]"
 	serveDoc      = `Serve opens the jobrun database FILE and serves its dashboard: the queues with
 their counts and limits, the jobs by queue and state, every field of a job, the
 cron schedules. Actions (retry, cancel, delete, promote, pause and resume a queue,
@@ -42,17 +42,28 @@ so serve fails on the file of a running application, and the application cannot
 start while serve runs: mount the dashboard in that application instead (package
 github.com/jobrun/jobrun/dashboard).
 
-The dashboard asks for no password: serve it on a loopback address (the default)
-unless something in front of it authenticates. On an address that other machines
-can reach (0.0.0.0, ::, a LAN address, a host name), serve warns that anyone who
-reaches it reads every job, and changes them unless -readonly. It stops on Ctrl-C.
+Without -token the dashboard asks for no password: serve it on a loopback address
+(the default) unless something in front of it authenticates. On an address that
+other machines can reach (0.0.0.0, ::, a LAN address, a host name), serve warns
+that anyone who reaches it reads every job, and changes them unless -readonly. It
+stops on Ctrl-C.
+
+With -token T, or the environment variable JOBRUN_TOKEN, every request needs the
+token: scripts and the jobrun commands' -url send it as "Authorization: Bearer T"
+(-token T, JOBRUN_TOKEN), and browsers, which ask, as the password of user jobrun.
+With the token, and unless -readonly, the dashboard also takes new jobs and events
+from other processes (jobrun enqueue -url, jobrun send -url, package
+github.com/jobrun/jobrun/client): they need authentication, so without -token
+they are refused. Over plain HTTP the token crosses the network in clear: put
+HTTPS in front beyond the local machine.
 
 Against DNS rebinding (a web page that makes its own name resolve to this machine),
 the dashboard answers only the requests whose Host names this machine: localhost,
 127.0.0.1 and [::1]; on another -addr, also its host (name or address); on every
 interface (0.0.0.0, :: or no host), also this machine's host name and its
 interfaces' addresses. Other Hosts get 403 Forbidden: add them with -allow-host,
-such as the public name of a proxy in front that forwards its own Host.
+such as the public name of a proxy in front that forwards its own Host. With
+-token too: the token is the authentication, the Host rule stays.
 
 Exit status: 0 after Ctrl-C, 1 if the file cannot be opened (missing, in use) or
 the address cannot be listened on, 2 for bad arguments.
@@ -62,6 +73,9 @@ file (their application stopped without a graceful shutdown) stay running until
 the application's next start.
 `
 	defaultServeAddr = "127.0.0.1:8080"
+
+	// serveUser is the user of basic authentication with -token, for browsers.
+	serveUser = "jobrun"
 
 	// serveShutdownTimeout bounds how long open requests get when serve stops.
 	serveShutdownTimeout = 5 * time.Second
@@ -73,6 +87,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := c.fs.String("addr", defaultServeAddr, "`host:port` to listen on; port 0 picks a free port")
 	readonly := c.fs.Bool("readonly", false, "disable the actions and open FILE read-only: only show the jobs")
 	services := c.fs.Bool("services", false, "run the runner's services with jobrun's defaults: crash recovery, promotion, cron fires, retention (no jobs)")
+	c.token = c.tokenFlag("require this bearer `token` (browsers: user jobrun, the token as password), and take new jobs and events")
 	var allow []string
 	c.fs.Func("allow-host", "also answer requests for Host `name` (any port; *.example.com for the names under one); repeatable",
 		func(h string) error {
@@ -97,27 +112,38 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// withFile refuses a missing file (Open would create an empty one, hiding a
 	// typo) and, for a file an application holds, says to embed the dashboard.
+	token := c.bearerToken()
 	return withFile(pos[0], acc, func(r *jobrun.Runner) error {
-		return serve(ctx, r, pos[0], *addr, !*readonly, allow, stdout, stderr)
+		return serve(ctx, r, pos[0], *addr, !*readonly, token, allow, stdout, stderr)
 	})
 }
 
 // serve serves the dashboard of r, opened from file, on addr until ctx ends; it also
-// answers the Host names in allow.
-func serve(ctx context.Context, r *jobrun.Runner, file, addr string, actions bool, allow []string, stdout, stderr io.Writer) error {
-	ds, err := startDashboard(r, addr, actions, allow)
+// answers the Host names in allow. With a token it requires it, and takes new jobs
+// and events if actions are enabled.
+func serve(ctx context.Context, r *jobrun.Runner, file, addr string, actions bool, token string, allow []string, stdout, stderr io.Writer) error {
+	ds, err := startDashboard(r, addr, actions, token, allow)
 	if err != nil {
 		return err
 	}
 	mode := map[bool]string{true: "actions enabled", false: "read-only"}[actions]
+	if token != "" {
+		mode = map[bool]string{true: "actions and enqueue enabled", false: "read-only"}[actions] + ", token required"
+	}
 	if ds.exposed {
-		what := map[bool]string{true: "read and change every job", false: "read every job"}[actions]
 		hosts := "loopback names only"
 		if len(ds.hosts) > 0 {
 			hosts = strings.Join(ds.hosts, ", ") + " and loopback names"
 		}
-		fmt.Fprintf(stderr, "jobrun serve: warning: the dashboard asks for no password and is reachable from other machines "+
-			"on %s: anyone who reaches it can %s; it answers requests for %s (-allow-host adds more)\n", ds.addr, what, hosts)
+		if token != "" {
+			fmt.Fprintf(stderr, "jobrun serve: warning: the dashboard is reachable from other machines on %s over plain HTTP, "+
+				"where the token crosses the network in clear: put HTTPS in front; it answers requests for %s (-allow-host adds more)\n",
+				ds.addr, hosts)
+		} else {
+			what := map[bool]string{true: "read and change every job", false: "read every job"}[actions]
+			fmt.Fprintf(stderr, "jobrun serve: warning: the dashboard asks for no password and is reachable from other machines "+
+				"on %s: anyone who reaches it can %s; it answers requests for %s (-allow-host adds more)\n", ds.addr, what, hosts)
+		}
 	}
 	fmt.Fprintf(stdout, "serving the dashboard of %s at %s (%s); press Ctrl-C to stop\n", file, ds.url, mode)
 	select {
@@ -140,20 +166,28 @@ type dashServer struct {
 
 // startDashboard serves the dashboard of r on addr in the background. The dashboard
 // answers loopback Host names, those that listenHosts gives for addr, and allow,
-// whose names must be valid (validHost).
-func startDashboard(r *jobrun.Runner, addr string, actions bool, allow []string) (*dashServer, error) {
+// whose names must be valid (validHost), with a token or without. With a token
+// ("" for none) it requires it, as a bearer token or as the password of basic
+// authentication of user jobrun (for browsers), and with actions it takes new jobs and
+// events (dashboard.WithEnqueue).
+func startDashboard(r *jobrun.Runner, addr string, actions bool, token string, allow []string) (*dashServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	hosts, exposed := listenHosts(addr, ln.Addr())
 	hosts = append(hosts, allow...)
-	var opts []dashboard.Option
+	// With authentication the dashboard would answer any Host unless given the
+	// hosts, even none: the loopback rule holds with a token too.
+	opts := []dashboard.Option{dashboard.WithAllowedHosts(hosts...)}
 	if actions {
 		opts = append(opts, dashboard.WithActions())
 	}
-	if len(hosts) > 0 {
-		opts = append(opts, dashboard.WithAllowedHosts(hosts...))
+	if token != "" {
+		opts = append(opts, dashboard.WithBearerToken(token), dashboard.WithBasicAuth(serveUser, token))
+		if actions {
+			opts = append(opts, dashboard.WithEnqueue())
+		}
 	}
 	srv := &http.Server{Handler: dashboard.New(r, opts...), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
