@@ -140,12 +140,15 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if *c.json {
 			return c.print(jobOut(j))
 		}
-		if j.State == jobrun.StateScheduled {
+		switch j.State {
+		case jobrun.StateScheduled:
 			fmt.Fprintf(stdout, "Enqueued job %d (%s): it is scheduled for %s and runs then when an application runs queue %s.\n",
 				j.ID, j.Kind, formatTime(j.RunAt), j.Queue)
-			return nil
+		case jobrun.StateReady:
+			fmt.Fprintf(stdout, "Enqueued job %d (%s): it is ready and runs when an application runs queue %s.\n", j.ID, j.Kind, j.Queue)
+		default: // a running application (-url) took it already
+			fmt.Fprintf(stdout, "Enqueued job %d (%s) on queue %s: it is %s.\n", j.ID, j.Kind, j.Queue, j.State)
 		}
-		fmt.Fprintf(stdout, "Enqueued job %d (%s): it is %s and runs when an application runs queue %s.\n", j.ID, j.Kind, j.State, j.Queue)
 		return nil
 	}))
 }

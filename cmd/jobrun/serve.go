@@ -169,7 +169,7 @@ type dashServer struct {
 // whose names must be valid (validHost), with a token or without. With a token
 // ("" for none) it requires it, as a bearer token or as the password of basic
 // authentication of user jobrun (for browsers), and with actions it takes new jobs and
-// events (dashboard.WithEnqueue).
+// events (dashboard.WithEnqueue, which refuses them without a token).
 func startDashboard(r *jobrun.Runner, addr string, actions bool, token string, allow []string) (*dashServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -181,13 +181,11 @@ func startDashboard(r *jobrun.Runner, addr string, actions bool, token string, a
 	// hosts, even none: the loopback rule holds with a token too.
 	opts := []dashboard.Option{dashboard.WithAllowedHosts(hosts...)}
 	if actions {
-		opts = append(opts, dashboard.WithActions())
+		// Without a token the dashboard refuses to enqueue, and says to give one.
+		opts = append(opts, dashboard.WithActions(), dashboard.WithEnqueue())
 	}
 	if token != "" {
 		opts = append(opts, dashboard.WithBearerToken(token), dashboard.WithBasicAuth(serveUser, token))
-		if actions {
-			opts = append(opts, dashboard.WithEnqueue())
-		}
 	}
 	srv := &http.Server{Handler: dashboard.New(r, opts...), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

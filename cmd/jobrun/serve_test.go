@@ -351,3 +351,69 @@ func TestListenHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestServeToken: with -token, serve requires it of scripts (bearer) and browsers
+// (basic, user jobrun), takes new jobs, which the jobrun commands' -url sends, and
+// still answers loopback Host names only; without it, the dashboard refuses to
+// take jobs, and with -readonly it takes none.
+func TestServeToken(t *testing.T) {
+	db := servedFile(t)
+	url, _, stop := startServe(t, db, "-addr", "127.0.0.1:0", "-token", testToken)
+	bearer := []string{"Authorization", "Bearer " + testToken}
+	basic := func(user, pass string) []string {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth(user, pass)
+		return []string{"Authorization", r.Header.Get("Authorization")}
+	}
+	for _, tc := range []struct {
+		name   string
+		header []string
+		want   int
+	}{
+		{"no token", nil, http.StatusUnauthorized},
+		{"a wrong token", []string{"Authorization", "Bearer guess"}, http.StatusUnauthorized},
+		{"the token", bearer, http.StatusOK},
+		{"a browser", basic(serveUser, testToken), http.StatusOK},
+		{"a browser, another user", basic("admin", testToken), http.StatusUnauthorized},
+		{"a rebound name", append([]string{"Host", "rebind.attacker.example"}, bearer...), http.StatusForbidden},
+	} {
+		for _, target := range []string{"", "api/jobs"} {
+			if code, body := fetchWith(t, http.MethodGet, url+target, tc.header...); code != tc.want {
+				t.Errorf("%s: GET /%s: status %d, want %d\n%s", tc.name, target, code, tc.want, body)
+			}
+		}
+	}
+	out, _ := cli(t, 0, "enqueue", "-url", url, "-token", testToken, "email", `{"to": "bob@example.com"}`, "-queue", "mail")
+	mustEqual(t, out, "Enqueued job 2 (email): it is ready and runs when an application runs queue mail.\n")
+	out, _ = cli(t, 0, "list", "-url", url, "-token", testToken, "-queue", "mail")
+	mustIDs(t, out, "2", "1")
+	if c := stop(); c != 0 {
+		t.Errorf("serve stopped with exit code %d, want 0", c)
+	}
+
+	// Without -token, and with -readonly, no enqueue.
+	for _, args := range [][]string{{}, {"-readonly", "-token", testToken}} {
+		url, _, stop := startServe(t, append([]string{db, "-addr", "127.0.0.1:0"}, args...)...)
+		_, errs := cli(t, 1, "enqueue", "-url", url, "-token", testToken, "email")
+		if len(args) == 0 {
+			mustContain(t, errs, "jobrun enqueue: enqueue needs authentication, and this dashboard has none")
+		} else {
+			mustContain(t, errs, "jobrun enqueue: enqueue is disabled")
+		}
+		if c := stop(); c != 0 {
+			t.Errorf("serve %v stopped with exit code %d, want 0", args, c)
+		}
+	}
+
+	// JOBRUN_TOKEN is -token's default.
+	t.Setenv(tokenEnv, testToken)
+	url, _, stop = startServe(t, db, "-addr", "127.0.0.1:0")
+	if code, _ := fetch(t, http.MethodGet, url+"api/jobs"); code != http.StatusUnauthorized {
+		t.Errorf("serve with JOBRUN_TOKEN: status %d without the token, want 401", code)
+	}
+	out, _ = cli(t, 0, "stats", "-url", url)
+	mustContain(t, out, "mail     0          2")
+	if c := stop(); c != 0 {
+		t.Errorf("serve stopped with exit code %d, want 0", c)
+	}
+}
