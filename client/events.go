@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 
 	"github.com/jobrun/jobrun"
@@ -38,19 +37,8 @@ func (c *Client) Send(ctx context.Context, ev jobrun.Event) (*jobrun.EventInfo, 
 // Events returns one page of the events f selects, newest first unless f.Oldest,
 // as Runner.Events does (GET /api/events).
 func (c *Client) Events(ctx context.Context, f jobrun.EventFilter) (*jobrun.EventPage, error) {
-	q := url.Values{}
-	if f.Name != "" {
-		q.Set("name", f.Name)
-	}
-	if f.Cursor != "" {
-		q.Set("cursor", f.Cursor)
-	}
-	if f.Oldest {
-		q.Set("oldest", "true")
-	}
-	if f.Limit != 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
+	q := pageQuery(f.Oldest, f.Limit, f.Cursor)
+	set(q, "name", f.Name)
 	var page struct {
 		Events []*jobrun.EventInfo `json:"events"`
 		Next   string              `json:"next"`

@@ -74,23 +74,11 @@ func (c *Client) Get(ctx context.Context, id jobrun.ID) (*jobrun.Info, error) {
 
 // List returns one page of the jobs f selects, as Runner.List does (GET /api/jobs).
 func (c *Client) List(ctx context.Context, f jobrun.Filter) (*jobrun.Page, error) {
-	q := url.Values{}
-	set := func(name, value string) {
-		if value != "" {
-			q.Set(name, value)
-		}
-	}
-	set("queue", f.Queue)
-	set("kind", f.Kind)
-	set("state", string(f.State))
-	set("tag", f.Tag)
-	set("cursor", f.Cursor)
-	if f.Oldest {
-		q.Set("oldest", "true")
-	}
-	if f.Limit != 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
+	q := pageQuery(f.Oldest, f.Limit, f.Cursor)
+	set(q, "queue", f.Queue)
+	set(q, "kind", f.Kind)
+	set(q, "state", string(f.State))
+	set(q, "tag", f.Tag)
 	var page struct {
 		Jobs []*jobrun.Info `json:"jobs"`
 		Next string         `json:"next"`
@@ -102,6 +90,26 @@ func (c *Client) List(ctx context.Context, f jobrun.Filter) (*jobrun.Page, error
 		normalize(in)
 	}
 	return &jobrun.Page{Jobs: page.Jobs, Next: page.Next}, nil
+}
+
+// pageQuery is the query of a page of a list: its order, limit and cursor.
+func pageQuery(oldest bool, limit int, cursor string) url.Values {
+	q := url.Values{}
+	if oldest {
+		q.Set("oldest", "true")
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	set(q, "cursor", cursor)
+	return q
+}
+
+// set sets the parameter name of q to value, unless value is "".
+func set(q url.Values, name, value string) {
+	if value != "" {
+		q.Set(name, value)
+	}
 }
 
 // normalize makes in as the runner returns it: its JSON values without the

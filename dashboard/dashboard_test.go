@@ -21,14 +21,20 @@ const testHost = "localhost"
 // name and value pairs; a "Host" pair sets the request's Host (testHost otherwise).
 func do(t *testing.T, h http.Handler, method, target string, form url.Values, header ...string) (*http.Response, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
+	if form == nil {
+		return doBody(t, h, method, target, nil, "", header...)
 	}
+	return doBody(t, h, method, target, strings.NewReader(form.Encode()), "application/x-www-form-urlencoded", header...)
+}
+
+// doBody is do with a body of Content-Type ctype ("" for none), which header may
+// set otherwise.
+func doBody(t *testing.T, h http.Handler, method, target string, body io.Reader, ctype string, header ...string) (*http.Response, string) {
+	t.Helper()
 	req := httptest.NewRequest(method, target, body)
 	req.Host = testHost
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		if http.CanonicalHeaderKey(header[i]) == "Host" {

@@ -49,8 +49,12 @@ func (d *dashboard) enqueueAllowed(w http.ResponseWriter, r *http.Request) bool 
 	return true
 }
 
-// decodeBody reads the request's JSON body into v, or answers why it cannot.
-func (d *dashboard) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+// readRequest reads the body of a request that enqueues into v, or answers why the
+// request is refused or the body cannot be read.
+func (d *dashboard) readRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !d.enqueueAllowed(w, r) {
+		return false
+	}
 	err := wire.Decode(r.Body, v)
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -71,11 +75,8 @@ func (d *dashboard) decodeBody(w http.ResponseWriter, r *http.Request, v any) bo
 // {...}}; a job refused by its key, 409 with the existing job's "id" beside the
 // error.
 func (d *dashboard) apiEnqueue(w http.ResponseWriter, r *http.Request) {
-	if !d.enqueueAllowed(w, r) {
-		return
-	}
 	var req wire.Enqueue
-	if !d.decodeBody(w, r, &req) {
+	if !d.readRequest(w, r, &req) {
 		return
 	}
 	opts, err := req.EnqueueOptions()
@@ -105,11 +106,8 @@ func (d *dashboard) apiEnqueue(w http.ResponseWriter, r *http.Request) {
 // answers 201 Created with it as GET /api/events/{seq} shows it: the event with
 // "jobs", what became of its runs.
 func (d *dashboard) apiSend(w http.ResponseWriter, r *http.Request) {
-	if !d.enqueueAllowed(w, r) {
-		return
-	}
 	var req wire.Event
-	if !d.decodeBody(w, r, &req) {
+	if !d.readRequest(w, r, &req) {
 		return
 	}
 	ev := jobrun.Event{Name: req.Name, ID: req.ID}

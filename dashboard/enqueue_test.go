@@ -26,20 +26,7 @@ import (
 // script would (no browser headers), and returns the status and body.
 func postBody(t *testing.T, h http.Handler, target, body string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
-	req.Host = testHost
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	res := rec.Result()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
+	return doBody(t, h, http.MethodPost, target, strings.NewReader(body), "application/json", header...)
 }
 
 // mustAPIError decodes an error answer and checks its status and code.
