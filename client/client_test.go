@@ -68,7 +68,15 @@ func startApp(t *testing.T, opts ...dashboard.Option) *app {
 	}, jobrun.Queue("mail"), jobrun.Tags("onboarding"))
 	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[flaky]) error { return errors.New("down\nfor maintenance") },
 		jobrun.MaxAttempts(1))
-	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[report]) error { return nil }, jobrun.On("month/closed"))
+	jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[report]) error {
+		if err := j.SetProgress(map[string]int{"pages": 3}); err != nil {
+			return err
+		}
+		_, err := jobrun.Step(ctx, "render", func(ctx context.Context) (map[string]any, error) {
+			return map[string]any{"pages": 3, "title": "<b>Month</b>"}, nil
+		})
+		return err
+	}, jobrun.On("month/closed"))
 	if opts == nil {
 		opts = []dashboard.Option{dashboard.WithBearerToken(token), dashboard.WithActions(), dashboard.WithEnqueue()}
 	}
@@ -323,7 +331,23 @@ func TestReads(t *testing.T) {
 	if err := a.r.Schedule(ctx, "nightly", "0 3 * * *", welcome{To: "ops@example.com"}, jobrun.SkipOverlap()); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.c.Send(ctx, jobrun.Event{Name: "month/closed", Data: map[string]string{"month": "2026-11"}}); err != nil {
+		t.Fatal(err)
+	}
 	a.run(t)
+	// Every job, with its result, progress, logs, errors and steps, as Get has it.
+	all, err := a.r.List(ctx, jobrun.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range all.Jobs {
+		got, err := a.c.Get(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := a.r.Get(ctx, j.ID)
+		same(t, fmt.Sprintf("Get(%d)", j.ID), got, want)
+	}
 	if err := a.r.Pause(ctx, "idle"); err != nil {
 		t.Fatal(err)
 	}
