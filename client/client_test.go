@@ -153,7 +153,8 @@ func TestEnqueue(t *testing.T) {
 	id, err := a.c.Enqueue(ctx, welcome{To: "ada@example.com"}, client.Priority(3), client.MaxAttempts(4),
 		client.At(at), client.UniqueKey("welcome-{to}"), client.ConcurrencyKey("smtp"), client.Tags("vip", "eu"),
 		client.Timeout(time.Minute), client.Backoff(time.Second, time.Minute), client.Jitter(0.1),
-		client.OnFailure("flaky", client.Queue("mail")), client.CancelOn("user/deleted", "to"))
+		client.OnFailure("flaky", client.Queue("mail")), client.CancelOn("user/deleted", "to"),
+		client.Metadata(map[string]string{"request_id": "r-1", "user": "bob"}), client.Metadata(map[string]string{"user": "ada"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,8 @@ func TestEnqueue(t *testing.T) {
 	}
 	if in.Kind != "welcome" || in.Queue != "mail" || in.Priority != 3 || in.MaxAttempts != 4 || !in.RunAt.Equal(at) ||
 		in.UniqueKey != "welcome-ada@example.com" || in.ConcurrencyKey != "smtp" ||
-		!slices.Equal(in.Tags, []string{"onboarding", "vip", "eu"}) || string(in.RawArgs) != `{"to":"ada@example.com"}` {
+		!slices.Equal(in.Tags, []string{"onboarding", "vip", "eu"}) || string(in.RawArgs) != `{"to":"ada@example.com"}` ||
+		len(in.Metadata) != 2 || in.Metadata["request_id"] != "r-1" || in.Metadata["user"] != "ada" {
 		t.Errorf("stored job: %+v", in)
 	}
 	got, err := a.c.Get(ctx, id)

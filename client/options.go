@@ -1,6 +1,7 @@
 package client
 
 import (
+	"maps"
 	"time"
 
 	"github.com/jobrun/jobrun/internal/wire"
@@ -116,5 +117,17 @@ func OnFailure(kind string, opts ...EnqueueOption) EnqueueOption {
 			opt(&f.Options)
 		}
 		o.OnFailure = f
+	}
+}
+
+// Metadata is [jobrun.Metadata]: small string pairs that travel with the job. Pairs
+// add up, with each other and with the kind's and the enqueue hooks', a later value
+// replacing an earlier one of the same key.
+func Metadata(kv map[string]string) EnqueueOption {
+	return func(o *wire.Options) {
+		if o.Metadata == nil {
+			o.Metadata = make(map[string]string, len(kv))
+		}
+		maps.Copy(o.Metadata, kv)
 	}
 }

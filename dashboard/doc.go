@@ -144,7 +144,8 @@
 // of that name: queue, priority, max_attempts, run_at (At, RFC 3339) or delay,
 // timeout, backoff {"min", "max"}, jitter, one of unique_key, throttle {"key",
 // "period"} and debounce {"key", "period"}, concurrency_key, tags, priority_from,
-// cancel_on [{"event", "field"}] and on_failure {"kind", and options}; durations are
+// cancel_on [{"event", "field"}], on_failure {"kind", and options} and metadata
+// {"key": "value"}; durations are
 // Go duration strings ("90s", "1h30m"). An unknown field is refused, so a
 // misspelled option does not go unnoticed. A job refused by its key (UniqueKey,
 // Throttle) answers 409 with code "duplicate" and the existing job's "id".

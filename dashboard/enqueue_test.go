@@ -127,6 +127,8 @@ func TestEnqueueErrors(t *testing.T) {
 		{`{"kind": "email.send", "jitter": 2}`, 400, "invalid", "jitter must be between 0 and 1"},
 		{`{"kind": "email.send", "queue": " mail"}`, 400, "invalid", "queue name"},
 		{`{"kind": "email.send", "priority_from": "rank"}`, 400, "invalid", "rank"},
+		{`{"kind": "email.send", "metadata": {" key": "v"}}`, 400, "invalid", "metadata key"},
+		{`{"kind": "email.send", "metadata": {"key": 1}}`, 400, "invalid", "metadata"},
 		{`{"kind": "email.send", "on_failure": {"kind": "email.send", "delay": "x"}}`, 400, "invalid", `on_failure: jobrun: invalid argument: delay "x"`},
 		{`{"kind": "email.send", "on_failure": {"kind": "email.send", "args": {}}}`, 400, "invalid", `unknown field "args"`},
 		{`{"kind": "email.send", "args": "` + strings.Repeat("x", 1<<20) + `"}`, 400, "invalid", "over the limit of 1048576"},
@@ -245,9 +247,11 @@ func TestEnqueueOptions(t *testing.T) {
 		}
 		// The options Info shows.
 		in = enqueueJSON(t, r, h, `{"kind": "opt.ok", "args": {"Rank": 7}, "queue": "other", "priority": -2, "max_attempts": 9,
-			"delay": "1h30m", "unique_key": "u-{Rank}", "concurrency_key": "c-1", "tags": ["a", "b"]}`)
+			"delay": "1h30m", "unique_key": "u-{Rank}", "concurrency_key": "c-1", "tags": ["a", "b"],
+			"metadata": {"request_id": "r-1", "user": "ada"}}`)
 		if in.Queue != "other" || in.Priority != -2 || in.MaxAttempts != 9 || !in.RunAt.Equal(now.Add(90*time.Minute)) ||
 			in.UniqueKey != "u-7" || in.ConcurrencyKey != "c-1" || !slices.Equal(in.Tags, []string{"default-tag", "a", "b"}) ||
+			len(in.Metadata) != 2 || in.Metadata["request_id"] != "r-1" || in.Metadata["user"] != "ada" ||
 			string(in.RawArgs) != `{"Rank":7}` || in.State != jobrun.StateScheduled {
 			t.Errorf("options: %+v", in)
 		}

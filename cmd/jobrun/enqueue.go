@@ -21,7 +21,7 @@ import (
 const (
 	enqueueSynopsis = "usage: jobrun enqueue (FILE | -url URL) KIND [JSON] [-queue q] [-priority n] [-max-attempts n] " +
 		"[-delay d | -at time] [-timeout d] [-unique-key k | -throttle k=d | -debounce k=d] [-concurrency-key k] " +
-		"[-tag t]... [-backoff min,max] [-jitter f] [-on-failure kind] [-json]"
+		"[-tag t]... [-metadata k=v]... [-backoff min,max] [-jitter f] [-on-failure kind] [-json]"
 	enqueueDoc = `Enqueue stores a job of KIND whose args are JSON, such as '{"to":
 "ada@example.com"}' ({} without it), and prints its ID and state; with -json, the
 job as show -json prints it. The flags are jobrun's enqueue options of the same
@@ -111,6 +111,13 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 	option("on-failure", "when the job fails for good, enqueue a job of `kind` naming it", func(s string) (client.EnqueueOption, error) {
 		return client.OnFailure(s), nil
+	})
+	option("metadata", "give the job the metadata pair `key=value`; repeatable", func(s string) (client.EnqueueOption, error) {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, errors.New("want key=value, such as request_id=r-42")
+		}
+		return client.Metadata(map[string]string{k: v}), nil
 	})
 	pos, err := c.parse("FILE", "KIND", "JSON?")
 	if err != nil {

@@ -87,6 +87,8 @@ func TestURLSameOutput(t *testing.T) {
 		{[]string{"enqueue", "FILE", "email", "-unique-key", "k"}, 1},
 		{[]string{"enqueue", "FILE", "email", "-delay", "-1s"}, 2},
 		{[]string{"show", "FILE", "6"}, 0},
+		{[]string{"enqueue", "FILE", "email", "-metadata", "request_id=r-9", "-json"}, 0},
+		{[]string{"show", "FILE", "7"}, 0},
 		{[]string{"retry", "FILE", "2"}, 0},
 		{[]string{"retry", "FILE", "4"}, 1},
 		{[]string{"retry", "FILE", "-failed", "-json"}, 0},
@@ -143,7 +145,7 @@ func TestURLSameOutput(t *testing.T) {
 	// The backup through the dashboard opens as the file's.
 	for _, path := range []string{backup, backup + ".url"} {
 		out, _ := cli(t, 0, "list", path)
-		mustIDs(t, out, "7", "6", "5", "2", "1")
+		mustIDs(t, out, "8", "7", "6", "5", "2", "1")
 	}
 }
 
@@ -208,7 +210,7 @@ func TestEnqueueCommand(t *testing.T) {
 	out, _ := cli(t, 0, "enqueue", db, "email", `{"to": "ada@example.com"}`, "-queue", "mail", "-priority", "-4",
 		"-max-attempts", "7", "-delay", "1h", "-at", at.Format(time.RFC3339), "-timeout", "30s", "-unique-key", "u",
 		"-throttle", "welcome-{to}=24h", "-concurrency-key", "smtp-{to}", "-tag", "a", "-tag", "b",
-		"-backoff", "1s,1m", "-jitter", "0.2", "-on-failure", "alert", "-json")
+		"-backoff", "1s,1m", "-jitter", "0.2", "-on-failure", "alert", "-metadata", "trace=a=b", "-metadata", "user=ada", "-json")
 	var j jobrun.Info
 	decode(t, out, &j)
 	r, err := jobrun.Open(db, jobrun.WithReadOnly())
@@ -225,7 +227,8 @@ func TestEnqueueCommand(t *testing.T) {
 	}
 	if in.Kind != "email" || in.Queue != "mail" || in.Priority != -4 || in.MaxAttempts != 7 || !in.RunAt.Equal(at) ||
 		in.UniqueKey != "welcome-ada@example.com" || in.ConcurrencyKey != "smtp-ada@example.com" ||
-		!slices.Equal(in.Tags, []string{"a", "b"}) || string(in.RawArgs) != `{"to":"ada@example.com"}` || in.State != jobrun.StateScheduled {
+		!slices.Equal(in.Tags, []string{"a", "b"}) || string(in.RawArgs) != `{"to":"ada@example.com"}` || in.State != jobrun.StateScheduled ||
+		len(in.Metadata) != 2 || in.Metadata["trace"] != "a=b" || in.Metadata["user"] != "ada" {
 		t.Errorf("enqueued: %+v", in)
 	}
 	out, _ = cli(t, 0, "enqueue", db, "report")
@@ -250,6 +253,7 @@ func TestEnqueueCommand(t *testing.T) {
 		{args: []string{"enqueue", db, "k", "-max-attempts", "0"}, code: 2, errs: "jobrun enqueue: max attempts must be between 1"},
 		{args: []string{"enqueue", db, "k", "-jitter", "3"}, code: 2, errs: "jitter must be between 0 and 1, got 3"},
 		{args: []string{"enqueue", db, "k", "-tag", ""}, code: 2, errs: "tag name"},
+		{args: []string{"enqueue", db, "k", "-metadata", "novalue"}, code: 2, errs: "want key=value"},
 		{args: []string{"help", "enqueue"}, code: 0, stdout: "usage: jobrun enqueue (FILE | -url URL) KIND [JSON]"},
 	})
 }

@@ -30,22 +30,23 @@ type Enqueue struct {
 // "1h30m"), times RFC 3339. JSON has no order, so where the options replace each
 // other (At and Delay; UniqueKey, Throttle and Debounce) at most one may be given.
 type Options struct {
-	Queue          string     `json:"queue,omitempty"`
-	Priority       *int       `json:"priority,omitempty"`
-	MaxAttempts    *int       `json:"max_attempts,omitempty"`
-	RunAt          string     `json:"run_at,omitempty"` // At
-	Delay          string     `json:"delay,omitempty"`
-	Timeout        string     `json:"timeout,omitempty"`
-	Backoff        *Backoff   `json:"backoff,omitempty"`
-	Jitter         *float64   `json:"jitter,omitempty"`
-	UniqueKey      string     `json:"unique_key,omitempty"`
-	Throttle       *KeyPeriod `json:"throttle,omitempty"`
-	Debounce       *KeyPeriod `json:"debounce,omitempty"`
-	ConcurrencyKey string     `json:"concurrency_key,omitempty"`
-	Tags           []string   `json:"tags,omitempty"`
-	PriorityFrom   string     `json:"priority_from,omitempty"`
-	CancelOn       []CancelOn `json:"cancel_on,omitempty"`
-	OnFailure      *OnFailure `json:"on_failure,omitempty"`
+	Queue          string            `json:"queue,omitempty"`
+	Priority       *int              `json:"priority,omitempty"`
+	MaxAttempts    *int              `json:"max_attempts,omitempty"`
+	RunAt          string            `json:"run_at,omitempty"` // At
+	Delay          string            `json:"delay,omitempty"`
+	Timeout        string            `json:"timeout,omitempty"`
+	Backoff        *Backoff          `json:"backoff,omitempty"`
+	Jitter         *float64          `json:"jitter,omitempty"`
+	UniqueKey      string            `json:"unique_key,omitempty"`
+	Throttle       *KeyPeriod        `json:"throttle,omitempty"`
+	Debounce       *KeyPeriod        `json:"debounce,omitempty"`
+	ConcurrencyKey string            `json:"concurrency_key,omitempty"`
+	Tags           []string          `json:"tags,omitempty"`
+	PriorityFrom   string            `json:"priority_from,omitempty"`
+	CancelOn       []CancelOn        `json:"cancel_on,omitempty"`
+	OnFailure      *OnFailure        `json:"on_failure,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
 // Backoff is the option Backoff: the delay after the first failure and the most.
@@ -185,6 +186,9 @@ func (o *Options) EnqueueOptions() ([]jobrun.EnqueueOption, error) {
 	}
 	for _, c := range o.CancelOn {
 		opts = append(opts, jobrun.CancelOn(c.Event, c.Field))
+	}
+	if o.Metadata != nil {
+		opts = append(opts, jobrun.Metadata(o.Metadata))
 	}
 	if f := o.OnFailure; f != nil {
 		fopts, ferr := f.Options.EnqueueOptions()
