@@ -30,7 +30,7 @@ names, a later one replacing an earlier one as the options do (-at after -delay,
 an RFC 3339 time such as 2026-01-02T15:04:05Z, and a key may take fields of the
 args, as in welcome-{to}. The job runs when an application runs its queue.
 
-In FILE the job is stored with the flags alone: the kind's defaults, which the
+On FILE the job is stored with the flags alone: the kind's defaults, which the
 application gives to jobrun.Handle, do not apply (the command knows nothing of
 them), and the kind is not checked against the application's handlers. With -url
 the job goes through the application's Runner.Enqueue: its defaults for the kind
@@ -63,7 +63,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		n, err := strconv.Atoi(s)
 		return client.Priority(n), err
 	})
-	option("max-attempts", "how many times the job may run, the first included (default 25)", func(s string) (client.EnqueueOption, error) {
+	option("max-attempts", "the number `n` of times the job may run, the first included (default 25)", func(s string) (client.EnqueueOption, error) {
 		n, err := strconv.Atoi(s)
 		return client.MaxAttempts(n), err
 	})
