@@ -230,9 +230,11 @@ func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // scheduleJSON is a schedule as the API shows it: jobrun.ScheduleInfo's JSON, with
-// skip_if_running (the option's former name) beside skip_overlap.
+// its spec in words and skip_if_running (the option's former name) beside
+// skip_overlap.
 type scheduleJSON struct {
 	jobrun.ScheduleInfo
+	SpecWords        string `json:"spec_words"` // the spec in English, or the spec itself
 	ArgsRedacted     bool `json:"args_redacted,omitempty"`
 	SkipOverlapAlias bool `json:"skip_if_running"`
 }
@@ -246,7 +248,7 @@ func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []scheduleJSON{}
 	for _, s := range infos {
-		sj := scheduleJSON{ScheduleInfo: s, SkipOverlapAlias: s.SkipOverlap}
+		sj := scheduleJSON{ScheduleInfo: s, SpecWords: specInWords(s.Spec, s.TimeZone), SkipOverlapAlias: s.SkipOverlap}
 		sj.Args = rawJSON(s.Args)
 		if d.cfg.redacted(s.Kind) {
 			sj.Args, sj.ArgsRedacted = nil, true

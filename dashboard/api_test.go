@@ -169,7 +169,8 @@ func TestAPIListsAndOverview(t *testing.T) {
 	}
 	d, mr := s.Schedules[0], s.Schedules[1]
 	if d.Name != "digest" || !d.SkipMissed || d.TimeZone != "" || mr.Name != "monthly-report" || mr.TimeZone != "Europe/Paris" ||
-		!mr.SkipOverlapAlias || !mr.SkipOverlap || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) {
+		!mr.SkipOverlapAlias || !mr.SkipOverlap || mr.Spec != "0 6 1 * *" || compact(mr.Args) != `{"to":"board@example.com"}` || mr.Next.Before(time.Now()) ||
+		mr.SpecWords != "on the 1st of every month at 06:00 Europe/Paris" || d.SpecWords != "every hour" {
 		t.Errorf("schedules: %s", mustMarshal(t, s))
 	}
 }

@@ -226,6 +226,8 @@ func TestSchedulesPage(t *testing.T) {
 	body := get(t, h, "/schedules", http.StatusOK)
 	contains(t, "schedules", body,
 		`<td class="name">monthly-report</td>`, `<code>0 6 1 * *</code>`, `<td>Europe/Paris</td>`,
+		`<span class="words">on the 1st of every month at 06:00 Europe/Paris</span>`,
+		`<span class="words">every hour</span>`,
 		`skip while running`, `run missed fires once`,
 		`<td class="name">digest</td>`, `<code>@every 1h</code>`, `<td>local</td>`, `skip missed fires`,
 		"<code class=\"args\">{&#34;to&#34;:&#34;board@example.com&#34;}</code>",

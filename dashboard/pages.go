@@ -487,6 +487,7 @@ func (*schedulesData) title() string { return "Schedules" }
 type scheduleRow struct {
 	jobrun.ScheduleInfo
 	Zone      string
+	Words     string // the spec in words, "" if they would only repeat it
 	NextLocal string // the next fire in the schedule's zone
 	Args      string
 	Redacted  bool
@@ -502,6 +503,9 @@ func (d *dashboard) schedulesPage(w http.ResponseWriter, r *http.Request) {
 	for _, s := range infos {
 		row := scheduleRow{ScheduleInfo: s, Zone: cmp.Or(scheduleZone(s), "local"), Redacted: d.cfg.redacted(s.Kind),
 			NextLocal: inZone(s.Next, scheduleZone(s))}
+		if w := specInWords(s.Spec, s.TimeZone); w != s.Spec {
+			row.Words = w
+		}
 		if !row.Redacted {
 			row.Args = firstLine(compactJSON(s.Args), 200)
 		}
