@@ -235,8 +235,8 @@ func (d *dashboard) apiJob(w http.ResponseWriter, r *http.Request) {
 type scheduleJSON struct {
 	jobrun.ScheduleInfo
 	SpecWords        string `json:"spec_words"` // the spec in English, or the spec itself
-	ArgsRedacted     bool `json:"args_redacted,omitempty"`
-	SkipOverlapAlias bool `json:"skip_if_running"`
+	ArgsRedacted     bool   `json:"args_redacted,omitempty"`
+	SkipOverlapAlias bool   `json:"skip_if_running"`
 }
 
 // apiSchedules mirrors the schedules page.

@@ -201,6 +201,9 @@ func TestJobPage(t *testing.T) {
 		`<pre class="stack">`, "goroutine ", // the stack
 		`decoding uploads/IMG_0042.jpg`, // the log
 		`<strong>enqueued</strong>`, `<strong>attempt 1 failed</strong>`, `<strong>failed</strong>`,
+		// Absolute times in UTC, which dashboard.js writes in the browser's zone.
+		`<time datetime="`+machine(failed.CreatedAt)+`" title="`+absolute(failed.CreatedAt)+`" data-local="s">`+absolute(failed.CreatedAt)+`</time>`,
+		`<time datetime="`+machine(failed.Logs[0].At)+`" title="`+absolute(failed.Logs[0].At)+`" data-local="ms">`+milli(failed.Logs[0].At)+`</time>`,
 	)
 
 	body = get(t, h, "/jobs/"+idStr(f.ids["done"]), http.StatusOK)

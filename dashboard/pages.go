@@ -404,7 +404,8 @@ type timelineEntry struct {
 	At     time.Time
 	Label  string
 	Detail string
-	Class  string // a state, for the dot's color
+	FireAt time.Time // the schedule's fire an enqueue was for, shown after Detail
+	Class  string    // a state, for the dot's color
 	Future bool
 }
 
@@ -414,10 +415,7 @@ func timeline(in *jobrun.Info, now time.Time) []timelineEntry {
 	var tl []timelineEntry
 	enq := timelineEntry{At: in.CreatedAt, Label: "enqueued", Class: "ready"}
 	if in.Schedule != "" {
-		enq.Detail = "by schedule " + in.Schedule
-		if !in.FireAt.IsZero() {
-			enq.Detail += ", fire of " + absolute(in.FireAt)
-		}
+		enq.Detail, enq.FireAt = "by schedule "+in.Schedule, in.FireAt
 	}
 	tl = append(tl, enq)
 	for _, e := range in.Errors {

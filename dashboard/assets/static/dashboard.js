@@ -1,4 +1,4 @@
-// jobrun dashboard: live refresh and confirmations. No dependencies, no inline script
+// jobrun dashboard: local times, live refresh and confirmations. No dependencies, no inline script
 // (the Content-Security-Policy allows this file only).
 (function () {
   "use strict";
@@ -17,6 +17,39 @@
       setTimeout(function () { button.disabled = true; }, 0);
     }
   });
+
+  // Absolute times come in UTC (<time data-local datetime=...>); write them in the
+  // browser's zone. Their title keeps the UTC time for hover.
+  function pad(n, width) {
+    return String(n).padStart(width || 2, "0");
+  }
+  function zoneName(d) {
+    try {
+      var parts = new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(d);
+      for (var i = 0; i < parts.length; i++) {
+        if (parts[i].type === "timeZoneName") {
+          return parts[i].value;
+        }
+      }
+    } catch (e) { /* an old browser: the offset below */ }
+    var off = -d.getTimezoneOffset();
+    return "UTC" + (off < 0 ? "-" : "+") + pad(Math.floor(Math.abs(off) / 60)) + ":" + pad(Math.abs(off) % 60);
+  }
+  function localize(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) {
+        return;
+      }
+      var s = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+        pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+      if (el.getAttribute("data-local") === "ms") {
+        s += "." + pad(d.getMilliseconds(), 3);
+      }
+      el.textContent = s + " " + zoneName(d);
+    });
+  }
+  localize(document);
 
   var every = parseInt(document.body.getAttribute("data-refresh"), 10);
   var toggle = document.getElementById("live");
@@ -54,6 +87,7 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
+        localize(doc); // before comparing: an unchanged part stays as it is
         document.querySelectorAll("[data-live][id]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
           if (fresh && fresh.outerHTML !== el.outerHTML) {
