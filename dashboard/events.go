@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jobrun/jobrun"
 )
@@ -28,6 +29,7 @@ type eventRun struct {
 // eventRuns reads the runs of ev.
 func (d *dashboard) eventRuns(ctx context.Context, ev *jobrun.EventInfo) ([]eventRun, error) {
 	runs := make([]eventRun, 0, len(ev.Runs))
+	now := time.Now()
 	for _, id := range ev.Runs {
 		in, err := d.r.Get(ctx, id)
 		switch {
@@ -36,7 +38,7 @@ func (d *dashboard) eventRuns(ctx context.Context, ev *jobrun.EventInfo) ([]even
 		case err != nil:
 			return nil, err
 		default:
-			row := newJobRow(in)
+			row := d.jobRow(in, now)
 			runs = append(runs, eventRun{ID: id, Job: &row})
 		}
 	}

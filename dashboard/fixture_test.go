@@ -363,3 +363,29 @@ func (f *fixture) mustState(t *testing.T, id jobrun.ID, want jobrun.State) *jobr
 	}
 	return in
 }
+
+// waitJob waits until job id satisfies cond, checking after each change the runner
+// commits (Runner.Watch), and returns it; it never sleeps.
+func (f *fixture) waitJob(t *testing.T, id jobrun.ID, cond func(*jobrun.Info) bool) *jobrun.Info {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	changes, err := f.r.Watch(ctx, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		in, err := f.r.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(in) {
+			return in
+		}
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			t.Fatalf("job %d: the awaited change never came (it is %s)", id, in.State)
+		}
+	}
+}

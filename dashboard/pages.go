@@ -256,9 +256,15 @@ type tab struct {
 // jobRow is a job as a list shows it.
 type jobRow struct {
 	*jobrun.Info
-	When      time.Time // the time that matters in its state
-	WhenLabel string
-	Error     string // the first line of its last error
+	When         time.Time // the time that matters in its state
+	WhenLabel    string
+	Args         string // a preview on one line, "" when redacted
+	Redacted     bool
+	RunTime      string       // how long its latest attempt ran, or has run for while running
+	Progress     *progressBar // a running job's progress, if it tells a fraction
+	ProgressJSON string       // a running job's progress otherwise, on one line
+	Error        string       // the first line of its last error
+	Failing      bool         // it failed and has not succeeded since: the error shows in red
 	can
 }
 
@@ -276,8 +282,19 @@ func allowed(s jobrun.State) can {
 	}
 }
 
-func newJobRow(in *jobrun.Info) jobRow {
-	row := jobRow{Info: in, Error: firstLine(in.LastError, 120), can: allowed(in.State)}
+// Lengths of a list row's previews, in runes.
+const (
+	rowArgs  = 60
+	rowError = 120
+)
+
+// jobRow lays out a job for a list at now.
+func (d *dashboard) jobRow(in *jobrun.Info, now time.Time) jobRow {
+	row := jobRow{Info: in, Error: firstLine(in.LastError, rowError), can: allowed(in.State),
+		Redacted: d.cfg.redacted(in.Kind)}
+	if !row.Redacted {
+		row.Args = firstLine(compactJSON(in.RawArgs), rowArgs)
+	}
 	switch in.State {
 	case jobrun.StateScheduled, jobrun.StateRetrying:
 		row.When, row.WhenLabel = in.RunAt, "due"
@@ -288,6 +305,19 @@ func newJobRow(in *jobrun.Info) jobRow {
 	default:
 		row.When, row.WhenLabel = in.RunAt, "ready"
 	}
+	switch {
+	case in.State == jobrun.StateRunning && !in.StartedAt.IsZero():
+		row.RunTime = "for " + formatDuration(now.Sub(in.StartedAt).Truncate(time.Second))
+		if row.Progress = parseProgress(in.Progress); row.Progress == nil && len(in.Progress) > 0 {
+			row.ProgressJSON = firstLine(compactJSON(in.Progress), rowArgs)
+		}
+	case !in.FinishedAt.IsZero() && !in.StartedAt.IsZero() && !in.FinishedAt.Before(in.StartedAt):
+		row.RunTime = formatDuration(in.FinishedAt.Sub(in.StartedAt))
+	}
+	// A done job that failed before its last attempt succeeded is not failing, nor
+	// is a canceled one: its error shows muted. A job waiting to run again (ready
+	// or scheduled after a failure, or running it) still is.
+	row.Failing = in.LastError != "" && in.State != jobrun.StateDone && in.State != jobrun.StateCanceled
 	return row
 }
 
@@ -368,8 +398,9 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data.Finished = f.State == jobrun.StateDone || f.State == jobrun.StateFailed || f.State == jobrun.StateCanceled
 	data.FailedHere = counts[jobrun.StateFailed]
+	now := time.Now()
 	for _, in := range page.Jobs {
-		data.Jobs = append(data.Jobs, newJobRow(in))
+		data.Jobs = append(data.Jobs, d.jobRow(in, now))
 	}
 	d.render(w, r, http.StatusOK, "jobs", data)
 }
