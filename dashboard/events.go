@@ -105,13 +105,12 @@ func eventFilter(r *http.Request) (jobrun.EventFilter, error) {
 }
 
 type eventsData struct {
-	Name      string
-	Oldest    bool
-	SeqQuery  string
-	NotFound  bool // the searched Seq is no event
-	Events    []eventRow
-	FirstHref string // the first page, when this is a later one
-	NextHref  string
+	Name     string
+	Oldest   bool
+	SeqQuery string
+	NotFound bool // the searched Seq is no event
+	Events   []eventRow
+	Pager    *pager
 }
 
 func (*eventsData) title() string { return "Events" }
@@ -150,7 +149,7 @@ func (d *dashboard) eventsPage(w http.ResponseWriter, r *http.Request) {
 		d.failErr(w, r, err)
 		return
 	}
-	href := func(cursor string) string {
+	data.Pager = newPager(r.URL.Query(), f.Cursor, page.Next, func(cursor string, prev []string, n int) string {
 		v := url.Values{}
 		if f.Name != "" {
 			v.Set("name", f.Name)
@@ -158,20 +157,12 @@ func (d *dashboard) eventsPage(w http.ResponseWriter, r *http.Request) {
 		if f.Oldest {
 			v.Set("oldest", "true")
 		}
-		if cursor != "" {
-			v.Set("cursor", cursor)
-		}
+		pageQuery(v, cursor, prev, n)
 		if len(v) == 0 {
 			return "events"
 		}
 		return "events?" + v.Encode()
-	}
-	if f.Cursor != "" {
-		data.FirstHref = href("")
-	}
-	if page.Next != "" {
-		data.NextHref = href(page.Next)
-	}
+	}, f.Oldest)
 	for _, ev := range page.Events {
 		row := eventRow{EventInfo: ev, Redacted: d.eventRedacted(ctx, ev)}
 		if !row.Redacted {

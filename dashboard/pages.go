@@ -232,8 +232,7 @@ type jobsData struct {
 	Jobs       []jobRow
 	Self       string // this list's path and query, relative to the mount point
 	Action     string // the search form's target
-	FirstHref  string // the first page, when this is a later one
-	NextHref   string
+	Pager      *pager
 	Finished   bool // State is a final state: offer to clean
 	FailedHere int  // failed jobs in this list's queue(s): offer to retry them
 }
@@ -369,13 +368,14 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 
 	base := listPage(f.Queue, "")
 	data.Action = base
-	href := func(state jobrun.State, cursor string) string {
+	href := func(state jobrun.State, cursor string, prev []string, n int) string {
 		v := url.Values{}
-		for k, s := range map[string]string{"state": string(state), "kind": f.Kind, "tag": f.Tag, "cursor": cursor} {
+		for k, s := range map[string]string{"state": string(state), "kind": f.Kind, "tag": f.Tag} {
 			if s != "" {
 				v.Set(k, s)
 			}
 		}
+		pageQuery(v, cursor, prev, n)
 		if len(v) == 0 {
 			return base
 		}
@@ -385,17 +385,14 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	for _, n := range counts {
 		total += n
 	}
-	data.Tabs = append(data.Tabs, tab{Label: "all", N: total, Href: href("", ""), Current: f.State == ""})
+	data.Tabs = append(data.Tabs, tab{Label: "all", N: total, Href: href("", "", nil, 1), Current: f.State == ""})
 	for _, s := range jobrun.States {
-		data.Tabs = append(data.Tabs, tab{Label: string(s), State: s, N: counts[s], Href: href(s, ""), Current: f.State == s})
+		data.Tabs = append(data.Tabs, tab{Label: string(s), State: s, N: counts[s], Href: href(s, "", nil, 1), Current: f.State == s})
 	}
-	data.Self = href(f.State, f.Cursor)
-	if f.Cursor != "" {
-		data.FirstHref = href(f.State, "")
-	}
-	if page.Next != "" {
-		data.NextHref = href(f.State, page.Next)
-	}
+	data.Pager = newPager(q, f.Cursor, page.Next, func(cursor string, prev []string, n int) string {
+		return href(f.State, cursor, prev, n)
+	}, false)
+	data.Self = data.Pager.Self
 	data.Finished = f.State == jobrun.StateDone || f.State == jobrun.StateFailed || f.State == jobrun.StateCanceled
 	data.FailedHere = counts[jobrun.StateFailed]
 	now := time.Now()
