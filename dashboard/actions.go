@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,10 +26,11 @@ type action struct {
 // actionResult is what an action answers: the JSON of its API route, and where its
 // form route redirects.
 type actionResult struct {
-	OK    bool      `json:"ok"`
-	Job   *jobJSON  `json:"job,omitempty"`   // the job after the action, for job actions but delete
-	ID    jobrun.ID `json:"id,omitempty"`    // the job a schedule's "run now" enqueued
-	Count *int      `json:"count,omitempty"` // jobs retried or deleted by a bulk action
+	OK          bool      `json:"ok"`
+	Job         *jobJSON  `json:"job,omitempty"`   // the job after the action, for job actions but delete
+	ID          jobrun.ID `json:"id,omitempty"`    // the job a schedule's "run now" enqueued
+	Count       *int      `json:"count,omitempty"` // jobs retried or deleted by retry-failed or clean
+	*bulkResult           // a bulk action's counts
 
 	next string // the page to show after a form's action, relative to the mount point
 }
@@ -46,6 +49,17 @@ var actions = []action{
 	{"clean", "/clean", clean},
 	{"run", "/schedules/{name}/run", runSchedule},
 	{"unschedule", "/schedules/{name}/delete", unschedule},
+	{"bulk", "/jobs/bulk", bulk},
+}
+
+// confirms are the questions the form routes of some actions ask before they act,
+// by action name: they return "" when there is nothing to ask. A form that posts
+// confirm=1 is answered (dashboard.js sets it once the browser's own confirmation
+// was accepted); without it the route answers a page that asks, whose button posts
+// the same form with confirm=1. The API routes never ask.
+var confirms = map[string]func(ctx context.Context, d *dashboard, r *http.Request) (string, error){
+	"retry": confirmRetry,
+	"bulk":  confirmBulk,
 }
 
 // maxFormSize bounds an action's request body; the forms hold a few short fields.
@@ -69,6 +83,17 @@ func (d *dashboard) action(a action, api bool) http.HandlerFunc {
 			d.fail(w, r, http.StatusBadRequest, "bad form: "+err.Error())
 			return
 		}
+		if ask := confirms[a.name]; ask != nil && !api && r.PostForm.Get("confirm") != "1" {
+			question, err := ask(r.Context(), d, r)
+			if err != nil {
+				d.fail(w, r, errorCode(err), err.Error())
+				return
+			}
+			if question != "" {
+				d.askConfirm(w, r, question)
+				return
+			}
+		}
 		res, err := a.run(r.Context(), d, r)
 		if err != nil {
 			d.failErr(w, r, err)
@@ -89,6 +114,17 @@ func (d *dashboard) action(a action, api bool) http.HandlerFunc {
 			q.Set("job", idStr(res.ID))
 		case res.Count != nil:
 			q.Set("n", strconv.Itoa(*res.Count))
+		case res.bulkResult != nil:
+			b := res.bulkResult
+			q.Set("bulk", b.Action)
+			q.Set("n", strconv.Itoa(b.Done))
+			q.Set("skipped", strconv.Itoa(b.Skipped))
+			for reason, n := range b.Reasons {
+				q.Set("skipped_"+reason, strconv.Itoa(n))
+			}
+			if b.Next != "" {
+				q.Set("resume", b.Next)
+			}
 		case r.PathValue("id") != "":
 			q.Set("job", r.PathValue("id"))
 		}
@@ -253,4 +289,77 @@ func unschedule(ctx context.Context, d *dashboard, r *http.Request) (*actionResu
 		return nil, err
 	}
 	return &actionResult{next: "schedules"}, nil
+}
+
+// confirmPage asks before an action: a done job to run again.
+type confirmPage struct {
+	Question string
+	Action   string // the action's path, relative to the mount point
+	Fields   []formField
+	Back     string
+}
+
+type formField struct{ Name, Value string }
+
+func (*confirmPage) title() string { return "Confirm" }
+
+// askConfirm answers a form's action with a page that asks question, whose button
+// posts the same form again with confirm=1.
+func (d *dashboard) askConfirm(w http.ResponseWriter, r *http.Request, question string) {
+	p := &confirmPage{Question: question, Action: strings.TrimPrefix(r.URL.EscapedPath(), "/"), Back: "./"}
+	for _, name := range slices.Sorted(maps.Keys(r.PostForm)) {
+		if name == "confirm" {
+			continue
+		}
+		for _, v := range r.PostForm[name] {
+			p.Fields = append(p.Fields, formField{name, v})
+		}
+	}
+	if ret := r.PostForm.Get("return"); safeReturn(ret) {
+		p.Back = ret
+	} else if id := r.PathValue("id"); id != "" {
+		p.Back = "jobs/" + url.PathEscape(id)
+	}
+	d.render(w, r, http.StatusOK, "confirm", p)
+}
+
+// confirmRetry asks before running a done job again: it succeeded.
+func confirmRetry(ctx context.Context, d *dashboard, r *http.Request) (string, error) {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		return "", errBadID
+	}
+	in, err := d.r.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if in.State != jobrun.StateDone {
+		return "", nil
+	}
+	return fmt.Sprintf("Job #%s (%s) succeeded. Run it again?", idStr(id), in.Kind), nil
+}
+
+// confirmBulk asks before a bulk retry that may run done jobs again: selected jobs
+// of which one is done, or all the jobs of a filter that does not rule done out.
+func confirmBulk(ctx context.Context, d *dashboard, r *http.Request) (string, error) {
+	req, err := readBulk(r)
+	if err != nil || req.Action != "retry" {
+		return "", err
+	}
+	if req.All {
+		if req.Filter.State != "" && req.Filter.State != jobrun.StateDone {
+			return "", nil
+		}
+		return "Retry every job that matches this filter? Done jobs among them, which succeeded, will run again.", nil
+	}
+	done := 0
+	for _, id := range req.IDs {
+		if in, err := d.r.Get(ctx, id); err == nil && in.State == jobrun.StateDone {
+			done++
+		}
+	}
+	if done == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("Retry the %d selected jobs? %d of them succeeded (done) and will run again.", len(req.IDs), done), nil
 }

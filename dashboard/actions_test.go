@@ -223,8 +223,15 @@ func TestEveryActionRoute(t *testing.T) {
 	f, h := populated(t, WithActions())
 	for _, a := range actions {
 		target := strings.NewReplacer("{id}", idStr(f.ids["done"]), "{queue}", "mail", "{name}", "digest").Replace(a.pattern)
+		var form url.Values
+		if a.name == "bulk" {
+			form = url.Values{"action": {"promote"}, "ids": {idStr(f.ids["scheduled"])}}
+		}
 		for _, prefix := range []string{"", "/api"} {
-			res, body := post(t, h, prefix+target, nil)
+			res, body := post(t, h, prefix+target, form)
+			if prefix == "" && res.StatusCode == http.StatusOK && strings.Contains(body, `id="confirm-question"`) {
+				continue // retry of a done job asks first
+			}
 			if strings.Contains(body, "page not found") || strings.Contains(body, "no such API route") || res.StatusCode >= 500 {
 				t.Errorf("POST %s%s (%s): status %d\n%s", prefix, target, a.name, res.StatusCode, body)
 			}

@@ -120,6 +120,9 @@ var notices = map[string]string{
 }
 
 func notice(q url.Values) string {
+	if q.Get("done") == "bulk" {
+		return bulkNotice(q)
+	}
 	msg, ok := notices[q.Get("done")]
 	if !ok {
 		return ""
@@ -233,8 +236,10 @@ type jobsData struct {
 	Self       string // this list's path and query, relative to the mount point
 	Action     string // the search form's target
 	Pager      *pager
-	Finished   bool // State is a final state: offer to clean
-	FailedHere int  // failed jobs in this list's queue(s): offer to retry them
+	Matching   int    // jobs that match the filter, -1 if unknown (a kind or tag)
+	Resume     string // where a bulk action on all matching jobs stopped, to go on from
+	Finished   bool   // State is a final state: offer to clean
+	FailedHere int    // failed jobs in this list's queue(s): offer to retry them
 }
 
 func (j *jobsData) title() string {
@@ -270,6 +275,7 @@ type jobRow struct {
 // can says which actions a job's state allows.
 type can struct {
 	Retry, Cancel, Promote, Delete bool
+	ConfirmRetry                   bool // retry asks first: the job is done
 }
 
 func allowed(s jobrun.State) can {
@@ -278,6 +284,8 @@ func allowed(s jobrun.State) can {
 		Cancel:  s == jobrun.StateScheduled || s == jobrun.StateReady || s == jobrun.StateRunning || s == jobrun.StateRetrying,
 		Promote: s == jobrun.StateScheduled || s == jobrun.StateRetrying,
 		Delete:  s != jobrun.StateRunning,
+
+		ConfirmRetry: s == jobrun.StateDone,
 	}
 }
 
@@ -393,6 +401,14 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 		return href(f.State, cursor, prev, n)
 	}, false)
 	data.Self = data.Pager.Self
+	data.Matching = -1
+	if f.Kind == "" && f.Tag == "" {
+		data.Matching = total
+		if f.State != "" {
+			data.Matching = counts[f.State]
+		}
+	}
+	data.Resume = q.Get("resume")
 	data.Finished = f.State == jobrun.StateDone || f.State == jobrun.StateFailed || f.State == jobrun.StateCanceled
 	data.FailedHere = counts[jobrun.StateFailed]
 	now := time.Now()
