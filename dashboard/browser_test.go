@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -165,6 +166,15 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// The browser is in Tokyo (UTC+9, no daylight saving): the pages' times show there.
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Tokyo"}); err != nil {
+		t.Fatal(err)
+	}
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Without the application's session, nothing is shown.
 	do("unauthenticated", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS("#error-message")))
 	if got := text("h1"); got != "401 Unauthorized" {
@@ -175,8 +185,9 @@ func TestBrowser(t *testing.T) {
 	}
 
 	// The overview: every queue, and jobs in every state.
+	var counts map[jobrun.State]int
 	do("overview", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS(`#queues tr[data-queue="reports"]`)))
-	counts, err := f.r.Counts(t.Context(), "")
+	counts, err = f.r.Counts(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +228,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("args %q", got)
 	}
 	screenshot("job")
+	// Its times in the browser's zone, UTC on hover.
+	failedInfo := f.mustState(t, f.ids["failed"], jobrun.StateFailed)
+	created := `#job dl time[datetime="` + machine(failedInfo.CreatedAt) + `"]`
+	if got, want := text(created), failedInfo.CreatedAt.In(tokyo).Format("2006-01-02 15:04:05")+" GMT+9"; got != want {
+		t.Errorf("the created time shows %q, want %q (Tokyo)", got, want)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(created), "title")); err != nil || title.Value != absolute(failedInfo.CreatedAt) {
+		t.Errorf("the created time's title is %+v (%v), want %q", title, err, absolute(failedInfo.CreatedAt))
+	}
 
 	// Retry a failed job with the button, and see it run: the page refreshes itself.
 	do("flaky job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["flaky"])), chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="failed"]`)))
@@ -233,6 +253,73 @@ func TestBrowser(t *testing.T) {
 	}
 	f.mustState(t, f.ids["flaky"], jobrun.StateDone)
 
+	// Bulk: tick two of three waiting jobs and cancel them.
+	var waiting []jobrun.ID
+	for i := range 3 {
+		id, err := f.r.Enqueue(t.Context(), okArgs{To: fmt.Sprintf("later%d@example.com", i)}, jobrun.Queue("idle"), jobrun.Delay(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, id)
+	}
+	row := func(id jobrun.ID) string { return `#jobs tr[data-id="` + idStr(id) + `"]` }
+	do("idle queue", chromedp.Navigate(base+"queues/idle?state=scheduled"), chromedp.WaitVisible(chromedp.CSS(row(waiting[2]))))
+	do("select the page", chromedp.Click(chromedp.CSS("#pick-page")))
+	if got := text("#bulk-count"); got != "3 selected jobs" {
+		t.Errorf("after selecting the page: %q", got)
+	}
+	do("unselect the page", chromedp.Click(chromedp.CSS("#pick-page")),
+		chromedp.Click(chromedp.CSS(row(waiting[0])+` input[name="ids"]`)),
+		chromedp.Click(chromedp.CSS(row(waiting[2])+` input[name="ids"]`)))
+	if got := text("#bulk-count"); got != "2 selected jobs" {
+		t.Errorf("after ticking two: %q", got)
+	}
+	screenshot("bulk")
+	var question string
+	do("bulk cancel", chromedp.Evaluate[chromedp.Void](`window.confirm = function (q) { window.asked = q; return true; }`),
+		chromedp.Click(chromedp.CSS(`button[data-action="bulk-cancel"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if question, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.asked || ""`)); err == nil && question != "" {
+		t.Errorf("the answering page still holds the question %q: no page load?", question)
+	}
+	if got := text("#notice"); got != "2 jobs canceled." {
+		t.Errorf("notice after the bulk cancel: %q", got)
+	}
+	f.mustState(t, waiting[0], jobrun.StateCanceled)
+	f.mustState(t, waiting[1], jobrun.StateScheduled)
+	f.mustState(t, waiting[2], jobrun.StateCanceled)
+	do("list after the bulk cancel", chromedp.WaitVisible(chromedp.CSS(row(waiting[1]))),
+		chromedp.WaitNotPresent(chromedp.CSS(row(waiting[0]))))
+
+	// Retrying a done job asks first: in the browser, and without script on a page.
+	again, err := f.r.Enqueue(t.Context(), okArgs{To: "again@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.waitJob(t, again, func(in *jobrun.Info) bool { return in.State == jobrun.StateDone })
+	do("done job", chromedp.Navigate(base+"jobs/"+idStr(again)), chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="done"]`)),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = function (q) { window.asked = q; return false; }`),
+		chromedp.Click(chromedp.CSS(`button[data-action="retry"]`)))
+	if question, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.asked`)); err != nil || question != "Job #"+idStr(again)+" succeeded. Run it again?" {
+		t.Errorf("the retry of a done job asked %q (%v)", question, err)
+	}
+	f.mustState(t, again, jobrun.StateDone)
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	do("retry without script", chromedp.Navigate(base+"jobs/"+idStr(again)), chromedp.WaitVisible(chromedp.CSS(`button[data-action="retry"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-action="retry"]`)), chromedp.WaitVisible(chromedp.CSS("#confirm-question")))
+	screenshot("confirm")
+	do("confirmed", chromedp.Click(chromedp.CSS("#confirm-yes")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	if got := text("#notice"); got != "Job #"+idStr(again)+" will run again." {
+		t.Errorf("notice after the confirmed retry: %q", got)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitJob(t, again, func(in *jobrun.Info) bool {
+		return in.State == jobrun.StateDone && in.FinishedAt.After(first.FinishedAt)
+	})
+
 	// A job that succeeded, with its progress and result.
 	do("done job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["done"])), chromedp.WaitVisible(chromedp.CSS("#progress progress")))
 	screenshot("job-done")
@@ -241,6 +328,9 @@ func TestBrowser(t *testing.T) {
 	do("schedules", chromedp.Navigate(base+"schedules"), chromedp.WaitVisible(chromedp.CSS(`tr[data-schedule="monthly-report"]`)))
 	if got := text(`tr[data-schedule="monthly-report"] td:nth-child(3)`); got != "Europe/Paris" {
 		t.Errorf("monthly-report's time zone shows %q", got)
+	}
+	if got := text(`tr[data-schedule="monthly-report"] .words`); got != "on the 1st of every month at 06:00 Europe/Paris" {
+		t.Errorf("monthly-report's spec in words: %q", got)
 	}
 	screenshot("schedules")
 	do("run now", chromedp.Click(chromedp.CSS(`tr[data-schedule="digest"] button[data-action="run"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
