@@ -56,16 +56,28 @@
 // The paths are relative to the mount point.
 //
 //	/                       queues: counts per state, paused, workers, rate limit, throughput
-//	/jobs                   jobs of every queue, newest first (query: state, kind, tag, id, cursor)
+//	/jobs                   jobs of every queue, newest first (query: state, kind, tag, id,
+//	                        cursor, prev, page): kind, queue, state, an args preview,
+//	                        attempts, times, the latest attempt's run time, a running job's
+//	                        progress, the last error (in red while the job is failing)
 //	/queues/{queue}         jobs of one queue, by state, with the queue's actions
 //	/jobs/{id}              one job: every field, args and result, progress, errors with
 //	                        stacks, log lines, timeline, the event that started it, its
 //	                        steps in the order they started (state, attempts, duration,
 //	                        result or error, what a sleep or a wait waits for and until when)
-//	/events                 events sent, newest first (query: name, seq, oldest, cursor)
+//	/events                 events sent, newest first (query: name, seq, oldest, cursor,
+//	                        prev, page)
 //	/events/{seq}           one event: its data and ID, the event it duplicates, the runs
 //	                        it started with their kind and state
-//	/schedules              cron schedules: spec, time zone, next and last fire, policies
+//	/schedules              cron schedules: spec and the spec in words ("every day at 09:00
+//	                        Europe/Paris"), time zone, next and last fire, policies
+//
+// Times show in the browser's time zone, UTC on hover: the pages hold them in UTC
+// (<time> elements), and the dashboard's script writes them in the browser's zone;
+// without script they stay in UTC. Lists page both ways: besides its cursor (the
+// Cursor of jobrun's List and Events, which go one way), a page's URL keeps the
+// cursors of the pages before it, the latest 20, and its number, so each page links
+// to the newer one and to the earlier ones by number.
 //
 // # JSON API
 //
@@ -84,8 +96,9 @@
 // jobrun command's events -json, with data null and data_redacted true when its data
 // is hidden; one event (GET /api/events/{seq}) has beside its runs "jobs": each run's
 // id, kind, queue and state, "deleted" for a run retention or Delete removed. A
-// schedule is [jobrun.ScheduleInfo]'s JSON, with skip_if_running (SkipOverlap's
-// former name) beside skip_overlap.
+// schedule is [jobrun.ScheduleInfo]'s JSON, with spec_words (the spec in English, or
+// the spec itself where it cannot be said simply) and skip_if_running
+// (SkipOverlap's former name) beside skip_overlap.
 //
 //	GET  /api/queues                    the overview: queues, totals, last minute's throughput
 //	GET  /api/metrics                   counts per queue and state, totals, throughput
@@ -123,7 +136,33 @@
 //	/clean                           the same in every queue
 //	/schedules/{name}/run            enqueue the schedule's job now ({"id": n})
 //	/schedules/{name}/delete         remove the schedule (Runner.Unschedule)
+//	/jobs/bulk                       retry, cancel, delete or promote many jobs (below)
 //
+// Retrying a done job runs again a job that succeeded, so the form route asks first:
+// the dashboard's script confirms in the browser, and without it the route answers
+// a page that asks, whose button posts the form again with confirm=1. The API routes
+// never ask.
+//
+// # Bulk actions
+//
+// The job lists have a box on each row and, with script, one that ticks the whole
+// page; the buttons above the list apply an action to the ticked jobs, or to all
+// the jobs that match the list's filter. POST /jobs/bulk takes the form (action:
+// retry, cancel, delete or promote; ids, repeated; or all=true with queue, state,
+// kind, tag), and POST /api/jobs/bulk the same form or JSON:
+//
+//	{"action": "retry", "ids": [12, 13]}
+//	{"action": "delete", "all": true, "filter": {"queue": "mail", "state": "failed", "kind": "", "tag": ""}}
+//
+// Each job goes through the runner's own call (Retry, Cancel, Delete, Promote), 32 at
+// a time so that their commits are shared. A job the action does not fit (a done
+// job to cancel), that is gone, or whose unique key another job holds is skipped and
+// counted, not an error: the answer is {"ok": true, "action": "retry", "done": 2,
+// "skipped": 1, "skipped_reasons": {"state": 1}} (reasons: state, not_found,
+// duplicate). At most 1,000 IDs a request; "all" walks the filter's List pages on
+// the server, at most 10,000 jobs a request, and when more match, "next" is the
+// cursor to send back (as "cursor") to go on: the list's form carries it to the next
+// submit. A bulk retry that may run done jobs again asks first, as a single one does.
 // # Enqueue
 //
 // With WithEnqueue, other processes feed the application work through the API, as
