@@ -217,11 +217,11 @@ func TestBrowser(t *testing.T) {
 	screenshot("jobs")
 
 	// A failed job: its panic with the stack, its log, its args.
-	do("failed job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["failed"])), chromedp.WaitVisible(chromedp.CSS("#errors pre.stack")))
-	if got := text("#errors summary .error"); got != "panic: assignment to entry in nil map" {
+	do("failed job", chromedp.Navigate(base+"jobs/"+idStr(f.ids["failed"])), chromedp.WaitVisible(chromedp.CSS("#attempts pre.stack")))
+	if got := text("#attempts td.outcome .error"); got != "panic: assignment to entry in nil map" {
 		t.Errorf("error summary %q", got)
 	}
-	if got := text("#errors pre.stack"); !strings.Contains(got, "goroutine ") {
+	if got := text("#attempts pre.stack"); !strings.Contains(got, "goroutine ") {
 		t.Errorf("stack %q", got)
 	}
 	if got := text("#args pre"); !strings.Contains(got, `"image": "uploads/IMG_0042.jpg"`) {

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -274,7 +275,7 @@ func TestRetryDoneConfirm(t *testing.T) {
 	postJSON(t, h, "/api/jobs/"+idStr(other.ID)+"/retry", nil, http.StatusOK, &ok)
 
 	// A bulk retry asks when a selected job is done, or a filter may match done jobs.
-	if err := f.r.RunUntilIdle(t.Context()); err != nil && !strings.Contains(err.Error(), "no workers") {
+	if err := f.r.RunUntilIdle(t.Context()); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
 		t.Fatal(err)
 	}
 	f.mustState(t, f.ids["done"], jobrun.StateDone)

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -33,7 +34,7 @@ func TestJobListColumns(t *testing.T) {
 	if err := f.r.Retry(ctx, f.ids["flaky"]); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.r.RunUntilIdle(ctx); err != nil && !strings.Contains(err.Error(), "no workers") {
+	if err := f.r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
 		t.Fatal(err)
 	}
 	flaky := f.mustState(t, f.ids["flaky"], jobrun.StateDone)

@@ -213,7 +213,7 @@ func TestJobPage(t *testing.T) {
 		`250 OK: queued as 7F3A2`,
 		`<a class="tag" href="jobs?tag=customer-42">customer-42</a>`,
 		`<dt>Priority</dt><dd>5</dd>`,
-		`No attempt failed.`,
+		`<tr data-attempt="1" data-outcome="done">`,
 	)
 
 	body = get(t, h, "/jobs/"+idStr(f.ids["retrying"]), http.StatusOK)

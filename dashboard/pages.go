@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -425,7 +426,8 @@ type jobData struct {
 	Result       string
 	ProgressJSON string
 	Progress     *progressBar
-	Errors       []attemptView
+	Attempts     []attemptRow // every attempt, oldest first
+	Metadata     []keyValue   // Info.Metadata by key
 	Timeline     []timelineEntry
 	StepRows     []stepView // Info's steps in the order they started
 	Invoking     bool       // scheduled until its children end, not for a time
@@ -433,15 +435,9 @@ type jobData struct {
 	can
 }
 
-func (j *jobData) title() string { return "Job #" + idStr(j.ID) }
+type keyValue struct{ Key, Value string }
 
-// attemptView is one failed attempt: its first line, and the rest (a stack) apart.
-type attemptView struct {
-	jobrun.AttemptError
-	Summary string
-	Detail  string // the lines after the first, "" if none
-	Last    bool
-}
+func (j *jobData) title() string { return "Job #" + idStr(j.ID) }
 
 // timelineEntry is one step of a job's life, from its timestamps and error history.
 type timelineEntry struct {
@@ -512,10 +508,9 @@ func (d *dashboard) jobPage(w http.ResponseWriter, r *http.Request) {
 	} else {
 		data.Args = indentJSON(in.RawArgs)
 	}
-	for i := len(in.Errors) - 1; i >= 0; i-- { // latest first
-		e := in.Errors[i]
-		summary, detail, _ := strings.Cut(e.Error, "\n")
-		data.Errors = append(data.Errors, attemptView{AttemptError: e, Summary: summary, Detail: detail, Last: i == len(in.Errors)-1})
+	data.Attempts = attemptRows(in, now)
+	for _, k := range slices.Sorted(maps.Keys(in.Metadata)) {
+		data.Metadata = append(data.Metadata, keyValue{k, in.Metadata[k]})
 	}
 	d.render(w, r, http.StatusOK, "job", data)
 }
