@@ -48,7 +48,9 @@ var actions = []action{
 	{"clean", "/queues/{queue}/clean", clean},
 	{"clean", "/clean", clean},
 	{"run", "/schedules/{name}/run", runSchedule},
-	{"unschedule", "/schedules/{name}/delete", unschedule},
+	{"unschedule", "/schedules/{name}/delete", scheduleAction((*jobrun.Runner).Unschedule)},
+	{"pause-schedule", "/schedules/{name}/pause", scheduleAction((*jobrun.Runner).PauseSchedule)},
+	{"resume-schedule", "/schedules/{name}/resume", scheduleAction((*jobrun.Runner).ResumeSchedule)},
 	{"bulk", "/jobs/bulk", bulk},
 }
 
@@ -284,11 +286,15 @@ func runSchedule(ctx context.Context, d *dashboard, r *http.Request) (*actionRes
 	return res, nil
 }
 
-func unschedule(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, error) {
-	if err := d.r.Unschedule(ctx, r.PathValue("name")); err != nil {
-		return nil, err
+// scheduleAction adapts a runner method on one schedule: Unschedule, PauseSchedule,
+// ResumeSchedule.
+func scheduleAction(fn func(*jobrun.Runner, context.Context, string) error) func(context.Context, *dashboard, *http.Request) (*actionResult, error) {
+	return func(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, error) {
+		if err := fn(d.r, ctx, r.PathValue("name")); err != nil {
+			return nil, err
+		}
+		return &actionResult{next: "schedules"}, nil
 	}
-	return &actionResult{next: "schedules"}, nil
 }
 
 // confirmPage asks before an action: a done job to run again.

@@ -332,11 +332,17 @@ func TestBrowser(t *testing.T) {
 	if got := text(`tr[data-schedule="monthly-report"] .words`); got != "on the 1st of every month at 06:00 Europe/Paris" {
 		t.Errorf("monthly-report's spec in words: %q", got)
 	}
-	screenshot("schedules")
+	do("pause a schedule", chromedp.Click(chromedp.CSS(`tr[data-schedule="digest"] button[data-action="pause-schedule"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-schedule="digest"] .badge.paused`)))
 	do("run now", chromedp.Click(chromedp.CSS(`tr[data-schedule="digest"] button[data-action="run"]`)), chromedp.WaitVisible(chromedp.CSS("#notice")))
 	if got := text("#notice"); !strings.HasPrefix(got, "Schedule run now: job #") {
 		t.Errorf("notice after run now: %q", got)
 	}
+	ran := strings.TrimSuffix(strings.TrimPrefix(text("#notice"), "Schedule run now: job #"), " enqueued.")
+	do("its fire", chromedp.WaitVisible(chromedp.CSS(`tr[data-schedule="digest"] td.fires a[href="jobs/`+ran+`"]`)))
+	screenshot("schedules")
+	do("resume the schedule", chromedp.Click(chromedp.CSS(`tr[data-schedule="digest"] button[data-action="resume-schedule"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`tr[data-schedule="digest"] .badge.paused`)))
 
 	// Events, reached by the navigation: an order placed, its runs, and the steps of
 	// the one that waits for its shipment, which the running runner works through.

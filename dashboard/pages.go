@@ -118,6 +118,9 @@ var notices = map[string]string{
 	"clean":        "%s finished jobs deleted.",
 	"run":          "Schedule run now: job #%s enqueued.",
 	"unschedule":   "Schedule removed.",
+
+	"pause-schedule":  "Schedule paused: it does not fire until it is resumed.",
+	"resume-schedule": "Schedule resumed: it fires from its next time on.",
 }
 
 func notice(q url.Values) string {
@@ -538,8 +541,10 @@ func (d *dashboard) schedulesPage(w http.ResponseWriter, r *http.Request) {
 	}
 	data := &schedulesData{}
 	for _, s := range infos {
-		row := scheduleRow{ScheduleInfo: s, Zone: cmp.Or(scheduleZone(s), "local"), Redacted: d.cfg.redacted(s.Kind),
-			NextLocal: inZone(s.Next, scheduleZone(s))}
+		row := scheduleRow{ScheduleInfo: s, Zone: cmp.Or(scheduleZone(s), "local"), Redacted: d.cfg.redacted(s.Kind)}
+		if !s.Next.IsZero() {
+			row.NextLocal = inZone(s.Next, scheduleZone(s))
+		}
 		if w := specInWords(s.Spec, s.TimeZone); w != s.Spec {
 			row.Words = w
 		}
