@@ -35,9 +35,10 @@ type config struct {
 
 // WithActions enables the actions that change jobs, queues and schedules: retry,
 // cancel, delete, promote (one job, or many at once: the bulk actions), retry all
-// failed, clean finished jobs, pause and resume a queue, run and remove a schedule.
-// Without it the dashboard is read-only: the pages show no buttons, and the action
-// routes answer 403 Forbidden. New jobs and events are apart: see WithEnqueue.
+// failed, clean finished jobs, pause and resume a queue, run, pause, resume and
+// remove a schedule. Without it the dashboard is read-only: the pages show no
+// buttons, and the action routes answer 403 Forbidden. New jobs and events are
+// apart: see WithEnqueue.
 func WithActions() Option {
 	return func(c *config) { c.actions = true }
 }

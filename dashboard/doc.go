@@ -61,16 +61,18 @@
 //	                        attempts, times, the latest attempt's run time, a running job's
 //	                        progress, the last error (in red while the job is failing)
 //	/queues/{queue}         jobs of one queue, by state, with the queue's actions
-//	/jobs/{id}              one job: every field, args and result, progress, errors with
-//	                        stacks, log lines, timeline, the event that started it, its
-//	                        steps in the order they started (state, attempts, duration,
-//	                        result or error, what a sleep or a wait waits for and until when)
+//	/jobs/{id}              one job: every field, args and result, progress, every attempt
+//	                        with its start, duration, outcome and error (stack), metadata,
+//	                        log lines, timeline, the event that started it, its steps in
+//	                        the order they started (state, attempts, duration, result or
+//	                        error, what a sleep or a wait waits for and until when)
 //	/events                 events sent, newest first (query: name, seq, oldest, cursor,
 //	                        prev, page)
 //	/events/{seq}           one event: its data and ID, the event it duplicates, the runs
 //	                        it started with their kind and state
 //	/schedules              cron schedules: spec and the spec in words ("every day at 09:00
-//	                        Europe/Paris"), time zone, next and last fire, policies
+//	                        Europe/Paris"), time zone, paused or not, next fire, the latest
+//	                        fires with their jobs, policies
 //
 // Times show in the browser's time zone, UTC on hover: the pages hold them in UTC
 // (<time> elements), and the dashboard's script writes them in the browser's zone;
@@ -136,6 +138,8 @@
 //	/clean                           the same in every queue
 //	/schedules/{name}/run            enqueue the schedule's job now ({"id": n})
 //	/schedules/{name}/delete         remove the schedule (Runner.Unschedule)
+//	/schedules/{name}/pause          stop it firing (Runner.PauseSchedule)
+//	/schedules/{name}/resume         let it fire again, from its next time
 //	/jobs/bulk                       retry, cancel, delete or promote many jobs (below)
 //
 // Retrying a done job runs again a job that succeeded, so the form route asks first:
