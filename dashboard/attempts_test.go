@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -58,15 +57,9 @@ func TestJobPageAttemptsAndMetadata(t *testing.T) {
 	h := New(f.r)
 	f.populate(t)
 	ctx := t.Context()
-	if err := f.r.Retry(ctx, f.ids["flaky"]); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
-		t.Fatal(err)
-	}
-	in := f.mustState(t, f.ids["flaky"], jobrun.StateDone)
-	if len(in.Errors) != 1 || in.Errors[0].StartedAt.IsZero() {
-		t.Fatalf("the retried job's errors: %+v", in.Errors)
+	in := f.retryFlaky(t)
+	if in.Errors[0].StartedAt.IsZero() {
+		t.Fatalf("the retried job's failed attempt has no start: %+v", in.Errors)
 	}
 	e := in.Errors[0]
 	body := get(t, h, "/jobs/"+idStr(in.ID), http.StatusOK)

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -29,18 +28,7 @@ func TestJobListColumns(t *testing.T) {
 	f := openFixture(t)
 	h := New(f.r, WithRedactedArgs("image.resize"))
 	f.populate(t)
-	ctx := t.Context()
-	// The flaky job succeeds on a retry: done, with the error of its first attempt.
-	if err := f.r.Retry(ctx, f.ids["flaky"]); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.r.RunUntilIdle(ctx); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
-		t.Fatal(err)
-	}
-	flaky := f.mustState(t, f.ids["flaky"], jobrun.StateDone)
-	if flaky.LastError == "" {
-		t.Fatal("the retried job has no error left from its first attempt")
-	}
+	flaky := f.retryFlaky(t) // done on a retry, with its first attempt's error
 	running := f.startRunning(t)
 	f.waitJob(t, running, func(in *jobrun.Info) bool { return in.State == jobrun.StateRunning && len(in.Progress) > 0 })
 	body := get(t, h, "/jobs", http.StatusOK)

@@ -389,3 +389,21 @@ func (f *fixture) waitJob(t *testing.T, id jobrun.ID, cond func(*jobrun.Info) bo
 		}
 	}
 }
+
+// retryFlaky retries the fixture's flaky job, which failed its first run, and runs
+// it: it succeeds, done with its first attempt's error. The runner must not be
+// running (RunUntilIdle).
+func (f *fixture) retryFlaky(t *testing.T) *jobrun.Info {
+	t.Helper()
+	if err := f.r.Retry(t.Context(), f.ids["flaky"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.RunUntilIdle(t.Context()); err != nil && !errors.Is(err, jobrun.ErrNoWorkers) {
+		t.Fatal(err)
+	}
+	in := f.mustState(t, f.ids["flaky"], jobrun.StateDone)
+	if len(in.Errors) != 1 || in.LastError == "" {
+		t.Fatalf("the retried flaky job's errors: %+v", in.Errors)
+	}
+	return in
+}
