@@ -252,7 +252,8 @@ func TestEnqueueErrors(t *testing.T) {
 		t.Errorf("GetEvent(0): %v", err)
 	}
 	for name, err := range map[string]error{"Retry(0)": a.c.Retry(ctx, 0), "Pause(\"\")": a.c.Pause(ctx, ""),
-		"Unschedule(\"\")": a.c.Unschedule(ctx, "")} {
+		"Unschedule(\"\")":    a.c.Unschedule(ctx, ""),
+		"PauseSchedule(\"\")": a.c.PauseSchedule(ctx, ""), "ResumeSchedule(\"\")": a.c.ResumeSchedule(ctx, "")} {
 		if !errors.Is(err, jobrun.ErrNotFound) && !errors.Is(err, jobrun.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -286,6 +287,7 @@ func TestErrorsAcrossTheWire(t *testing.T) {
 	_, err = a.c.TriggerSchedule(ctx, "nope")
 	check("TriggerSchedule", err, jobrun.ErrNotFound, 404)
 	check("Unschedule", a.c.Unschedule(ctx, "nope"), jobrun.ErrNotFound, 404)
+	check("PauseSchedule", a.c.PauseSchedule(ctx, "nope"), jobrun.ErrNotFound, 404)
 	_, err = a.c.List(ctx, jobrun.Filter{Cursor: "xx"})
 	check("List with a bad cursor", err, jobrun.ErrInvalid, 400)
 	_, err = a.c.List(ctx, jobrun.Filter{Limit: 5000})
@@ -458,6 +460,18 @@ func TestActions(t *testing.T) {
 	id, err := a.c.TriggerSchedule(ctx, "every hour")
 	if in, _ := a.r.Get(ctx, id); err != nil || in.Schedule != "every hour" {
 		t.Errorf("TriggerSchedule: %d, %v", id, err)
+	}
+	if err := a.c.PauseSchedule(ctx, "every hour"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.r.Schedules(ctx); len(s) != 1 || !s[0].Paused {
+		t.Errorf("schedules after PauseSchedule: %+v", s)
+	}
+	if err := a.c.ResumeSchedule(ctx, "every hour"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := a.r.Schedules(ctx); len(s) != 1 || s[0].Paused {
+		t.Errorf("schedules after ResumeSchedule: %+v", s)
 	}
 	if err := a.c.Unschedule(ctx, "every hour"); err != nil {
 		t.Fatal(err)

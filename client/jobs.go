@@ -302,6 +302,26 @@ func (c *Client) Unschedule(ctx context.Context, name string) error {
 	return err
 }
 
+// PauseSchedule stops schedule name from firing until ResumeSchedule, as
+// Runner.PauseSchedule does.
+func (c *Client) PauseSchedule(ctx context.Context, name string) error {
+	return c.scheduleAction(ctx, "pause schedule", name, "pause")
+}
+
+// ResumeSchedule lets a paused schedule fire again from its next time, as
+// Runner.ResumeSchedule does.
+func (c *Client) ResumeSchedule(ctx context.Context, name string) error {
+	return c.scheduleAction(ctx, "resume schedule", name, "resume")
+}
+
+func (c *Client) scheduleAction(ctx context.Context, what, name, action string) error {
+	if name == "" {
+		return fmt.Errorf("%s: %w: empty schedule name", what, jobrun.ErrInvalid)
+	}
+	_, err := c.action(ctx, "api/schedules/"+seg(name)+"/"+action, nil)
+	return err
+}
+
 // Backup writes a consistent copy of the application's database file to w, as
 // Runner.Backup does there (GET /api/backup), and returns the number of bytes
 // written. A copy cut short (the application stopped, ctx ended) returns an error

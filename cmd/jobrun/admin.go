@@ -114,12 +114,15 @@ cancel them first. Deleting the failed jobs purges the dead-letter set.
 
 ` + manageFileDoc
 
-	schedulesSynopsis = "usage: jobrun schedules (FILE | -url URL) [-run NAME] [-json]"
+	schedulesSynopsis = "usage: jobrun schedules (FILE | -url URL) [-run NAME | -pause NAME | -resume NAME] [-json]"
 	schedulesDoc      = `Schedules lists the cron schedules stored in FILE with their next fire. With
 -run NAME it enqueues the job of schedule NAME now, outside its timetable, leaving
-the next fire as it was; the job runs when an application runs its queue. -run
-changes FILE as the commands that manage jobs do: it writes the job it enqueues and
-nothing else. With -json, the list is of jobrun.ScheduleInfo as its JSON tags put it.
+the next fire as it was; the job runs when an application runs its queue. -pause
+NAME stops the schedule's fires until -resume NAME, which fires it again from its
+next time on, without making up the fires it missed; a paused schedule stays
+paused across restarts and when the application declares it again. -run, -pause
+and -resume change FILE as the commands that manage jobs do: they write what they
+are asked and nothing else. With -json, the list is of jobrun.ScheduleInfo as its JSON tags put it.
 
 ` + readFileDoc
 
@@ -714,14 +717,43 @@ func parseBefore(s string, now time.Time) (time.Time, error) {
 func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newFileCmd("schedules", schedulesSynopsis, schedulesDoc, args, stdout, stderr)
 	run := c.fs.String("run", "", "enqueue the job of the schedule `name` now")
+	pause := c.fs.String("pause", "", "stop the fires of the schedule `name`")
+	resume := c.fs.String("resume", "", "let the paused schedule `name` fire again")
 	if _, err := c.parse("FILE"); err != nil {
 		return err
 	}
+	var set int
+	for _, v := range []string{*run, *pause, *resume} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return c.usage(errors.New("-run, -pause and -resume exclude each other"))
+	}
 	acc := readAccess
-	if *run != "" {
+	if set == 1 {
 		acc = manageAccess
 	}
 	return c.result(c.open(acc, func(s store) error {
+		if name, paused := *pause+*resume, *pause != ""; name != "" {
+			call := s.ResumeSchedule
+			if paused {
+				call = s.PauseSchedule
+			}
+			if err := call(ctx, name); err != nil {
+				return err
+			}
+			if *c.json {
+				return c.print(map[string]any{"schedule": name, "paused": paused})
+			}
+			if paused {
+				fmt.Fprintf(stdout, "Paused schedule %s: it does not fire until resumed.\n", name)
+			} else {
+				fmt.Fprintf(stdout, "Resumed schedule %s: it fires again from its next time.\n", name)
+			}
+			return nil
+		}
 		if *run != "" {
 			id, err := s.TriggerSchedule(ctx, *run)
 			if err != nil {
@@ -768,7 +800,11 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			if s.LastJob != 0 {
 				lastJob = strconv.FormatUint(uint64(s.LastJob), 10)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, spec, s.Kind, formatTime(s.Next),
+			next := formatTime(s.Next)
+			if s.Paused {
+				next = "paused"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, spec, s.Kind, next,
 				formatTime(s.Last), lastJob, orDash(strings.Join(opts, ", ")))
 		}
 		return tw.Flush()

@@ -397,6 +397,19 @@ nightly  0 3 * * *  email  `+formatTime(next)+`  -     -         skip missed
 		if j.Schedule != "nightly" || j.State != jobrun.StateReady {
 			t.Errorf("the job -run enqueued: %+v", j)
 		}
+
+		out, _ = cli(t, 0, "schedules", db, "-pause", "nightly")
+		mustEqual(t, out, "Paused schedule nightly: it does not fire until resumed.\n")
+		out, _ = cli(t, 0, "schedules", db)
+		mustContain(t, out, "nightly  0 3 * * *  email  paused ")
+		out, _ = cli(t, 0, "schedules", db, "-resume", "nightly", "-json")
+		mustEqual(t, out, "{\n  \"paused\": false,\n  \"schedule\": \"nightly\"\n}\n")
+		out, _ = cli(t, 0, "schedules", db)
+		mustContain(t, out, "nightly  0 3 * * *  email  "+formatTime(next))
+		_, errs = cli(t, 2, "schedules", db, "-pause", "nightly", "-resume", "nightly")
+		mustContain(t, errs, "-run, -pause and -resume exclude each other")
+		_, errs = cli(t, 1, "schedules", db, "-pause", "weekly")
+		mustContain(t, errs, `no schedule named "weekly"`)
 	})
 }
 

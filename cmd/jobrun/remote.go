@@ -52,6 +52,8 @@ type store interface {
 	Schedules(ctx context.Context) ([]jobrun.ScheduleInfo, error)
 	TriggerSchedule(ctx context.Context, name string) (jobrun.ID, error)
 	Unschedule(ctx context.Context, name string) error
+	PauseSchedule(ctx context.Context, name string) error
+	ResumeSchedule(ctx context.Context, name string) error
 	Pause(ctx context.Context, queue string) error
 	Resume(ctx context.Context, queue string) error
 	Backup(ctx context.Context, w io.Writer) (int64, error)
