@@ -41,7 +41,7 @@ func TestBusyRateLimitedQueueDoesNotSpin(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go r.Run(ctx)
-		time.Sleep(10 * time.Second) // tokens for all claims, workers busy for an hour
+		time.Sleep(time.Minute + time.Second) // tokens for all claims, the minute's history stored, workers busy for an hour
 		synctest.Wait()
 		before := r.cycles.Load()
 		time.Sleep(30 * time.Minute)
@@ -69,7 +69,7 @@ func TestIdleRunnerSleeps(t *testing.T) {
 		if _, err := r.Enqueue(t.Context(), sleepArgs{}, Delay(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Minute) // the enqueue's minute ends: its history is stored
+		time.Sleep(time.Minute + time.Second) // the enqueue's minute ends: its history is stored
 		synctest.Wait()
 		before := r.cycles.Load()
 		time.Sleep(58 * time.Minute)

@@ -104,7 +104,10 @@ func WithEventRetention(keep, dedup time.Duration) Option {
 // transaction on the runner's database: use SendTx there.
 func (r *Runner) Send(ctx context.Context, ev Event) (*EventInfo, error) {
 	now := time.Now()
-	se, runs, err := r.prepareEvent(ctx, ev, now)
+	se, runs, err := r.prepareEvent(ev, now)
+	if err == nil {
+		err = r.hookRuns(ctx, ev.Name, runs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("send: %w", err)
 	}
@@ -115,8 +118,18 @@ func (r *Runner) Send(ctx context.Context, ev Event) (*EventInfo, error) {
 	return se.info(), nil
 }
 
+// hookRuns runs the enqueue hooks on the runs of the event name, about to be stored.
+func (r *Runner) hookRuns(ctx context.Context, name string, runs []*record) error {
+	for _, rec := range runs {
+		if err := r.hookEnqueue(ctx, rec); err != nil {
+			return fmt.Errorf("event %s: run of %w", name, err)
+		}
+	}
+	return nil
+}
+
 // prepareEvent validates ev and builds its stored form and the records of its runs.
-func (r *Runner) prepareEvent(ctx context.Context, ev Event, now time.Time) (*storedEvent, []*record, error) {
+func (r *Runner) prepareEvent(ev Event, now time.Time) (*storedEvent, []*record, error) {
 	if r.cfg.readOnly {
 		return nil, nil, ErrReadOnly
 	}
@@ -150,11 +163,6 @@ func (r *Runner) prepareEvent(ctx context.Context, ev Event, now time.Time) (*st
 			}
 			rec.eventName = ev.Name
 			runs = append(runs, rec)
-		}
-	}
-	for _, rec := range runs {
-		if err := r.hookEnqueue(ctx, rec); err != nil {
-			return nil, nil, fmt.Errorf("event %s: run of %w", ev.Name, err)
 		}
 	}
 	return se, runs, nil
@@ -193,7 +201,7 @@ func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
 		return nil, err
 	}
 	now := time.Now()
-	se, runs, err := e.r.prepareEvent(ctx, ev, now)
+	se, runs, err := e.r.prepareEvent(ev, now)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("send event %q: %w", name, err))
 	}
@@ -202,6 +210,11 @@ func SendEvent(ctx context.Context, name string, ev Event) (*EventInfo, error) {
 		return nil, err
 	}
 	if saved == nil {
+		// Hooked only when sent: a later attempt that gets the stored step back
+		// stores no run.
+		if err := e.r.hookRuns(ctx, ev.Name, runs); err != nil {
+			return nil, Permanent(fmt.Errorf("send event %q: %w", key, err))
+		}
 		s := &step{key: key, state: stepDone, startedAt: now, finishedAt: now}
 		if err := e.r.saveStep(ctx, &stepOp{e: e, s: s, event: se, runs: runs}); err != nil {
 			return nil, fmt.Errorf("send event %q: %w", key, err)

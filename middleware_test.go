@@ -290,3 +290,33 @@ func TestAttemptStartTimes(t *testing.T) {
 		}
 	})
 }
+
+// TestEnqueueHookOncePerSentEvent: a SendEvent step replayed by a later attempt
+// stores no run, so the hooks do not see one.
+func TestEnqueueHookOncePerSentEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		hooked := map[string]int{}
+		r, _ := openRunner(t, jobrun.WithEnqueueHook(func(ctx context.Context, job *jobrun.Info) error {
+			mu.Lock()
+			defer mu.Unlock()
+			hooked[job.Kind]++
+			return nil
+		}))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			if _, err := jobrun.SendEvent(ctx, "notify", jobrun.Event{Name: "user/notified"}); err != nil {
+				return err
+			}
+			if j.Attempt == 1 {
+				return errors.New("after the send")
+			}
+			return nil
+		}, jobrun.Backoff(time.Second, time.Second))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[resize]) error { return nil }, jobrun.On("user/notified"))
+		id := enqueue(t, r, email{To: "a"})
+		runUntilState(t, r, id, jobrun.StateDone)
+		if hooked["email"] != 1 || hooked["resize"] != 1 {
+			t.Errorf("hooked %v, want the job and the event's one run once each", hooked)
+		}
+	})
+}

@@ -278,7 +278,10 @@ func (r *Runner) SendTx(ctx context.Context, tx *bbolt.Tx, ev Event) (*EventInfo
 		return nil, fmt.Errorf("send in tx: %w", err)
 	}
 	now := time.Now()
-	se, runs, err := r.prepareEvent(ctx, ev, now)
+	se, runs, err := r.prepareEvent(ev, now)
+	if err == nil {
+		err = r.hookRuns(ctx, ev.Name, runs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("send in tx: %w", err)
 	}
