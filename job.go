@@ -289,6 +289,10 @@ type execution struct {
 	startedAt   time.Time
 	endedAt     time.Time // when the handler returned, zero if it did not (interrupted, abandoned)
 
+	// The attempt's context and its session's, set before the handler is called,
+	// for AttemptOutcome to decide as execute does.
+	attemptCtx, sessionCtx context.Context
+
 	unsaved    bool // loop only: rec holds progress or log lines a failed commit did not store
 	startSaved bool // loop only: its start is committed, so it counts as running
 	endState   byte // loop only: the state its outcome left it in, for the log

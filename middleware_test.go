@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -317,6 +318,94 @@ func TestEnqueueHookOncePerSentEvent(t *testing.T) {
 		runUntilState(t, r, id, jobrun.StateDone)
 		if hooked["email"] != 1 || hooked["resize"] != 1 {
 			t.Errorf("hooked %v, want the job and the event's one run once each", hooked)
+		}
+	})
+}
+
+// TestAttemptOutcome: what AttemptOutcome tells a middleware is what the runner
+// then records for the attempt.
+func TestAttemptOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		said := map[jobrun.ID][]jobrun.ChangeType{}
+		recorded := map[jobrun.ID][]jobrun.ChangeType{}
+		r, _ := openRunner(t,
+			jobrun.WithMiddleware(func(ctx context.Context, job *jobrun.Info, next func(context.Context) error) error {
+				err := next(context.WithValue(ctx, ctxKey("a"), "b")) // a derived context still knows
+				mu.Lock()
+				said[job.ID] = append(said[job.ID], jobrun.AttemptOutcome(ctx, err))
+				mu.Unlock()
+				return err
+			}),
+			jobrun.WithChangeHook(func(c jobrun.Change) {
+				switch c.Type {
+				case jobrun.ChangeEnqueued, jobrun.ChangeStarted, jobrun.ChangeProgress, jobrun.ChangeReady:
+					return // not an attempt's outcome (ready: a retry or a wake-up due)
+				}
+				mu.Lock()
+				recorded[c.ID] = append(recorded[c.ID], c.Type)
+				mu.Unlock()
+			}))
+		started := make(chan jobrun.ID, 1)
+		var snoozed atomic.Bool
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error {
+			switch j.Args.To {
+			case "flaky":
+				if j.Attempt == 1 {
+					return errors.New("once")
+				}
+			case "bad":
+				return errors.New("always")
+			case "permanent":
+				return jobrun.Permanent(errors.New("no"))
+			case "snooze":
+				if snoozed.CompareAndSwap(false, true) {
+					return jobrun.Snooze(time.Minute)
+				}
+			case "sleep":
+				return jobrun.Sleep(ctx, "nap", time.Minute)
+			case "slow":
+				<-ctx.Done()
+				return ctx.Err()
+			case "cancel":
+				started <- j.ID
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}, jobrun.MaxAttempts(2), jobrun.Backoff(time.Second, time.Second))
+		if got := jobrun.AttemptOutcome(t.Context(), nil); got != "" {
+			t.Errorf("outside an attempt: %q", got)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		var ids []jobrun.ID
+		for _, to := range []string{"ok", "flaky", "bad", "permanent", "snooze", "sleep"} {
+			ids = append(ids, enqueue(t, r, email{To: to}))
+		}
+		ids = append(ids, enqueue(t, r, email{To: "slow"}, jobrun.Timeout(time.Second), jobrun.MaxAttempts(1)))
+		c := enqueue(t, r, email{To: "cancel"})
+		if err := r.Cancel(t.Context(), <-started); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c)
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		// Shutdown: the job running then is handed back.
+		handed := enqueue(t, r, email{To: "cancel"})
+		<-started
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(said[handed], []jobrun.ChangeType{jobrun.ChangeReady}) {
+			t.Errorf("the job running at shutdown: AttemptOutcome said %v, want ready (handed back)", said[handed])
+		}
+		for _, id := range ids {
+			if len(said[id]) == 0 || !slices.Equal(said[id], recorded[id]) {
+				t.Errorf("job %d: AttemptOutcome said %v, the runner recorded %v", id, said[id], recorded[id])
+			}
 		}
 	})
 }

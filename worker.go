@@ -280,6 +280,7 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	}
 	h := handlers[e.kind]
 	var rd RetryDelayer
+	e.attemptCtx, e.sessionCtx = ctx, s.ctx
 	err := callHandler(ctx, h, e, &rd)
 	ended := time.Now()
 	stopNote()
@@ -296,36 +297,26 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 		return false
 	}
 	e.endedAt = ended
-	var (
-		te *timeoutError
-		sn *snoozeError
-		sl *sleepError
-		pe *permanentError
-	)
-	switch {
-	case err == nil:
-		e.outcome = outcomeDone
-	case e.isCanceled():
-		e.outcome, e.err = outcomeCanceled, err
-	case s.ctx.Err() != nil:
-		e.outcome = outcomeInterrupted
-	case errors.As(context.Cause(ctx), &te):
-		// The handler's own error, unless it only repeats the timeout.
-		e.outcome, e.err = outcomeFailed, fmt.Errorf("%w: %w", te, err)
-		if errors.Is(err, te) || err == context.DeadlineExceeded {
-			e.err = err
-			if err == context.DeadlineExceeded {
-				e.err = te
+	c := e.classify(ctx, s.ctx.Err() != nil, err)
+	switch e.outcome = c.outcome; e.outcome {
+	case outcomeCanceled, outcomePermanent:
+		e.err = err
+	case outcomeFailed:
+		e.err = err
+		if te := c.timeout; te != nil {
+			// The handler's own error, unless it only repeats the timeout.
+			e.err = fmt.Errorf("%w: %w", te, err)
+			if errors.Is(err, te) || err == context.DeadlineExceeded {
+				e.err = err
+				if err == context.DeadlineExceeded {
+					e.err = te
+				}
 			}
 		}
-	case errors.As(err, &sl) && sl.e == e:
-		e.outcome, e.sleep, e.children, e.keepSpent = outcomeSlept, sl.s, sl.children, sl.keepSpent
-	case errors.As(err, &sn):
-		e.outcome, e.snooze = outcomeSnoozed, sn.d
-	case errors.As(err, &pe):
-		e.outcome, e.err = outcomePermanent, err
-	default:
-		e.outcome, e.err = outcomeFailed, err
+	case outcomeSlept:
+		e.sleep, e.children, e.keepSpent = c.sleep.s, c.sleep.children, c.sleep.keepSpent
+	case outcomeSnoozed:
+		e.snooze = c.snooze.d
 	}
 	if rd != nil && (e.outcome == outcomeFailed) {
 		e.retryDelay, e.customDelay = max(rd.RetryDelay(e.info.Attempt, err), 0), true
@@ -335,6 +326,77 @@ func (r *Runner) execute(s *session, q *sessionQueue, handlers map[string]*handl
 	}
 	r.report(e)
 	return true
+}
+
+// classified is how an attempt ended, with the control error that says so.
+type classified struct {
+	outcome outcome
+	timeout *timeoutError // outcomeFailed by the attempt's timeout
+	sleep   *sleepError   // outcomeSlept
+	snooze  *snoozeError  // outcomeSnoozed
+}
+
+// classify says how e's attempt ends when its handler returns err: ctx is the
+// attempt's context, and ending reports that the session is ending. Cancel comes
+// first, then the session's end (the job is handed back), then the timeout.
+func (e *execution) classify(ctx context.Context, ending bool, err error) classified {
+	var (
+		c  classified
+		pe *permanentError
+	)
+	switch {
+	case err == nil:
+		c.outcome = outcomeDone
+	case e.isCanceled():
+		c.outcome = outcomeCanceled
+	case ending:
+		c.outcome = outcomeInterrupted
+	case errors.As(context.Cause(ctx), &c.timeout):
+		c.outcome = outcomeFailed
+	case errors.As(err, &c.sleep) && c.sleep.e == e:
+		c.outcome = outcomeSlept
+	case errors.As(err, &c.snooze):
+		c.outcome = outcomeSnoozed
+	case errors.As(err, &pe):
+		c.outcome = outcomePermanent
+	default:
+		c.outcome = outcomeFailed
+	}
+	return c
+}
+
+// AttemptOutcome says how the attempt whose context ctx is (a handler's or a
+// middleware's) ends if the handler returns err, as the runner is about to record
+// it: ChangeDone; ChangeRetrying, or ChangeFailed once its attempts are spent (a
+// step's attempts, with steps) or for Permanent; ChangeSnoozed for Snooze and for
+// the steps that suspend the job without spending an attempt (Sleep, WaitFor,
+// Invoke); ChangeCanceled when Cancel came first; ChangeReady when the runner is
+// shutting down and hands the job back. It is for middleware that reports
+// outcomes, such as a tracer; outside an attempt it returns "".
+func AttemptOutcome(ctx context.Context, err error) ChangeType {
+	e, _ := ctx.Value(execKey{}).(*execution)
+	if e == nil || e.attemptCtx == nil {
+		return ""
+	}
+	switch e.classify(e.attemptCtx, e.sessionCtx.Err() != nil, err).outcome {
+	case outcomeDone:
+		return ChangeDone
+	case outcomeCanceled:
+		return ChangeCanceled
+	case outcomeInterrupted:
+		return ChangeReady
+	case outcomeSlept, outcomeSnoozed:
+		return ChangeSnoozed
+	case outcomePermanent:
+		return ChangeFailed
+	}
+	e.steps.mu.Lock()
+	attempt := e.info.Attempt - e.steps.spent
+	e.steps.mu.Unlock()
+	if attempt >= max(e.info.MaxAttempts, 1) {
+		return ChangeFailed
+	}
+	return ChangeRetrying
 }
 
 // callHandler decodes the args and runs the handler, turning a panic into an error
