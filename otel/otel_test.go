@@ -400,3 +400,66 @@ func TestClassifyKnowsTheRunnersErrors(t *testing.T) {
 		})
 	}
 }
+
+// order invokes a charge as a child run and sends an "ordered" event, which
+// starts a notify run, from its handler.
+type order struct{}
+
+func (order) Kind() string { return "order" }
+
+type charge struct{}
+
+func (charge) Kind() string { return "charge" }
+
+type notify struct{}
+
+func (notify) Kind() string { return "notify" }
+
+// TestHandlerEnqueuesInItsTrace: the jobs a handler makes (Invoke's child, the run
+// of an event it sends) are created in its attempt's trace, and the runs of an event a
+// caller sends in the caller's.
+func TestHandlerEnqueuesInItsTrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		jobrun.Handle(h.r, func(ctx context.Context, job *jobrun.Job[order]) error {
+			if _, err := jobrun.SendEvent(ctx, "announce", jobrun.Event{Name: "ordered"}); err != nil {
+				return err
+			}
+			_, err := jobrun.Invoke[int](ctx, "charge", charge{})
+			return err
+		})
+		jobrun.Handle(h.r, func(ctx context.Context, job *jobrun.Job[charge]) error { return job.SetResult(7) })
+		jobrun.Handle(h.r, func(ctx context.Context, job *jobrun.Job[notify]) error { return nil }, jobrun.On("ordered"))
+		h.enqueue(t, order{})
+		jobruntest.RunFor(t, h.r, time.Minute)
+
+		runs := h.named("run order")
+		if len(runs) != 2 {
+			t.Fatalf("%d run spans of the order, want 2 (suspended in Invoke, then done); spans %v", len(runs), h.names())
+		}
+		wantAttrs(t, runs[0], map[string]string{"jobrun.outcome": "suspended"})
+		wantAttrs(t, runs[1], map[string]string{"jobrun.outcome": "done"})
+		first := runs[0].SpanContext
+		for _, kind := range []string{"charge", "notify"} {
+			// SendEvent runs the enqueue hook again when a later attempt replays its
+			// stored step, which sends nothing: that creation span has no run.
+			run := h.one(t, "run "+kind)
+			i := slices.IndexFunc(h.named("enqueue "+kind), func(s tracetest.SpanStub) bool {
+				return run.Parent.Equal(s.SpanContext.WithRemote(true))
+			})
+			if i < 0 || !h.named("enqueue " + kind)[i].Parent.Equal(first) {
+				t.Errorf("%s: run under %v; want an enqueue span under the order's first attempt %v", kind, run.Parent.SpanID(), first.SpanID())
+			}
+		}
+
+		h.spans.Reset()
+		ctx, request := h.tracer.Start(t.Context(), "request")
+		if _, err := h.r.Send(ctx, jobrun.Event{Name: "ordered"}); err != nil {
+			t.Fatal(err)
+		}
+		request.End()
+		if enq := h.one(t, "enqueue notify"); !enq.Parent.Equal(request.SpanContext()) {
+			t.Errorf("the run of a sent event was enqueued under %v, want the sender's span", enq.Parent.SpanID())
+		}
+	})
+}
