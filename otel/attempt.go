@@ -2,7 +2,6 @@ package oteljobrun
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"strconv"
@@ -85,17 +84,4 @@ func (t *Telemetry) end(ctx context.Context, span trace.Span, where []attribute.
 		span.SetAttributes(semconv.ErrorTypeKey.String(errType))
 	}
 	span.End()
-}
-
-// rootType is the Go type of err's root cause, following the chain of single
-// Unwraps, for error.type: the wrappers (fmt.Errorf's, Permanent's) say nothing of
-// what failed.
-func rootType(err error) string {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return fmt.Sprintf("%T", err)
-		}
-		err = next
-	}
 }

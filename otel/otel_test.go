@@ -50,6 +50,12 @@ func handleTask(ctx context.Context, job *jobrun.Job[task]) error {
 		return jobrun.Permanent(fmt.Errorf("bad input: %w", errNoSuchUser))
 	case "snooze":
 		return jobrun.Snooze(time.Minute)
+	case "wrapped snooze":
+		return fmt.Errorf("mail server busy: %w", jobrun.Snooze(time.Minute))
+	case "like a snooze":
+		return errors.New("snoozed for 1m0s") // the application's own error
+	case "joined permanent":
+		return errors.Join(errNoSuchUser, jobrun.Permanent(errNoSuchUser))
 	case "sleep":
 		if err := jobrun.Sleep(ctx, "nap", time.Hour); err != nil {
 			return err
@@ -351,6 +357,9 @@ func TestClassifyKnowsTheRunnersErrors(t *testing.T) {
 		{"last attempt", task{FailUntil: 2}, []jobrun.EnqueueOption{jobrun.MaxAttempts(1)}, nil, "failed", jobrun.ChangeFailed, "*errors.errorString"},
 		{"permanent", task{Do: "permanent"}, nil, nil, "failed", jobrun.ChangeFailed, "*errors.errorString"},
 		{"snooze", task{Do: "snooze"}, nil, nil, "snoozed", jobrun.ChangeSnoozed, ""},
+		{"wrapped snooze", task{Do: "wrapped snooze"}, nil, nil, "snoozed", jobrun.ChangeSnoozed, ""},
+		{"an error like a snooze", task{Do: "like a snooze"}, nil, nil, "retrying", jobrun.ChangeRetrying, "*errors.errorString"},
+		{"joined permanent", task{Do: "joined permanent"}, nil, nil, "failed", jobrun.ChangeFailed, "*errors.joinError"},
 		{"sleep", task{Do: "sleep"}, nil, nil, "suspended", jobrun.ChangeSnoozed, ""},
 		{"timeout", task{Do: "block"}, []jobrun.EnqueueOption{jobrun.Timeout(time.Second)}, nil, "retrying", jobrun.ChangeRetrying, "timeout"},
 		{"cancel", task{Do: "block"}, nil, func(t *testing.T, h *harness, id jobrun.ID) {

@@ -3,6 +3,8 @@ package oteljobrun
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -58,21 +60,22 @@ func failure(job *jobrun.Info) string {
 	return outcomeRetrying
 }
 
-// The runner's control errors have unexported types, so they are known here by
-// their messages, checked whole; TestClassifyKnowsTheRunnersErrors pins each to
+// The runner's control errors have unexported types, which errors.As cannot name
+// from here. So an error is taken for one only if its type is jobrun's and its
+// message has that error's shape, checked whole: an application's error never
+// passes, whatever it says. TestClassifyKnowsTheRunnersErrors pins each check to
 // what jobrun returns. An exported predicate in jobrun would replace them.
 
 // isTimeout reports whether cause is the cause the runner gives an attempt's
 // context when its Timeout passes.
 func isTimeout(cause error) bool {
-	return strings.HasPrefix(cause.Error(), "jobrun: attempt timed out after ")
+	return ofJobrun(cause) && strings.HasPrefix(cause.Error(), "jobrun: attempt timed out after ")
 }
 
-// isSnooze reports whether err is Snooze's error itself: "snoozed for <d>", and no
-// wrapper.
+// isSnooze reports whether err is Snooze's error itself: "snoozed for <d>".
 func isSnooze(err error) bool {
 	d, ok := strings.CutPrefix(err.Error(), "snoozed for ")
-	if !ok || errors.Unwrap(err) != nil {
+	if !ok || !ofJobrun(err) {
 		return false
 	}
 	_, perr := time.ParseDuration(d)
@@ -83,15 +86,28 @@ func isSnooze(err error) bool {
 // and InvokeAll return for the handler to return.
 func isSuspension(err error) bool {
 	msg := err.Error()
-	return strings.HasPrefix(msg, "jobrun: sleeping in step ") &&
-		strings.HasSuffix(msg, " (return this error from the handler)") && errors.Unwrap(err) == nil
+	return ofJobrun(err) && strings.HasPrefix(msg, "jobrun: sleeping in step ") &&
+		strings.HasSuffix(msg, " (return this error from the handler)")
 }
 
 // isPermanent reports whether err is Permanent's error itself: "permanent: "
 // followed by the message of the error it wraps.
 func isPermanent(err error) bool {
 	inner := errors.Unwrap(err)
-	return inner != nil && err.Error() == "permanent: "+inner.Error()
+	return inner != nil && ofJobrun(err) && err.Error() == "permanent: "+inner.Error()
+}
+
+// jobrunPath is the import path of the package whose errors the checks look for.
+var jobrunPath = reflect.TypeFor[jobrun.Info]().PkgPath()
+
+// ofJobrun reports whether err's type, or the type its pointer points to, is
+// declared in package jobrun.
+func ofJobrun(err error) bool {
+	t := reflect.TypeOf(err)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.PkgPath() == jobrunPath
 }
 
 // anyInTree reports whether match holds for err or any error it wraps, the tree
@@ -114,4 +130,17 @@ func anyInTree(err error, match func(error) bool) bool {
 		}
 	}
 	return false
+}
+
+// rootType is the Go type of err's root cause, following the chain of single
+// Unwraps, for error.type: the wrappers (fmt.Errorf's, Permanent's) say nothing of
+// what failed.
+func rootType(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return fmt.Sprintf("%T", err)
+		}
+		err = next
+	}
 }
