@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/jobrun/jobrun"
 	"github.com/jobrun/jobrun/jobruntest"
+	"github.com/jobrun/jobrun/metrics"
 	oteljobrun "github.com/jobrun/jobrun/otel"
 )
 
@@ -471,4 +474,45 @@ func TestHandlerEnqueuesInItsTrace(t *testing.T) {
 			t.Errorf("the run of a sent event was enqueued under %v, want the sender's span", enq.Parent.SpanID())
 		}
 	})
+}
+
+// TestPropagatorCarriesBaggage: with a propagator of baggage too, the producer's
+// baggage reaches the handler's context through the job's metadata.
+func TestPropagatorCarriesBaggage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		h := newHarness(t, []oteljobrun.Option{oteljobrun.WithPropagator(prop)})
+		var got string
+		jobrun.Handle(h.r, func(ctx context.Context, job *jobrun.Job[order]) error {
+			got = baggage.FromContext(ctx).Member("tenant").Value()
+			return nil
+		})
+		member, err := baggage.NewMember("tenant", "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bag, err := baggage.New(member)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := h.r.Enqueue(baggage.ContextWithBaggage(t.Context(), bag), order{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobruntest.RunUntilIdle(t, h.r)
+		info, err := h.r.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != "acme" || info.Metadata["baggage"] != "tenant=acme" {
+			t.Errorf("handler's baggage tenant %q, metadata %v; want acme, carried as baggage", got, info.Metadata)
+		}
+	})
+}
+
+// TestBucketsAsPrometheus: the histograms cut where jobrun/metrics' do.
+func TestBucketsAsPrometheus(t *testing.T) {
+	if !slices.Equal(oteljobrun.Buckets, metrics.DefaultBuckets) {
+		t.Errorf("buckets %v, want metrics.DefaultBuckets %v", oteljobrun.Buckets, metrics.DefaultBuckets)
+	}
 }
