@@ -89,7 +89,7 @@ func TestAttemptMetrics(t *testing.T) {
 		jobruntest.RunUntilIdle(t, h.r)
 		// Runs 2s and fails, runs again 10s later, when due, for 2s.
 		h.enqueue(t, task{Seconds: 2, FailUntil: 2}, jobrun.Backoff(10*time.Second, 10*time.Second))
-		// Sleeps in a step: suspended.
+		// Sleeps in a step: snoozed, as the runner records it.
 		h.enqueue(t, task{Do: "sleep"})
 		jobruntest.RunFor(t, h.r, 30*time.Second)
 
@@ -97,13 +97,13 @@ func TestAttemptMetrics(t *testing.T) {
 jobrun.attempt.duration{jobrun.kind=task,jobrun.outcome=done,messaging.destination.name=default} count=1 sum=2
 jobrun.attempt.duration{jobrun.kind=task,jobrun.outcome=done,messaging.destination.name=slow} count=1 sum=3
 jobrun.attempt.duration{jobrun.kind=task,jobrun.outcome=retrying,messaging.destination.name=default} count=1 sum=2
-jobrun.attempt.duration{jobrun.kind=task,jobrun.outcome=suspended,messaging.destination.name=default} count=1 sum=0
+jobrun.attempt.duration{jobrun.kind=task,jobrun.outcome=snoozed,messaging.destination.name=default} count=1 sum=0
 jobrun.attempt.wait_time{jobrun.kind=task,messaging.destination.name=default} count=3 sum=0
 jobrun.attempt.wait_time{jobrun.kind=task,messaging.destination.name=slow} count=1 sum=4
 jobrun.attempts{jobrun.kind=task,jobrun.outcome=done,messaging.destination.name=default} 1
 jobrun.attempts{jobrun.kind=task,jobrun.outcome=done,messaging.destination.name=slow} 1
 jobrun.attempts{jobrun.kind=task,jobrun.outcome=retrying,messaging.destination.name=default} 1
-jobrun.attempts{jobrun.kind=task,jobrun.outcome=suspended,messaging.destination.name=default} 1
+jobrun.attempts{jobrun.kind=task,jobrun.outcome=snoozed,messaging.destination.name=default} 1
 `)
 	})
 }

@@ -59,19 +59,15 @@
 //
 // # Outcomes
 //
-// The middleware classifies each attempt the way the runner does:
+// The middleware classifies each attempt as the runner records it
+// (jobrun.AttemptOutcome):
 //
 //	done         the handler returned nil
 //	retrying     it failed, and another attempt follows
 //	failed       it failed for good: its last attempt, or Permanent
-//	snoozed      it returned Snooze
-//	suspended    it returned the error of Sleep, SleepUntil, WaitFor, Invoke or InvokeAll
+//	snoozed      it returned Snooze, or a step that suspends the run (Sleep, SleepUntil, WaitFor, Invoke, InvokeAll)
 //	canceled     Cancel stopped it while it ran
 //	interrupted  the runner stopped (Shutdown, Close, Run's context) while it ran; the job runs again
-//
-// jobrun keeps the types of Snooze's, Permanent's and the suspensions' errors
-// unexported, so the middleware recognizes them by their messages, which the
-// tests pin to jobrun's.
 //
 // # Metrics
 //

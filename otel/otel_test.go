@@ -363,7 +363,7 @@ func TestClassifyKnowsTheRunnersErrors(t *testing.T) {
 		{"wrapped snooze", task{Do: "wrapped snooze"}, nil, nil, "snoozed", jobrun.ChangeSnoozed, ""},
 		{"an error like a snooze", task{Do: "like a snooze"}, nil, nil, "retrying", jobrun.ChangeRetrying, "*errors.errorString"},
 		{"joined permanent", task{Do: "joined permanent"}, nil, nil, "failed", jobrun.ChangeFailed, "*errors.joinError"},
-		{"sleep", task{Do: "sleep"}, nil, nil, "suspended", jobrun.ChangeSnoozed, ""},
+		{"sleep", task{Do: "sleep"}, nil, nil, "snoozed", jobrun.ChangeSnoozed, ""},
 		{"timeout", task{Do: "block"}, []jobrun.EnqueueOption{jobrun.Timeout(time.Second)}, nil, "retrying", jobrun.ChangeRetrying, "timeout"},
 		{"cancel", task{Do: "block"}, nil, func(t *testing.T, h *harness, id jobrun.ID) {
 			if err := h.r.Cancel(t.Context(), id); err != nil {
@@ -449,18 +449,16 @@ func TestHandlerEnqueuesInItsTrace(t *testing.T) {
 		if len(runs) != 2 {
 			t.Fatalf("%d run spans of the order, want 2 (suspended in Invoke, then done); spans %v", len(runs), h.names())
 		}
-		wantAttrs(t, runs[0], map[string]string{"jobrun.outcome": "suspended"})
+		wantAttrs(t, runs[0], map[string]string{"jobrun.outcome": "snoozed"})
 		wantAttrs(t, runs[1], map[string]string{"jobrun.outcome": "done"})
 		first := runs[0].SpanContext
 		for _, kind := range []string{"charge", "notify"} {
-			// SendEvent runs the enqueue hook again when a later attempt replays its
-			// stored step, which sends nothing: that creation span has no run.
-			run := h.one(t, "run "+kind)
-			i := slices.IndexFunc(h.named("enqueue "+kind), func(s tracetest.SpanStub) bool {
-				return run.Parent.Equal(s.SpanContext.WithRemote(true))
-			})
-			if i < 0 || !h.named("enqueue " + kind)[i].Parent.Equal(first) {
-				t.Errorf("%s: run under %v; want an enqueue span under the order's first attempt %v", kind, run.Parent.SpanID(), first.SpanID())
+			// One creation span each, under the first attempt: the second attempt
+			// gets Invoke's and SendEvent's stored steps back and enqueues nothing.
+			run, enq := h.one(t, "run "+kind), h.one(t, "enqueue "+kind)
+			if !run.Parent.Equal(enq.SpanContext.WithRemote(true)) || !enq.Parent.Equal(first) {
+				t.Errorf("%s: run under %v, enqueued under %v; want under its enqueue span, under the order's first attempt %v",
+					kind, run.Parent.SpanID(), enq.Parent.SpanID(), first.SpanID())
 			}
 		}
 
