@@ -262,6 +262,7 @@ type dashboard struct {
 	cfg   *config
 	cop   *http.CrossOriginProtection
 	stats *stats
+	hist  historyCache // the history pages read, for their refreshes
 	mux   *http.ServeMux
 }
 
@@ -323,6 +324,7 @@ func (d *dashboard) routes() {
 	m.HandleFunc("GET /api/events", d.apiEvents)
 	m.HandleFunc("GET /api/events/{seq}", d.apiEvent)
 	m.HandleFunc("GET /api/schedules", d.apiSchedules)
+	m.HandleFunc("GET /api/history", d.apiHistory)
 	m.HandleFunc("GET /api/check", d.apiCheck)
 	m.HandleFunc("GET /api/backup", d.apiBackup)
 	m.HandleFunc("POST /api/jobs", d.apiEnqueue)

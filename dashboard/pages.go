@@ -54,7 +54,7 @@ func actionsFor(v any, ret string) jobActions {
 }
 
 func parseTemplates() map[string]*template.Template {
-	layout := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "assets/layout.html"))
+	layout := template.Must(template.New("").Funcs(funcs).ParseFS(assets, "assets/layout.html", "assets/history.html"))
 	pages, err := fs.Glob(assets, "assets/pages/*.html")
 	if err != nil {
 		panic(err)
@@ -165,6 +165,7 @@ func stateCounts(counts map[jobrun.State]int, queue string) []stateCount {
 }
 
 type overviewData struct {
+	History    *historyData
 	Queues     []queueRow
 	Totals     []stateCount
 	Total      int
@@ -194,6 +195,11 @@ const (
 
 func (d *dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	hr, err := parseRange(r.URL.Query().Get("range"))
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, "bad query: "+err.Error())
+		return
+	}
 	infos, err := d.r.Queues(ctx)
 	if err != nil {
 		d.failErr(w, r, err)
@@ -205,7 +211,13 @@ func (d *dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	hist, err := d.history(ctx, "", hr, "", r.URL.Query(), now)
+	if err != nil {
+		d.failErr(w, r, err)
+		return
+	}
 	data := &overviewData{
+		History:    hist,
 		Chart:      newChart(d.stats.bars("", now, chartBars, chartStep), 720, 120, chartStep),
 		LastMinute: d.stats.lastMinute("", now),
 		Schedules:  len(scheds),
@@ -229,7 +241,9 @@ func (d *dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 }
 
 type jobsData struct {
-	Queue      string // "" for every queue
+	History    *historyData // a queue's, nil for every queue's list
+	Range      string       // the history's range when not the default, for the links
+	Queue      string       // "" for every queue
 	Paused     bool
 	State      jobrun.State
 	Kind, Tag  string
@@ -342,7 +356,15 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	hr, err := parseRange(q.Get("range"))
+	if err != nil {
+		d.fail(w, r, http.StatusBadRequest, "bad query: "+err.Error())
+		return
+	}
 	data := &jobsData{Queue: f.Queue, State: f.State, Kind: f.Kind, Tag: f.Tag, IDQuery: strings.TrimSpace(q.Get("id"))}
+	if hr.Name != historyRanges[0].Name {
+		data.Range = hr.Name
+	}
 	if data.IDQuery != "" {
 		if id, ok := parseID(data.IDQuery); ok {
 			if _, err := d.r.Get(ctx, id); err == nil {
@@ -382,7 +404,7 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	data.Action = base
 	href := func(state jobrun.State, cursor string, prev []string, n int) string {
 		v := url.Values{}
-		for k, s := range map[string]string{"state": string(state), "kind": f.Kind, "tag": f.Tag} {
+		for k, s := range map[string]string{"state": string(state), "kind": f.Kind, "tag": f.Tag, "range": data.Range} {
 			if s != "" {
 				v.Set(k, s)
 			}
@@ -418,6 +440,12 @@ func (d *dashboard) jobsPage(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	for _, in := range page.Jobs {
 		data.Jobs = append(data.Jobs, d.jobRow(in, now))
+	}
+	if f.Queue != "" {
+		if data.History, err = d.history(ctx, f.Queue, hr, base, q, now); err != nil {
+			d.failErr(w, r, err)
+			return
+		}
 	}
 	d.render(w, r, http.StatusOK, "jobs", data)
 }

@@ -77,7 +77,10 @@
   showPicks();
 
   // Absolute times come in UTC (<time data-local datetime=...>); write them in the
-  // browser's zone. Their title keeps the UTC time for hover.
+  // browser's zone. Their title keeps the UTC time for hover. The history charts'
+  // labels and titles (SVG <text> and <title>) are written the same way, shorter:
+  // "hm" 15:04, "dhm" Mon 2 15:04, then their data-suffix; their zone's name goes
+  // where data-zone stands.
   function pad(n, width) {
     return String(n).padStart(width || 2, "0");
   }
@@ -93,18 +96,29 @@
     var off = -d.getTimezoneOffset();
     return "UTC" + (off < 0 ? "-" : "+") + pad(Math.floor(Math.abs(off) / 60)) + ":" + pad(Math.abs(off) % 60);
   }
+  var weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
   function localize(root) {
-    root.querySelectorAll("time[data-local]").forEach(function (el) {
+    root.querySelectorAll("[data-local][datetime]").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d.getTime())) {
         return;
       }
+      var format = el.getAttribute("data-local");
+      var hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
+      if (format === "hm" || format === "dhm") {
+        var short = format === "hm" ? hm : weekdays[d.getDay()] + " " + d.getDate() + " " + hm;
+        el.textContent = short + (el.getAttribute("data-suffix") || "");
+        return;
+      }
       var s = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
-        pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
-      if (el.getAttribute("data-local") === "ms") {
+        hm + ":" + pad(d.getSeconds());
+      if (format === "ms") {
         s += "." + pad(d.getMilliseconds(), 3);
       }
       el.textContent = s + " " + zoneName(d);
+    });
+    root.querySelectorAll("[data-zone]").forEach(function (el) {
+      el.textContent = zoneName(new Date());
     });
   }
   localize(document);
