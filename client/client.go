@@ -12,8 +12,10 @@
 // The methods mirror the Runner's: the same names, arguments and results
 // (Enqueue takes this package's EnqueueOption, which mirror jobrun's), so that code
 // moves between the application and another process by changing the receiver.
-// Backup copies the application's database file while it runs, and CheckCounts
-// checks its counters. Jobs, events, queues and schedules come back as jobrun.Info, jobrun.EventInfo,
+// Backup copies the application's database file while it runs, CheckCounts
+// checks its counters, and History reads its per-minute history of each queue
+// (jobs enqueued, started, done, retried, failed, canceled, waits and size), which
+// its runner keeps in the file for 7 days. Jobs, events, queues and schedules come back as jobrun.Info, jobrun.EventInfo,
 // jobrun.QueueInfo and jobrun.ScheduleInfo, decoded from the API's JSON, which is
 // their JSON; args the dashboard hides (WithRedactedArgs) are nil.
 //

@@ -53,11 +53,18 @@ type app struct {
 	n   atomic.Int64 // requests the dashboard received
 }
 
-// startApp starts the application with the dashboard options opts (default: the
-// token, actions and enqueue).
+// startApp starts the application on a new file with the dashboard options opts
+// (default: the token, actions and enqueue).
 func startApp(t *testing.T, opts ...dashboard.Option) *app {
 	t.Helper()
-	r, err := jobrun.Open(filepath.Join(t.TempDir(), "jobs.db"), jobrun.WithQueue("mail", 2, rate.NewLimiter(5, 2)))
+	return startAppOn(t, filepath.Join(t.TempDir(), "jobs.db"), opts...)
+}
+
+// startAppOn is startApp on the file path, which may hold what an earlier run of
+// the application left.
+func startAppOn(t *testing.T, path string, opts ...dashboard.Option) *app {
+	t.Helper()
+	r, err := jobrun.Open(path, jobrun.WithQueue("mail", 2, rate.NewLimiter(5, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
