@@ -20,7 +20,9 @@ const (
 	serveSynopsis = "usage: jobrun serve FILE [-addr host:port] [-allow-host name]... [-token T] [-readonly | -services]"
 	serveDoc      = `Serve opens the jobrun database FILE and serves its dashboard: the queues with
 their counts and limits, the jobs by queue and state, every field of a job, the
-cron schedules. Actions (retry, cancel, delete, promote, pause and resume a queue,
+cron schedules, and the charts of each queue's throughput, size and waits over
+the last hour, day or week, from the history the application's runner keeps in
+FILE. Actions (retry, cancel, delete, promote, pause and resume a queue,
 run a schedule now) are enabled unless -readonly.
 
 It is for looking into a file, and acting on it, while no application holds it. It

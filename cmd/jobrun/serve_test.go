@@ -17,7 +17,8 @@ import (
 	"github.com/jobrun/jobrun"
 )
 
-// servedFile makes a database file holding one ready job on queue "mail".
+// servedFile makes a database file holding one ready job on queue "mail", and the
+// history of its enqueue.
 func servedFile(t *testing.T) string {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "jobs.db")
@@ -147,6 +148,15 @@ func TestServe(t *testing.T) {
 	code, body = fetch(t, http.MethodGet, url)
 	if code != http.StatusOK || !strings.Contains(body, `<a href="queues/mail">mail</a>`) || !strings.Contains(body, "actions enabled") {
 		t.Errorf("overview: status %d\n%s", code, body)
+	}
+	// The application's history, which its runner stored in the file: serve runs no
+	// jobs, and shows it.
+	if !strings.Contains(body, `id="history-throughput"`) || strings.Contains(body, "No activity recorded") {
+		t.Errorf("the overview shows no history:\n%s", body)
+	}
+	code, body = fetch(t, http.MethodGet, url+"api/history?queue=mail")
+	if code != http.StatusOK || !strings.Contains(body, `"queue": "mail"`) || !strings.Contains(body, `"enqueued": 1,`) {
+		t.Errorf("history: status %d\n%s", code, body)
 	}
 	code, body = fetch(t, http.MethodPost, url+"api/queues/mail/pause")
 	if code != http.StatusOK {
