@@ -87,6 +87,10 @@ func browser(t *testing.T, path string) context.Context {
 func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	f := openFixture(t)
+	f.populate(t)
+	// A restart: the history of the jobs populate ran is in the file, its minute
+	// stored by Close, and the dashboard of the runner opened again charts it.
+	f.reopen(t)
 	const session = "s3ssion"
 	h := New(f.r, WithActions(), WithRefresh(100*time.Millisecond),
 		// An application's own session check, the usual WithAuth.
@@ -94,7 +98,6 @@ func TestBrowser(t *testing.T) {
 			c, err := r.Cookie("session")
 			return err == nil && c.Value == session
 		}))
-	f.populate(t)
 	pastThroughput(h.(*dashboard).stats, time.Now())
 	running := f.startRunning(t)
 
@@ -205,7 +208,59 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("mail's rate limit shows %q", got)
 	}
 	do("chart", chromedp.WaitVisible(chromedp.CSS(`#throughput svg rect.done`)))
+	// The history charts, of the last hour by default: populate's jobs ended, the
+	// queue's size and the wait, each series drawn; its times in Tokyo.
+	for _, series := range []string{"#history-throughput rect.done", "#history-throughput rect.failed",
+		"#history-size path.line.ready", "#history-wait .mean", "#history-wait .max"} {
+		do("history "+series, chromedp.WaitVisible(chromedp.CSS(`#history[data-range="1h"] `+series)))
+	}
+	if got := text(`#history [data-zone]`); got != "GMT+9" {
+		t.Errorf("the history's zone shows %q, want GMT+9 (Tokyo)", got)
+	}
+	tick, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(function () {
+		var el = document.querySelector("#history-throughput text.x");
+		return [el.getAttribute("datetime"), el.textContent];
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, err := time.Parse(time.RFC3339, tick[0]); err != nil || tick[1] != at.In(tokyo).Format("15:04") {
+		t.Errorf("a time label of the history reads %q for %s, want the time in Tokyo (%v)", tick[1], tick[0], err)
+	}
+	columns := func() int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#history-throughput g.col").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := columns(); n != 60 {
+		t.Errorf("the last hour has %d columns, want 60", n)
+	}
 	screenshot("overview")
+	do("history of 24 hours", chromedp.Click(chromedp.CSS(`#history nav.ranges a[data-range="24h"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history[data-range="24h"] #history-throughput rect.done`)))
+	if n := columns(); n != 96 {
+		t.Errorf("24 hours have %d columns, want 96", n)
+	}
+	if got := text(`#history nav.ranges a[aria-current]`); got != "last 24 hours" {
+		t.Errorf("the current range reads %q", got)
+	}
+	do("history of 7 days", chromedp.Click(chromedp.CSS(`#history nav.ranges a[data-range="7d"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#history[data-range="7d"] #history-throughput rect.done`)))
+	if n := columns(); n != 84 {
+		t.Errorf("7 days have %d columns, want 84", n)
+	}
+	// A queue's page charts its own history.
+	do("history of a queue", chromedp.Navigate(base+"queues/mail"),
+		chromedp.WaitVisible(chromedp.CSS(`#history[data-range="1h"] #history-throughput rect.done`)))
+	if label, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#history-throughput svg"), "aria-label")); err != nil ||
+		!strings.HasPrefix(label.Value, "Throughput of queue mail, last hour") {
+		t.Errorf("the queue's throughput chart is labeled %+v (%v)", label, err)
+	}
+	screenshot("queue")
+	do("overview again", chromedp.Navigate(base), chromedp.WaitVisible(chromedp.CSS(`#queues tr[data-queue="default"]`)))
 
 	// A queue's failed jobs, reached by its count's link.
 	do("failed of default", chromedp.Click(chromedp.CSS(`tr[data-queue="default"] a[data-state="failed"]`)),

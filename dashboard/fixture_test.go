@@ -81,6 +81,7 @@ func (shipmentArgs) Kind() string { return "shipment.notify" }
 // fixture is a runner holding jobs in every state but running, which only a
 // runner running in the background can hold (see startRunning).
 type fixture struct {
+	path string // the runner's file
 	r    *jobrun.Runner
 	ids  map[string]jobrun.ID // by the state the fixture put them in: "done", "failed", ...
 	seqs map[string]uint64    // the events of populateEvents, by what they are
@@ -95,7 +96,32 @@ type fixture struct {
 // test creates its dashboard, then calls populate.
 func openFixture(t *testing.T) *fixture {
 	t.Helper()
-	r, err := jobrun.Open(filepath.Join(t.TempDir(), "jobs.db"),
+	f := &fixture{path: filepath.Join(t.TempDir(), "jobs.db"), ids: map[string]jobrun.ID{}, seqs: map[string]uint64{},
+		runs: map[jobrun.ID]int{}, started: make(chan jobrun.ID, 8), release: make(chan struct{})}
+	f.open(t)
+	t.Cleanup(func() {
+		f.unblock()
+		if err := f.r.Close(); err != nil && !errors.Is(err, jobrun.ErrClosed) {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+// reopen closes the fixture's runner and opens its file again, as an application
+// restarts; Close stores the minute of history it cuts. No job may be running.
+func (f *fixture) reopen(t *testing.T) {
+	t.Helper()
+	if err := f.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.open(t)
+}
+
+// open opens the fixture's runner on its file, with its queues and handlers.
+func (f *fixture) open(t *testing.T) {
+	t.Helper()
+	r, err := jobrun.Open(f.path,
 		jobrun.WithQueue(jobrun.DefaultQueue, 4, nil),
 		jobrun.WithQueue("mail", 2, rate.NewLimiter(50, 10)),
 		jobrun.WithQueue("webhooks", 2, rate.NewLimiter(20, 5)),
@@ -106,14 +132,7 @@ func openFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{r: r, ids: map[string]jobrun.ID{}, seqs: map[string]uint64{}, runs: map[jobrun.ID]int{},
-		started: make(chan jobrun.ID, 8), release: make(chan struct{})}
-	t.Cleanup(func() {
-		f.unblock()
-		if err := r.Close(); err != nil && !errors.Is(err, jobrun.ErrClosed) {
-			t.Error(err)
-		}
-	})
+	f.r = r
 
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[okArgs]) error {
 		for i := 1; i <= 4; i++ {
@@ -190,7 +209,6 @@ func openFixture(t *testing.T) *fixture {
 	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[shipmentArgs]) error {
 		return nil
 	}, jobrun.On("order/shipped"))
-	return f
 }
 
 // populateEvents sends the fixture's events and runs their runs, which leaves the
