@@ -230,8 +230,9 @@ func (c *config) redacted(kind string) bool {
 //
 //	mux.Handle("/jobs/", http.StripPrefix("/jobs", dashboard.New(runner)))
 //
-// The dashboard watches r's changes (Runner.Watch) to chart throughput,
-// from now on; it stops watching when r is closed. New panics on an invalid
+// The dashboard watches r's changes (Runner.Watch) to chart the live throughput,
+// from now on; it stops watching when r is closed. Its history charts read what r
+// keeps in its file (Runner.History): see the package doc. New panics on an invalid
 // option, as net/http.ServeMux.Handle does on an invalid pattern.
 //
 // Without options the dashboard is read-only, asks for no authentication and, so

@@ -1,5 +1,5 @@
 // Package dashboard serves a web dashboard and a JSON API for a [jobrun.Runner]: its
-// queues with their counts, limits and throughput, its jobs by queue and state, every
+// queues with their counts, limits, live throughput and history charts, its jobs by queue and state, every
 // field of one job with its steps, the events sent with the runs they started, its
 // cron schedules and, when enabled, the actions that change them. Pages are rendered on the server with html/template; the stylesheet, the
 // small script that refreshes them live and the icon are embedded in the binary, and
@@ -55,12 +55,15 @@
 //
 // The paths are relative to the mount point.
 //
-//	/                       queues: counts per state, paused, workers, rate limit, throughput
+//	/                       queues: counts per state, paused, workers, rate limit, live
+//	                        throughput, and the history charts of every queue (query:
+//	                        range; see History)
 //	/jobs                   jobs of every queue, newest first (query: state, kind, tag, id,
 //	                        cursor, prev, page): kind, queue, state, an args preview,
 //	                        attempts, times, the latest attempt's run time, a running job's
 //	                        progress, the last error (in red while the job is failing)
-//	/queues/{queue}         jobs of one queue, by state, with the queue's actions
+//	/queues/{queue}         jobs of one queue, by state, with the queue's actions and its
+//	                        history charts (query: range besides the list's)
 //	/jobs/{id}              one job: every field, args and result, progress, every attempt
 //	                        with its start, duration, outcome and error (stack), metadata,
 //	                        log lines, timeline, the event that started it, its steps in
@@ -80,6 +83,36 @@
 // Cursor of jobrun's List and Events, which go one way), a page's URL keeps the
 // cursors of the pages before it, the latest 20, and its number, so each page links
 // to the newer one and to the earlier ones by number.
+//
+// # History
+//
+// The overview charts what every queue did, summed, and a queue's page what that
+// queue did, from [jobrun.Runner.History]: the runner keeps in its file a point per
+// queue and minute that had activity, for 7 days, so the charts survive restarts
+// and show under jobrun serve, where no job runs. The range query picks the span:
+// 1h, the default, in 1-minute buckets; 24h in 15-minute buckets; 7d in 2-hour
+// buckets. Buckets are aligned on their length in UTC (a 2-hour bucket starts at an
+// even hour UTC), and their times are labeled in the browser's zone. Three charts,
+// with a title per bucket on hover:
+//   - Throughput: the attempts that ended, stacked: done, retried (failed, to run
+//     again), failed (for good) and canceled; and the jobs enqueued, a line.
+//   - Queue size: the queue's ready jobs at the end of each bucket, the Ready of its
+//     latest point, as steps. A bucket without a point carries the size before it
+//     forward: a minute without a point had no activity in the queue, which is what
+//     changes its size (a job that becomes due in such a minute counts in the next
+//     point). Before a queue's first point in the range its size is unknown, and
+//     the line starts at that point. The overview sums the queues' sizes.
+//   - Wait time: the mean wait from due to start of the attempts that started in a
+//     bucket, the sum of its points' waits over the sum of their starts (not a mean
+//     of the minutes' means), and the longest wait; no line where none started.
+//
+// A minute is stored once it is over, so the charts end with the minute before the
+// current one, which the overview's live chart shows instead: that one counts the
+// attempts this process sees end (Runner.Watch), per 5 seconds over 5 minutes, and
+// is empty after a restart. The live chart answers "right now", the history "the
+// last hour, day, week". A runner's Close stores the minute it cuts, and then the
+// charts end with that minute. "No activity recorded" stands for charts without a
+// point in their range.
 //
 // # JSON API
 //
@@ -113,6 +146,8 @@
 //	                                    oldest, limit, cursor)
 //	GET  /api/events/{seq}              one event, with "jobs": what became of its runs
 //	GET  /api/schedules                 {"schedules": [...]}
+//	GET  /api/history                   the history: {"queue", "since", "points": [...]}
+//	                                    (query: queue, since, bucket; below)
 //	GET  /api/check                     {"mismatches": [...]}: the counters that disagree
 //	                                    with a recount (Runner.CheckCounts, no repair)
 //	GET  /api/backup                    a consistent copy of the database file
@@ -120,6 +155,21 @@
 //	                                    Jobrun-Backup-Size; refused with WithRedactedArgs
 //	POST /api/jobs                      enqueue a job (WithEnqueue; see Enqueue)
 //	POST /api/events                    send an event (WithEnqueue; see Enqueue)
+//
+// GET /api/history answers the points of queue (every queue's when absent) from
+// since's minute on, oldest first, as Runner.History returns them: jobrun.HistoryPoint's
+// JSON, durations (wait_total, wait_max) in nanoseconds, one point per queue and
+// minute with activity. since is an RFC 3339 time or a duration before now ("90m",
+// "24h", or days: "7d"); absent, all that is kept. With bucket, a whole number of
+// minutes that divides a day ("1m", "15m", "2h"), it answers the points summed per
+// bucket as the charts are, every bucket from since's to the one of the last minute
+// stored, empty ones included: {"queue", "since", "until", "bucket", "buckets":
+// [{"start", "enqueued", "started", "done", "retried", "failed", "canceled",
+// "wait_total", "wait_max", "wait_mean", "ready"}]}, where wait_mean is null without
+// starts and ready (the size at the bucket's end, summed over the queues, carried
+// forward as in the chart) is null while unknown; since then goes back at most the 7 days
+// kept, so at most 10,081 buckets. A bad since, bucket or queue name is 400 with
+// code invalid.
 //
 // # Actions
 //
