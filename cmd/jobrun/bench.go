@@ -111,6 +111,7 @@ type benchConfig struct {
 	dir        string
 	scale      int
 	cpuprofile string
+	river      bool // -river: River on PostgreSQL too
 }
 
 // size is the number of jobs a measurement of full size n runs with these flags.
@@ -145,6 +146,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.json, "json", false, "print the JSON lines only, without the table")
 	fs.StringVar(&cfg.dir, "dir", cfg.dir, "`directory` for the temporary database files: the disk measured")
 	fs.IntVar(&cfg.scale, "scale", 1, "divide every size by `k` too (at least 1 job each), for tests")
+	fs.BoolVar(&cfg.river, "river", false,
+		"also measure River on a throwaway PostgreSQL cluster (server binaries needed) for W1, W4 and W6,\n"+
+			"after jobrun's runs, and print its medians beside jobrun's")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "",
 		"write a CPU profile to `file`: of the timed part of the first W4 run or, without W4, of the\n"+
 			"first scale run from its claims to its drains of every job, labelled by size and step\n"+
@@ -385,6 +389,9 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		for _, su := range cfg.suites {
 			su.table(stdout, cfg, results)
 		}
+	}
+	if cfg.river {
+		return benchRiver(ctx, cfg, results, stdout, stderr)
 	}
 	return nil
 }

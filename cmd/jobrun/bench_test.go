@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -350,6 +351,39 @@ func TestSizedArgs(t *testing.T) {
 			if want := max(size, len(plain)); len(b) != want {
 				t.Errorf("args of job %d for %d bytes encode to %d bytes, want %d: %.80s", i, size, len(b), want, b)
 			}
+		}
+	}
+}
+
+// TestBenchRiver: -river measures River on a throwaway PostgreSQL cluster for W1, W4
+// and W6, one JSON line each after jobrun's, and prints its medians beside jobrun's.
+func TestBenchRiver(t *testing.T) {
+	if _, err := exec.LookPath("pg_ctl"); err != nil {
+		if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(dirs) == 0 {
+			t.Skip("no PostgreSQL server binaries here (Debian: apt-get install postgresql)")
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	args := tinyBench(t.TempDir(), "-nosync", "-workloads", "W1,W4,W6", "-river")
+	if err := runBench(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, &stderr)
+	}
+	var river []string
+	for line := range strings.Lines(stdout.String()) {
+		var l benchLine
+		if strings.HasPrefix(line, `{"system":"river"`) {
+			if err := json.Unmarshal([]byte(line), &l); err != nil || l.Config != "postgresql" || l.N == 0 || l.JobsPerS <= 0 {
+				t.Errorf("River's line %s: %+v, %v", line, l, err)
+			}
+			river = append(river, l.Workload)
+		}
+	}
+	if want := "W1-enqueue-seq W4-drain W6-e2e"; strings.Join(river, " ") != want {
+		t.Errorf("River's lines for %v, want %s", river, want)
+	}
+	for _, want := range []string{"River v0.51.2", "W4-drain", "river jobs/s"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, &stdout)
 		}
 	}
 }
