@@ -46,7 +46,7 @@ type stepJSON struct {
 
 func (d *dashboard) jobJSON(ctx context.Context, in *jobrun.Info) *jobJSON {
 	j := &jobJSON{Info: *in}
-	j.RawArgs, j.Progress, j.Result = rawJSON(in.RawArgs), rawJSON(in.Progress), rawJSON(in.Result)
+	j.RawArgs, j.Progress, j.Result = wire.JSONValue(in.RawArgs), wire.JSONValue(in.Progress), wire.JSONValue(in.Result)
 	j.Data = j.RawArgs
 	if d.cfg.redacted(in.Kind) {
 		j.RawArgs, j.Data, j.DataRedacted = nil, nil, true
@@ -57,26 +57,13 @@ func (d *dashboard) jobJSON(ctx context.Context, in *jobrun.Info) *jobJSON {
 	}
 	for _, s := range in.Steps {
 		sj := stepJSON{StepInfo: s}
-		sj.Result = rawJSON(s.Result)
+		sj.Result = wire.JSONValue(s.Result)
 		if s.State == "done" && s.WaitEvent != "" && d.seqRedacted(ctx, s.Event) {
 			sj.Result, sj.ResultRedacted = nil, true
 		}
 		j.Steps = append(j.Steps, sj)
 	}
 	return j
-}
-
-// rawJSON returns v for the API, nil (null) if empty, and as a JSON string if it
-// is not valid JSON, so that one damaged value cannot break a whole answer.
-func rawJSON(v json.RawMessage) json.RawMessage {
-	switch {
-	case len(v) == 0:
-		return nil
-	case json.Valid(v):
-		return v
-	}
-	s, _ := json.Marshal(string(v))
-	return s
 }
 
 type countsJSON map[jobrun.State]int
@@ -249,7 +236,7 @@ func (d *dashboard) apiSchedules(w http.ResponseWriter, r *http.Request) {
 	out := []scheduleJSON{}
 	for _, s := range infos {
 		sj := scheduleJSON{ScheduleInfo: s, SpecWords: specInWords(s.Spec, s.TimeZone), SkipOverlapAlias: s.SkipOverlap}
-		sj.Args = rawJSON(s.Args)
+		sj.Args = wire.JSONValue(s.Args)
 		if d.cfg.redacted(s.Kind) {
 			sj.Args, sj.ArgsRedacted = nil, true
 		}

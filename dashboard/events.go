@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/wire"
 )
 
 // The events sent to the runner (Runner.Send, SendEvent): their list and the page of
@@ -226,7 +227,7 @@ type eventJSON struct {
 
 func newEventJSON(ev *jobrun.EventInfo, redacted bool) *eventJSON {
 	e := &eventJSON{EventInfo: *ev}
-	e.Data = rawJSON(ev.Data)
+	e.Data = wire.JSONValue(ev.Data)
 	if redacted {
 		e.Data, e.DataRedacted = nil, true
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/wire"
 )
 
 // readFileDoc is the paragraph the usage of every command that only reads ends with
@@ -221,26 +222,14 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // (from a damaged record) as a JSON string, so that it cannot break the document.
 func jobOut(in *jobrun.Info) *jobrun.Info {
 	j := *in
-	j.RawArgs, j.Progress, j.Result = validJSON(in.RawArgs), validJSON(in.Progress), validJSON(in.Result)
+	j.RawArgs, j.Progress, j.Result = wire.JSONValue(in.RawArgs), wire.JSONValue(in.Progress), wire.JSONValue(in.Result)
 	if in.Steps != nil {
 		j.Steps = slices.Clone(in.Steps)
 		for i := range j.Steps {
-			j.Steps[i].Result = validJSON(j.Steps[i].Result)
+			j.Steps[i].Result = wire.JSONValue(j.Steps[i].Result)
 		}
 	}
 	return &j
-}
-
-// validJSON returns v, nil if empty, or as a JSON string if it is not valid JSON.
-func validJSON(v json.RawMessage) json.RawMessage {
-	switch {
-	case len(v) == 0:
-		return nil
-	case json.Valid(v):
-		return v
-	}
-	s, _ := json.Marshal(string(v))
-	return s
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -771,7 +760,7 @@ func runSchedules(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		if *c.json {
 			for i := range list {
-				list[i].Args = validJSON(list[i].Args)
+				list[i].Args = wire.JSONValue(list[i].Args)
 			}
 			if list == nil {
 				list = []jobrun.ScheduleInfo{}

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/wire"
 )
 
 const (
@@ -53,7 +54,7 @@ prints the stored event and its runs; with -json, the event as events FILE SEQ
 // the document.
 func eventJSON(ev *jobrun.EventInfo) *jobrun.EventInfo {
 	e := *ev
-	e.Data = validJSON(ev.Data)
+	e.Data = wire.JSONValue(ev.Data)
 	return &e
 }
 

@@ -270,3 +270,17 @@ const (
 type Check struct {
 	Mismatches []jobrun.CountMismatch `json:"mismatches"`
 }
+
+// JSONValue returns a stored JSON value (args, progress, a result) as it is shown:
+// v, nil (null) if empty, and as a JSON string if it is not valid JSON, so that
+// one damaged value cannot break a whole answer or a command's output.
+func JSONValue(v json.RawMessage) json.RawMessage {
+	switch {
+	case len(v) == 0:
+		return nil
+	case json.Valid(v):
+		return v
+	}
+	s, _ := json.Marshal(string(v))
+	return s
+}

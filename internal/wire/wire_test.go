@@ -32,3 +32,13 @@ func TestArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONValue: a stored value is shown as is, null when empty, and as a string
+// when it is not JSON.
+func TestJSONValue(t *testing.T) {
+	for in, want := range map[string]string{"": "", `{"a":1}`: `{"a":1}`, `"s"`: `"s"`, "{broken": `"{broken"`, "\xff": `"\ufffd"`} {
+		if got := string(JSONValue(json.RawMessage(in))); got != want {
+			t.Errorf("JSONValue(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
