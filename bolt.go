@@ -531,7 +531,7 @@ func (s *boltStore) abandon() {
 // newBoltStore prepares db for the runner and holds it: one runner per database.
 func newBoltStore(db *bbolt.DB, owns bool, cfg *config) (*boltStore, error) {
 	if _, taken := runnersByDB.LoadOrStore(db, struct{}{}); taken {
-		return nil, invalidf("database %s already has a runner in this process; close it first (one runner per database)", db.Path())
+		return nil, invalidf("the database already has a runner in this process; close it first (one runner per database)")
 	}
 	// A damaged page met on the way is ErrCorrupt, not a panic.
 	if err := guard(func() error { return prepareFile(db, cfg) }); err != nil {

@@ -110,12 +110,12 @@ func New(db *bbolt.DB, opts ...Option) (*Runner, error) {
 	}
 	st, err := newBoltStore(db, false, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new runner on %s: %w", db.Path(), err)
 	}
 	r, err := newRunner(st, cfg)
 	if err != nil {
 		st.abandon()
-		return nil, err
+		return nil, fmt.Errorf("new runner on %s: %w", db.Path(), err)
 	}
 	return r, nil
 }

@@ -1094,3 +1094,41 @@ func TestDeadLetterIsLogged(t *testing.T) {
 		}
 	})
 }
+
+// TestNewNamesTheFile: New's errors name the database's file, as Open's do: a
+// second runner on it, and a database whose "jobrun" bucket holds other data.
+func TestNewNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := jobrun.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobrun.New(db); !errors.Is(err, jobrun.ErrInvalid) || !strings.Contains(err.Error(), path) {
+		t.Errorf("a second runner: %v; want ErrInvalid naming %s", err, path)
+	}
+	r.Close()
+
+	other := filepath.Join(t.TempDir(), "other.db")
+	db2, err := bbolt.Open(other, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("jobrun"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("theirs"), []byte("x"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobrun.New(db2); !errors.Is(err, jobrun.ErrSchema) || !strings.Contains(err.Error(), other) {
+		t.Errorf("a foreign jobrun bucket: %v; want ErrSchema naming %s", err, other)
+	}
+}
