@@ -49,6 +49,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -91,7 +92,11 @@ func WithHTTPClient(hc *http.Client) Option {
 // has a query or a fragment.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
+	var ue *url.Error
 	switch {
+	case errors.As(err, &ue):
+		// ue's message quotes the URL, password included.
+		return nil, fmt.Errorf("client: URL: %w", ue.Err)
 	case err != nil:
 		return nil, fmt.Errorf("client: %w", err)
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -139,9 +139,11 @@ func TestNew(t *testing.T) {
 			t.Errorf("New(%q) accepted it", bad)
 		}
 	}
-	_, err := client.New("http://admin:hunter2@host/?x")
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Errorf("an error that shows the password: %v", err)
+	for _, bad := range []string{"http://admin:hunter2@host/?x", "http://admin:hunter2@host/%zz"} {
+		_, err := client.New(bad)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("New(%q): an error that shows the password: %v", bad, err)
+		}
 	}
 	for _, good := range []string{"http://127.0.0.1:8080", "https://app.internal/jobs", "https://app.internal/jobs/"} {
 		if _, err := client.New(good); err != nil {
