@@ -295,7 +295,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // nextPageArgs is the command line of list's next page: args with the cursor
 // replaced, and without -token, which is not to be printed (the next command takes
-// JOBRUN_TOKEN, or the user gives -token again).
+// JOBRUN_TOKEN, or the user gives -token again), nor the password of -url.
 func nextPageArgs(args []string, cursor string) string {
 	var out []string
 	for i := 0; i < len(args); i++ {
@@ -312,6 +312,18 @@ func nextPageArgs(args []string, cursor string) string {
 				i++ // and its value
 			}
 			continue
+		}
+		if strings.HasPrefix(a, "-") && name == "url" {
+			// Without its password, as without -token.
+			if !hasValue {
+				out = append(out, shellQuote(a))
+				if i++; i < len(args) {
+					out = append(out, shellQuote(redactURL(args[i])))
+				}
+				continue
+			}
+			flagName, value, _ := strings.Cut(a, "=")
+			a = flagName + "=" + redactURL(value)
 		}
 		out = append(out, shellQuote(a))
 	}

@@ -91,7 +91,7 @@ func (c *fileCmd) parse(names ...string) ([]string, error) {
 		if len(pos) >= len(names) {
 			return nil, c.usage(fmt.Errorf("unexpected argument %q: with -url the command works on the application at URL, not on a FILE", pos[0]))
 		}
-		pos = append([]string{*c.url}, pos...)
+		pos = append([]string{redactURL(*c.url)}, pos...) // for messages
 	case c.url != nil && *c.token != "":
 		return nil, c.usage(errors.New("-token goes with -url"))
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jobrun/jobrun"
@@ -114,9 +115,34 @@ func (c *fileCmd) open(acc access, fn func(s store) error) error {
 	}
 	cl, err := client.New(*c.url, opts...)
 	if err != nil {
-		return &worded{fmt.Sprintf("-url %s: %v", *c.url, err), err}
+		return &worded{fmt.Sprintf("-url %s: %v", redactURL(*c.url), err), err}
 	}
-	return remoteError(*c.url, fn(remoteStore{cl}))
+	return remoteError(redactURL(*c.url), fn(remoteStore{cl}))
+}
+
+// redactURL is the URL s as the commands print it: without the password of basic
+// authentication, which is not to be printed any more than -token.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	// Not a URL: hide whatever stands before an "@" in what would be its host.
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
+	}
+	host := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		host = rest[:i]
+	}
+	i := strings.LastIndex(host, "@")
+	if i < 0 {
+		return s
+	}
+	if ok {
+		scheme += "://"
+	}
+	return scheme + "xxxxx" + rest[i:]
 }
 
 // remoteError words the errors of the dashboard at u for the command line: its

@@ -261,3 +261,33 @@ func TestEnqueueCommand(t *testing.T) {
 		{args: []string{"help", "enqueue"}, code: 0, stdout: "usage: jobrun enqueue (FILE | -url URL) KIND [JSON]"},
 	})
 }
+
+// TestURLPasswordNotPrinted: a -url with basic authentication's password in it
+// does not show the password in errors or in the next page's command line, as
+// -token does not.
+func TestURLPasswordNotPrinted(t *testing.T) {
+	noLeaks(t)
+	const pass = "s3cret-pass"
+	db := adminFixture(t)
+	base := servedApp(t, copyFile(t, db), dashboard.WithBasicAuth("admin", pass))
+	withPass := strings.Replace(base, "http://", "http://admin:"+pass+"@", 1)
+	wrongPass := strings.Replace(base, "http://", "http://admin:wrong-"+pass+"@", 1)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"show", "-url", withPass, "99"}, 1},
+		{[]string{"show", "-url", withPass, "99", "-json"}, 1},
+		{[]string{"events", "-url", withPass, "99"}, 1},
+		{[]string{"list", "-url", wrongPass}, 1},
+		{[]string{"list", "-url", withPass, "-limit", "1"}, 0},
+		{[]string{"list", "-url=" + withPass, "-limit", "1"}, 0},
+		{[]string{"stats", "-url", "http://admin:" + pass + "@127.0.0.1:1/%zz"}, 1},
+		{[]string{"stats", "-url", "http://admin:" + pass + "@127.0.0.1:1/?q=1"}, 1},
+	} {
+		out, errs := cli(t, tc.code, tc.args...)
+		if strings.Contains(out+errs, pass) {
+			t.Errorf("jobrun %s: the password is printed:\nstdout:\n%s\nstderr:\n%s", strings.Join(tc.args, " "), out, errs)
+		}
+	}
+}
