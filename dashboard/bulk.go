@@ -24,8 +24,10 @@ import (
 // many skipped, and why.
 //
 // "All matching" walks the filter's List pages on the server, at most
-// maxBulkMatching jobs per request; when more match, the answer's "next" is the
-// cursor to send back to go on (the form carries it for the next submit).
+// maxBulkMatching jobs and maxBulkPages pages per request (a page of a filter that
+// matches few jobs, by kind or tag, may hold none after reading the runner's scan
+// budget of index entries); when more may match, the answer's "next" is the cursor
+// to send back to go on (the form carries it for the next submit).
 
 // Bounds of one bulk request.
 const (
@@ -34,10 +36,12 @@ const (
 )
 
 // The walk of "all matching": at most maxBulkMatching jobs a request, read in List
-// pages of bulkPage. Variables for the tests only.
+// pages of bulkPage, and at most maxBulkPages pages, so that the work of a request
+// is bounded when the pages come back short. Variables for the tests only.
 var (
 	maxBulkMatching = 10_000
 	bulkPage        = 1000
+	maxBulkPages    = 20
 )
 
 // bulkActions are the runner's calls by action name, with what each allows.
@@ -155,7 +159,7 @@ func bulk(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, er
 	} else {
 		f := jobrun.Filter{Queue: req.Filter.Queue, State: req.Filter.State, Kind: req.Filter.Kind, Tag: req.Filter.Tag,
 			Cursor: req.Cursor}
-		for walked := 0; err == nil; {
+		for walked, pages := 0, 0; err == nil; {
 			f.Limit = min(bulkPage, maxBulkMatching-walked)
 			var page *jobrun.Page
 			if page, err = d.r.List(ctx, f); err != nil {
@@ -173,7 +177,8 @@ func bulk(ctx context.Context, d *dashboard, r *http.Request) (*actionResult, er
 				break
 			}
 			f.Cursor = page.Next
-			if walked += len(page.Jobs); walked >= maxBulkMatching {
+			walked, pages = walked+len(page.Jobs), pages+1
+			if walked >= maxBulkMatching || pages >= maxBulkPages {
 				res.Next = page.Next
 				break
 			}

@@ -192,6 +192,39 @@ func TestBulkAllMatching(t *testing.T) {
 	}
 }
 
+// TestBulkAllBoundedPages: a walk of all matching stops after maxBulkPages List
+// pages, however few jobs they held (a filter by kind or tag reads up to the
+// runner's scan budget for each page without filling it), and says where to go on.
+func TestBulkAllBoundedPages(t *testing.T) {
+	f, h := populated(t, WithActions())
+	batch := make([]jobrun.Args, 25)
+	for i := range batch {
+		batch[i] = okArgs{To: "many@example.com"}
+	}
+	if _, err := f.r.EnqueueMany(t.Context(), batch, jobrun.Queue("idle")); err != nil {
+		t.Fatal(err)
+	}
+	maxBulkMatching, bulkPage, maxBulkPages = 100, 4, 2
+	t.Cleanup(func() { maxBulkMatching, bulkPage, maxBulkPages = 10_000, 1000, 20 })
+	req := bulkRequest{Action: "cancel", All: true, Filter: bulkFilter{Queue: "idle"}}
+	got, _ := postBulkJSON(t, h, req, http.StatusOK)
+	if got.Done != 8 || got.Next == "" {
+		t.Fatalf("first request: %d canceled, next %q; want 8 (2 pages of 4) and a cursor", got.Done, got.Next)
+	}
+	total := got.Done
+	for n := 0; got.Next != ""; n++ {
+		if n > 5 {
+			t.Fatal("the walk never ends")
+		}
+		req.Cursor = got.Next
+		got, _ = postBulkJSON(t, h, req, http.StatusOK)
+		total += got.Done
+	}
+	if total != 26 {
+		t.Errorf("canceled %d of idle's 26 ready jobs", total)
+	}
+}
+
 func TestBulkRefusals(t *testing.T) {
 	f, h := populated(t, WithActions())
 	failed := idStr(f.ids["failed"])

@@ -214,7 +214,7 @@
 // counted, not an error: the answer is {"ok": true, "action": "retry", "done": 2,
 // "skipped": 1, "skipped_reasons": {"state": 1}} (reasons: state, not_found,
 // duplicate). At most 1,000 IDs a request; "all" walks the filter's List pages on
-// the server, at most 10,000 jobs a request, and when more match, "next" is the
+// the server, at most 10,000 jobs and 20 pages a request, and when more may match, "next" is the
 // cursor to send back (as "cursor") to go on: the list's form carries it to the next
 // submit. A bulk retry that may run done jobs again asks first, as a single one does.
 // # Enqueue
