@@ -297,13 +297,14 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // replaced, and without -token, which is not to be printed (the next command takes
 // JOBRUN_TOKEN, or the user gives -token again), nor the password of -url.
 func nextPageArgs(args []string, cursor string) string {
-	var out []string
+	var out, positional []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, _, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
 		if a == "--" {
+			// Everything after it is positional: the cursor goes before it.
 			for _, a := range args[i:] {
-				out = append(out, shellQuote(a))
+				positional = append(positional, shellQuote(a))
 			}
 			break
 		}
@@ -327,7 +328,7 @@ func nextPageArgs(args []string, cursor string) string {
 		}
 		out = append(out, shellQuote(a))
 	}
-	return strings.Join(append(out, "-cursor", cursor), " ")
+	return strings.Join(append(append(out, "-cursor", cursor), positional...), " ")
 }
 
 // shellQuote quotes s for a POSIX shell if it needs it.

@@ -509,6 +509,10 @@ func TestNextPageArgs(t *testing.T) {
 		{[]string{"jobs.db"}, "jobs.db -cursor NEXT"},
 		{[]string{"my jobs.db", "-cursor", "OLD", "-queue", "it's"}, `'my jobs.db' -queue 'it'\''s' -cursor NEXT`},
 		{[]string{"-cursor=OLD", "jobs.db", "--cursor", "OLD", "-oldest"}, "jobs.db -oldest -cursor NEXT"},
+		// After "--" every argument is positional: the cursor goes before it.
+		{[]string{"-limit", "1", "--", "-jobs.db"}, "-limit 1 -cursor NEXT -- -jobs.db"},
+		{[]string{"-url", "http://admin:pw@host/", "-url=http://admin:pw@host/"},
+			"-url http://admin:xxxxx@host/ -url=http://admin:xxxxx@host/ -cursor NEXT"},
 	} {
 		if got := nextPageArgs(tc.args, "NEXT"); got != tc.want {
 			t.Errorf("nextPageArgs(%q) = %s, want %s", tc.args, got, tc.want)
