@@ -346,8 +346,13 @@ func confirmRetry(ctx context.Context, d *dashboard, r *http.Request) (string, e
 }
 
 // confirmBulk asks before a bulk retry that may run done jobs again: selected jobs
-// of which one is done, or all the jobs of a filter that does not rule done out.
+// of which one is done, or all the jobs of a filter that does not rule done out. A
+// JSON body is no browser's form, and is left for the action to read: it asks
+// nothing, as the API routes do.
 func confirmBulk(ctx context.Context, d *dashboard, r *http.Request) (string, error) {
+	if jsonBody(r) {
+		return "", nil
+	}
 	req, err := readBulk(r)
 	if err != nil || req.Action != "retry" {
 		return "", err

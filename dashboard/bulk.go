@@ -94,7 +94,7 @@ const (
 // cursor).
 func readBulk(r *http.Request) (*bulkRequest, error) {
 	req := &bulkRequest{}
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+	if jsonBody(r) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(req); err != nil {
@@ -123,6 +123,12 @@ func readBulk(r *http.Request) (*bulkRequest, error) {
 		return nil, fmt.Errorf("%w: %d jobs selected, at most %d a request", jobrun.ErrInvalid, len(req.IDs), maxBulkIDs)
 	}
 	return req, nil
+}
+
+// jsonBody reports whether r's body is JSON, which a browser's form does not send.
+func jsonBody(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/json"
 }
 
 // bulk is the action of /jobs/bulk: with All the filter's matches (IDs ignored),

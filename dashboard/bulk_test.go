@@ -331,3 +331,24 @@ func TestRetryDoneConfirm(t *testing.T) {
 		}
 	}
 }
+
+// TestBulkFormRouteJSON: JSON posted to the form route is read once, whether or
+// not the route asks first: the question is for browsers' forms, which send none.
+func TestBulkFormRouteJSON(t *testing.T) {
+	f, h := populated(t, WithActions())
+	for _, tc := range []struct {
+		action, job string
+		want        jobrun.State
+	}{
+		{"cancel", "scheduled", jobrun.StateCanceled},
+		{"retry", "failed", jobrun.StateReady},
+	} {
+		body := `{"action": "` + tc.action + `", "ids": [` + idStr(f.ids[tc.job]) + `]}`
+		res, page := doBody(t, h, http.MethodPost, "/jobs/bulk", strings.NewReader(body), "application/json",
+			"Sec-Fetch-Site", "same-origin")
+		if res.StatusCode != http.StatusSeeOther {
+			t.Errorf("bulk %s as JSON on the form route: status %d, want 303\n%s", tc.action, res.StatusCode, page)
+		}
+		f.mustState(t, f.ids[tc.job], tc.want)
+	}
+}
