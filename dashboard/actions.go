@@ -138,9 +138,13 @@ func (d *dashboard) action(a action, api bool) http.HandlerFunc {
 	}
 }
 
-// errorCode maps the runner's errors to HTTP status codes.
+// errorCode maps the runner's errors, and a body over its limit, to HTTP status
+// codes.
 func errorCode(err error) int {
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, jobrun.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, jobrun.ErrState), errors.Is(err, jobrun.ErrDuplicate):

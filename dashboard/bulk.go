@@ -98,6 +98,9 @@ func readBulk(r *http.Request) (*bulkRequest, error) {
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(req); err != nil {
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+				return nil, fmt.Errorf("bulk request over the limit of %d bytes: %w", tooLarge.Limit, err) // 413
+			}
 			return nil, fmt.Errorf("%w: bulk request: %v", jobrun.ErrInvalid, err)
 		}
 	} else {

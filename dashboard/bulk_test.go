@@ -352,3 +352,12 @@ func TestBulkFormRouteJSON(t *testing.T) {
 		f.mustState(t, f.ids[tc.job], tc.want)
 	}
 }
+
+// TestBulkJSONTooLarge: a JSON bulk body over the limit of an action's body is 413
+// too_large, as for POST /api/jobs, not a malformed request.
+func TestBulkJSONTooLarge(t *testing.T) {
+	_, h := populated(t, WithActions())
+	body := `{"action": "retry", "ids": [` + strings.Repeat("1, ", maxFormSize/3) + `1]}`
+	res, answer := postBody(t, h, "/api/jobs/bulk", body)
+	mustAPIError(t, "bulk over the limit", res, answer, http.StatusRequestEntityTooLarge, "too_large", "over the limit")
+}
