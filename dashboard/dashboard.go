@@ -128,8 +128,9 @@ func WithBasicAuth(user, password string) Option {
 // of every job, on every page and in the JSON API, schedules included: they show
 // as redacted, and the API's "args" and "data" are null with "data_redacted" true
 // ("args_redacted" for a schedule). Use it when
-// args hold personal data or secrets. Results, progress, logs and errors are shown
-// as they are: keep secrets out of them.
+// args hold personal data or secrets. Results, progress, logs, errors and metadata
+// (jobrun.Metadata: trace contexts, request IDs) are shown as they are: keep
+// secrets out of them.
 //
 // An event's data is the args of the runs it starts, so it is hidden with them:
 // with no kinds, always; with kinds, when one of its runs is of those kinds or is

@@ -56,10 +56,13 @@ func newPager(q url.Values, cursor, next string, href pageHref, oldestFirst bool
 	var prev []string
 	if cursor != "" {
 		for _, c := range strings.Split(q.Get("prev"), ",") {
-			if c != "" && len(prev) < maxPrevCursors {
+			if c != "" {
 				prev = append(prev, c)
 			}
 		}
+		// The latest ones: the page before this one is the last (a crafted list
+		// longer than the dashboard makes loses its earliest, as a long walk does).
+		prev = prev[max(len(prev)-maxPrevCursors, 0):]
 	}
 	n := 1
 	if cursor != "" {

@@ -142,6 +142,16 @@ func TestPager(t *testing.T) {
 	if p.PrevHref == "" || !strings.Contains(p.PrevHref, "cursor=c28") || !strings.Contains(p.PrevHref, "page=29") {
 		t.Errorf("page 30's newer link: %q", p.PrevHref)
 	}
+	// A crafted prev longer than the dashboard makes keeps its latest cursors: the
+	// newer link is still the page before this one.
+	long := make([]string, maxPrevCursors+5)
+	for i := range long {
+		long[i] = "p" + itoa(i)
+	}
+	p = newPager(url.Values{"prev": {strings.Join(long, ",")}}, "cur", "", href, false)
+	if !strings.Contains(p.PrevHref, "cursor=p"+itoa(len(long)-1)+"&") {
+		t.Errorf("a long prev: the newer link %q, want the cursor of the last one, p%d", p.PrevHref, len(long)-1)
+	}
 	// Oldest first, the words swap.
 	if p := newPager(url.Values{}, "", "c1", href, true); p.NextLabel != "newer" || p.PrevLabel != "older" {
 		t.Errorf("oldest first: %+v", p)
