@@ -258,6 +258,8 @@ func (en *engine) takeWake() {
 		en.cleaner.next = time.Now() // the first event to expire may be new
 	}
 	r.wokenSent = false
+	en.history.count(r.wokenJobs, time.Now()) // committed by the application's transaction
+	r.wokenJobs = nil
 	r.wakeMu.Unlock()
 }
 

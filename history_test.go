@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/jobrun/jobrun"
 )
 
@@ -126,4 +128,30 @@ const historyWeek = 7*24*time.Hour + time.Hour
 func equalButMinute(a, b jobrun.HistoryPoint) bool {
 	a.Minute, b.Minute = time.Time{}, time.Time{}
 	return a == b
+}
+
+// TestHistoryCountsTransactions: jobs stored by the application's own transaction
+// (EnqueueTx, SendTx) count in their minute's history too.
+func TestHistoryCountsTransactions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := openRunner(t, jobrun.WithQueue("mail", 1, nil))
+		jobrun.Handle(r, func(ctx context.Context, j *jobrun.Job[email]) error { return nil }, jobrun.Queue("mail"))
+		if err := r.DB().Update(func(tx *bbolt.Tx) error {
+			for range 3 {
+				if _, err := r.EnqueueTx(t.Context(), tx, email{To: "tx"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		runUntilIdle(t, r)
+		time.Sleep(time.Minute + time.Second)
+		synctest.Wait()
+		got, err := r.History(t.Context(), "mail", time.Time{})
+		if err != nil || len(got) != 1 || got[0].Enqueued != 3 || got[0].Done != 3 {
+			t.Fatalf("history %+v, %v; want 3 enqueued and done", got, err)
+		}
+	})
 }

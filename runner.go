@@ -42,6 +42,7 @@ type Runner struct {
 	woken     map[string]bool // queues that EnqueueTx made ready
 	wokenDue  time.Time       // earliest run time EnqueueTx scheduled
 	wokenSent bool            // SendTx stored events: retention has them to expire
+	wokenJobs []jobChange     // the jobs EnqueueTx and SendTx stored, for the history
 	loopDone  chan struct{}   // closed when the commit loop has exited
 
 	events emitter
@@ -315,6 +316,7 @@ func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent boo
 		r.wakeWaiters(changes)
 		r.wakeMu.Lock()
 		r.wokenSent = r.wokenSent || sent
+		r.wokenJobs = append(r.wokenJobs, changes...)
 		for queue := range fx.touched {
 			r.woken[queue] = true
 		}
