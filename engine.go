@@ -1,6 +1,7 @@
 package jobrun
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -685,11 +686,20 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 			q.mayReady = true
 		}
 	}
+	// Every execution is marked before any handler is stopped: a worker freed by
+	// the first handler's end could otherwise start the next job of the list (a
+	// parent's children, claimed in one lineup) before its mark, and run it.
+	var stop []context.CancelCauseFunc
 	for _, id := range res.cancels {
 		if e := en.inflight[id]; e != nil {
 			e.rec.cancel = true // as Cancel does: later writes start from this copy
-			e.requestCancel()
+			if cancel := e.markCanceled(); cancel != nil {
+				stop = append(stop, cancel)
+			}
 		}
+	}
+	for _, cancel := range stop {
+		cancel(ErrCanceled)
 	}
 	en.promoter.applied(res)
 	en.cleaner.applied(en.r.cfg.anyCountLimit(), now, res)

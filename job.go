@@ -359,13 +359,18 @@ func (e *execution) peekUpdates(rec *record) {
 // requestCancel marks the attempt canceled and cancels the handler's context if it
 // has started.
 func (e *execution) requestCancel() {
-	e.mu.Lock()
-	e.canceled = true
-	cancel := e.cancelFn
-	e.mu.Unlock()
-	if cancel != nil {
+	if cancel := e.markCanceled(); cancel != nil {
 		cancel(ErrCanceled)
 	}
+}
+
+// markCanceled marks the attempt canceled and returns its handler's cancel
+// function, nil if the handler has not started (it then sees the mark at once).
+func (e *execution) markCanceled() context.CancelCauseFunc {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.canceled = true
+	return e.cancelFn
 }
 
 // started gives the execution its handler's cancel function; if Cancel came first it
