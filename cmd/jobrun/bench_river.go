@@ -240,7 +240,15 @@ func riverRun(ctx context.Context, pool *pgxpool.Pool, n int, produce func(*rive
 		return 0, err
 	}
 	defer c.Stop(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	produced := make(chan error, 1)
+	defer func() {
+		// On an error the producers stop with ctx; the measurement waits for them.
+		cancel()
+		if produced != nil {
+			<-produced
+		}
+	}()
 	go func() {
 		if produce == nil {
 			produced <- nil
