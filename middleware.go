@@ -26,12 +26,10 @@ const (
 // values valid UTF-8; a job has at most 64 pairs and 8 KiB of them.
 func Metadata(kv map[string]string) EnqueueOption {
 	return func(o *enqueueOptions) {
-		for _, k := range slices.Sorted(maps.Keys(kv)) {
-			if o.metadata == nil {
-				o.metadata = make(map[string]string, len(kv))
-			}
-			o.metadata[k] = kv[k]
+		if o.metadata == nil && len(kv) > 0 {
+			o.metadata = make(map[string]string, len(kv))
 		}
+		maps.Copy(o.metadata, kv)
 		if err := validateMetadata(o.metadata); err != nil {
 			o.err = err
 		}
