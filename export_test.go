@@ -7,3 +7,7 @@ const (
 	MaxWorkers  = maxWorkers
 	CloseGrace  = closeGrace
 )
+
+// StopTestServers stops the PostgreSQL cluster the store's tests started, if they
+// did.
+func StopTestServers() { stopTestPG() }

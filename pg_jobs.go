@@ -1,0 +1,944 @@
+package jobrun
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jobrun/jobrun/internal/sqldb"
+)
+
+// The jobs of a PostgreSQL store, as bolt_jobs.go and bolt_keys.go keep them in
+// bbolt: the same decisions (transition, the key slots, the unique keys) over the
+// columns of a jobs row instead of index buckets.
+
+// pgIDBlock is how many job IDs a store reserves from the sequence at once: one
+// round trip per block, not per job. IDs stay increasing within a process, which
+// is what FIFO order needs; between processes, order is that of their blocks.
+const pgIDBlock = 256
+
+// nextID returns a new job ID.
+func (t *pgTxn) nextID() (ID, error) {
+	s := t.s
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	if len(s.ids) == 0 {
+		rows, err := t.tx.Query(t.ctx, s.q(`SELECT nextval('{s}.job_ids') FROM generate_series(1, $1)`), pgIDBlock)
+		err = scanRows(pgRows{rows, err}, func(rows sqldb.Rows) error {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			s.ids = append(s.ids, ID(id))
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("reserve job IDs: %w", err)
+		}
+		slices.Sort(s.ids)
+	}
+	id := s.ids[0]
+	s.ids = s.ids[1:]
+	return id, nil
+}
+
+// insert stores a new job, ready or scheduled by its run time, and returns its ID.
+func (t *pgTxn) insert(rec *record) (ID, error) {
+	id, err := t.nextID()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := transition(rec, ending{outcome: outcomeEnqueued}, t.now); err != nil {
+		return 0, err
+	}
+	r := &pgRow{}
+	r.setRecord(rec)
+	t.rows[id] = r
+	t.touch(id, r, pgInsert)
+	if rec.state == stReady {
+		if err := t.enterReady(id, rec); err != nil {
+			return 0, err
+		}
+	}
+	for _, c := range rec.cancelOn {
+		if err := t.exec(`INSERT INTO {s}.event_cancels (name, field, value, job) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`, c.event, c.field, c.value, int64(id)); err != nil {
+			return 0, err
+		}
+	}
+	t.count(rec.queue, 0, rec.state)
+	t.log(changeOf(changeInserted, id, rec, 0))
+	return id, nil
+}
+
+// count moves one job of queue from one state to another in the counters.
+func (t *pgTxn) count(queue string, from, to byte) {
+	if from == to {
+		return
+	}
+	d := t.deltas[queue]
+	if d == nil {
+		if t.deltas == nil {
+			t.deltas = map[string]*[numStates]int64{}
+		}
+		d = new([numStates]int64)
+		t.deltas[queue] = d
+	}
+	d[from]--
+	d[to]++
+}
+
+func (t *pgTxn) countSuspended(from, to byte) {
+	if from != to {
+		t.suspendedDeltas[from]--
+		t.suspendedDeltas[to]++
+	}
+}
+
+func (t *pgTxn) queueCounts(queue string) map[State]int {
+	out := make(map[State]int, len(States))
+	for _, s := range States {
+		out[s] = 0
+	}
+	stmt, args := `SELECT state, sum(n) FROM {s}.counts GROUP BY state`, []any(nil)
+	if queue != "" {
+		stmt, args = `SELECT state, sum(n) FROM {s}.counts WHERE queue = $1 GROUP BY state`, []any{queue}
+	}
+	err := scanRows(t.query(stmt, args...), func(rows sqldb.Rows) error {
+		var st int16
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return err
+		}
+		if st > 0 && st < int16(numStates) {
+			out[stateNames[st]] += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.s.cfg.logger.Error("jobrun: read counters", "error", err)
+	}
+	for q, d := range t.deltas {
+		if queue == "" || q == queue {
+			for st := stScheduled; st < numStates; st++ {
+				out[stateNames[st]] += int(d[st])
+			}
+		}
+	}
+	return out
+}
+
+func (t *pgTxn) queueNames() []string {
+	var names []string
+	err := scanRows(t.query(`SELECT DISTINCT queue COLLATE "C" FROM {s}.counts ORDER BY 1`), func(rows sqldb.Rows) error {
+		var q string
+		err := rows.Scan(&q)
+		names = append(names, q)
+		return err
+	})
+	if err != nil {
+		t.s.cfg.logger.Error("jobrun: read queue names", "error", err)
+	}
+	for q, d := range t.deltas {
+		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
+			names = append(names, q)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// claim takes up to n ready jobs of queue, best first, and up to extra more that
+// outrank priority beat, as claimed (not started). Rows another process's claim
+// holds are skipped (SKIP LOCKED); take is asked as in the bbolt store.
+func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error) {
+	var claimed []claimedJob
+	skipped := 0
+	afterPrio, afterID := int64(math.MaxInt64), int64(0)
+	for page := 0; len(claimed) < n+extra; page++ {
+		want := n + extra - len(claimed)
+		if take != nil {
+			want += min(skipped+16, claimSkipBudget)
+		}
+		var ids []ID
+		var rows []*pgRow
+		err := scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs
+			WHERE queue = $1 AND lane = 1 AND claim = 0 AND (priority < $2 OR priority = $2 AND id > $3)
+				AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE queue = $1 AND paused)
+			ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED`, queue, afterPrio, afterID, want),
+			func(rs sqldb.Rows) error {
+				id, r, err := t.scanRow(rs)
+				ids, rows = append(ids, id), append(rows, r)
+				return err
+			})
+		if err != nil {
+			return nil, err
+		}
+		stop := len(rows) < want
+		for i, r := range rows {
+			id := ids[i]
+			afterPrio, afterID = r.priority, int64(id)
+			if len(claimed) >= n && r.priority <= beat {
+				return claimed, nil // in priority order: nothing further outranks beat
+			}
+			if len(claimed) == n+extra {
+				return claimed, nil
+			}
+			if take != nil {
+				ok, end := take([]byte(r.concKey))
+				if end {
+					return claimed, nil
+				}
+				if !ok {
+					if skipped++; skipped == claimSkipBudget {
+						return claimed, nil
+					}
+					continue
+				}
+			}
+			rec, err := decodeRecord(r.raw)
+			if err != nil {
+				if err := t.quarantine(id, queue, stReady, err); err != nil {
+					return nil, err
+				}
+				if r.concKey != "" {
+					if err := t.releaseSlot(queue, r.concKey); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if err := t.setClaim(id, pgClaimed, 0); err != nil {
+				return nil, err
+			}
+			claimed = append(claimed, claimedJob{id, rec})
+		}
+		if stop {
+			break
+		}
+	}
+	return claimed, nil
+}
+
+func (t *pgTxn) logStart(id ID, rec *record, at time.Time) {
+	c := changeOf(changeStarted, id, rec, stReady)
+	c.wait = max(at.Sub(rec.runAt), 0)
+	t.log(c)
+}
+
+func (t *pgTxn) markStarted(id ID, rec *record, at time.Time) error {
+	if err := t.setClaim(id, pgStarted, storedNanos(at)); err != nil {
+		return err
+	}
+	t.count(rec.queue, stReady, stRunning)
+	t.logStart(id, rec, at)
+	return nil
+}
+
+// quarantine fails a job whose record cannot be decoded, keeping its bytes in the
+// corrupt table.
+func (t *pgTxn) quarantine(id ID, queue string, from byte, cause error) error {
+	r, err := t.row(id)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		t.count(queue, from, 0)
+		return nil
+	}
+	if err := t.exec(`INSERT INTO {s}.corrupt (id, raw) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET raw = excluded.raw`,
+		int64(id), r.raw); err != nil {
+		return err
+	}
+	rec := &record{queue: queue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
+	rec.appendError(0, time.Time{}, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt table", cause))
+	r.claim, r.startedAt = pgUnclaimed, 0
+	if err := t.put(id, rec); err != nil {
+		return err
+	}
+	t.count(queue, from, stFailed)
+	t.log(changeOf(changeQuarantined, id, rec, from))
+	return nil
+}
+
+func (t *pgTxn) promoteDue(n int) (time.Time, error) {
+	var ids []ID
+	var rows []*pgRow
+	err := scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs WHERE state IN (1, 4) AND run_at <= $1
+		ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, storedNanos(t.now), n), func(rs sqldb.Rows) error {
+		id, r, err := t.scanRow(rs)
+		ids, rows = append(ids, id), append(rows, r)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	for i, id := range ids {
+		rec, err := decodeRecord(rows[i].raw)
+		if err != nil {
+			if err := t.quarantine(id, rows[i].queue, rows[i].state, err); err != nil {
+				return time.Time{}, err
+			}
+			continue
+		}
+		if _, err := t.applyDetached(id, rec, ending{outcome: outcomeDue}, rec.state); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return t.nextDueErr()
+}
+
+func (t *pgTxn) nextDue() time.Time {
+	at, err := t.nextDueErr()
+	if err != nil {
+		t.s.cfg.logger.Error("jobrun: read the next due job", "error", err)
+	}
+	return at
+}
+
+func (t *pgTxn) nextDueErr() (time.Time, error) {
+	var at int64
+	err := t.queryRow(`SELECT run_at FROM {s}.jobs WHERE state IN (1, 4) ORDER BY run_at, id LIMIT 1`).Scan(&at)
+	if err == sqldb.ErrNoRows {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return nanosTime(uint64(max(at, 0))), nil
+}
+
+func (t *pgTxn) recoverAtOpen(limit int) (ready, ended int, err error) {
+	if ready, ended, err = t.recoverActive(limit); err != nil {
+		return ready, ended, err
+	}
+	if err := t.releaseAllHeld(); err != nil {
+		return ready, ended, err
+	}
+	return ready, ended, t.admitAll()
+}
+
+// recoverActive moves every claimed job as transition decides for
+// outcomeRecovered.
+func (t *pgTxn) recoverActive(limit int) (ready, failed int, err error) {
+	var ids []ID
+	var rows []*pgRow
+	err = scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs WHERE claim > 0 ORDER BY id FOR UPDATE`),
+		func(rs sqldb.Rows) error {
+			id, r, err := t.scanRow(rs)
+			ids, rows = append(ids, id), append(rows, r)
+			return err
+		})
+	if err != nil {
+		return 0, 0, err
+	}
+	for i, id := range ids {
+		r := rows[i]
+		from := stReady
+		if r.claim == pgStarted {
+			from = stRunning
+		}
+		r.claim, r.startedAt = pgUnclaimed, 0
+		t.touch(id, r, pgUpdate)
+		rec, err := decodeRecord(r.raw)
+		if err != nil {
+			if err := t.quarantine(id, r.queue, from, err); err != nil {
+				return ready, failed, err
+			}
+			failed++
+			continue
+		}
+		nx, err := t.applyDetached(id, rec, ending{outcome: outcomeRecovered, recoveries: limit}, from)
+		if err != nil {
+			return ready, failed, err
+		}
+		if nx.ended {
+			failed++
+		} else {
+			ready++
+		}
+	}
+	return ready, failed, nil
+}
+
+func (t *pgTxn) claimedSince(id ID) (time.Time, bool) {
+	r, err := t.row(id)
+	if err != nil || r == nil || r.claim == pgUnclaimed {
+		return time.Time{}, false
+	}
+	if r.claim == pgStarted {
+		return pgTime(r.startedAt), true
+	}
+	return time.Time{}, true
+}
+
+func (t *pgTxn) info(id ID) (*Info, error) {
+	rec, err := t.get(id)
+	if err != nil {
+		return nil, err
+	}
+	in := rec.info(id)
+	if at, ok := t.claimedSince(id); ok && !at.IsZero() {
+		in.State = StateRunning
+		in.Attempt++
+		in.StartedAt = at
+	}
+	return &in, nil
+}
+
+func (t *pgTxn) pausedQueues() map[string]bool {
+	paused := map[string]bool{}
+	err := scanRows(t.query(`SELECT queue FROM {s}.queues WHERE paused`), func(rows sqldb.Rows) error {
+		var q string
+		err := rows.Scan(&q)
+		paused[q] = true
+		return err
+	})
+	if err != nil {
+		t.s.cfg.logger.Error("jobrun: read paused queues", "error", err)
+	}
+	return paused
+}
+
+func (t *pgTxn) setPaused(queue string, paused bool) error {
+	return t.exec(`INSERT INTO {s}.queues (queue, paused) VALUES ($1, $2)
+		ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused`, queue, paused)
+}
+
+// settle writes what transition decided for a job that left its place: its key's
+// slot, its new place, its unique key and the counters, from state from.
+func (t *pgTxn) settle(id ID, rec *record, nx next, from byte) error {
+	if rec.concKey != "" {
+		var err error
+		switch nx.slot {
+		case slotRelease:
+			err = t.releaseSlot(rec.queue, rec.concKey)
+		case slotHold:
+			err = t.exec(`INSERT INTO {s}.held (job, queue, key) VALUES ($1, $2, $3)
+				ON CONFLICT (job) DO UPDATE SET queue = excluded.queue, key = excluded.key`, int64(id), rec.queue, rec.concKey)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := t.put(id, rec); err != nil {
+		return err
+	}
+	var err error
+	switch {
+	case nx.ended:
+		err = t.releaseUnique(id, rec)
+		if err == nil && rec.parent != 0 {
+			err = t.childEnded(id, rec)
+		}
+		if err == nil && rec.invoker {
+			err = t.cancelChildren(id)
+		}
+		if err == nil && len(rec.cancelOn) > 0 {
+			err = t.unindexCancels(id, rec)
+		}
+		if err == nil && rec.state == stFailed && len(rec.onFailure) > 0 {
+			err = t.enqueueFailure(id, rec)
+		}
+	case rec.state == stReady && nx.readyK:
+		err = t.setLane(id, pgLaneReady)
+	case rec.state == stReady:
+		err = t.enterReady(id, rec)
+	}
+	if err != nil {
+		return err
+	}
+	t.count(rec.queue, from, rec.state)
+	return nil
+}
+
+func (t *pgTxn) enqueue(rec *record) (inserted, error) {
+	if rec.uniqueMode != uniqueNone {
+		var held int64
+		var until int64
+		err := t.queryRow(`SELECT job, until FROM {s}.uniques WHERE kind = $1 AND key = $2 FOR UPDATE`,
+			rec.kind, rec.uniqueKey).Scan(&held, &until)
+		switch {
+		case err == nil:
+			if ins, done, err := t.applyUnique(rec, ID(held), pgTime(until)); done || err != nil {
+				return ins, err
+			}
+		case err != sqldb.ErrNoRows:
+			return inserted{}, err
+		}
+	}
+	id, err := t.insert(rec)
+	if err != nil {
+		return inserted{}, err
+	}
+	if rec.uniqueMode != uniqueNone {
+		var until time.Time
+		if rec.uniqueMode == uniqueThrottle {
+			until = rec.createdAt.Add(rec.uniqueFor)
+		}
+		// Another process's transaction may hold the key since this one looked: the
+		// insert then waits for it and fails, and the commit is tried again.
+		if err := t.exec(`INSERT INTO {s}.uniques (kind, key, job, until) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, key) DO UPDATE SET job = excluded.job, until = excluded.until`,
+			rec.kind, rec.uniqueKey, int64(id), storedNanos(until)); err != nil {
+			return inserted{}, err
+		}
+	}
+	return inserted{id: id, state: rec.state, runAt: rec.runAt}, nil
+}
+
+// applyUnique decides what a new job does when job held has its key.
+func (t *pgTxn) applyUnique(rec *record, held ID, until time.Time) (ins inserted, done bool, err error) {
+	old, err := t.get(held)
+	if err != nil {
+		return inserted{}, false, nil // a stale entry: the key is free
+	}
+	_, running := t.claimedSince(held)
+	switch rec.uniqueMode {
+	case uniqueThrottle:
+		if t.now.Before(until) {
+			return inserted{id: held, duplicate: true}, true, nil
+		}
+	case uniqueUnfinished:
+		if running || !final(old.state) {
+			return inserted{id: held, duplicate: true}, true, nil
+		}
+	case uniqueDebounce:
+		if running || old.state != stScheduled {
+			return inserted{}, false, nil
+		}
+		old.args, old.runAt = rec.args, rec.runAt
+		if err := t.put(held, old); err != nil {
+			return inserted{}, false, err
+		}
+		t.log(changeOf(changeMerged, held, old, old.state))
+		return inserted{id: held, state: stScheduled, runAt: old.runAt}, true, nil
+	}
+	return inserted{}, false, nil
+}
+
+// releaseUnique frees a finished job's unique key, unless a throttle period holds it
+// or another job took it over.
+func (t *pgTxn) releaseUnique(id ID, rec *record) error {
+	if rec.uniqueMode == uniqueNone || rec.uniqueMode == uniqueThrottle {
+		return nil
+	}
+	return t.exec(`DELETE FROM {s}.uniques WHERE kind = $1 AND key = $2 AND job = $3`, rec.kind, rec.uniqueKey, int64(id))
+}
+
+func (t *pgTxn) takeUnique(id ID, rec *record) error {
+	if rec.uniqueMode != uniqueUnfinished && rec.uniqueMode != uniqueDebounce {
+		return nil
+	}
+	var held int64
+	var until int64
+	err := t.queryRow(`SELECT job, until FROM {s}.uniques WHERE kind = $1 AND key = $2 FOR UPDATE`,
+		rec.kind, rec.uniqueKey).Scan(&held, &until)
+	switch {
+	case err == nil && ID(held) != id:
+		if old, err := t.get(ID(held)); err == nil {
+			if _, running := t.claimedSince(ID(held)); running || !final(old.state) {
+				return fmt.Errorf("%w: job %d holds key %q", ErrDuplicate, held, rec.uniqueKey)
+			}
+		}
+	case err != nil && err != sqldb.ErrNoRows:
+		return err
+	}
+	return t.exec(`INSERT INTO {s}.uniques (kind, key, job, until) VALUES ($1, $2, $3, 0)
+		ON CONFLICT (kind, key) DO UPDATE SET job = excluded.job, until = 0`, rec.kind, rec.uniqueKey, int64(id))
+}
+
+// unindex takes a job that is not running out of its place: a ready one out of
+// its queue's lineup or its key's line, freeing its slot.
+func (t *pgTxn) unindex(id ID, rec *record) error {
+	if rec.state == stReady {
+		return t.leaveReady(id, rec)
+	}
+	return nil
+}
+
+func (t *pgTxn) remove(id ID, rec *record) error {
+	if err := t.unindex(id, rec); err != nil {
+		return err
+	}
+	if err := t.releaseUnique(id, rec); err != nil {
+		return err
+	}
+	if err := t.exec(`DELETE FROM {s}.corrupt WHERE id = $1`, int64(id)); err != nil {
+		return err
+	}
+	if err := t.removeSteps(id); err != nil {
+		return err
+	}
+	if err := t.unindexCancels(id, rec); err != nil {
+		return err
+	}
+	t.countSuspended(rec.suspended, 0)
+	t.count(rec.queue, rec.state, 0)
+	t.log(changeOf(changeRemoved, id, rec, rec.state))
+	return t.deleteRow(id)
+}
+
+func (t *pgTxn) apply(id ID, rec *record, e ending) (next, error) {
+	r, err := t.row(id)
+	if err != nil {
+		return next{}, err
+	}
+	if r != nil && r.claim != pgUnclaimed {
+		return t.finish(id, rec, e, r.claim == pgStarted)
+	}
+	if err := t.unindex(id, rec); err != nil {
+		return next{}, err
+	}
+	return t.applyDetached(id, rec, e, rec.state)
+}
+
+func (t *pgTxn) finish(id ID, rec *record, e ending, started bool) (next, error) {
+	from := stRunning
+	if !started {
+		from = stReady
+		if !e.started.IsZero() {
+			t.logStart(id, rec, e.started)
+		}
+	}
+	if err := t.setClaim(id, pgUnclaimed, 0); err != nil {
+		return next{}, err
+	}
+	if e.outcome == outcomeSlept {
+		var s *step
+		var err error
+		switch e.sleep.state {
+		case stepWait:
+			s, err = t.suspendWait(id, rec, e.sleep)
+		case stepInvoking:
+			s, err = t.invoke(id, rec, e.sleep, e.children)
+		}
+		if err != nil {
+			return next{}, err
+		}
+		if s != nil {
+			e.sleep = s
+		}
+		if err := t.putStep(id, e.sleep); err != nil {
+			return next{}, err
+		}
+	}
+	return t.applyDetached(id, rec, e, from)
+}
+
+func (t *pgTxn) applyDetached(id ID, rec *record, e ending, from byte) (next, error) {
+	was := rec.suspended
+	nx, err := transition(rec, e, t.now)
+	if err == nil && was != rec.suspended {
+		t.countSuspended(was, rec.suspended)
+	}
+	if err == nil {
+		err = t.settle(id, rec, nx, from)
+	}
+	if err != nil {
+		return next{}, err
+	}
+	c := changeOf(changeMoved, id, rec, from)
+	c.outcome = e.outcome
+	t.log(c)
+	return nx, nil
+}
+
+func (t *pgTxn) saveProgress(id ID, rec *record) error {
+	if err := t.put(id, rec); err != nil {
+		return err
+	}
+	t.log(changeOf(changeProgress, id, rec, rec.state))
+	return nil
+}
+
+// Key slots.
+
+func (t *pgTxn) releaseHeld(id ID) error {
+	var queue, key string
+	err := t.queryRow(`DELETE FROM {s}.held WHERE job = $1 RETURNING queue, key`, int64(id)).Scan(&queue, &key)
+	if err == sqldb.ErrNoRows {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return t.releaseSlot(queue, key)
+}
+
+func (t *pgTxn) releaseAllHeld() error {
+	type slot struct{ queue, key string }
+	var slots []slot
+	err := scanRows(t.query(`DELETE FROM {s}.held RETURNING queue, key`), func(rows sqldb.Rows) error {
+		var s slot
+		err := rows.Scan(&s.queue, &s.key)
+		slots = append(slots, s)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range slots {
+		if err := t.releaseSlot(s.queue, s.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slotsOf returns how many slots of a key are held, locking the key's row so that
+// two processes' transactions count one key's slots one after the other.
+func (t *pgTxn) slotsOf(queue, key string) (int, error) {
+	var n int64
+	err := t.queryRow(`SELECT n FROM {s}.key_slots WHERE queue = $1 AND key = $2 FOR UPDATE`, queue, key).Scan(&n)
+	if err == sqldb.ErrNoRows {
+		return 0, nil
+	}
+	return int(n), err
+}
+
+func (t *pgTxn) setSlots(queue, key string, n int) error {
+	if n <= 0 {
+		return t.exec(`DELETE FROM {s}.key_slots WHERE queue = $1 AND key = $2`, queue, key)
+	}
+	return t.exec(`INSERT INTO {s}.key_slots (queue, key, n) VALUES ($1, $2, $3)
+		ON CONFLICT (queue, key) DO UPDATE SET n = excluded.n`, queue, key, int64(n))
+}
+
+func (t *pgTxn) keyConcurrency(queue string) int {
+	if t.cfg == nil {
+		return 0
+	}
+	return t.cfg.keyLimits[queue].concurrency
+}
+
+// enterReady makes a job ready: claimable, or for a keyed job whose key has no
+// free slot, in its key's waiting line.
+func (t *pgTxn) enterReady(id ID, rec *record) error {
+	if rec.concKey == "" {
+		return t.setLane(id, pgLaneReady)
+	}
+	slots, err := t.slotsOf(rec.queue, rec.concKey)
+	if err != nil {
+		return err
+	}
+	if n := t.keyConcurrency(rec.queue); n > 0 && slots >= n {
+		return t.setLane(id, pgLaneKeyWait)
+	}
+	if err := t.setSlots(rec.queue, rec.concKey, slots+1); err != nil {
+		return err
+	}
+	return t.setLane(id, pgLaneReady)
+}
+
+func (t *pgTxn) releaseSlot(queue, key string) error {
+	slots, err := t.slotsOf(queue, key)
+	if err != nil {
+		return err
+	}
+	slots = max(slots-1, 0)
+	if err := t.setSlots(queue, key, slots); err != nil {
+		return err
+	}
+	return t.admitWaiting(queue, key, slots)
+}
+
+// admitWaiting makes a key's waiting jobs claimable while it has free slots.
+func (t *pgTxn) admitWaiting(queue, key string, slots int) error {
+	limit := t.keyConcurrency(queue)
+	want := math.MaxInt32
+	if limit > 0 {
+		want = limit - slots
+	}
+	if want <= 0 {
+		return nil
+	}
+	var ids []ID
+	err := scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs WHERE lane = 2 AND queue = $1 AND conc_key = $2
+		ORDER BY priority DESC, id LIMIT $3 FOR UPDATE`, queue, key, want), func(rs sqldb.Rows) error {
+		id, _, err := t.scanRow(rs)
+		ids = append(ids, id)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := t.setLane(id, pgLaneReady); err != nil {
+			return err
+		}
+		t.log(jobChange{what: changeAdmitted, id: id, queue: queue, from: stReady, to: stReady})
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return t.setSlots(queue, key, slots+len(ids))
+}
+
+// leaveReady takes a ready job out of its queue's lineup, freeing its slot, or out
+// of its key's line.
+func (t *pgTxn) leaveReady(id ID, rec *record) error {
+	r, err := t.row(id)
+	if err != nil || r == nil {
+		return err
+	}
+	lane := r.lane
+	r.lane = pgLaneNone
+	t.touch(id, r, pgUpdate)
+	if lane == pgLaneReady && rec.concKey != "" {
+		return t.releaseSlot(rec.queue, rec.concKey)
+	}
+	return nil
+}
+
+// admitAll fills every key's free slots from its waiting line.
+func (t *pgTxn) admitAll() error {
+	type line struct{ queue, key string }
+	var lines []line
+	err := scanRows(t.query(`SELECT DISTINCT queue, conc_key FROM {s}.jobs WHERE lane = 2`), func(rows sqldb.Rows) error {
+		var l line
+		err := rows.Scan(&l.queue, &l.key)
+		lines = append(lines, l)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		slots, err := t.slotsOf(l.queue, l.key)
+		if err != nil {
+			return err
+		}
+		if err := t.admitWaiting(l.queue, l.key, slots); err != nil {
+			return fmt.Errorf("admit waiting jobs of key %q in queue %s: %w", l.key, l.queue, err)
+		}
+	}
+	return nil
+}
+
+// Counters.
+
+func (t *pgTxn) recount() ([]CountMismatch, error) { return t.checkCounts(false) }
+
+func (t *pgTxn) repairCounts() ([]CountMismatch, error) { return t.checkCounts(true) }
+
+func (t *pgTxn) checkCounts(repair bool) ([]CountMismatch, error) {
+	actual := map[string]*[numStates]int{}
+	err := scanRows(t.query(`SELECT queue, CASE WHEN claim = 2 THEN 3 ELSE state END, count(*) FROM {s}.jobs GROUP BY 1, 2`),
+		func(rows sqldb.Rows) error {
+			var q string
+			var st int16
+			var n int64
+			if err := rows.Scan(&q, &st, &n); err != nil {
+				return err
+			}
+			if st > 0 && st < int16(numStates) {
+				if actual[q] == nil {
+					actual[q] = new([numStates]int)
+				}
+				actual[q][st] = int(n)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	out, err := t.checkSuspended(repair)
+	if err != nil {
+		return nil, err
+	}
+	queues := t.queueNames()
+	for q := range actual {
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
+	}
+	slices.Sort(queues)
+	for _, q := range queues {
+		a := actual[q]
+		if a == nil {
+			a = new([numStates]int)
+		}
+		stored := t.queueCounts(q)
+		for st := stScheduled; st < numStates; st++ {
+			if stored[stateNames[st]] == a[st] {
+				continue
+			}
+			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: stored[stateNames[st]], Actual: a[st]})
+			if repair {
+				if err := t.exec(`DELETE FROM {s}.counts WHERE queue = $1 AND state = $2`, q, int16(st)); err != nil {
+					return nil, err
+				}
+				if err := t.exec(`INSERT INTO {s}.counts (queue, state, shard, n) VALUES ($1, $2, $3, $4)`,
+					q, int16(st), t.s.shard, int64(a[st])); err != nil {
+					return nil, err
+				}
+				if d := t.deltas[q]; d != nil {
+					d[st] = 0
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (t *pgTxn) suspendedCounts() [numSuspended]int {
+	var out [numSuspended]int
+	err := scanRows(t.query(`SELECT kind, sum(n) FROM {s}.suspended GROUP BY kind`), func(rows sqldb.Rows) error {
+		var kind int16
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return err
+		}
+		if kind > 0 && kind < int16(numSuspended) {
+			out[kind] = int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.s.cfg.logger.Error("jobrun: read suspension counters", "error", err)
+	}
+	for kind := suspendedSleep; kind < numSuspended; kind++ {
+		out[kind] += int(t.suspendedDeltas[kind])
+	}
+	return out
+}
+
+func (t *pgTxn) checkSuspended(repair bool) ([]CountMismatch, error) {
+	var actual [numSuspended]int
+	err := scanRows(t.query(`SELECT suspended, count(*) FROM {s}.jobs WHERE state IN (1, 4) AND suspended > 0 GROUP BY 1`),
+		func(rows sqldb.Rows) error {
+			var kind int16
+			var n int64
+			if err := rows.Scan(&kind, &n); err != nil {
+				return err
+			}
+			if kind > 0 && kind < int16(numSuspended) {
+				actual[kind] = int(n)
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	stored := t.suspendedCounts()
+	var out []CountMismatch
+	for kind := suspendedSleep; kind < numSuspended; kind++ {
+		if stored[kind] == actual[kind] {
+			continue
+		}
+		out = append(out, CountMismatch{State: suspensionNames[kind], Stored: stored[kind], Actual: actual[kind]})
+		if repair {
+			if err := t.exec(`DELETE FROM {s}.suspended WHERE kind = $1`, int16(kind)); err != nil {
+				return nil, err
+			}
+			if err := t.exec(`INSERT INTO {s}.suspended (kind, shard, n) VALUES ($1, $2, $3)`,
+				int16(kind), t.s.shard, int64(actual[kind])); err != nil {
+				return nil, err
+			}
+			t.suspendedDeltas[kind] = 0
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,280 @@
+package jobrun
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/jobrun/jobrun/internal/sqldb"
+)
+
+// Where a ready job is, in a jobs row's lane: claimable, or waiting for a slot of
+// its concurrency key. Jobs in other states have no lane.
+const (
+	pgLaneNone byte = iota
+	pgLaneReady
+	pgLaneKeyWait
+)
+
+// A jobs row's claim: a claimed job has left its queue's lineup; a started one is
+// running.
+const (
+	pgUnclaimed byte = iota
+	pgClaimed
+	pgStarted
+)
+
+// What a transaction has still to send of a row.
+const (
+	pgClean byte = iota
+	pgInsert
+	pgUpdate
+	pgDelete
+)
+
+// pgRow is a jobs row as a transaction knows it: read, or written and not sent yet.
+type pgRow struct {
+	raw        []byte // the record, encoded; nil in an update that leaves it
+	recChanged bool   // raw is to be written
+	queue      string
+	kind       string
+	state      byte
+	priority   int64
+	runAt      int64
+	finishedAt int64
+	concKey    string
+	tags       []string
+	suspended  byte
+	lane       byte
+	claim      byte
+	startedAt  int64
+	op         byte
+}
+
+// pgJobColumns are the columns scanRow reads, in its order.
+const pgJobColumns = `id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec`
+
+// scanRow reads a row of pgJobColumns and keeps it, unless the transaction holds
+// a newer version of it.
+func (t *pgTxn) scanRow(rows sqldb.Rows) (ID, *pgRow, error) {
+	var id int64
+	var state, lane, claim, suspended int16
+	r := &pgRow{}
+	if err := rows.Scan(&id, &r.queue, &r.kind, &state, &r.priority, &r.runAt, &r.finishedAt, &lane, &claim,
+		&r.startedAt, &r.concKey, &r.tags, &suspended, &r.raw); err != nil {
+		return 0, nil, err
+	}
+	r.state, r.lane, r.claim, r.suspended = byte(state), byte(lane), byte(claim), byte(suspended)
+	if held := t.rows[ID(id)]; held != nil { // read before, maybe written since
+		return ID(id), held, nil
+	}
+	t.rows[ID(id)] = r
+	return ID(id), r, nil
+}
+
+// row returns job id's row, read once per transaction (and locked, in a write
+// transaction, so that another process's transaction cannot change it before this
+// one ends); nil if there is none.
+func (t *pgTxn) row(id ID) (*pgRow, error) {
+	if r, ok := t.rows[id]; ok {
+		if r == nil || r.op == pgDelete {
+			return nil, nil
+		}
+		return r, nil
+	}
+	stmt := `SELECT ` + pgJobColumns + ` FROM {s}.jobs WHERE id = $1`
+	if t.writes {
+		stmt += ` FOR UPDATE`
+	}
+	var r *pgRow
+	err := scanRows(t.query(stmt, int64(id)), func(rows sqldb.Rows) (err error) {
+		_, r, err = t.scanRow(rows)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		t.rows[id] = nil
+	}
+	return r, nil
+}
+
+// touch queues row id's writes for sending.
+func (t *pgTxn) touch(id ID, r *pgRow, op byte) {
+	if r.op == pgClean {
+		t.dirty = append(t.dirty, id)
+	}
+	if r.op != pgInsert || op == pgDelete {
+		r.op = op
+	}
+}
+
+// setRecord copies rec's indexed fields and encoding into r.
+func (r *pgRow) setRecord(rec *record) {
+	r.raw, r.recChanged = rec.encode(), true
+	r.queue, r.kind, r.state, r.priority = rec.queue, rec.kind, rec.state, rec.priority
+	r.runAt, r.finishedAt = storedNanos(rec.runAt), storedNanos(rec.finishedAt)
+	r.concKey, r.tags, r.suspended = rec.concKey, rec.tags, rec.suspended
+	if r.state != stReady {
+		r.lane = pgLaneNone
+	}
+}
+
+func (t *pgTxn) get(id ID) (*record, error) {
+	r, err := t.row(id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, ErrNotFound
+	}
+	return decodeRecord(r.raw)
+}
+
+func (t *pgTxn) put(id ID, rec *record) error {
+	r, err := t.row(id)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("store job %d: %w", id, ErrNotFound)
+	}
+	lane := r.lane
+	r.setRecord(rec)
+	if rec.state == stReady {
+		r.lane = lane
+	}
+	t.touch(id, r, pgUpdate)
+	return nil
+}
+
+// setLane moves a ready job between its queue's lineup and its key's waiting line.
+func (t *pgTxn) setLane(id ID, lane byte) error {
+	r, err := t.row(id)
+	if err != nil || r == nil {
+		return err
+	}
+	r.lane = lane
+	t.touch(id, r, pgUpdate)
+	return nil
+}
+
+// setClaim records a job's claim, and its start time once it started.
+func (t *pgTxn) setClaim(id ID, claim byte, started int64) error {
+	r, err := t.row(id)
+	if err != nil || r == nil {
+		return err
+	}
+	r.claim, r.startedAt = claim, started
+	t.touch(id, r, pgUpdate)
+	return nil
+}
+
+// deleteRow deletes job id's row.
+func (t *pgTxn) deleteRow(id ID) error {
+	r, err := t.row(id)
+	if err != nil || r == nil {
+		return err
+	}
+	if r.op == pgInsert {
+		r.op = pgDelete // never sent: nothing to delete
+		t.rows[id] = nil
+		return nil
+	}
+	t.touch(id, r, pgDelete)
+	return nil
+}
+
+// sendRows writes the gathered writes to jobs rows: one statement for the
+// inserts, one for the updates and one for the deletes.
+func (t *pgTxn) sendRows() error {
+	if len(t.dirty) == 0 {
+		return nil
+	}
+	var ins, upd pgColumns
+	var del []int64
+	for _, id := range t.dirty {
+		r := t.rows[id]
+		if r == nil {
+			continue // inserted and deleted again
+		}
+		switch r.op {
+		case pgInsert:
+			ins.add(id, r)
+		case pgUpdate:
+			upd.add(id, r)
+		case pgDelete:
+			del = append(del, int64(id))
+			t.rows[id] = nil
+			continue
+		}
+		r.op, r.recChanged = pgClean, false
+	}
+	t.dirty = t.dirty[:0]
+	if len(del) > 0 {
+		if _, err := t.tx.Exec(t.ctx, t.s.q(`DELETE FROM {s}.jobs WHERE id = ANY($1)`), del); err != nil {
+			return fmt.Errorf("delete jobs: %w", err)
+		}
+	}
+	if len(ins.id) > 0 {
+		if _, err := t.tx.Exec(t.ctx, t.s.q(`INSERT INTO {s}.jobs (`+pgJobColumns+`)
+			SELECT id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key,
+				CASE WHEN tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
+				suspended, rec
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[],
+				$8::smallint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[], $13::smallint[], $14::bytea[])
+			AS v(id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec)`),
+			ins.args()...); err != nil {
+			return fmt.Errorf("insert jobs: %w", err)
+		}
+	}
+	if len(upd.id) > 0 {
+		if _, err := t.tx.Exec(t.ctx, t.s.q(`UPDATE {s}.jobs j SET queue = v.queue, kind = v.kind, state = v.state,
+				priority = v.priority, run_at = v.run_at, finished_at = v.finished_at, lane = v.lane, claim = v.claim,
+				started_at = v.started_at, conc_key = v.conc_key,
+				tags = CASE WHEN v.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(v.tags::jsonb)) END,
+				suspended = v.suspended, rec = COALESCE(v.rec, j.rec)
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[],
+				$8::smallint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[], $13::smallint[], $14::bytea[])
+			AS v(id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec)
+			WHERE j.id = v.id`),
+			upd.args()...); err != nil {
+			return fmt.Errorf("update jobs: %w", err)
+		}
+	}
+	return nil
+}
+
+// pgColumns are rows as the column arrays of one statement.
+type pgColumns struct {
+	id                                   []int64
+	queue, kind, concKey, tags           []string
+	state, lane, claim, suspended        []int16
+	priority, runAt, finishedAt, started []int64
+	rec                                  [][]byte
+}
+
+func (c *pgColumns) add(id ID, r *pgRow) {
+	c.id = append(c.id, int64(id))
+	c.queue, c.kind, c.concKey = append(c.queue, r.queue), append(c.kind, r.kind), append(c.concKey, r.concKey)
+	tags := ""
+	if len(r.tags) > 0 {
+		b, _ := json.Marshal(r.tags)
+		tags = string(b)
+	}
+	c.tags = append(c.tags, tags)
+	c.state, c.lane, c.claim = append(c.state, int16(r.state)), append(c.lane, int16(r.lane)), append(c.claim, int16(r.claim))
+	c.suspended = append(c.suspended, int16(r.suspended))
+	c.priority, c.runAt, c.finishedAt = append(c.priority, r.priority), append(c.runAt, r.runAt), append(c.finishedAt, r.finishedAt)
+	c.started = append(c.started, r.startedAt)
+	var raw []byte
+	if r.recChanged || r.op == pgInsert {
+		raw = r.raw
+	}
+	c.rec = append(c.rec, raw)
+}
+
+func (c *pgColumns) args() []any {
+	return []any{c.id, c.queue, c.kind, c.state, c.priority, c.runAt, c.finishedAt, c.lane, c.claim, c.started,
+		c.concKey, c.tags, c.suspended, c.rec}
+}

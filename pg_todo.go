@@ -1,0 +1,67 @@
+package jobrun
+
+import (
+	"fmt"
+	"time"
+)
+
+// errPGTodo marks what the PostgreSQL store does not do yet.
+var errPGTodo = fmt.Errorf("%w: not yet", errPGUnsupported)
+
+// Schedules, retention, lists and history (to port from bolt_schedules.go,
+// bolt_retention.go, bolt_list.go, bolt_history.go and sweep in bolt_jobs.go).
+
+func (t *pgTxn) schedule(name string) (*storedSchedule, error) { return nil, errPGTodo }
+func (t *pgTxn) eachSchedule(fn func(name string, s *storedSchedule, err error) error) error {
+	return errPGTodo
+}
+func (t *pgTxn) retentionDue() (bool, time.Time) { return false, time.Time{} }
+func (t *pgTxn) history(queue string, since time.Time) ([]HistoryPoint, error) {
+	return nil, errPGTodo
+}
+func (t *pgTxn) sweep(st byte, queue string, before time.Time, after []byte, limit, budget int,
+	fn func(id ID, r *record) error) ([]byte, error) {
+	return nil, errPGTodo
+}
+func (t *pgTxn) retain(st byte, after []byte, limit int) ([]byte, error) { return nil, errPGTodo }
+func (t *pgTxn) putSchedule(name string, s *storedSchedule) error        { return errPGTodo }
+func (t *pgTxn) deleteSchedule(name string) error                        { return errPGTodo }
+func (t *pgTxn) fire(name string, s *storedSchedule, at time.Time) (inserted, bool, error) {
+	return inserted{}, false, errPGTodo
+}
+func (t *pgTxn) fireDue(due []string, log func(msg string, args ...any)) (map[string]time.Time, error) {
+	return nil, errPGTodo
+}
+func (t *pgTxn) addHistory(points []HistoryPoint, before time.Time, limit int) error {
+	return errPGTodo
+}
+
+// Events, steps, waits and child runs (to port from bolt_events.go,
+// bolt_steps.go, bolt_waits.go and bolt_invoke.go).
+
+func (t *pgTxn) steps(id ID) ([]*step, error)           { return nil, errPGTodo }
+func (t *pgTxn) event(seq uint64) (*storedEvent, error) { return nil, errPGTodo }
+func (t *pgTxn) events(name string, oldest bool, from uint64, limit int) ([]*storedEvent, uint64, error) {
+	return nil, 0, errPGTodo
+}
+func (t *pgTxn) eventsDue() (bool, time.Time)               { return false, time.Time{} }
+func (t *pgTxn) functions() ([]*storedFunction, error)      { return nil, errPGTodo }
+func (t *pgTxn) saveStep(id ID, rec *record, s *step) error { return errPGTodo }
+func (t *pgTxn) sendEvent(se *storedEvent, runs []*record, dedup time.Duration) error {
+	return errPGTodo
+}
+func (t *pgTxn) retainEvents(limit int) error                           { return errPGTodo }
+func (t *pgTxn) putFunctions(fns []*storedFunction) error               { return errPGTodo }
+func (t *pgTxn) childEnded(id ID, rec *record) error                    { return errPGTodo }
+func (t *pgTxn) cancelChildren(id ID) error                             { return errPGTodo }
+func (t *pgTxn) unindexCancels(id ID, rec *record) error                { return nil }
+func (t *pgTxn) enqueueFailure(id ID, rec *record) error                { return errPGTodo }
+func (t *pgTxn) suspendWait(id ID, rec *record, s *step) (*step, error) { return nil, errPGTodo }
+func (t *pgTxn) invoke(id ID, rec *record, s *step, children []*record) (*step, error) {
+	return nil, errPGTodo
+}
+func (t *pgTxn) putStep(id ID, s *step) error { return errPGTodo }
+func (t *pgTxn) removeSteps(id ID) error      { return nil }
+
+var _ storeWriter = (*pgTxn)(nil)
+var _ store = (*pgStore)(nil)
