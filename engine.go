@@ -92,6 +92,7 @@ type engine struct {
 	firer    firer
 	cleaner  cleaner
 	history  historian
+	poller   poller
 
 	// Gathered for the next commit.
 	fresh    bool // something arrived since the last cycle
@@ -132,6 +133,8 @@ type cycleResult struct {
 	fires      map[string]time.Time // their next fire; a schedule missing here is gone
 	cleanAfter [numStates][]byte    // where the cleaner resumes, if it ran
 	sent       bool                 // events were sent
+	polled     *pollResult          // what the poller read, if it ran
+	rescued    [2]int               // jobs it rescued: made ready, ended
 }
 
 func newEngine(r *Runner) *engine {
@@ -142,6 +145,10 @@ func newEngine(r *Runner) *engine {
 		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter}
 		en.queues[name] = q
 		en.order = append(en.order, q)
+	}
+	if ss, ok := r.st.(sharedStore); ok && !r.cfg.noServices {
+		en.poller.every = ss.pollEvery()
+		en.poller.next = time.Now().Add(en.poller.every)
 	}
 	return en
 }
@@ -259,6 +266,10 @@ func (en *engine) takeWake() {
 		en.cleaner.next = time.Now() // the first event to expire may be new
 	}
 	r.wokenSent = false
+	if r.wokenPoll {
+		en.poller.dueBy(time.Now())
+		r.wokenPoll = false
+	}
 	en.history.count(r.wokenJobs, time.Now()) // committed by the application's transaction
 	r.wokenJobs = nil
 	r.wakeMu.Unlock()
@@ -378,10 +389,18 @@ func (en *engine) cycle() {
 		en.promoter.next, en.cleaner.next = time.Time{}, time.Time{}
 		clear(en.firer.fires)
 	}
+	poll := en.poller.due(now)
+	if poll {
+		// Other processes may have made work that no notification announced.
+		for _, q := range en.order {
+			q.mayReady = true
+		}
+		en.promoter.dueBy(now)
+	}
 	promote, fire := en.promoter.due(now), len(en.firer.due(now)) > 0
 	clean := en.cleaner.plan(en.r.st, now)
 	history := en.history.due(now, en.closing)
-	if pending == 0 && !promote && !fire && !clean && !history && !en.claiming(pending) {
+	if pending == 0 && !poll && !promote && !fire && !clean && !history && !en.claiming(pending) {
 		en.finishCycle(now, nil)
 		return
 	}
@@ -467,6 +486,9 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 		return err
 	}
 	if err := en.writeSteps(w, finished); err != nil {
+		return err
+	}
+	if err := en.poller.write(w, res); err != nil {
 		return err
 	}
 	if err := en.promoter.write(w, res); err != nil {
@@ -701,6 +723,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	for _, cancel := range stop {
 		cancel(ErrCanceled)
 	}
+	en.applyPoll(now, res)
 	en.promoter.applied(res)
 	en.cleaner.applied(en.r.cfg.anyCountLimit(), now, res)
 	en.firer.applied(res)
@@ -748,6 +771,7 @@ func (en *engine) finishCycle(now time.Time, err error) {
 		}
 	}
 	earliest(en.promoter.next)
+	earliest(en.poller.next)
 	earliest(en.cleaner.next)
 	earliest(en.firer.next())
 	earliest(en.history.next())

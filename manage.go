@@ -94,6 +94,13 @@ func (r *Runner) Cancel(ctx context.Context, id ID) error {
 				running = e
 				return nil, w.put(id, e.rec)
 			}
+			if lw, ok := w.(leaseWriter); ok && lw.claimedElsewhere(id) {
+				// Another process runs it: its next renewal finds the request and
+				// stops the handler, which the poke brings forward.
+				rec.cancel = true
+				lw.poke()
+				return nil, w.put(id, rec)
+			}
 			// Running in no session: nothing to stop, the record is all there is. Its
 			// attempt ends as one that Cancel reached before it started.
 			_, err := w.apply(id, rec, ending{outcome: outcomeCanceled})

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+
+	"github.com/jobrun/jobrun/internal/sqldb"
 )
 
 // Defaults of the runner and of every job, listed once here and in the Open doc.
@@ -64,10 +66,11 @@ type config struct {
 	retention      Retention
 	queueRetention map[string]Retention
 	keyLimits      map[string]keyLimit
-	readOnly       bool          // WithReadOnly: open the file read-only; implies noServices
-	noServices     bool          // WithServices(false): write only what the methods are asked
-	eventKeep      time.Duration // how long events are kept; negative: forever
-	eventDedup     time.Duration // how long an event ID deduplicates
+	readOnly       bool           // WithReadOnly: open the file read-only; implies noServices
+	noServices     bool           // WithServices(false): write only what the methods are asked
+	eventKeep      time.Duration  // how long events are kept; negative: forever
+	eventDedup     time.Duration  // how long an event ID deduplicates
+	sql            sqldb.Settings // the PostgreSQL store's, set by the pg package's options
 	err            error
 }
 

@@ -27,7 +27,7 @@ import (
 //	jobs (queue, conc_key, priority DESC, id) WHERE lane = 2       ready, waiting for a key slot
 //	jobs (run_at, id) WHERE state IN (scheduled, retrying)         due first
 //	jobs (state, finished_at, id) WHERE state >= done              retention, dead letters, lists
-//	jobs (id) WHERE claim > 0                                      claimed: recovery, leases
+//	jobs (owner, lease_until) WHERE claim > 0                      claimed: renewals, rescues
 //
 // A transaction's writes to jobs rows are gathered in memory and written in one
 // statement per kind (insert, update, delete) before the next read of the jobs
@@ -53,12 +53,16 @@ var pgSchema = []string{
 		conc_key    text NOT NULL,
 		tags        text[] NOT NULL,
 		suspended   smallint NOT NULL,
+		owner       bigint NOT NULL,
+		lease_until bigint NOT NULL,
+		fence       bigint NOT NULL,
+		cancel      boolean NOT NULL,
 		rec         bytea NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS jobs_ready ON {s}.jobs (queue, priority DESC, id) WHERE lane = 1 AND claim = 0`,
 	`CREATE INDEX IF NOT EXISTS jobs_keywait ON {s}.jobs (queue, conc_key, priority DESC, id) WHERE lane = 2`,
 	`CREATE INDEX IF NOT EXISTS jobs_due ON {s}.jobs (run_at, id) WHERE state IN (1, 4)`,
 	`CREATE INDEX IF NOT EXISTS jobs_finished ON {s}.jobs (state, finished_at, id) WHERE state >= 5`,
-	`CREATE INDEX IF NOT EXISTS jobs_claimed ON {s}.jobs (id) WHERE claim > 0`,
+	`CREATE INDEX IF NOT EXISTS jobs_claimed ON {s}.jobs (owner, lease_until) WHERE claim > 0`,
 	`CREATE INDEX IF NOT EXISTS jobs_queue ON {s}.jobs (queue, id)`,
 	`CREATE INDEX IF NOT EXISTS jobs_kind ON {s}.jobs (kind, id)`,
 	`CREATE INDEX IF NOT EXISTS jobs_tags ON {s}.jobs USING gin (tags)`,
@@ -74,7 +78,8 @@ var pgSchema = []string{
 		until bigint NOT NULL, PRIMARY KEY (kind, key))`,
 	`CREATE TABLE IF NOT EXISTS {s}.key_slots (queue text NOT NULL, key text NOT NULL, n bigint NOT NULL,
 		PRIMARY KEY (queue, key))`,
-	`CREATE TABLE IF NOT EXISTS {s}.held (job bigint PRIMARY KEY, queue text NOT NULL, key text NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS {s}.held (job bigint PRIMARY KEY, queue text NOT NULL, key text NOT NULL,
+		owner bigint NOT NULL, lease_until bigint NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS {s}.schedules (name text PRIMARY KEY, data bytea NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS {s}.steps (job bigint NOT NULL, key text NOT NULL, data bytea NOT NULL,
 		PRIMARY KEY (job, key))`,
@@ -110,6 +115,14 @@ type pgStore struct {
 
 	idMu sync.Mutex
 	ids  []ID // job IDs reserved from the sequence, increasing
+
+	owner   int64 // this store's ID in the claims it makes (pg_shared.go)
+	fenceMu sync.Mutex
+	fences  map[ID]int64 // the fence of every claim this store holds
+
+	notes      chan []string // notifications to send after commits
+	notesDone  chan struct{} // closed when sendNotes returned
+	listenDone chan struct{} // closed when the listener returned; nil if none
 }
 
 // pgStatementTimeout bounds a transaction's time, so that a server that stops
@@ -125,12 +138,14 @@ func openPGStore(ctx context.Context, pool sqldb.Pool, cfg *config, set sqldb.Se
 	if err := validateName("schema", set.Schema); err != nil {
 		return nil, err
 	}
-	s := &pgStore{pool: pool, cfg: cfg, set: set, schema: quoteIdent(set.Schema), shard: int16(rand.IntN(pgShards))}
+	s := &pgStore{pool: pool, cfg: cfg, set: set, schema: quoteIdent(set.Schema), shard: int16(rand.IntN(pgShards)),
+		owner: rand.Int64N(1<<62) + 1, fences: map[ID]int64{}, notes: make(chan []string, 256), notesDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.prepare(ctx); err != nil {
 		s.cancel()
 		return nil, err
 	}
+	go s.sendNotes()
 	return s, nil
 }
 
@@ -200,6 +215,10 @@ func (s *pgStore) name() string { return s.pool.Name() + "?schema=" + s.set.Sche
 
 func (s *pgStore) close() error {
 	s.cancel()
+	<-s.notesDone
+	if s.listenDone != nil {
+		<-s.listenDone
+	}
 	return nil
 }
 
@@ -237,6 +256,7 @@ func (s *pgStore) updateOnce(now time.Time, buf []jobChange, fn func(w storeWrit
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	s.notifyAfter(t.changes, t.poked)
 	return t.changes, nil
 }
 
@@ -257,7 +277,7 @@ func (s *pgStore) view(fn func(r storeReader) error) error {
 
 // errPGUnsupported is the error of what a PostgreSQL store leaves to the server's
 // own tools.
-var errPGUnsupported = errors.New("not available on a PostgreSQL store")
+var errPGUnsupported = fmt.Errorf("%w on a PostgreSQL store", errors.ErrUnsupported)
 
 func (s *pgStore) backup(context.Context, io.Writer) (int64, error) {
 	return 0, fmt.Errorf("backup: %w: use pg_dump (or the server's backups) for schema %s", errPGUnsupported, s.set.Schema)
@@ -281,6 +301,7 @@ type pgTxn struct {
 	deltas          map[string]*[numStates]int64
 	suspendedDeltas [numSuspended]int64
 	changes         []jobChange
+	poked           bool // the other processes are to poll after the commit
 }
 
 func (s *pgStore) txn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {

@@ -209,9 +209,9 @@ func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []by
 				}
 				continue
 			}
-			if err := t.setClaim(id, pgClaimed, 0); err != nil {
-				return nil, err
-			}
+			r.claim, r.startedAt = pgClaimed, 0
+			t.claimLease(id, r)
+			t.touch(id, r, pgUpdate)
 			claimed = append(claimed, claimedJob{id, rec})
 		}
 		if stop {
@@ -228,6 +228,9 @@ func (t *pgTxn) logStart(id ID, rec *record, at time.Time) {
 }
 
 func (t *pgTxn) markStarted(id ID, rec *record, at time.Time) error {
+	if ok, err := t.owns(id); !ok || err != nil {
+		return err // rescued meanwhile: the run that followed counts
+	}
 	if err := t.setClaim(id, pgStarted, storedNanos(at)); err != nil {
 		return err
 	}
@@ -309,57 +312,14 @@ func (t *pgTxn) nextDueErr() (time.Time, error) {
 	return nanosTime(uint64(max(at, 0))), nil
 }
 
+// recoverAtOpen rescues the claims that lapsed, as a bbolt store recovers every
+// claim at open: on a shared database, a claim whose lease holds is a live
+// process's. It then fills every key's free slots (key limits may have grown).
 func (t *pgTxn) recoverAtOpen(limit int) (ready, ended int, err error) {
-	if ready, ended, err = t.recoverActive(limit); err != nil {
-		return ready, ended, err
-	}
-	if err := t.releaseAllHeld(); err != nil {
+	if ready, ended, err = t.rescue(math.MaxInt32); err != nil {
 		return ready, ended, err
 	}
 	return ready, ended, t.admitAll()
-}
-
-// recoverActive moves every claimed job as transition decides for
-// outcomeRecovered.
-func (t *pgTxn) recoverActive(limit int) (ready, failed int, err error) {
-	var ids []ID
-	var rows []*pgRow
-	err = scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs WHERE claim > 0 ORDER BY id FOR UPDATE`),
-		func(rs sqldb.Rows) error {
-			id, r, err := t.scanRow(rs)
-			ids, rows = append(ids, id), append(rows, r)
-			return err
-		})
-	if err != nil {
-		return 0, 0, err
-	}
-	for i, id := range ids {
-		r := rows[i]
-		from := stReady
-		if r.claim == pgStarted {
-			from = stRunning
-		}
-		r.claim, r.startedAt = pgUnclaimed, 0
-		t.touch(id, r, pgUpdate)
-		rec, err := decodeRecord(r.raw)
-		if err != nil {
-			if err := t.quarantine(id, r.queue, from, err); err != nil {
-				return ready, failed, err
-			}
-			failed++
-			continue
-		}
-		nx, err := t.applyDetached(id, rec, ending{outcome: outcomeRecovered, recoveries: limit}, from)
-		if err != nil {
-			return ready, failed, err
-		}
-		if nx.ended {
-			failed++
-		} else {
-			ready++
-		}
-	}
-	return ready, failed, nil
 }
 
 func (t *pgTxn) claimedSince(id ID) (time.Time, bool) {
@@ -415,8 +375,10 @@ func (t *pgTxn) settle(id ID, rec *record, nx next, from byte) error {
 		case slotRelease:
 			err = t.releaseSlot(rec.queue, rec.concKey)
 		case slotHold:
-			err = t.exec(`INSERT INTO {s}.held (job, queue, key) VALUES ($1, $2, $3)
-				ON CONFLICT (job) DO UPDATE SET queue = excluded.queue, key = excluded.key`, int64(id), rec.queue, rec.concKey)
+			err = t.exec(`INSERT INTO {s}.held (job, queue, key, owner, lease_until) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (job) DO UPDATE SET queue = excluded.queue, key = excluded.key, owner = excluded.owner,
+					lease_until = excluded.lease_until`,
+				int64(id), rec.queue, rec.concKey, t.s.owner, storedNanos(t.now.Add(t.s.set.Lease)))
 		}
 		if err != nil {
 			return err
@@ -586,6 +548,12 @@ func (t *pgTxn) apply(id ID, rec *record, e ending) (next, error) {
 		return next{}, err
 	}
 	if r != nil && r.claim != pgUnclaimed {
+		// A claim of this store, or of another process (a Cancel of a job that no
+		// session runs): ended here either way.
+		t.s.fenceMu.Lock()
+		t.s.fences[id] = r.fence
+		t.s.fenceMu.Unlock()
+		r.owner = t.s.owner
 		return t.finish(id, rec, e, r.claim == pgStarted)
 	}
 	if err := t.unindex(id, rec); err != nil {
@@ -594,7 +562,15 @@ func (t *pgTxn) apply(id ID, rec *record, e ending) (next, error) {
 	return t.applyDetached(id, rec, e, rec.state)
 }
 
+// finish records the outcome of a claim this store holds; the outcome of a claim
+// that lapsed and was rescued, or that another process ended, is dropped.
 func (t *pgTxn) finish(id ID, rec *record, e ending, started bool) (next, error) {
+	ok, err := t.owns(id)
+	if err != nil || !ok {
+		return next{}, err
+	}
+	t.forget(id)
+	t.keepCancel(id, rec)
 	from := stRunning
 	if !started {
 		from = stReady
@@ -602,8 +578,9 @@ func (t *pgTxn) finish(id ID, rec *record, e ending, started bool) (next, error)
 			t.logStart(id, rec, e.started)
 		}
 	}
-	if err := t.setClaim(id, pgUnclaimed, 0); err != nil {
-		return next{}, err
+	if r := t.rows[id]; r != nil {
+		r.claim, r.startedAt, r.owner, r.leaseUntil = pgUnclaimed, 0, 0, 0
+		t.touch(id, r, pgUpdate)
 	}
 	if e.outcome == outcomeSlept {
 		var s *step
@@ -646,6 +623,10 @@ func (t *pgTxn) applyDetached(id ID, rec *record, e ending, from byte) (next, er
 }
 
 func (t *pgTxn) saveProgress(id ID, rec *record) error {
+	if ok, err := t.owns(id); !ok || err != nil {
+		return err
+	}
+	t.keepCancel(id, rec)
 	if err := t.put(id, rec); err != nil {
 		return err
 	}
@@ -665,26 +646,6 @@ func (t *pgTxn) releaseHeld(id ID) error {
 		return err
 	}
 	return t.releaseSlot(queue, key)
-}
-
-func (t *pgTxn) releaseAllHeld() error {
-	type slot struct{ queue, key string }
-	var slots []slot
-	err := scanRows(t.query(`DELETE FROM {s}.held RETURNING queue, key`), func(rows sqldb.Rows) error {
-		var s slot
-		err := rows.Scan(&s.queue, &s.key)
-		slots = append(slots, s)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for _, s := range slots {
-		if err := t.releaseSlot(s.queue, s.key); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // slotsOf returns how many slots of a key are held, locking the key's row so that
@@ -941,4 +902,14 @@ func (t *pgTxn) checkSuspended(repair bool) ([]CountMismatch, error) {
 		}
 	}
 	return out, nil
+}
+
+// keepCancel carries a Cancel that another process stored while this one ran the
+// job into rec, the running job's record, which would otherwise overwrite it, and
+// tells the engine to stop the handler.
+func (t *pgTxn) keepCancel(id ID, rec *record) {
+	if r := t.rows[id]; r != nil && r.cancel && !rec.cancel {
+		rec.cancel = true
+		t.log(changeOf(changeCancelAsked, id, rec, rec.state))
+	}
 }

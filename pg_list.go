@@ -53,7 +53,7 @@ func (t *pgTxn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []by
 	}
 	keys := strings.Split(key, ", ")
 	order := strings.Join(keys, dir+", ") + dir
-	stmt := `SELECT ` + pgJobColumns + `, ` + key + ` FROM {s}.jobs WHERE ` + strings.Join(where, " AND ") +
+	stmt := `SELECT id, claim, started_at, rec, ` + key + ` FROM {s}.jobs WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + order + ` LIMIT ` + arg(limit+1)
 	var jobs []*Info
 	var next []byte
@@ -61,11 +61,11 @@ func (t *pgTxn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []by
 	scanned := 0
 	err := scanRows(t.query(stmt, args...), func(rows sqldb.Rows) error {
 		var id int64
-		var state, lane, claim, suspended int16
+		var claim int16
+		var startedAt int64
+		var raw []byte
 		var k [3]int64
-		r := &pgRow{}
-		if err := rows.Scan(&id, &r.queue, &r.kind, &state, &r.priority, &r.runAt, &r.finishedAt, &lane, &claim,
-			&r.startedAt, &r.concKey, &r.tags, &suspended, &r.raw, &k[0], &k[1], &k[2]); err != nil {
+		if err := rows.Scan(&id, &claim, &startedAt, &raw, &k[0], &k[1], &k[2]); err != nil {
 			return err
 		}
 		if scanned++; scanned > limit {
@@ -77,7 +77,7 @@ func (t *pgTxn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []by
 			return nil
 		}
 		last = k
-		rec, err := decodeRecord(r.raw)
+		rec, err := decodeRecord(raw)
 		if err != nil {
 			return nil // a row without a readable record: quarantined when claimed or promoted
 		}
@@ -85,7 +85,7 @@ func (t *pgTxn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []by
 		if claim == int16(pgStarted) {
 			in.State = StateRunning
 			in.Attempt++
-			in.StartedAt = pgTime(r.startedAt)
+			in.StartedAt = pgTime(startedAt)
 		}
 		jobs = append(jobs, &in)
 		return nil

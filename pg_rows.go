@@ -47,11 +47,16 @@ type pgRow struct {
 	lane       byte
 	claim      byte
 	startedAt  int64
+	owner      int64 // the store (process) whose claim it is
+	leaseUntil int64 // when its claim lapses unless renewed
+	fence      int64 // counts the job's claims: an outcome of an older claim is refused
+	cancel     bool  // its record asks it to stop (Cancel, or its parent ended)
 	op         byte
 }
 
 // pgJobColumns are the columns scanRow reads, in its order.
-const pgJobColumns = `id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec`
+const pgJobColumns = `id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended,
+	owner, lease_until, fence, cancel, rec`
 
 // scanRow reads a row of pgJobColumns and keeps it, unless the transaction holds
 // a newer version of it.
@@ -60,7 +65,7 @@ func (t *pgTxn) scanRow(rows sqldb.Rows) (ID, *pgRow, error) {
 	var state, lane, claim, suspended int16
 	r := &pgRow{}
 	if err := rows.Scan(&id, &r.queue, &r.kind, &state, &r.priority, &r.runAt, &r.finishedAt, &lane, &claim,
-		&r.startedAt, &r.concKey, &r.tags, &suspended, &r.raw); err != nil {
+		&r.startedAt, &r.concKey, &r.tags, &suspended, &r.owner, &r.leaseUntil, &r.fence, &r.cancel, &r.raw); err != nil {
 		return 0, nil, err
 	}
 	r.state, r.lane, r.claim, r.suspended = byte(state), byte(lane), byte(claim), byte(suspended)
@@ -114,7 +119,7 @@ func (r *pgRow) setRecord(rec *record) {
 	r.raw, r.recChanged = rec.encode(), true
 	r.queue, r.kind, r.state, r.priority = rec.queue, rec.kind, rec.state, rec.priority
 	r.runAt, r.finishedAt = storedNanos(rec.runAt), storedNanos(rec.finishedAt)
-	r.concKey, r.tags, r.suspended = rec.concKey, rec.tags, rec.suspended
+	r.concKey, r.tags, r.suspended, r.cancel = rec.concKey, rec.tags, rec.suspended, rec.cancel
 	if r.state != stReady {
 		r.lane = pgLaneNone
 	}
@@ -220,10 +225,8 @@ func (t *pgTxn) sendRows() error {
 		if _, err := t.tx.Exec(t.ctx, t.s.q(`INSERT INTO {s}.jobs (`+pgJobColumns+`)
 			SELECT id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key,
 				CASE WHEN tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
-				suspended, rec
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[],
-				$8::smallint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[], $13::smallint[], $14::bytea[])
-			AS v(id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec)`),
+				suspended, owner, lease_until, fence, cancel, rec
+			FROM `+pgUnnestColumns),
 			ins.args()...); err != nil {
 			return fmt.Errorf("insert jobs: %w", err)
 		}
@@ -233,11 +236,9 @@ func (t *pgTxn) sendRows() error {
 				priority = v.priority, run_at = v.run_at, finished_at = v.finished_at, lane = v.lane, claim = v.claim,
 				started_at = v.started_at, conc_key = v.conc_key,
 				tags = CASE WHEN v.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(v.tags::jsonb)) END,
-				suspended = v.suspended, rec = COALESCE(v.rec, j.rec)
-			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[],
-				$8::smallint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[], $13::smallint[], $14::bytea[])
-			AS v(id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended, rec)
-			WHERE j.id = v.id`),
+				suspended = v.suspended, owner = v.owner, lease_until = v.lease_until, fence = v.fence, cancel = v.cancel,
+				rec = COALESCE(v.rec, j.rec)
+			FROM `+pgUnnestColumns+` WHERE j.id = v.id`),
 			upd.args()...); err != nil {
 			return fmt.Errorf("update jobs: %w", err)
 		}
@@ -245,12 +246,21 @@ func (t *pgTxn) sendRows() error {
 	return nil
 }
 
+// pgUnnestColumns reads pgColumns.args as rows named v.
+const pgUnnestColumns = `unnest($1::bigint[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], $6::bigint[], $7::bigint[],
+	$8::smallint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[], $13::smallint[], $14::bigint[], $15::bigint[],
+	$16::bigint[], $17::boolean[], $18::bytea[])
+	AS v(id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended,
+		owner, lease_until, fence, cancel, rec)`
+
 // pgColumns are rows as the column arrays of one statement.
 type pgColumns struct {
 	id                                   []int64
 	queue, kind, concKey, tags           []string
 	state, lane, claim, suspended        []int16
 	priority, runAt, finishedAt, started []int64
+	owner, leaseUntil, fence             []int64
+	cancel                               []bool
 	rec                                  [][]byte
 }
 
@@ -267,6 +277,8 @@ func (c *pgColumns) add(id ID, r *pgRow) {
 	c.suspended = append(c.suspended, int16(r.suspended))
 	c.priority, c.runAt, c.finishedAt = append(c.priority, r.priority), append(c.runAt, r.runAt), append(c.finishedAt, r.finishedAt)
 	c.started = append(c.started, r.startedAt)
+	c.owner, c.leaseUntil, c.fence = append(c.owner, r.owner), append(c.leaseUntil, r.leaseUntil), append(c.fence, r.fence)
+	c.cancel = append(c.cancel, r.cancel)
 	var raw []byte
 	if r.recChanged || r.op == pgInsert {
 		raw = r.raw
@@ -276,5 +288,5 @@ func (c *pgColumns) add(id ID, r *pgRow) {
 
 func (c *pgColumns) args() []any {
 	return []any{c.id, c.queue, c.kind, c.state, c.priority, c.runAt, c.finishedAt, c.lane, c.claim, c.started,
-		c.concKey, c.tags, c.suspended, c.rec}
+		c.concKey, c.tags, c.suspended, c.owner, c.leaseUntil, c.fence, c.cancel, c.rec}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -85,3 +86,111 @@ func openPGForConformance(t *testing.T, cfg *config) store {
 }
 
 func TestStoreConformancePG(t *testing.T) { runStoreConformance(t, openPGForConformance) }
+
+// openPGPair opens two stores on one new schema, as two processes would, with
+// leases of lease.
+func openPGPair(t *testing.T, lease time.Duration) (x, y *pgStore) {
+	t.Helper()
+	pool := testPool(t)
+	set := sqldb.Settings{Schema: newTestSchema(), Migrate: true, Lease: lease, Poll: time.Second}
+	open := func() *pgStore {
+		st, err := openPGStore(t.Context(), pgxdb.Pool{P: pool}, confConfig(t), set)
+		if err != nil {
+			t.Fatalf("open PostgreSQL store: %v", err)
+		}
+		t.Cleanup(func() { st.close() })
+		return st
+	}
+	return open(), open()
+}
+
+// renewAt runs a renewal of st's leases at now, as the commit loop's poll does.
+func renewAt(t *testing.T, st *pgStore, now time.Time) (ready, ended int, changes []jobChange) {
+	t.Helper()
+	changes = confUpdate(t, st, now, func(w storeWriter) (err error) {
+		ready, ended, err = w.(leaseWriter).renew(100)
+		return err
+	})
+	return ready, ended, changes
+}
+
+// TestPGLeases: a claim whose process renews it holds; one that lapses is rescued
+// by another process without spending an attempt, and the outcome that the first
+// process records late is refused, so the rescued run's is the one that counts.
+func TestPGLeases(t *testing.T) {
+	x, y := openPGPair(t, 10*time.Second)
+	id := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0))[0]
+	cj := confClaimOne(t, x, confT0, "q", id)
+	confStart(t, x, confT0, cj)
+
+	// x renews at 8s: at 15s the claim (until 18s) holds.
+	renewAt(t, x, confT0.Add(8*time.Second))
+	if ready, ended, _ := renewAt(t, y, confT0.Add(15*time.Second)); ready+ended != 0 {
+		t.Fatalf("a renewed claim was rescued: %d ready, %d ended", ready, ended)
+	}
+	confView(t, y, func(r storeReader) error {
+		if !r.(*pgTxn).claimedElsewhere(id) {
+			t.Errorf("y does not see x's claim")
+		}
+		return nil
+	})
+
+	// x stops renewing: at 19s y rescues the job, ready again with no attempt spent.
+	ready, _, changes := renewAt(t, y, confT0.Add(19*time.Second))
+	if ready != 1 {
+		t.Fatalf("rescue at 19s: %d ready, want 1", ready)
+	}
+	confWantMove(t, changes, id, stRunning, stReady, outcomeRecovered)
+	confWantInfo(t, y, id, StateReady, 0)
+
+	// y claims and runs it; x's late outcome changes nothing.
+	cy := confClaimOne(t, y, confT0.Add(20*time.Second), "q", id)
+	confStart(t, y, confT0.Add(20*time.Second), cy)
+	late := confUpdate(t, x, confT0.Add(21*time.Second), func(w storeWriter) error {
+		_, err := w.finish(id, cj.rec, ending{outcome: outcomeDone, started: confT0}, true)
+		return err
+	})
+	if len(late) != 0 {
+		t.Errorf("the rescued claim's outcome was recorded: %v", confChangeList(late))
+	}
+	if err := confUpdate(t, x, confT0.Add(21*time.Second), func(w storeWriter) error {
+		return w.saveProgress(id, cj.rec)
+	}); len(err) != 0 {
+		t.Errorf("the rescued claim's progress was recorded: %v", confChangeList(err))
+	}
+	confWantInfo(t, y, id, StateRunning, 1)
+	_, rec, _ := confApply(t, y, confT0.Add(22*time.Second), cy, ending{outcome: outcomeDone, started: confT0.Add(20 * time.Second)})
+	if rec.state != stDone || rec.attempt != 1 {
+		t.Errorf("the rescued run's outcome: state %d, attempt %d", rec.state, rec.attempt)
+	}
+	confCheckCounts(t, x)
+}
+
+// TestPGCancelElsewhere: Cancel of a job that another process runs leaves the
+// claim to that process, whose next renewal tells its engine to stop the handler,
+// and whose progress writes keep the request.
+func TestPGCancelElsewhere(t *testing.T) {
+	x, y := openPGPair(t, 10*time.Second)
+	id := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0))[0]
+	cj := confClaimOne(t, x, confT0, "q", id)
+	confStart(t, x, confT0, cj)
+	confUpdate(t, y, confT0, func(w storeWriter) error {
+		rec, err := w.get(id)
+		if err != nil {
+			return err
+		}
+		if !w.(leaseWriter).claimedElsewhere(id) {
+			t.Fatalf("y does not see x's claim")
+		}
+		rec.cancel = true
+		return w.put(id, rec)
+	})
+	_, _, changes := renewAt(t, x, confT0.Add(time.Second))
+	confOne(t, changes, changeCancelAsked, id)
+	rec := cj.rec.clone()
+	changes = confUpdate(t, x, confT0.Add(2*time.Second), func(w storeWriter) error { return w.saveProgress(id, rec) })
+	if !rec.cancel || !confGet(t, y, id).cancel {
+		t.Errorf("progress overwrote the cancel request")
+	}
+	confOne(t, changes, changeCancelAsked, id)
+}

@@ -43,6 +43,7 @@ type Runner struct {
 	wokenDue  time.Time       // earliest run time EnqueueTx scheduled
 	wokenSent bool            // SendTx stored events: retention has them to expire
 	wokenJobs []jobChange     // the jobs EnqueueTx and SendTx stored, for the history
+	wokenPoll bool            // another process changed what a poll reads (a shared store)
 	loopDone  chan struct{}   // closed when the commit loop has exited
 
 	events emitter
@@ -143,6 +144,9 @@ func newRunner(st store, cfg *config) (*Runner, error) {
 	}
 	en := newEngine(r)
 	go en.loop()
+	if ss, ok := st.(sharedStore); ok && !cfg.noServices {
+		ss.watch(r.wakeFromElsewhere)
+	}
 	return r, nil
 }
 
@@ -171,7 +175,10 @@ func recoverAtOpen(st store, cfg *config) error {
 // DB returns the runner's database, for the application's own transactions (see
 // EnqueueTx) and for backups.
 func (r *Runner) DB() *bbolt.DB {
-	return r.st.(*boltStore).handle()
+	if st, ok := r.st.(*boltStore); ok {
+		return st.handle()
+	}
+	return nil // a PostgreSQL runner (package pg)
 }
 
 // Enqueue stores a job and returns its ID once the job is durable: committed and
@@ -244,7 +251,10 @@ func countTrue(bs []bool) int {
 // than ErrDuplicate (a damaged page of the file gives one wrapping ErrCorrupt), roll
 // tx back by returning the error from its function: the job may be half written.
 func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ...EnqueueOption) (ID, error) {
-	st := r.st.(*boltStore)
+	st, ok := r.st.(*boltStore)
+	if !ok {
+		return 0, fmt.Errorf("enqueue in tx: %w", invalidf("a PostgreSQL runner enqueues in a pgx.Tx: use pg.EnqueueTx"))
+	}
 	if err := st.checkTx(tx); err != nil {
 		return 0, fmt.Errorf("enqueue in tx: %w", err)
 	}
@@ -271,7 +281,10 @@ func (r *Runner) EnqueueTx(ctx context.Context, tx *bbolt.Tx, args Args, opts ..
 // runner's database: the event and its runs exist if and only if tx commits, and
 // workers are woken only after it does. On an error, roll tx back.
 func (r *Runner) SendTx(ctx context.Context, tx *bbolt.Tx, ev Event) (*EventInfo, error) {
-	st := r.st.(*boltStore)
+	st, ok := r.st.(*boltStore)
+	if !ok {
+		return nil, fmt.Errorf("send in tx: %w", invalidf("a PostgreSQL runner does not send in a bbolt transaction"))
+	}
 	if err := st.checkTx(tx); err != nil {
 		return nil, fmt.Errorf("send in tx: %w", err)
 	}
@@ -328,6 +341,28 @@ func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent boo
 		case r.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// wakeFromElsewhere takes what another process's commit on a shared store did:
+// queue has ready jobs, jobs come due at due, or (poke) something a poll reads
+// changed.
+func (r *Runner) wakeFromElsewhere(queue string, due time.Time, poke bool) {
+	r.wakeMu.Lock()
+	switch {
+	case poke:
+		r.wokenPoll = true
+	case !due.IsZero():
+		if r.wokenDue.IsZero() || due.Before(r.wokenDue) {
+			r.wokenDue = due
+		}
+	default:
+		r.woken[queue] = true
+	}
+	r.wakeMu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -177,3 +177,63 @@ func (c *cleaner) applied(countLimits bool, now time.Time, res *cycleResult) {
 		c.next = now.Add(cleanLook) // the first event to expire may be new
 	}
 }
+
+// poller looks, on a store that other processes share, for what their commits did
+// that no notification announced, and renews this process's leases, rescuing the
+// jobs of processes whose leases lapsed (pg_shared.go). A store only this process
+// writes has no poller (every zero).
+type poller struct {
+	every time.Duration
+	next  time.Time
+}
+
+// pollResult is what a poll read, for the loop's memory.
+type pollResult struct {
+	paused map[string]bool
+	fires  map[string]time.Time
+}
+
+func (p *poller) due(now time.Time) bool { return p.every > 0 && !now.Before(p.next) }
+
+// dueBy brings the next poll forward to at.
+func (p *poller) dueBy(at time.Time) {
+	if p.every > 0 && at.Before(p.next) {
+		p.next = at
+	}
+}
+
+func (p *poller) write(w storeWriter, res *cycleResult) error {
+	lw, ok := w.(leaseWriter)
+	if !ok || !p.due(res.now) {
+		return nil
+	}
+	ready, ended, err := lw.renew(maxPromotePerCycle)
+	if err != nil {
+		return err
+	}
+	if ready+ended > 0 {
+		res.rescued = [2]int{ready, ended}
+	}
+	res.polled = &pollResult{paused: w.pausedQueues(), fires: loadFires(w)}
+	return nil
+}
+
+// applyPoll takes what the poll of a committed cycle read: pauses and schedules
+// that other processes changed.
+func (en *engine) applyPoll(now time.Time, res *cycleResult) {
+	if res.polled == nil {
+		return
+	}
+	en.poller.next = now.Add(en.poller.every)
+	for name, paused := range res.polled.paused {
+		if q := en.queues[name]; q != nil && paused && !en.paused[name] {
+			en.takeBack(q)
+		}
+	}
+	en.paused = res.polled.paused
+	en.firer.fires = res.polled.fires
+	if n := res.rescued; n[0]+n[1] > 0 {
+		en.r.log.Warn("jobrun: rescued jobs whose process stopped renewing its claims",
+			"ready_again", n[0], "failed", n[1])
+	}
+}
