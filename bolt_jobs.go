@@ -188,10 +188,6 @@ func (t *txn) queueNames() []string {
 	return names
 }
 
-// claimSkipBudget bounds the ready jobs one claim steps over because their key is out
-// of rate-limit tokens.
-const claimSkipBudget = 1000
-
 // claim takes up to n ready jobs of queue, best first, and up to extra more that
 // outrank priority beat, moves them to the active index as claimed (not started) and
 // returns them. take, if not nil, is asked before each job with its concurrency key:

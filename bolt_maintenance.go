@@ -203,9 +203,6 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 	return out, nil
 }
 
-// suspensionNames name the counters of suspended runs in a CountMismatch.
-var suspensionNames = [numSuspended]State{suspendedSleep: "sleeping", suspendedWait: "waiting", suspendedInvoke: "invoking"}
-
 // checkSuspended recounts the runs suspended in a step, from the records of the
 // scheduled jobs, and returns the counters that disagree (Queue "", State "sleeping",
 // "waiting" or "invoking"), rewriting them if repair.

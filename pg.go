@@ -245,7 +245,7 @@ func (s *pgStore) updateOnce(now time.Time, buf []jobChange, fn func(w storeWrit
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
-	t := s.txn(ctx, tx, now, true)
+	t := s.newTxn(ctx, tx, now, true)
 	t.changes = buf[:0]
 	if err := fn(t); err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func (s *pgStore) view(fn func(r storeReader) error) error {
 	if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
 		return err
 	}
-	return fn(s.txn(ctx, tx, time.Now(), false))
+	return fn(s.newTxn(ctx, tx, time.Now(), false))
 }
 
 // errPGUnsupported is the error of what a PostgreSQL store leaves to the server's
@@ -304,7 +304,7 @@ type pgTxn struct {
 	poked           bool // the other processes are to poll after the commit
 }
 
-func (s *pgStore) txn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {
+func (s *pgStore) newTxn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {
 	return &pgTxn{s: s, ctx: ctx, tx: tx, now: now, cfg: s.cfg, writes: writes, rows: map[ID]*pgRow{}}
 }
 

@@ -241,7 +241,7 @@ func (t *pgTxn) markStarted(id ID, rec *record, at time.Time) error {
 
 // quarantine fails a job whose record cannot be decoded, keeping its bytes in the
 // corrupt table.
-func (t *pgTxn) quarantine(id ID, queue string, from byte, cause error) error {
+func (t *pgTxn) quarantine(id ID, queue string, from byte, why error) error {
 	r, err := t.row(id)
 	if err != nil {
 		return err
@@ -255,7 +255,7 @@ func (t *pgTxn) quarantine(id ID, queue string, from byte, cause error) error {
 		return err
 	}
 	rec := &record{queue: queue, state: stFailed, maxAttempts: 1, finishedAt: t.now}
-	rec.appendError(0, time.Time{}, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt table", cause))
+	rec.appendError(0, time.Time{}, t.now, fmt.Sprintf("stored job record is unreadable (%v); its bytes are kept in the corrupt table", why))
 	r.claim, r.startedAt = pgUnclaimed, 0
 	if err := t.put(id, rec); err != nil {
 		return err
@@ -309,7 +309,7 @@ func (t *pgTxn) nextDueErr() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	return nanosTime(uint64(max(at, 0))), nil
+	return pgTime(at), nil
 }
 
 // recoverAtOpen rescues the claims that lapsed, as a bbolt store recovers every

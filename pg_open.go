@@ -102,7 +102,7 @@ func (r *Runner) enqueueSQLTx(ctx context.Context, tx sqldb.Tx, args Args, opts 
 // enqueueTx stores rec inside the application's transaction tx, with the
 // notification that wakes the processes when it commits.
 func (s *pgStore) enqueueTx(ctx context.Context, tx sqldb.Tx, now time.Time, rec *record) (inserted, error) {
-	t := s.txn(ctx, tx, now, true)
+	t := s.newTxn(ctx, tx, now, true)
 	ins, err := t.enqueue(rec)
 	if err == nil {
 		err = t.flush()

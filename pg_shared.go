@@ -28,29 +28,6 @@ import (
 //   - Pause, Cancel of a job another process runs, schedules and key slots are
 //     rows the transactions lock, not memory.
 
-// sharedStore is a store that other processes write too.
-type sharedStore interface {
-	// pollEvery is how often the commit loop polls and renews.
-	pollEvery() time.Duration
-	// watch starts calling fn with what other processes' commits did (a queue with
-	// new ready jobs, a time when jobs come due, or poke for anything else: a
-	// pause, a schedule, a cancel) until the store closes.
-	watch(fn func(queue string, due time.Time, poke bool))
-}
-
-// leaseWriter is the writer of a sharedStore.
-type leaseWriter interface {
-	// renew extends this process's leases, tells the engine of the jobs it runs
-	// that another process asked to stop (changeCancelAsked), and rescues up to
-	// limit jobs whose leases lapsed. It returns how many it made ready again and
-	// how many it ended.
-	renew(limit int) (ready, ended int, err error)
-	// claimedElsewhere reports whether another live process holds job id's claim.
-	claimedElsewhere(id ID) bool
-	// poke has the other processes poll after this transaction commits.
-	poke()
-}
-
 func (s *pgStore) pollEvery() time.Duration { return min(s.set.Poll, s.set.Lease/3) }
 
 // channel is the notification channel of the store's schema.

@@ -177,6 +177,37 @@ type storeWriter interface {
 	addHistory(points []HistoryPoint, before time.Time, limit int) error
 }
 
+// sharedStore is a store that other processes write too (a PostgreSQL store,
+// pg_shared.go); the bbolt store's file lock keeps others out.
+type sharedStore interface {
+	// pollEvery is how often the commit loop polls and renews.
+	pollEvery() time.Duration
+	// watch starts calling fn with what other processes' commits did (a queue with
+	// new ready jobs, a time when jobs come due, or poke for anything else: a
+	// pause, a schedule, a cancel) until the store closes.
+	watch(fn func(queue string, due time.Time, poke bool))
+}
+
+// leaseWriter is the writer of a sharedStore.
+type leaseWriter interface {
+	// renew extends this process's leases, tells the engine of the jobs it runs
+	// that another process asked to stop (changeCancelAsked), and rescues up to
+	// limit jobs whose leases lapsed. It returns how many it made ready again and
+	// how many it ended.
+	renew(limit int) (ready, ended int, err error)
+	// claimedElsewhere reports whether another live process holds job id's claim.
+	claimedElsewhere(id ID) bool
+	// poke has the other processes poll after this transaction commits.
+	poke()
+}
+
+// claimSkipBudget bounds the ready jobs one claim steps over because their key is out
+// of rate-limit tokens.
+const claimSkipBudget = 1000
+
+// suspensionNames name the counters of suspended runs in a CountMismatch.
+var suspensionNames = [numSuspended]State{suspendedSleep: "sleeping", suspendedWait: "waiting", suspendedInvoke: "invoking"}
+
 // claimedJob is a job claim took: its record as stored.
 type claimedJob struct {
 	id  ID
