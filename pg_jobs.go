@@ -417,17 +417,14 @@ func (t *pgTxn) settle(id ID, rec *record, nx next, from byte) error {
 
 func (t *pgTxn) enqueue(rec *record) (inserted, error) {
 	if rec.uniqueMode != uniqueNone {
-		var held int64
-		var until int64
-		err := t.queryRow(`SELECT job, until FROM {s}.uniques WHERE kind = $1 AND key = $2 FOR UPDATE`,
-			rec.kind, rec.uniqueKey).Scan(&held, &until)
-		switch {
-		case err == nil:
-			if ins, done, err := t.applyUnique(rec, ID(held), pgTime(until)); done || err != nil {
+		held, until, err := t.lockUnique(rec)
+		if err != nil {
+			return inserted{}, err
+		}
+		if held != 0 {
+			if ins, done, err := t.applyUnique(rec, held, until); done || err != nil {
 				return ins, err
 			}
-		case err != sqldb.ErrNoRows:
-			return inserted{}, err
 		}
 	}
 	id, err := t.insert(rec)
@@ -439,15 +436,26 @@ func (t *pgTxn) enqueue(rec *record) (inserted, error) {
 		if rec.uniqueMode == uniqueThrottle {
 			until = rec.createdAt.Add(rec.uniqueFor)
 		}
-		// Another process's transaction may hold the key since this one looked: the
-		// insert then waits for it and fails, and the commit is tried again.
-		if err := t.exec(`INSERT INTO {s}.uniques (kind, key, job, until) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, key) DO UPDATE SET job = excluded.job, until = excluded.until`,
+		if err := t.exec(`UPDATE {s}.uniques SET job = $3, until = $4 WHERE kind = $1 AND key = $2`,
 			rec.kind, rec.uniqueKey, int64(id), storedNanos(until)); err != nil {
 			return inserted{}, err
 		}
 	}
 	return inserted{id: id, state: rec.state, runAt: rec.runAt}, nil
+}
+
+// lockUnique locks the row of rec's unique key, making it (held by no job) if
+// there is none, and returns the job that holds the key (0: none) and until when,
+// for a throttle. A row that exists is locked by the update, one that does not by
+// the insert: either way another process's enqueue of the key waits for this
+// transaction, and then sees what it did. (A SELECT FOR UPDATE locks no row that
+// does not exist yet: two processes would both find the key free.)
+func (t *pgTxn) lockUnique(rec *record) (held ID, until time.Time, err error) {
+	var job, at int64
+	err = t.queryRow(`INSERT INTO {s}.uniques (kind, key, job, until) VALUES ($1, $2, 0, 0)
+		ON CONFLICT (kind, key) DO UPDATE SET job = {s}.uniques.job RETURNING job, until`,
+		rec.kind, rec.uniqueKey).Scan(&job, &at)
+	return ID(job), pgTime(at), err
 }
 
 // applyUnique decides what a new job does when job held has its key.
@@ -493,22 +501,18 @@ func (t *pgTxn) takeUnique(id ID, rec *record) error {
 	if rec.uniqueMode != uniqueUnfinished && rec.uniqueMode != uniqueDebounce {
 		return nil
 	}
-	var held int64
-	var until int64
-	err := t.queryRow(`SELECT job, until FROM {s}.uniques WHERE kind = $1 AND key = $2 FOR UPDATE`,
-		rec.kind, rec.uniqueKey).Scan(&held, &until)
-	switch {
-	case err == nil && ID(held) != id:
-		if old, err := t.get(ID(held)); err == nil {
-			if _, running := t.claimedSince(ID(held)); running || !final(old.state) {
+	held, _, err := t.lockUnique(rec)
+	if err != nil {
+		return err
+	}
+	if held != 0 && held != id {
+		if old, err := t.get(held); err == nil {
+			if _, running := t.claimedSince(held); running || !final(old.state) {
 				return fmt.Errorf("%w: job %d holds key %q", ErrDuplicate, held, rec.uniqueKey)
 			}
 		}
-	case err != nil && err != sqldb.ErrNoRows:
-		return err
 	}
-	return t.exec(`INSERT INTO {s}.uniques (kind, key, job, until) VALUES ($1, $2, $3, 0)
-		ON CONFLICT (kind, key) DO UPDATE SET job = excluded.job, until = 0`, rec.kind, rec.uniqueKey, int64(id))
+	return t.exec(`UPDATE {s}.uniques SET job = $3, until = 0 WHERE kind = $1 AND key = $2`, rec.kind, rec.uniqueKey, int64(id))
 }
 
 // unindex takes a job that is not running out of its place: a ready one out of
@@ -648,14 +652,13 @@ func (t *pgTxn) releaseHeld(id ID) error {
 	return t.releaseSlot(queue, key)
 }
 
-// slotsOf returns how many slots of a key are held, locking the key's row so that
-// two processes' transactions count one key's slots one after the other.
+// slotsOf returns how many slots of a key are held, locking the key's row (made
+// if missing, as lockUnique does) so that two processes' transactions count one
+// key's slots one after the other.
 func (t *pgTxn) slotsOf(queue, key string) (int, error) {
 	var n int64
-	err := t.queryRow(`SELECT n FROM {s}.key_slots WHERE queue = $1 AND key = $2 FOR UPDATE`, queue, key).Scan(&n)
-	if err == sqldb.ErrNoRows {
-		return 0, nil
-	}
+	err := t.queryRow(`INSERT INTO {s}.key_slots (queue, key, n) VALUES ($1, $2, 0)
+		ON CONFLICT (queue, key) DO UPDATE SET n = {s}.key_slots.n RETURNING n`, queue, key).Scan(&n)
 	return int(n), err
 }
 
