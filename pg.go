@@ -340,6 +340,19 @@ func (t *pgTxn) queryRow(stmt string, args ...any) sqldb.Row {
 	return t.tx.QueryRow(t.ctx, t.s.q(stmt), args...)
 }
 
+// queryOther is query for a statement that reads no jobs row: the gathered writes
+// to them wait for the next query that does, or the commit, so that a commit that
+// also reads steps or events still sends its jobs in a few statements.
+func (t *pgTxn) queryOther(stmt string, args ...any) pgRows {
+	rows, err := t.tx.Query(t.ctx, t.s.q(stmt), args...)
+	return pgRows{rows, err}
+}
+
+// queryRowOther is queryOther for one row.
+func (t *pgTxn) queryRowOther(stmt string, args ...any) sqldb.Row {
+	return t.tx.QueryRow(t.ctx, t.s.q(stmt), args...)
+}
+
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
