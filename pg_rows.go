@@ -104,6 +104,38 @@ func (t *pgTxn) row(id ID) (*pgRow, error) {
 	return r, nil
 }
 
+// lockRows is row for many jobs in one query: it reads (and in a write transaction
+// locks, in ID order) the rows of ids the transaction has not read yet, so that the
+// rows of the jobs one event wakes or cancels cost one round trip, not one each.
+func (t *pgTxn) lockRows(ids []ID) error {
+	var unread []int64
+	for _, id := range ids {
+		if _, ok := t.rows[id]; !ok {
+			unread = append(unread, int64(id))
+		}
+	}
+	if len(unread) == 0 {
+		return nil
+	}
+	stmt := `SELECT ` + pgJobColumns + ` FROM {s}.jobs WHERE id = ANY($1) ORDER BY id`
+	if t.writes {
+		stmt += ` FOR UPDATE`
+	}
+	err := scanRows(t.query(stmt, unread), func(rows sqldb.Rows) error {
+		_, _, err := t.scanRow(rows)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range unread {
+		if _, ok := t.rows[ID(id)]; !ok {
+			t.rows[ID(id)] = nil
+		}
+	}
+	return nil
+}
+
 // touch queues row id's writes for sending.
 func (t *pgTxn) touch(id ID, r *pgRow, op byte) {
 	if r.op == pgClean {

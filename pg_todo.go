@@ -39,21 +39,8 @@ func (t *pgTxn) addHistory(points []HistoryPoint, before time.Time, limit int) e
 // Events, steps, waits and child runs (to port from bolt_events.go,
 // bolt_steps.go, bolt_waits.go and bolt_invoke.go).
 
-func (t *pgTxn) event(seq uint64) (*storedEvent, error) { return nil, errPGTodo }
-func (t *pgTxn) events(name string, oldest bool, from uint64, limit int) ([]*storedEvent, uint64, error) {
-	return nil, 0, errPGTodo
-}
-func (t *pgTxn) eventsDue() (bool, time.Time)          { return false, time.Time{} }
-func (t *pgTxn) functions() ([]*storedFunction, error) { return nil, errPGTodo }
-func (t *pgTxn) sendEvent(se *storedEvent, runs []*record, dedup time.Duration) error {
-	return errPGTodo
-}
-func (t *pgTxn) retainEvents(limit int) error             { return errPGTodo }
-func (t *pgTxn) putFunctions(fns []*storedFunction) error { return errPGTodo }
-func (t *pgTxn) childEnded(id ID, rec *record) error      { return errPGTodo }
-func (t *pgTxn) cancelChildren(id ID) error               { return errPGTodo }
-func (t *pgTxn) unindexCancels(id ID, rec *record) error  { return nil }
-func (t *pgTxn) enqueueFailure(id ID, rec *record) error  { return errPGTodo }
+func (t *pgTxn) childEnded(id ID, rec *record) error { return errPGTodo }
+func (t *pgTxn) cancelChildren(id ID) error          { return errPGTodo }
 func (t *pgTxn) invoke(id ID, rec *record, s *step, children []*record) (*step, error) {
 	return nil, errPGTodo
 }
