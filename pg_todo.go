@@ -36,14 +36,5 @@ func (t *pgTxn) addHistory(points []HistoryPoint, before time.Time, limit int) e
 	return errPGTodo
 }
 
-// Events, steps, waits and child runs (to port from bolt_events.go,
-// bolt_steps.go, bolt_waits.go and bolt_invoke.go).
-
-func (t *pgTxn) childEnded(id ID, rec *record) error { return errPGTodo }
-func (t *pgTxn) cancelChildren(id ID) error          { return errPGTodo }
-func (t *pgTxn) invoke(id ID, rec *record, s *step, children []*record) (*step, error) {
-	return nil, errPGTodo
-}
-
 var _ storeWriter = (*pgTxn)(nil)
 var _ store = (*pgStore)(nil)
