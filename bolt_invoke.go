@@ -44,15 +44,6 @@ func (t *txn) invoke(id ID, rec *record, s *step, children []*record) (*step, er
 	return s, nil
 }
 
-func allEnded(children []childRun) bool {
-	for _, c := range children {
-		if c.state == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // childEnded writes the end of child run id, whose record is rec, into its parent's
 // Invoke step; when it is the last of the step's children to end, the parent, if it
 // waits in the step, becomes ready.

@@ -3,7 +3,6 @@ package jobrun
 import (
 	"bytes"
 	"slices"
-	"time"
 )
 
 // A job suspended in WaitFor has its wait step in the steps bucket, like any step,
@@ -28,18 +27,6 @@ func (t *txn) suspendWait(id ID, rec *record, s *step) (*step, error) {
 	}
 	return s, t.bucket(bEventWaits).Put(eventWaitKey(s.waitEvent, s.waitField, s.waitValue, id), []byte(s.key))
 }
-
-// received is the wait step s ended by event se at now.
-func received(s *step, se *storedEvent, now time.Time) *step {
-	done := *s
-	done.state, done.result, done.event, done.finishedAt = stepDone, se.data, se.seq, now
-	return &done
-}
-
-// lookbackSkew is how far out of Seq order events' times may be: an event's time is
-// taken before its commit waits for bbolt's one writer (SendTx's in the
-// application's transaction), so a later Seq may carry a slightly earlier time.
-const lookbackSkew = time.Second
 
 // sentSince finds the first event sent since the wait step s could have been
 // reached (s.since: the end of the run's previous step, or its creation) that it
@@ -75,15 +62,6 @@ func (t *txn) sentSince(s *step, own uint64) (*storedEvent, error) {
 		}
 	}
 	return found, nil
-}
-
-// takes reports whether the wait step s takes event se.
-func takes(s *step, se *storedEvent) bool {
-	if s.waitField == "" {
-		return true
-	}
-	v, ok := fieldValue(se.data, s.waitField)
-	return ok && bytes.Equal(v, s.waitValue)
 }
 
 // endWait takes a wait step out of the index.

@@ -135,3 +135,12 @@ func (r *Runner) suspendInvoke(ctx context.Context, e *execution, key string, ba
 	s := &step{key: key, state: stepInvoking, attempts: attempts, startedAt: now, finishedAt: maxFireTime}
 	return &sleepError{e: e, s: s, children: recs, keepSpent: again}
 }
+
+func allEnded(children []childRun) bool {
+	for _, c := range children {
+		if c.state == 0 {
+			return false
+		}
+	}
+	return true
+}

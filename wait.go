@@ -204,3 +204,24 @@ func WaitFor[T any](ctx context.Context, name, event string, match EventMatch, t
 	}
 	return v, true, nil
 }
+
+// received is the wait step s ended by event se at now.
+func received(s *step, se *storedEvent, now time.Time) *step {
+	done := *s
+	done.state, done.result, done.event, done.finishedAt = stepDone, se.data, se.seq, now
+	return &done
+}
+
+// lookbackSkew is how far out of Seq order events' times may be: an event's time is
+// taken before its commit waits for bbolt's one writer (SendTx's in the
+// application's transaction), so a later Seq may carry a slightly earlier time.
+const lookbackSkew = time.Second
+
+// takes reports whether the wait step s takes event se.
+func takes(s *step, se *storedEvent) bool {
+	if s.waitField == "" {
+		return true
+	}
+	v, ok := fieldValue(se.data, s.waitField)
+	return ok && bytes.Equal(v, s.waitValue)
+}
