@@ -80,7 +80,12 @@ var pgSchema = []string{
 		PRIMARY KEY (queue, key))`,
 	`CREATE TABLE IF NOT EXISTS {s}.held (job bigint PRIMARY KEY, queue text NOT NULL, key text NOT NULL,
 		owner bigint NOT NULL, lease_until bigint NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS {s}.schedules (name text PRIMARY KEY, data bytea NOT NULL)`,
+	// Schedule names and history queues sort as bytes, as the bbolt store's keys do.
+	`CREATE TABLE IF NOT EXISTS {s}.schedules (name text COLLATE "C" PRIMARY KEY, data bytea NOT NULL)`,
+	// A row per fire time a schedule enqueued for: the primary key, not a process's
+	// view of the schedule, is what keeps two processes from enqueueing one twice.
+	`CREATE TABLE IF NOT EXISTS {s}.schedule_fires (name text NOT NULL, fire_at bigint NOT NULL,
+		PRIMARY KEY (name, fire_at))`,
 	`CREATE TABLE IF NOT EXISTS {s}.steps (job bigint NOT NULL, key text NOT NULL, data bytea NOT NULL,
 		PRIMARY KEY (job, key))`,
 	`CREATE SEQUENCE IF NOT EXISTS {s}.event_seqs`,
@@ -93,7 +98,7 @@ var pgSchema = []string{
 	`CREATE TABLE IF NOT EXISTS {s}.event_cancels (name text NOT NULL, field text NOT NULL, value bytea NOT NULL,
 		job bigint NOT NULL, PRIMARY KEY (name, field, value, job))`,
 	`CREATE TABLE IF NOT EXISTS {s}.functions (kind text PRIMARY KEY, data bytea NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS {s}.history (minute bigint NOT NULL, queue text NOT NULL, data bytea NOT NULL,
+	`CREATE TABLE IF NOT EXISTS {s}.history (minute bigint NOT NULL, queue text COLLATE "C" NOT NULL, data bytea NOT NULL,
 		PRIMARY KEY (minute, queue))`,
 }
 

@@ -11,10 +11,6 @@ var errPGTodo = fmt.Errorf("%w: not yet", errPGUnsupported)
 // Schedules, retention, lists and history (to port from bolt_schedules.go,
 // bolt_retention.go, bolt_list.go, bolt_history.go and sweep in bolt_jobs.go).
 
-func (t *pgTxn) schedule(name string) (*storedSchedule, error) { return nil, errPGTodo }
-func (t *pgTxn) eachSchedule(fn func(name string, s *storedSchedule, err error) error) error {
-	return errPGTodo
-}
 func (t *pgTxn) retentionDue() (bool, time.Time) { return false, time.Time{} }
 func (t *pgTxn) history(queue string, since time.Time) ([]HistoryPoint, error) {
 	return nil, errPGTodo
@@ -24,14 +20,6 @@ func (t *pgTxn) sweep(st byte, queue string, before time.Time, after []byte, lim
 	return nil, errPGTodo
 }
 func (t *pgTxn) retain(st byte, after []byte, limit int) ([]byte, error) { return nil, errPGTodo }
-func (t *pgTxn) putSchedule(name string, s *storedSchedule) error        { return errPGTodo }
-func (t *pgTxn) deleteSchedule(name string) error                        { return errPGTodo }
-func (t *pgTxn) fire(name string, s *storedSchedule, at time.Time) (inserted, bool, error) {
-	return inserted{}, false, errPGTodo
-}
-func (t *pgTxn) fireDue(due []string, log func(msg string, args ...any)) (map[string]time.Time, error) {
-	return nil, errPGTodo
-}
 func (t *pgTxn) addHistory(points []HistoryPoint, before time.Time, limit int) error {
 	return errPGTodo
 }
