@@ -11,15 +11,9 @@ var errPGTodo = fmt.Errorf("%w: not yet", errPGUnsupported)
 // Schedules, retention, lists and history (to port from bolt_schedules.go,
 // bolt_retention.go, bolt_list.go, bolt_history.go and sweep in bolt_jobs.go).
 
-func (t *pgTxn) retentionDue() (bool, time.Time) { return false, time.Time{} }
 func (t *pgTxn) history(queue string, since time.Time) ([]HistoryPoint, error) {
 	return nil, errPGTodo
 }
-func (t *pgTxn) sweep(st byte, queue string, before time.Time, after []byte, limit, budget int,
-	fn func(id ID, r *record) error) ([]byte, error) {
-	return nil, errPGTodo
-}
-func (t *pgTxn) retain(st byte, after []byte, limit int) ([]byte, error) { return nil, errPGTodo }
 func (t *pgTxn) addHistory(points []HistoryPoint, before time.Time, limit int) error {
 	return errPGTodo
 }
