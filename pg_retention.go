@@ -36,13 +36,14 @@ func (e pgFinishedEntry) position() []byte {
 // the first one's size, and the walk ends after most jobs finished by through: a
 // caller that stops after some number of jobs reads no more than that.
 type pgFinishedWalk struct {
-	t          *pgTxn
-	st         byte
-	from       [2]int64 // finished_at and ID of the last job read
-	through    int64
-	size, left int
-	page       []pgFinishedEntry
-	ended      bool // the page holds the walk's last jobs
+	t       *pgTxn
+	st      byte
+	from    [2]int64 // finished_at and ID of the last job read
+	through int64
+	size    int // the next page's
+	left    int // how many more jobs finished by through the walk reads
+	page    []pgFinishedEntry
+	ended   bool // the page holds the walk's last jobs
 }
 
 // walkFinished starts a walk of final state st after the position after (nil:
@@ -74,6 +75,8 @@ func (w *pgFinishedWalk) read() error {
 	want := min(w.size, w.left)
 	w.size *= 2
 	within := 0
+	// state >= 5 is the predicate of the partial index jobs_finished, which state = $1
+	// does not imply for a plan made for any $1.
 	err := scanRows(w.t.query(`SELECT id, queue, finished_at FROM (
 			(SELECT id, queue, finished_at FROM {s}.jobs
 				WHERE state = $1 AND state >= 5 AND finished_at <= $2 AND (finished_at, id) > ($3, $4)
