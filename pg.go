@@ -426,3 +426,10 @@ func (t *pgTxn) flush() error {
 	}
 	return nil
 }
+
+var (
+	_ store       = (*pgStore)(nil)
+	_ sharedStore = (*pgStore)(nil)
+	_ storeWriter = (*pgTxn)(nil)
+	_ leaseWriter = (*pgTxn)(nil)
+)
