@@ -2,7 +2,6 @@ package jobrun
 
 import (
 	"encoding/binary"
-	"math"
 	"time"
 )
 
@@ -75,10 +74,6 @@ func timeKey(t time.Time, id ID) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(id))
 }
 
-// unixNanos is t as a key's unsigned Unix nanoseconds: 0 for the zero time and for
-// times before 1970.
-func unixNanos(t time.Time) uint64 { return uint64(max(storedNanos(t), 0)) }
-
 // parseTimeKey reads a key of the scheduled index.
 func parseTimeKey(k []byte) (at time.Time, id ID, ok bool) {
 	if len(k) != 16 {
@@ -86,9 +81,6 @@ func parseTimeKey(k []byte) (at time.Time, id ID, ok bool) {
 	}
 	return nanosTime(binary.BigEndian.Uint64(k)), keyID(k), true
 }
-
-// nanosTime is the time of a key's unsigned nanoseconds.
-func nanosTime(n uint64) time.Time { return time.Unix(0, int64(min(n, 1<<63-1))) }
 
 // scheduledValue is a scheduled entry's value: the job's state (scheduled or
 // retrying) and queue, so that counts and lists need not read the record.
@@ -344,31 +336,4 @@ func parseHistoryKey(k []byte) (minute int64, queue string, ok bool) {
 		return 0, "", false
 	}
 	return int64(min(binary.BigEndian.Uint64(k), 1<<63-1)), string(k[8:]), true
-}
-
-// historyValue and parseHistoryValue are a history point's counts: uvarints, in
-// the order of HistoryPoint's fields; a value with more of them (written by a later
-// jobrun) reads its first ones.
-func historyValue(p *HistoryPoint) []byte {
-	b := make([]byte, 0, 24)
-	for _, n := range [...]int64{int64(p.Enqueued), int64(p.Started), int64(p.Done), int64(p.Retried), int64(p.Failed),
-		int64(p.Canceled), int64(p.WaitTotal), int64(p.WaitMax), int64(p.Ready)} {
-		b = binary.AppendUvarint(b, uint64(max(n, 0)))
-	}
-	return b
-}
-
-func parseHistoryValue(v []byte) (HistoryPoint, bool) {
-	var n [9]uint64
-	for i := range n {
-		u, k := binary.Uvarint(v)
-		if k <= 0 {
-			return HistoryPoint{}, false
-		}
-		n[i], v = u, v[k:]
-	}
-	count := func(u uint64) int { return int(min(u, math.MaxInt)) }
-	wait := func(u uint64) time.Duration { return time.Duration(min(u, math.MaxInt64)) }
-	return HistoryPoint{Enqueued: count(n[0]), Started: count(n[1]), Done: count(n[2]), Retried: count(n[3]),
-		Failed: count(n[4]), Canceled: count(n[5]), WaitTotal: wait(n[6]), WaitMax: wait(n[7]), Ready: count(n[8])}, true
 }

@@ -2,7 +2,9 @@ package jobrun
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -192,4 +194,31 @@ func (h *historian) applied() {
 		delete(h.open, k)
 	}
 	h.writing = nil
+}
+
+// historyValue and parseHistoryValue are a history point's counts: uvarints, in
+// the order of HistoryPoint's fields; a value with more of them (written by a later
+// jobrun) reads its first ones.
+func historyValue(p *HistoryPoint) []byte {
+	b := make([]byte, 0, 24)
+	for _, n := range [...]int64{int64(p.Enqueued), int64(p.Started), int64(p.Done), int64(p.Retried), int64(p.Failed),
+		int64(p.Canceled), int64(p.WaitTotal), int64(p.WaitMax), int64(p.Ready)} {
+		b = binary.AppendUvarint(b, uint64(max(n, 0)))
+	}
+	return b
+}
+
+func parseHistoryValue(v []byte) (HistoryPoint, bool) {
+	var n [9]uint64
+	for i := range n {
+		u, k := binary.Uvarint(v)
+		if k <= 0 {
+			return HistoryPoint{}, false
+		}
+		n[i], v = u, v[k:]
+	}
+	count := func(u uint64) int { return int(min(u, math.MaxInt)) }
+	wait := func(u uint64) time.Duration { return time.Duration(min(u, math.MaxInt64)) }
+	return HistoryPoint{Enqueued: count(n[0]), Started: count(n[1]), Done: count(n[2]), Retried: count(n[3]),
+		Failed: count(n[4]), Canceled: count(n[5]), WaitTotal: wait(n[6]), WaitMax: wait(n[7]), Ready: count(n[8])}, true
 }

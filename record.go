@@ -494,3 +494,10 @@ func storedNanos(t time.Time) int64 {
 
 // minStoredTime is the earliest time int64 Unix nanoseconds hold.
 var minStoredTime = time.Unix(0, math.MinInt64)
+
+// unixNanos is t as a key's unsigned Unix nanoseconds: 0 for the zero time and for
+// times before 1970.
+func unixNanos(t time.Time) uint64 { return uint64(max(storedNanos(t), 0)) }
+
+// nanosTime is the time of a key's unsigned nanoseconds.
+func nanosTime(n uint64) time.Time { return time.Unix(0, int64(min(n, 1<<63-1))) }
