@@ -41,8 +41,10 @@ func (s *pgStore) channel() string {
 	return name
 }
 
-// Notifications: "j OWNER QUEUE DUE" for jobs of QUEUE ready (DUE 0) or due at
-// DUE (Unix nanoseconds); "p OWNER" for a change the others find by polling.
+// Notifications: "j OWNER DUE QUEUE" for jobs of QUEUE ready (DUE 0) or due at
+// DUE (Unix nanoseconds); "e OWNER ID..." for jobs that ended or were deleted, so
+// that a Wait in another process returns; "p OWNER" for a change the others find
+// by polling.
 
 func (s *pgStore) wakePayload(queue string, state byte, runAt time.Time) string {
 	due := int64(0)
@@ -70,6 +72,21 @@ func (s *pgStore) notifyAfter(changes []jobChange, poked bool) {
 			seen[p] = true
 			payloads = append(payloads, p)
 		}
+	}
+	ended := ""
+	for _, c := range changes {
+		if c.what == changeRemoved || final(c.to) && (c.what == changeMoved || c.what == changeQuarantined) {
+			if ended == "" {
+				ended = "e " + strconv.FormatInt(s.owner, 10)
+			}
+			ended += " " + strconv.FormatInt(int64(c.id), 10)
+			if len(ended) > pgMaxPayload {
+				payloads, ended = append(payloads, ended), ""
+			}
+		}
+	}
+	if ended != "" {
+		payloads = append(payloads, ended)
 	}
 	if poked {
 		payloads = append(payloads, "p "+strconv.FormatInt(s.owner, 10))
@@ -110,7 +127,10 @@ func (s *pgStore) sendNotes() {
 	}
 }
 
-func (s *pgStore) watch(fn func(queue string, due time.Time, poke bool)) {
+// pgMaxPayload keeps a notification's payload under PostgreSQL's 8000 bytes.
+const pgMaxPayload = 7900
+
+func (s *pgStore) watch(fn func(n wakeNote)) {
 	me := strconv.FormatInt(s.owner, 10)
 	handle := func(payload string) {
 		kind, rest, _ := strings.Cut(payload, " ")
@@ -122,9 +142,17 @@ func (s *pgStore) watch(fn func(queue string, due time.Time, poke bool)) {
 		case "j":
 			dueText, queue, _ := strings.Cut(rest, " ")
 			due, _ := strconv.ParseInt(dueText, 10, 64)
-			fn(queue, pgTime(due), false)
+			fn(wakeNote{queue: queue, due: pgTime(due)})
+		case "e":
+			var ended []ID
+			for _, f := range strings.Fields(rest) {
+				if id, err := strconv.ParseInt(f, 10, 64); err == nil {
+					ended = append(ended, ID(id))
+				}
+			}
+			fn(wakeNote{ended: ended})
 		default:
-			fn("", time.Time{}, true)
+			fn(wakeNote{poke: true})
 		}
 	}
 	s.listenDone = make(chan struct{})
@@ -133,7 +161,7 @@ func (s *pgStore) watch(fn func(queue string, due time.Time, poke bool)) {
 		for s.ctx.Err() == nil {
 			done, err := s.pool.Listen(s.ctx, s.channel(), handle)
 			if err == nil {
-				fn("", time.Time{}, true) // what was missed while not listening
+				fn(wakeNote{poke: true}) // what was missed while not listening
 				err = <-done
 			}
 			if s.ctx.Err() != nil {

@@ -344,20 +344,26 @@ func (r *Runner) committedElsewhere(changes []jobChange, now time.Time, sent boo
 	}
 }
 
-// wakeFromElsewhere takes what another process's commit on a shared store did:
-// queue has ready jobs, jobs come due at due, or (poke) something a poll reads
-// changed.
-func (r *Runner) wakeFromElsewhere(queue string, due time.Time, poke bool) {
+// wakeFromElsewhere takes what another process's commit on a shared store did.
+func (r *Runner) wakeFromElsewhere(n wakeNote) {
+	if len(n.ended) > 0 {
+		changes := make([]jobChange, len(n.ended))
+		for i, id := range n.ended {
+			changes[i] = jobChange{what: changeRemoved, id: id}
+		}
+		r.wakeWaiters(changes) // each waiter reads the job again
+		return
+	}
 	r.wakeMu.Lock()
 	switch {
-	case poke:
+	case n.poke:
 		r.wokenPoll = true
-	case !due.IsZero():
-		if r.wokenDue.IsZero() || due.Before(r.wokenDue) {
-			r.wokenDue = due
+	case !n.due.IsZero():
+		if r.wokenDue.IsZero() || n.due.Before(r.wokenDue) {
+			r.wokenDue = n.due
 		}
 	default:
-		r.woken[queue] = true
+		r.woken[n.queue] = true
 	}
 	r.wakeMu.Unlock()
 	select {

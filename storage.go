@@ -182,10 +182,17 @@ type storeWriter interface {
 type sharedStore interface {
 	// pollEvery is how often the commit loop polls and renews.
 	pollEvery() time.Duration
-	// watch starts calling fn with what other processes' commits did (a queue with
-	// new ready jobs, a time when jobs come due, or poke for anything else: a
-	// pause, a schedule, a cancel) until the store closes.
-	watch(fn func(queue string, due time.Time, poke bool))
+	// watch starts calling fn with what other processes' commits did until the
+	// store closes.
+	watch(fn func(n wakeNote))
+}
+
+// wakeNote is what another process's commit did, as a shared store learns of it.
+type wakeNote struct {
+	queue string    // has new ready jobs
+	due   time.Time // jobs come due then
+	ended []ID      // jobs that ended or were deleted: Wait returns
+	poke  bool      // anything else a poll reads: a pause, a schedule, a cancel
 }
 
 // leaseWriter is the writer of a sharedStore.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/jobrun/jobrun"
 	"github.com/jobrun/jobrun/pg"
 )
@@ -56,7 +58,7 @@ func TestCrashPG(t *testing.T) {
 	pool, schema := testPool(t)
 	ctx := t.Context()
 	// The checking runner runs no services and no queues: it only reads.
-	r := open(t, pool, schema, jobrun.WithServices(false))
+	r := open(t, pool, schema, jobrun.WithServices(false), jobrun.WithStrictKinds(false))
 	if err := r.Schedule(ctx, crashTickSchedule, "@every 1s", crashTick{}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +109,9 @@ type crashCampaign struct {
 	t     *testing.T
 	dir   string
 	env   []string
-	mu    sync.Mutex
 	procs map[int]*exec.Cmd
-	runs  []crashRun // every process started: its ledger and when it was killed
+	life  map[int]int // slot → its process's index in runs
+	runs  []crashRun  // every process started: its ledger and when it was killed
 	kills int
 }
 
@@ -135,9 +137,9 @@ func (c *crashCampaign) start(slot int) {
 		c.t.Fatalf("start worker: %v", err)
 	}
 	if c.procs == nil {
-		c.procs = map[int]*exec.Cmd{}
+		c.procs, c.life = map[int]*exec.Cmd{}, map[int]int{}
 	}
-	c.procs[slot] = cmd
+	c.procs[slot], c.life[slot] = cmd, len(c.runs)
 	c.runs = append(c.runs, crashRun{ledger: ledger})
 	c.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
@@ -150,12 +152,7 @@ func (c *crashCampaign) kill(slot int) {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	at := time.Now()
-	for i := range c.runs {
-		if c.runs[i].killed.IsZero() && strings.HasSuffix(cmd.Env[len(cmd.Env)-2], c.runs[i].ledger) {
-			c.runs[i].killed = at
-		}
-	}
+	c.runs[c.life[slot]].killed = time.Now()
 	c.kills++
 	delete(c.procs, slot)
 	if _, err := os.Stat(filepath.Join(c.dir, "stop")); err != nil {
@@ -320,7 +317,7 @@ func crashChild(t *testing.T) {
 		fmt.Fprintf(ledger, format+"\n", args...) // one write per line: a kill cuts at most the last
 	}
 	ctx := context.Background()
-	pool, err := pgxpoolNew(ctx, os.Getenv("JOBRUN_PG_CRASH_DSN"))
+	pool, err := pgxpool.New(ctx, os.Getenv("JOBRUN_PG_CRASH_DSN"))
 	if err != nil {
 		t.Fatal(err)
 	}

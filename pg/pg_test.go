@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
@@ -112,5 +113,173 @@ func TestRunsJobs(t *testing.T) {
 	counts, err := r.Counts(ctx, jobrun.DefaultQueue)
 	if err != nil || counts[jobrun.StateDone] != 1 {
 		t.Errorf("counts: %v, %v", counts, err)
+	}
+}
+
+// TestRunnersShareQueues: two runners on one schema, as two processes, run every
+// job of their queue exactly once between them.
+func TestRunnersShareQueues(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	var mu sync.Mutex
+	runs := map[jobrun.ID]int{}
+	var runners []*jobrun.Runner
+	for range 2 {
+		r := open(t, pool, schema, jobrun.WithQueue(jobrun.DefaultQueue, 4, nil))
+		jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[task]) error {
+			mu.Lock()
+			runs[job.ID]++
+			mu.Unlock()
+			return nil
+		})
+		runners = append(runners, r)
+	}
+	var ids []jobrun.ID
+	for i := range 200 {
+		id, err := runners[i%2].Enqueue(ctx, task{N: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Go(func() { r.Run(rctx) })
+	}
+	for _, id := range ids {
+		if info, err := runners[0].Wait(ctx, id); err != nil || info.State != jobrun.StateDone {
+			t.Fatalf("job %d: %+v, %v", id, info, err)
+		}
+	}
+	stop()
+	wg.Wait()
+	for _, id := range ids {
+		if runs[id] != 1 {
+			t.Errorf("job %d ran %d times", id, runs[id])
+		}
+	}
+}
+
+// TestNotifyWakesOthers: a job one runner enqueues wakes another runner's idle
+// workers by notification, not by its poll (an hour here).
+func TestNotifyWakesOthers(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	producer := open(t, pool, schema, pg.WithPoll(time.Hour)) // it never runs: only enqueues
+	jobrun.Handle(producer, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	worker := open(t, pool, schema, pg.WithPoll(time.Hour), pg.WithLease(3*time.Hour))
+	ran := make(chan jobrun.ID, 1)
+	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[task]) error {
+		ran <- job.ID
+		return nil
+	})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	// A first job of the worker's own shows its loop running and idle after it;
+	// the producer's job comes later, so only a notification can announce it.
+	first, err := worker.Enqueue(ctx, task{N: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ran; got != first {
+		t.Fatalf("ran job %d, want %d", got, first)
+	}
+	id, err := producer.Enqueue(ctx, task{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-ran:
+		if got != id {
+			t.Errorf("ran job %d, want %d", got, id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the worker was never woken")
+	}
+}
+
+// TestEnqueueTx: a job enqueued in the application's transaction exists if and
+// only if the transaction commits.
+func TestEnqueueTx(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	r := open(t, pool, schema)
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	enqueueIn := func(commit bool) jobrun.ID {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		id, err := pg.EnqueueTx(ctx, tx, r, task{N: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	kept, dropped := enqueueIn(true), enqueueIn(false)
+	if _, err := r.Get(ctx, dropped); !errors.Is(err, jobrun.ErrNotFound) {
+		t.Errorf("the job of a rolled-back transaction: %v, want ErrNotFound", err)
+	}
+	if err := r.RunUntilIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := r.Get(ctx, kept); err != nil || info.State != jobrun.StateDone {
+		t.Errorf("the job of a committed transaction: %+v, %v", info, err)
+	}
+	counts, err := r.Counts(ctx, "")
+	if err != nil || counts[jobrun.StateDone] != 1 || counts[jobrun.StateReady] != 0 {
+		t.Errorf("counts: %v, %v", counts, err)
+	}
+	if _, err := r.EnqueueTx(ctx, nil, task{}); !errors.Is(err, jobrun.ErrInvalid) {
+		t.Errorf("Runner.EnqueueTx on PostgreSQL: %v, want ErrInvalid", err)
+	}
+}
+
+// TestCancelAcrossRunners: Cancel in one runner stops the handler another runner
+// runs, and the job ends canceled.
+func TestCancelAcrossRunners(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	manager := open(t, pool, schema) // it never runs: only enqueues and cancels
+	jobrun.Handle(manager, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	// The worker's start is committed, so that Cancel finds the job running.
+	startSaved := make(chan struct{})
+	worker := open(t, pool, schema, jobrun.WithChangeHook(func(c jobrun.Change) {
+		if c.Type == jobrun.ChangeStarted {
+			close(startSaved)
+		}
+	}))
+	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[task]) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(rctx) }()
+	defer func() { stop(); <-done }()
+	id, err := manager.Enqueue(ctx, task{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-startSaved
+	if info, err := manager.Get(ctx, id); err != nil || info.State != jobrun.StateRunning {
+		t.Fatalf("before Cancel: %+v, %v", info, err)
+	}
+	if err := manager.Cancel(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	info, err := manager.Wait(ctx, id)
+	if err != nil || info.State != jobrun.StateCanceled {
+		t.Errorf("after Cancel: %+v, %v", info, err)
 	}
 }
