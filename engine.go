@@ -453,6 +453,11 @@ func (en *engine) cycle() {
 //     the minutes that ended.
 //  7. Claims last, so they see every job that became ready in this commit.
 func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
+	if p, ok := w.(prefetcher); ok {
+		if err := p.prefetch(en.running()); err != nil {
+			return fmt.Errorf("read the jobs of the commit: %w", err)
+		}
+	}
 	if err := en.writeEnqueues(w); err != nil {
 		return err
 	}
@@ -505,6 +510,25 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	}
 	// A queue may have got ready jobs from what was pending, or from the services.
 	return en.writeClaims(w, res, freed, pending || res.promoted || len(res.looked) > 0)
+}
+
+// running lists the claimed jobs whose starts, outcomes, progress and steps the
+// next commit writes.
+func (en *engine) running() []ID {
+	ids := make([]ID, 0, len(en.done)+len(en.starts)+len(en.progress)+len(en.steps))
+	for _, e := range en.done {
+		ids = append(ids, e.id)
+	}
+	for _, e := range en.starts {
+		ids = append(ids, e.id)
+	}
+	for e := range en.progress {
+		ids = append(ids, e.id)
+	}
+	for _, op := range en.steps {
+		ids = append(ids, op.e.id)
+	}
+	return ids
 }
 
 // writeEnqueues inserts the gathered jobs, noting each one's ID for its caller, and

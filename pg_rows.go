@@ -136,6 +136,8 @@ func (t *pgTxn) lockRows(ids []ID) error {
 	return nil
 }
 
+func (t *pgTxn) prefetch(ids []ID) error { return t.lockRows(ids) }
+
 // touch queues row id's writes for sending.
 func (t *pgTxn) touch(id ID, r *pgRow, op byte) {
 	if r.op == pgClean {

@@ -187,6 +187,14 @@ type sharedStore interface {
 	watch(fn func(n wakeNote))
 }
 
+// prefetcher is a writer that reads the jobs a commit will write in one go: the
+// PostgreSQL store, for which a read of each job's row one by one would cost a
+// round trip per job.
+type prefetcher interface {
+	// prefetch reads (and locks) the jobs ids, which the commit is about to write.
+	prefetch(ids []ID) error
+}
+
 // wakeNote is what another process's commit did, as a shared store learns of it.
 type wakeNote struct {
 	queue string    // has new ready jobs

@@ -20,8 +20,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jobrun/jobrun"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.etcd.io/bbolt"
+
+	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/pgtest"
+	"github.com/jobrun/jobrun/pg"
 )
 
 const (
@@ -111,7 +115,8 @@ type benchConfig struct {
 	dir        string
 	scale      int
 	cpuprofile string
-	river      bool // -river: River on PostgreSQL too
+	river      bool   // -river: River on PostgreSQL too
+	store      string // -store: "bolt" or "pg"
 }
 
 // size is the number of jobs a measurement of full size n runs with these flags.
@@ -124,6 +129,9 @@ func (c *benchConfig) size(n int) int {
 
 // syncConfig names the durability setting in the "config" field of every line.
 func (c *benchConfig) syncConfig() string {
+	if c.store == "pg" {
+		return "postgresql"
+	}
 	if c.nosync {
 		return "nosync"
 	}
@@ -146,6 +154,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.json, "json", false, "print the JSON lines only, without the table")
 	fs.StringVar(&cfg.dir, "dir", cfg.dir, "`directory` for the temporary database files: the disk measured")
 	fs.IntVar(&cfg.scale, "scale", 1, "divide every size by `k` too (at least 1 job each), for tests")
+	fs.StringVar(&cfg.store, "store", "bolt",
+		"`store` of the runners measured: bolt (a file in -dir), or pg: PostgreSQL, on a throwaway cluster\n"+
+			"(server binaries needed) at its defaults, a fresh database per measurement (config \"postgresql\");\n"+
+			"the raw-bbolt references and the sets are bbolt's and are left out")
 	fs.BoolVar(&cfg.river, "river", false,
 		"also measure River on a throwaway PostgreSQL cluster (server binaries needed) for W1, W4 and W6,\n"+
 			"after jobrun's runs, and print its medians beside jobrun's")
@@ -164,6 +176,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bad = fmt.Errorf("-runs must be at least 1, got %d", cfg.runs)
 	case cfg.scale < 1:
 		bad = fmt.Errorf("-scale must be at least 1, got %d", cfg.scale)
+	case cfg.store != "bolt" && cfg.store != "pg":
+		bad = fmt.Errorf("-store must be bolt or pg, got %q", cfg.store)
+	case cfg.store == "pg" && cfg.nosync:
+		bad = errors.New("-nosync is bbolt's: PostgreSQL is measured at its defaults")
 	case cfg.cpuprofile != "" && !slices.Contains(cfg.specs, w4) && !slices.Contains(cfg.suites, scaleSuite):
 		bad = errors.New("-cpuprofile profiles W4 or the scale set, which -workloads leaves out")
 	}
@@ -259,10 +275,11 @@ var (
 
 // benchEnv is what one measurement runs in.
 type benchEnv struct {
-	dir     string    // a fresh temporary directory, removed after the measurement
-	nosync  bool      // open bbolt with NoSync
-	profile io.Writer // if not nil, W4 (or the scale set) writes a CPU profile of its timed part here
-	warn    io.Writer // for what makes a figure doubtful
+	dir     string          // a fresh temporary directory, removed after the measurement
+	nosync  bool            // open bbolt with NoSync
+	profile io.Writer       // if not nil, W4 (or the scale set) writes a CPU profile of its timed part here
+	warn    io.Writer       // for what makes a figure doubtful
+	pg      *pgtest.Cluster // -store pg: the runners' database server
 }
 
 // benchSample is what one measurement found.
@@ -332,10 +349,20 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 			}
 		}()
 	}
+	var cluster *pgtest.Cluster
+	if cfg.store == "pg" {
+		c, err := pgtest.Start(ctx)
+		if err != nil {
+			return fmt.Errorf("-store pg: %w", err)
+		}
+		defer c.Stop()
+		cluster = c
+		cfg.suites = nil // the sets measure bbolt files
+	}
 	var order []*benchSpec
 	for _, s := range cfg.specs {
 		order = append(order, s)
-		if s.ref != nil && !slices.Contains(order, s.ref) {
+		if s.ref != nil && cluster == nil && !slices.Contains(order, s.ref) {
 			order = append(order, s.ref)
 		}
 	}
@@ -347,7 +374,7 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 	}
 	for run := range cfg.runs {
 		for _, s := range order {
-			env := &benchEnv{nosync: cfg.nosync, warn: stderr}
+			env := &benchEnv{nosync: cfg.nosync, warn: stderr, pg: cluster}
 			if s == w4 && run == 0 && profile != nil {
 				env.profile = profile
 			}
@@ -391,7 +418,7 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		}
 	}
 	if cfg.river {
-		return benchRiver(ctx, cfg, results, stdout, stderr)
+		return benchRiver(ctx, cfg, cluster, results, stdout, stderr)
 	}
 	return nil
 }
@@ -449,6 +476,11 @@ func (env *benchEnv) openBolt() (*bbolt.DB, error) {
 // timed runs fn and returns how long it took for n jobs, and the commits and page
 // writes bbolt made meanwhile, from which the table derives jobs per commit.
 func timed(db *bbolt.DB, n int, fn func() error) (benchSample, error) {
+	if db == nil { // PostgreSQL: its commits are not counted
+		start := time.Now()
+		err := fn()
+		return benchSample{n: n, elapsed: time.Since(start)}, err
+	}
 	tx0, pages0, err := boltCounters(db)
 	if err != nil {
 		return benchSample{}, err
@@ -513,9 +545,10 @@ func sizedArgs(size int) func(i int) benchArgs {
 // fixture is a runner on a fresh file whose handler records completions and, for W5,
 // when each job started.
 type fixture struct {
-	db *bbolt.DB
-	r  *jobrun.Runner
-	n  int
+	db   *bbolt.DB     // nil on PostgreSQL
+	pool *pgxpool.Pool // the runner's, on PostgreSQL
+	r    *jobrun.Runner
+	n    int
 
 	t0      time.Time     // the origin of started
 	started []int64       // nanoseconds from t0 to the start of job i's handler; W5 only
@@ -540,20 +573,37 @@ func newFixture(env *benchEnv, n, workers int, trackStarts bool) (*fixture, erro
 // newFixtureWith is newFixture with opts and no handler: the workload registers its
 // own, which calls f.finished.
 func newFixtureWith(env *benchEnv, n, workers int, trackStarts bool, opts ...jobrun.Option) (*fixture, error) {
+	opts = append([]jobrun.Option{jobrun.WithQueue(benchQueue, workers, nil)}, opts...)
+	if env.pg != nil {
+		pool, err := benchDatabase(context.Background(), env.pg)
+		if err != nil {
+			return nil, err
+		}
+		r, err := pg.Open(context.Background(), pool, opts...)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return newFixtureOf(nil, pool, r, n, trackStarts), nil
+	}
 	db, err := env.openBolt()
 	if err != nil {
 		return nil, err
 	}
-	r, err := jobrun.New(db, append([]jobrun.Option{jobrun.WithQueue(benchQueue, workers, nil)}, opts...)...)
+	r, err := jobrun.New(db, opts...)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	f := &fixture{db: db, r: r, n: n, t0: time.Now(), allRan: make(chan struct{})}
+	return newFixtureOf(db, nil, r, n, trackStarts), nil
+}
+
+func newFixtureOf(db *bbolt.DB, pool *pgxpool.Pool, r *jobrun.Runner, n int, trackStarts bool) *fixture {
+	f := &fixture{db: db, pool: pool, r: r, n: n, t0: time.Now(), allRan: make(chan struct{})}
 	if trackStarts {
 		f.started = make([]int64, n)
 	}
-	return f, nil
+	return f
 }
 
 // handle is the handler of every workload: it records that the job ran, and nothing
@@ -625,6 +675,10 @@ func (f *fixture) close() error {
 		if !errors.Is(f.runErr, jobrun.ErrClosed) && !errors.Is(f.runErr, context.Canceled) {
 			err = errors.Join(err, f.runErr)
 		}
+	}
+	if f.pool != nil {
+		f.pool.Close()
+		return err
 	}
 	return errors.Join(err, f.db.Close())
 }
@@ -843,6 +897,9 @@ func printBenchTable(w io.Writer, cfg benchConfig, results map[string][]benchRes
 		cfg.syncConfig(), cfg.runs, runtime.GOMAXPROCS(0), runtime.Version())
 	var refs []*benchSpec
 	for _, s := range cfg.specs {
+		if s.ref != nil && len(results[s.ref.workload()]) == 0 {
+			s = &benchSpec{} // -store pg: the raw-bbolt references were not run
+		}
 		if s.ref != nil && !slices.Contains(refs, s.ref) {
 			refs = append(refs, s.ref)
 		}
@@ -862,7 +919,7 @@ func printBenchTable(w io.Writer, cfg benchConfig, results map[string][]benchRes
 		rs := results[s.workload()]
 		m := medianOf(rs)
 		ref, refRate, ratio := "-", "-", "-"
-		if s.ref != nil {
+		if s.ref != nil && len(results[s.ref.workload()]) > 0 {
 			rm := medianOf(results[s.ref.workload()])
 			ref, refRate = s.ref.id, thousands(rm.JobsPerS)
 			ratio = fmt.Sprintf("%.2f", m.JobsPerS/rm.JobsPerS)

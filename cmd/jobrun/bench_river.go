@@ -62,7 +62,7 @@ var riverSpecs = []riverSpec{
 // benchRiver measures River on the workloads of cfg that it mirrors, cfg.runs times
 // each, and prints a JSON line per measurement and, unless cfg.json, a table of the
 // medians beside jobrun's.
-func benchRiver(ctx context.Context, cfg benchConfig, jobrun map[string][]benchResult, stdout, stderr io.Writer) error {
+func benchRiver(ctx context.Context, cfg benchConfig, cluster *pgtest.Cluster, jobrun map[string][]benchResult, stdout, stderr io.Writer) error {
 	var specs []riverSpec
 	for _, s := range riverSpecs {
 		if slices.ContainsFunc(cfg.specs, func(w *benchSpec) bool { return w.id == s.id }) {
@@ -72,15 +72,18 @@ func benchRiver(ctx context.Context, cfg benchConfig, jobrun map[string][]benchR
 	if len(specs) == 0 {
 		return nil
 	}
-	cluster, err := pgtest.Start(ctx)
-	if errors.Is(err, pgtest.ErrNoServer) {
-		fmt.Fprintf(stderr, "jobrun bench: -river skipped: %v\n", err)
-		return nil
+	if cluster == nil { // jobrun measured on a file: River gets a cluster of its own
+		c, err := pgtest.Start(ctx)
+		if errors.Is(err, pgtest.ErrNoServer) {
+			fmt.Fprintf(stderr, "jobrun bench: -river skipped: %v\n", err)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer c.Stop()
+		cluster = c
 	}
-	if err != nil {
-		return err
-	}
-	defer cluster.Stop()
 	results := map[string][]benchLine{}
 	db := 0
 	for range cfg.runs {
@@ -105,7 +108,7 @@ func benchRiver(ctx context.Context, cfg benchConfig, jobrun map[string][]benchR
 	fmt.Fprintf(stdout, "\nRiver %s (riverpgxv5, fetch cooldown %v) on PostgreSQL at its defaults, a throwaway cluster on this disk; median of %d:\n\n",
 		riverVersion, riverFetchCooldown, cfg.runs)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "workload\tn\triver jobs/s\tjobrun (bbolt) jobs/s\t\n")
+	fmt.Fprintf(tw, "workload\tn\triver jobs/s\tjobrun (%s) jobs/s\tratio\t\n", map[string]string{"bolt": "bbolt", "pg": "PostgreSQL"}[cfg.store])
 	for _, s := range specs {
 		lines := results[s.id]
 		jobsPerS := make([]float64, len(lines))
@@ -113,11 +116,13 @@ func benchRiver(ctx context.Context, cfg benchConfig, jobrun map[string][]benchR
 			jobsPerS[i] = l.JobsPerS
 		}
 		slices.Sort(jobsPerS)
-		ours := "-"
+		ours, ratio := "-", "-"
+		theirs := jobsPerS[len(jobsPerS)/2]
 		if rs := jobrun[s.id+"-"+s.name]; len(rs) > 0 {
-			ours = fmt.Sprintf("%.0f", medianOf(rs).JobsPerS)
+			m := medianOf(rs).JobsPerS
+			ours, ratio = fmt.Sprintf("%.0f", m), fmt.Sprintf("%.2f", m/theirs)
 		}
-		fmt.Fprintf(tw, "%s-%s\t%d\t%.0f\t%s\t\n", s.id, s.name, lines[0].N, jobsPerS[len(jobsPerS)/2], ours)
+		fmt.Fprintf(tw, "%s-%s\t%d\t%.0f\t%s\t%s\t\n", s.id, s.name, lines[0].N, theirs, ours, ratio)
 	}
 	return tw.Flush()
 }
@@ -283,4 +288,23 @@ func riverRun(ctx context.Context, pool *pgxpool.Pool, n int, produce func(*rive
 			return time.Since(start), nil
 		}
 	}
+}
+
+// benchDatabases counts the databases benchDatabase made, for their names.
+var benchDatabases atomic.Int64
+
+// benchDatabase creates a fresh database on cluster for one measurement of jobrun
+// on PostgreSQL and returns a pool on it, of pgxpool's default size.
+func benchDatabase(ctx context.Context, cluster *pgtest.Cluster) (*pgxpool.Pool, error) {
+	name := fmt.Sprintf("jobrun%d", benchDatabases.Add(1))
+	admin, err := pgx.Connect(ctx, cluster.DSN("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	_, err = admin.Exec(ctx, "create database "+name)
+	admin.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgxpool.New(ctx, cluster.DSN(name))
 }
