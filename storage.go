@@ -9,8 +9,8 @@ import (
 // store is the seam between the engine and where jobs live. Its operations are those
 // of the domain (insert jobs, claim from a queue, apply an outcome, promote due jobs,
 // fire schedules, sweep finished jobs), not of a key-value layout; the bbolt store
-// (bolt*.go) implements it, and a second store implements the same operations over
-// its own tables. The engine never sees how a store keeps jobs, and a store never
+// (bolt*.go) implements it, and the PostgreSQL store (pg*.go) implements the same
+// operations over its tables. The engine never sees how a store keeps jobs, and a store never
 // sees the engine: what a write did comes back as the changes it made, from which the
 // engine derives events, wake-ups and its memory.
 type store interface {

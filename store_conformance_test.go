@@ -15,8 +15,8 @@ import (
 
 // The store conformance suite: what any store must do, stated against the seam's
 // interfaces (storage.go) only. It knows nothing of how a store keeps jobs: no
-// transaction type, no bucket, no bbolt. The bbolt store runs it below; a second
-// store runs runStoreConformance unchanged with its own opener.
+// transaction type, no bucket, no bbolt. The bbolt store runs it below, and the
+// PostgreSQL store runs it unchanged with its own opener (pg_test.go).
 //
 // Every case makes its records as Runner.prepareOpts does and drives the store as
 // the engine does (enqueue, claim, markStarted, apply with an ending, the services'
