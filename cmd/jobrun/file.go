@@ -32,6 +32,7 @@ type fileCmd struct {
 	synopsis, doc  string
 	json           *bool    // -json; nil for a command without it
 	url, token     *string  // -url and -token; nil for a command without them
+	dsn, schema    *string  // -dsn and -schema: the jobs in PostgreSQL; nil for a command without them
 	file           string   // the FILE argument, once parsed; "" with -url
 	fileOnly       string   // for a command that refuses -url: what it does to the file
 	args           []string // as given, to tell -json before the flags are parsed
@@ -45,6 +46,7 @@ func newFileCmd(name, synopsis, doc string, args []string, stdout, stderr io.Wri
 	c.json = c.fs.Bool("json", false, `print one JSON document, for scripts, instead of text; errors as {"error": "..."} on stderr`)
 	c.url = c.fs.String("url", "", "work on the running application whose dashboard is at `URL` instead of on FILE")
 	c.token = c.tokenFlag("with -url, the dashboard's bearer `token`")
+	c.pgFlags()
 	return c
 }
 
@@ -85,6 +87,15 @@ func (c *fileCmd) parse(names ...string) ([]string, error) {
 		return nil, err
 	}
 	switch {
+	case c.remote() && c.onPG():
+		return nil, c.usage(errors.New("-url and -dsn: give one, the application or its database"))
+	case c.onPG() && c.fileOnly != "":
+		return nil, c.usage(fmt.Errorf("-dsn: %s %s: it works on a bbolt file only", c.fs.Name(), c.fileOnly))
+	case c.onPG():
+		if len(pos) >= len(names) {
+			return nil, c.usage(fmt.Errorf("unexpected argument %q: with -dsn the command works on the database, not on a FILE", pos[0]))
+		}
+		pos = append([]string{c.pgName()}, pos...) // for messages
 	case c.remote() && c.fileOnly != "":
 		return nil, c.refuseURL(c.fs.Name() + " " + c.fileOnly)
 	case c.remote():
@@ -101,7 +112,7 @@ func (c *fileCmd) parse(names ...string) ([]string, error) {
 	case len(pos) > len(names):
 		return nil, c.usage(fmt.Errorf("unexpected argument %q", pos[len(names)]))
 	}
-	if !c.remote() && len(pos) > 0 {
+	if !c.remote() && !c.onPG() && len(pos) > 0 {
 		c.file = pos[0]
 	}
 	return pos, nil

@@ -217,8 +217,9 @@ func printUsage(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\t%-*s%s\n", width, "help", "show the usage of jobrun or of a command")
-	fmt.Fprint(w, "\nThe commands on a database file that no application has open, or with -url URL\n"+
-		"on a running application through its dashboard, are:\n\n")
+	fmt.Fprint(w, "\nThe commands on a database file that no application has open, with -url URL\n"+
+		"on a running application through its dashboard, or with -dsn DSN on the jobs\n"+
+		"of a PostgreSQL database, are:\n\n")
 	for _, c := range commands {
 		if fileCommands[c.name] {
 			fmt.Fprintf(w, "\t%-*s%s\n", width, c.name, c.summary)

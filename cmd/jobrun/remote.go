@@ -32,6 +32,11 @@ machine's other users), is the dashboard's bearer token (dashboard.WithBearerTok
 jobrun serve -token); for basic authentication put user and password in the URL.
 The commands that change jobs need the dashboard's actions (dashboard.WithActions),
 enqueue and send its enqueue (dashboard.WithEnqueue).
+
+With -dsn DSN (or the environment variable JOBRUN_DSN), the command works on the
+jobs of a PostgreSQL database (package pg), in the schema -schema (jobrun), while
+the applications that share it run. A command that only reads creates and
+changes nothing there; one that writes creates the tables if they are missing.
 `
 
 // store is what a command on a database file works on: a runner on the file, or,
@@ -106,6 +111,9 @@ func (c *fileCmd) remote() bool { return c.url != nil && *c.url != "" }
 // dashboard at the URL, else a runner on the file c.file opened with acc (see
 // withFile).
 func (c *fileCmd) open(acc access, fn func(s store) error) error {
+	if c.onPG() {
+		return c.withPG(acc, func(r *jobrun.Runner) error { return fn(fileStore{r}) })
+	}
 	if !c.remote() {
 		return withFile(c.file, acc, func(r *jobrun.Runner) error { return fn(fileStore{r}) })
 	}
