@@ -67,8 +67,9 @@ var pgSchema = []string{
 	`CREATE INDEX IF NOT EXISTS jobs_kind ON {s}.jobs (kind, id)`,
 	`CREATE INDEX IF NOT EXISTS jobs_tags ON {s}.jobs USING gin (tags)`,
 	`CREATE TABLE IF NOT EXISTS {s}.corrupt (id bigint PRIMARY KEY, raw bytea NOT NULL)`,
-	// Counters are sharded: each store adds its changes to a shard of its own, so
-	// that processes committing at once do not queue for one row per queue.
+	// Counters are sharded: each transaction adds its changes to a shard it picks
+	// at random, so that transactions committing at once (of many processes, or the
+	// enqueues of one) rarely queue for one row per queue and state.
 	`CREATE TABLE IF NOT EXISTS {s}.counts (queue text NOT NULL, state smallint NOT NULL, shard smallint NOT NULL,
 		n bigint NOT NULL, PRIMARY KEY (queue, state, shard))`,
 	`CREATE TABLE IF NOT EXISTS {s}.suspended (kind smallint NOT NULL, shard smallint NOT NULL, n bigint NOT NULL,
@@ -111,7 +112,6 @@ type pgStore struct {
 	cfg    *config
 	set    sqldb.Settings
 	schema string // quoted
-	shard  int16  // this store's shard of the counters
 
 	ctx    context.Context // every statement's: canceled at close
 	cancel context.CancelFunc
@@ -120,6 +120,10 @@ type pgStore struct {
 
 	idMu sync.Mutex
 	ids  []ID // job IDs reserved from the sequence, increasing
+
+	enqMu      sync.Mutex
+	enqPending []*pgEnqueue // enqueues waiting for a transaction
+	enqActive  int          // transactions of enqueueBatches running
 
 	owner   int64 // this store's ID in the claims it makes (pg_shared.go)
 	fenceMu sync.Mutex
@@ -143,7 +147,7 @@ func openPGStore(ctx context.Context, pool sqldb.Pool, cfg *config, set sqldb.Se
 	if err := validateName("schema", set.Schema); err != nil {
 		return nil, err
 	}
-	s := &pgStore{pool: pool, cfg: cfg, set: set, schema: quoteIdent(set.Schema), shard: int16(rand.IntN(pgShards)),
+	s := &pgStore{pool: pool, cfg: cfg, set: set, schema: quoteIdent(set.Schema),
 		owner: rand.Int64N(1<<62) + 1, fences: map[ID]int64{}, notes: make(chan []string, 256), notesDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.prepare(ctx); err != nil {
@@ -233,8 +237,13 @@ func (s *pgStore) close() error {
 const pgRetries = 5
 
 func (s *pgStore) update(now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error) {
+	return s.updateCtx(s.ctx, now, buf, fn)
+}
+
+// updateCtx is update bounded by ctx too.
+func (s *pgStore) updateCtx(ctx context.Context, now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error) {
 	for try := 0; ; try++ {
-		changes, err := s.updateOnce(now, buf, fn)
+		changes, err := s.updateOnce(ctx, now, buf, fn)
 		if code := s.pool.Code(err); (code == "40001" || code == "40P01") && try < pgRetries {
 			continue
 		}
@@ -242,9 +251,11 @@ func (s *pgStore) update(now time.Time, buf []jobChange, fn func(w storeWriter) 
 	}
 }
 
-func (s *pgStore) updateOnce(now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, pgStatementTimeout)
+func (s *pgStore) updateOnce(ctx context.Context, now time.Time, buf []jobChange, fn func(w storeWriter) error) ([]jobChange, error) {
+	ctx, cancel := context.WithTimeout(ctx, pgStatementTimeout)
 	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel) // the store closes
+	defer stop()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -263,6 +274,110 @@ func (s *pgStore) updateOnce(now time.Time, buf []jobChange, fn func(w storeWrit
 	}
 	s.notifyAfter(t.changes, t.poked)
 	return t.changes, nil
+}
+
+// pgEnqueuers bounds the enqueue transactions of one store that run at once. An
+// enqueue that finds them all busy joins the next batch of a running one, so that
+// many concurrent callers cost few transactions (W2: 16 producers), while a few
+// callers still commit side by side, which the server's group commit flushes
+// together (W6: 4 producers beside the workers' commits).
+const pgEnqueuers = 4
+
+// pgMaxEnqueueBatch bounds the jobs of one enqueue transaction.
+const pgMaxEnqueueBatch = 1000
+
+// pgEnqueue is a caller's enqueue waiting for a transaction.
+type pgEnqueue struct {
+	recs    []*record
+	now     time.Time
+	ins     []inserted
+	changes []jobChange
+	err     error
+	done    chan struct{}
+}
+
+func (s *pgStore) enqueueNow(ctx context.Context, now time.Time, recs []*record) ([]inserted, []jobChange, error) {
+	e := &pgEnqueue{recs: recs, now: now, done: make(chan struct{})}
+	s.enqMu.Lock()
+	s.enqPending = append(s.enqPending, e)
+	lead := s.enqActive < pgEnqueuers
+	if lead {
+		s.enqActive++
+	}
+	s.enqMu.Unlock()
+	if lead {
+		s.enqueueBatches()
+	}
+	select {
+	case <-e.done:
+		return e.ins, e.changes, e.err
+	case <-ctx.Done():
+		return nil, nil, ctx.Err() // its batch may yet commit it
+	}
+}
+
+// enqueueBatches runs the waiting enqueues, as many as a batch holds in each
+// transaction, until none waits. The caller that runs it waits for its own
+// enqueue among them.
+func (s *pgStore) enqueueBatches() {
+	for {
+		s.enqMu.Lock()
+		n, jobs := 0, 0
+		for n < len(s.enqPending) && (n == 0 || jobs+len(s.enqPending[n].recs) <= pgMaxEnqueueBatch) {
+			jobs += len(s.enqPending[n].recs)
+			n++
+		}
+		batch := s.enqPending[:n:n]
+		s.enqPending = s.enqPending[n:]
+		if n == 0 {
+			s.enqActive--
+			s.enqMu.Unlock()
+			return
+		}
+		s.enqMu.Unlock()
+		s.enqueueBatch(batch)
+	}
+}
+
+// enqueueBatch stores the jobs of batch in one transaction, at the time of its
+// first enqueue, and answers each with what enqueue did with its jobs.
+func (s *pgStore) enqueueBatch(batch []*pgEnqueue) {
+	changes, err := s.updateCtx(s.ctx, batch[0].now, nil, func(w storeWriter) error {
+		for _, e := range batch {
+			e.ins = make([]inserted, len(e.recs))
+			for i, rec := range e.recs {
+				var err error
+				if e.ins[i], err = w.enqueue(rec); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for _, e := range batch {
+		e.err = err
+		if err == nil && len(batch) == 1 {
+			e.changes = changes
+		} else if err == nil {
+			e.changes = changesOf(changes, e.ins)
+		}
+		close(e.done)
+	}
+}
+
+// changesOf picks from a batch's changes those of the jobs ins names.
+func changesOf(changes []jobChange, ins []inserted) []jobChange {
+	ids := make(map[ID]bool, len(ins))
+	for _, in := range ins {
+		ids[in.id] = true
+	}
+	var out []jobChange
+	for _, c := range changes {
+		if ids[c.id] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (s *pgStore) view(fn func(r storeReader) error) error {
@@ -306,11 +421,13 @@ type pgTxn struct {
 	deltas          map[string]*[numStates]int64
 	suspendedDeltas [numSuspended]int64
 	changes         []jobChange
-	poked           bool // the other processes are to poll after the commit
+	poked           bool  // the other processes are to poll after the commit
+	shard           int16 // the counters' shard this transaction adds to
 }
 
 func (s *pgStore) newTxn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {
-	return &pgTxn{s: s, ctx: ctx, tx: tx, now: now, cfg: s.cfg, writes: writes, rows: map[ID]*pgRow{}}
+	return &pgTxn{s: s, ctx: ctx, tx: tx, now: now, cfg: s.cfg, writes: writes, rows: map[ID]*pgRow{},
+		shard: int16(rand.IntN(pgShards))}
 }
 
 func (t *pgTxn) log(c jobChange) { t.changes = append(t.changes, c) }
@@ -384,12 +501,10 @@ func pgTime(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// flush sends what is left of the writes and the counters' changes; update
-// calls it before the commit.
+// flush sends what is left of the writes and the counters' changes, in one round
+// trip; update calls it before the commit.
 func (t *pgTxn) flush() error {
-	if err := t.sendRows(); err != nil {
-		return err
-	}
+	var more []pgStatement
 	var queues []string
 	var states []int16
 	var ns []int64
@@ -402,29 +517,26 @@ func (t *pgTxn) flush() error {
 	}
 	t.deltas = nil
 	if len(queues) > 0 {
-		if err := t.exec(`INSERT INTO {s}.counts (queue, state, shard, n)
+		more = append(more, pgStatement{"write counters", `INSERT INTO {s}.counts (queue, state, shard, n)
 			SELECT q, st, $4, n FROM unnest($1::text[], $2::smallint[], $3::bigint[]) AS d(q, st, n)
 			ON CONFLICT (queue, state, shard) DO UPDATE SET n = {s}.counts.n + excluded.n`,
-			queues, states, ns, t.s.shard); err != nil {
-			return fmt.Errorf("write counters: %w", err)
-		}
+			[]any{queues, states, ns, t.shard}})
 	}
-	states, ns = states[:0], ns[:0]
+	var kinds []int16
+	var kn []int64
 	for kind, d := range t.suspendedDeltas {
 		if d != 0 && kind != 0 {
-			states, ns = append(states, int16(kind)), append(ns, d)
+			kinds, kn = append(kinds, int16(kind)), append(kn, d)
 		}
 	}
 	t.suspendedDeltas = [numSuspended]int64{}
-	if len(states) > 0 {
-		if err := t.exec(`INSERT INTO {s}.suspended (kind, shard, n)
+	if len(kinds) > 0 {
+		more = append(more, pgStatement{"write suspension counters", `INSERT INTO {s}.suspended (kind, shard, n)
 			SELECT k, $3, n FROM unnest($1::smallint[], $2::bigint[]) AS d(k, n)
 			ON CONFLICT (kind, shard) DO UPDATE SET n = {s}.suspended.n + excluded.n`,
-			states, ns, t.s.shard); err != nil {
-			return fmt.Errorf("write suspension counters: %w", err)
-		}
+			[]any{kinds, kn, t.shard}})
 	}
-	return nil
+	return t.sendWith(more)
 }
 
 var (

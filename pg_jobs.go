@@ -835,7 +835,7 @@ func (t *pgTxn) checkCounts(repair bool) ([]CountMismatch, error) {
 					return nil, err
 				}
 				if err := t.exec(`INSERT INTO {s}.counts (queue, state, shard, n) VALUES ($1, $2, $3, $4)`,
-					q, int16(st), t.s.shard, int64(a[st])); err != nil {
+					q, int16(st), t.shard, int64(a[st])); err != nil {
 					return nil, err
 				}
 				if d := t.deltas[q]; d != nil {
@@ -898,7 +898,7 @@ func (t *pgTxn) checkSuspended(repair bool) ([]CountMismatch, error) {
 				return nil, err
 			}
 			if err := t.exec(`INSERT INTO {s}.suspended (kind, shard, n) VALUES ($1, $2, $3)`,
-				int16(kind), t.s.shard, int64(actual[kind])); err != nil {
+				int16(kind), t.shard, int64(actual[kind])); err != nil {
 				return nil, err
 			}
 			t.suspendedDeltas[kind] = 0

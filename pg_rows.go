@@ -225,8 +225,34 @@ func (t *pgTxn) deleteRow(id ID) error {
 }
 
 // sendRows writes the gathered writes to jobs rows: one statement for the
-// inserts, one for the updates and one for the deletes.
-func (t *pgTxn) sendRows() error {
+// inserts, one for the updates and one for the deletes, in one round trip.
+func (t *pgTxn) sendRows() error { return t.sendWith(nil) }
+
+// sendWith is sendRows with more statements after the rows', labelled for errors.
+func (t *pgTxn) sendWith(more []pgStatement) error {
+	stmts := append(t.rowStatements(), more...)
+	if len(stmts) == 0 {
+		return nil
+	}
+	batch := make([]sqldb.Statement, len(stmts))
+	for i, st := range stmts {
+		batch[i] = sqldb.Statement{SQL: t.s.q(st.sql), Args: st.args}
+	}
+	if i, err := t.tx.Batch(t.ctx, batch); err != nil {
+		return fmt.Errorf("%s: %w", stmts[max(i, 0)].what, err)
+	}
+	return nil
+}
+
+// pgStatement is a statement of a batch, with what it does for its error.
+type pgStatement struct {
+	what string
+	sql  string
+	args []any
+}
+
+// rowStatements takes the gathered writes to jobs rows as statements.
+func (t *pgTxn) rowStatements() []pgStatement {
 	if len(t.dirty) == 0 {
 		return nil
 	}
@@ -250,34 +276,27 @@ func (t *pgTxn) sendRows() error {
 		r.op, r.recChanged = pgClean, false
 	}
 	t.dirty = t.dirty[:0]
+	var stmts []pgStatement
 	if len(del) > 0 {
-		if _, err := t.tx.Exec(t.ctx, t.s.q(`DELETE FROM {s}.jobs WHERE id = ANY($1)`), del); err != nil {
-			return fmt.Errorf("delete jobs: %w", err)
-		}
+		stmts = append(stmts, pgStatement{"delete jobs", `DELETE FROM {s}.jobs WHERE id = ANY($1)`, []any{del}})
 	}
 	if len(ins.id) > 0 {
-		if _, err := t.tx.Exec(t.ctx, t.s.q(`INSERT INTO {s}.jobs (`+pgJobColumns+`)
+		stmts = append(stmts, pgStatement{"insert jobs", `INSERT INTO {s}.jobs (` + pgJobColumns + `)
 			SELECT id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key,
 				CASE WHEN tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) END,
 				suspended, owner, lease_until, fence, cancel, rec
-			FROM `+pgUnnestColumns),
-			ins.args()...); err != nil {
-			return fmt.Errorf("insert jobs: %w", err)
-		}
+			FROM ` + pgUnnestColumns, ins.args()})
 	}
 	if len(upd.id) > 0 {
-		if _, err := t.tx.Exec(t.ctx, t.s.q(`UPDATE {s}.jobs j SET queue = v.queue, kind = v.kind, state = v.state,
+		stmts = append(stmts, pgStatement{"update jobs", `UPDATE {s}.jobs j SET queue = v.queue, kind = v.kind, state = v.state,
 				priority = v.priority, run_at = v.run_at, finished_at = v.finished_at, lane = v.lane, claim = v.claim,
 				started_at = v.started_at, conc_key = v.conc_key,
 				tags = CASE WHEN v.tags = '' THEN '{}'::text[] ELSE ARRAY(SELECT jsonb_array_elements_text(v.tags::jsonb)) END,
 				suspended = v.suspended, owner = v.owner, lease_until = v.lease_until, fence = v.fence, cancel = v.cancel,
 				rec = COALESCE(v.rec, j.rec)
-			FROM `+pgUnnestColumns+` WHERE j.id = v.id`),
-			upd.args()...); err != nil {
-			return fmt.Errorf("update jobs: %w", err)
-		}
+			FROM ` + pgUnnestColumns + ` WHERE j.id = v.id`, upd.args()})
 	}
-	return nil
+	return stmts
 }
 
 // pgUnnestColumns reads pgColumns.args as rows named v.

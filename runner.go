@@ -480,6 +480,11 @@ func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
 	if _, control := op.(*controlOp); r.cfg.readOnly && !control {
 		return ErrReadOnly
 	}
+	if eop, ok := op.(*enqueueOp); ok && eop.event == nil {
+		if cs, ok := r.st.(concurrentStore); ok {
+			return r.enqueueAlongside(ctx, cs, eop)
+		}
+	}
 	select {
 	case r.ops <- op:
 	case <-r.loopDone:
@@ -501,6 +506,33 @@ func (r *Runner) send(ctx context.Context, op any, reply <-chan error) error {
 			return r.closedErr()
 		}
 	}
+}
+
+// enqueueAlongside stores op's jobs in a transaction of their own on a store
+// whose transactions run side by side, and then tells the commit loop, as EnqueueTx
+// does once its transaction commits.
+func (r *Runner) enqueueAlongside(ctx context.Context, cs concurrentStore, op *enqueueOp) error {
+	select {
+	case <-r.loopDone:
+		return r.closedErr()
+	default:
+	}
+	now := time.Now()
+	ins, changes, err := cs.enqueueNow(ctx, now, op.recs)
+	if err != nil {
+		select {
+		case <-r.loopDone:
+			return r.closedErr() // closed meanwhile: the store's statements were cut
+		default:
+		}
+		return err
+	}
+	op.ids, op.dups = make([]ID, len(ins)), make([]bool, len(ins))
+	for i, in := range ins {
+		op.ids[i], op.dups[i] = in.id, in.duplicate
+	}
+	r.committedElsewhere(changes, now, false)()
+	return nil
 }
 
 // Get returns everything stored about a job, or an error wrapping ErrNotFound.

@@ -187,6 +187,17 @@ type sharedStore interface {
 	watch(fn func(n wakeNote))
 }
 
+// concurrentStore is a store whose transactions run side by side (a database
+// server's): enqueues need not queue for the commit loop, whose commits one after
+// the other would leave the server nothing to commit together. Each caller's
+// enqueue is a transaction of its own, which the server's group commit flushes
+// with the others', and the loop learns of the new jobs as it learns of EnqueueTx's.
+type concurrentStore interface {
+	// enqueueNow stores recs in one transaction at now and returns what enqueue did
+	// with each, and the changes, once committed.
+	enqueueNow(ctx context.Context, now time.Time, recs []*record) ([]inserted, []jobChange, error)
+}
+
 // prefetcher is a writer that reads the jobs a commit will write in one go: the
 // PostgreSQL store, for which a read of each job's row one by one would cost a
 // round trip per job.

@@ -99,6 +99,23 @@ func (t Tx) QueryRow(ctx context.Context, sql string, args ...any) sqldb.Row {
 	return row{t.T.QueryRow(ctx, sql, args...)}
 }
 
+// Batch sends stmts in one round trip (pgx's pipeline) and reads their results
+// in order.
+func (t Tx) Batch(ctx context.Context, stmts []sqldb.Statement) (int, error) {
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(st.SQL, st.Args...)
+	}
+	br := t.T.SendBatch(ctx, &b)
+	for i := range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return i, err
+		}
+	}
+	return -1, br.Close()
+}
+
 // Commit commits the transaction.
 func (t Tx) Commit(ctx context.Context) error { return t.T.Commit(ctx) }
 

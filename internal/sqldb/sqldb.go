@@ -39,8 +39,17 @@ type Tx interface {
 	// QueryRow runs a statement that returns at most one row; Scan of a missing
 	// row returns ErrNoRows.
 	QueryRow(ctx context.Context, sql string, args ...any) Row
+	// Batch runs stmts in order in one round trip and returns the index of the
+	// one that failed with its error, or -1 and nil.
+	Batch(ctx context.Context, stmts []Statement) (int, error)
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
+}
+
+// Statement is a statement of a Batch.
+type Statement struct {
+	SQL  string
+	Args []any
 }
 
 // Rows is the result of Query.
