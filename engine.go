@@ -458,6 +458,9 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 			return fmt.Errorf("read the jobs of the commit: %w", err)
 		}
 	}
+	if lc, ok := w.(lazyCommitter); ok && len(en.enqueues)+len(en.done)+len(en.returns)+len(en.mutates)+len(en.steps)+len(en.controls) == 0 {
+		lc.lazy() // nothing in it is answered: a commit lost with the server is redone
+	}
 	if err := en.writeEnqueues(w); err != nil {
 		return err
 	}

@@ -422,6 +422,7 @@ type pgTxn struct {
 	suspendedDeltas [numSuspended]int64
 	changes         []jobChange
 	poked           bool  // the other processes are to poll after the commit
+	lazyCommit      bool  // the commit need not wait for the disk (lazyCommitter)
 	shard           int16 // the counters' shard this transaction adds to
 }
 
@@ -536,12 +537,20 @@ func (t *pgTxn) flush() error {
 			ON CONFLICT (kind, shard) DO UPDATE SET n = {s}.suspended.n + excluded.n`,
 			[]any{kinds, kn, t.shard}})
 	}
+	if t.lazyCommit {
+		more = append(more, pgStatement{"commit lazily", `SET LOCAL synchronous_commit = off`, nil})
+	}
 	return t.sendWith(more)
 }
 
+func (t *pgTxn) lazy() { t.lazyCommit = true }
+
 var (
-	_ store       = (*pgStore)(nil)
-	_ sharedStore = (*pgStore)(nil)
-	_ storeWriter = (*pgTxn)(nil)
-	_ leaseWriter = (*pgTxn)(nil)
+	_ store           = (*pgStore)(nil)
+	_ sharedStore     = (*pgStore)(nil)
+	_ concurrentStore = (*pgStore)(nil)
+	_ storeWriter     = (*pgTxn)(nil)
+	_ leaseWriter     = (*pgTxn)(nil)
+	_ lazyCommitter   = (*pgTxn)(nil)
+	_ prefetcher      = (*pgTxn)(nil)
 )

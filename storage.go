@@ -198,6 +198,16 @@ type concurrentStore interface {
 	enqueueNow(ctx context.Context, now time.Time, recs []*record) ([]inserted, []jobChange, error)
 }
 
+// lazyCommitter is a writer whose commit can skip waiting for the disk: the
+// PostgreSQL store's (synchronous_commit off for the transaction). The engine
+// asks for it for a commit that acknowledges nothing to anyone (only claims,
+// starts, progress and the timed services' work): lost in a crash of the server,
+// such a commit is redone (the jobs are claimed, promoted or fired again), and
+// the server's later commits are durable after it all the same.
+type lazyCommitter interface {
+	lazy()
+}
+
 // prefetcher is a writer that reads the jobs a commit will write in one go: the
 // PostgreSQL store, for which a read of each job's row one by one would cost a
 // round trip per job.
