@@ -157,7 +157,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.store, "store", "bolt",
 		"`store` of the runners measured: bolt (a file in -dir), or pg: PostgreSQL, on a throwaway cluster\n"+
 			"(server binaries needed) at its defaults, a fresh database per measurement (config \"postgresql\");\n"+
-			"the raw-bbolt references and the sets are bbolt's and are left out")
+			"the raw-bbolt references and the sets are bbolt's and are left out; with W4, W4's drain by 1, 2\n"+
+			"and 4 runners sharing a database follows")
 	fs.BoolVar(&cfg.river, "river", false,
 		"also measure River on a throwaway PostgreSQL cluster (server binaries needed) for W1, W4 and W6,\n"+
 			"after jobrun's runs, and print its medians beside jobrun's")
@@ -415,6 +416,11 @@ func bench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error
 		}
 		for _, su := range cfg.suites {
 			su.table(stdout, cfg, results)
+		}
+	}
+	if cluster != nil && slices.Contains(cfg.specs, w4) {
+		if err := benchPGScaling(ctx, cfg, cluster, stdout); err != nil {
+			return err
 		}
 	}
 	if cfg.river {

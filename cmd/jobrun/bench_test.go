@@ -387,3 +387,43 @@ func TestBenchRiver(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchPG: -store pg measures every workload on PostgreSQL, one JSON line each
+// with config "postgresql", then W4's drain by 1, 2 and 4 runners, and the table
+// says so; the references and sets of bbolt are left out.
+func TestBenchPG(t *testing.T) {
+	if _, err := exec.LookPath("pg_ctl"); err != nil {
+		if dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl"); len(dirs) == 0 {
+			t.Skip("no PostgreSQL server binaries here (Debian: apt-get install postgresql)")
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	args := tinyBench(t.TempDir(), "-store", "pg", "-workloads", "W1,W2,W3,W4,W5,W6,W7,W8,W9,scale")
+	if err := runBench(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s", err, &stderr)
+	}
+	var got []string
+	for line := range strings.Lines(stdout.String()) {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var l benchLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Config != "postgresql" || l.N == 0 || l.JobsPerS <= 0 {
+			t.Errorf("line %s: %+v, %v", line, l, err)
+		}
+		got = append(got, l.Workload)
+	}
+	want := []string{"W1-enqueue-seq", "W2-enqueue-conc", "W3-enqueue-bulk", "W4-drain", "W5-latency", "W6-e2e", "W7-steps",
+		"W8-fan-out", "W9-run-latency", "W4-drain-1runners", "W4-drain-2runners", "W4-drain-4runners"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("lines for\n%v\nwant\n%v", got, want)
+	}
+	for _, want := range []string{"config postgresql", "by runners sharing one database", "vs 1 runner"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, &stdout)
+		}
+	}
+	if err := runBench(t.Context(), []string{"-store", "pg", "-nosync"}, &stdout, &stderr); err == nil {
+		t.Error("-store pg -nosync: no error")
+	}
+}
