@@ -239,6 +239,9 @@ func (t *pgTxn) renew(limit int) (ready, ended int, err error) {
 		if err := rows.Scan(&id, &cancel); err != nil {
 			return err
 		}
+		if r := t.rows[ID(id)]; r != nil {
+			r.leaseUntil = until // a write of the row later in this commit keeps the renewal
+		}
 		if cancel {
 			asked = append(asked, ID(id))
 		}

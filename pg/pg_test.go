@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +17,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/dashboard"
 	"github.com/jobrun/jobrun/internal/pgtest"
+	"github.com/jobrun/jobrun/metrics"
 	"github.com/jobrun/jobrun/pg"
 )
 
@@ -281,5 +289,130 @@ func TestCancelAcrossRunners(t *testing.T) {
 	info, err := manager.Wait(ctx, id)
 	if err != nil || info.State != jobrun.StateCanceled {
 		t.Errorf("after Cancel: %+v, %v", info, err)
+	}
+}
+
+type orderPlaced struct {
+	Order int `json:"order"`
+}
+
+func (orderPlaced) Kind() string { return "fulfil-order" }
+
+type orderPaid struct {
+	Order int    `json:"order"`
+	By    string `json:"by"`
+}
+
+// TestFunctionsAcrossRunners: a durable function runs on one runner while another
+// process, which has no handlers, sends the events: the function's run is started
+// from the stored functions, its wait is ended by the other process's event, and
+// that process's Wait returns when the run ends, with every step stored.
+func TestFunctionsAcrossRunners(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	suspended := make(chan jobrun.ID, 1)
+	worker := open(t, pool, schema, jobrun.WithChangeHook(func(c jobrun.Change) {
+		if c.Type == jobrun.ChangeSnoozed && c.Kind == (orderPlaced{}).Kind() {
+			select {
+			case suspended <- c.ID: // the run waits in WaitFor, its worker freed
+			default:
+			}
+		}
+	}))
+	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[orderPlaced]) error {
+		charge, err := jobrun.Step(ctx, "charge", func(ctx context.Context) (string, error) { return "ch-1", nil })
+		if err != nil {
+			return err
+		}
+		paid, ok, err := jobrun.WaitFor[orderPaid](ctx, "paid", "order/paid", jobrun.Match("order", job.Args.Order), time.Hour)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return jobrun.Permanent(errors.New("never paid"))
+		}
+		_, err = jobrun.Step(ctx, "ship", func(ctx context.Context) (string, error) { return charge + " by " + paid.By, nil })
+		return err
+	}, jobrun.On("order/placed"))
+	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	// The worker stores its functions in its first commits, before a job of its own
+	// is done: the sender, without handlers, starts their runs from them.
+	first, err := worker.Enqueue(ctx, task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.Wait(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	sender := open(t, pool, schema, jobrun.WithStrictKinds(false))
+	sent, err := sender.Send(ctx, jobrun.Event{Name: "order/placed", Data: orderPlaced{Order: 7}})
+	if err != nil || len(sent.Runs) != 1 {
+		t.Fatalf("send: %+v, %v; want one run", sent, err)
+	}
+	if got := <-suspended; got != sent.Runs[0] {
+		t.Fatalf("suspended job %d, want %d", got, sent.Runs[0])
+	}
+	// An event sent before the wait's previous step ended would not be taken: it is
+	// sent once the run waits.
+	if _, err := sender.Send(ctx, jobrun.Event{Name: "order/paid", Data: orderPaid{Order: 7, By: "ada"}}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := sender.Wait(ctx, sent.Runs[0])
+	if err != nil || info.State != jobrun.StateDone {
+		t.Fatalf("the run: %+v, %v", info, err)
+	}
+	var names []string
+	for _, s := range info.Steps {
+		names = append(names, s.Name)
+	}
+	if len(names) != 3 || string(info.Steps[2].Result) != `"ch-1 by ada"` {
+		t.Errorf("steps %v, last %s", names, info.Steps[len(info.Steps)-1].Result)
+	}
+}
+
+// TestDashboardAndMetrics: the dashboard's pages and JSON API, and the Prometheus
+// collector, work on a runner on PostgreSQL as on one on a file.
+func TestDashboardAndMetrics(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	r := open(t, pool, schema)
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	id, err := r.Enqueue(ctx, task{N: 5}, jobrun.Tags("pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dashboard.New(r))
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"/api/jobs":                     fmt.Sprintf(`"id": %d`, id),
+		"/api/jobs?tag=pg":              `"task"`,
+		fmt.Sprintf("/api/jobs/%d", id): `"n": 5`,
+		"/api/queues":                   `"default"`,
+		"/":                             "default",
+	} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, want %q in\n%.400s", path, res.StatusCode, want, body)
+		}
+	}
+	col, err := metrics.New(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col)
+	families, err := reg.Gather()
+	if err != nil || len(families) == 0 {
+		t.Fatalf("gather: %d families, %v", len(families), err)
 	}
 }
