@@ -44,6 +44,10 @@ stop gracefully and see the unfinished jobs resume at the next run. The progress
 line counts the jobs of this run (and those an earlier run left unfinished), not
 the ones earlier runs finished.
 
+With -store pg the jobs live in PostgreSQL instead (package pg): in schema "demo" of
+the database -dsn, or, without -dsn, of a throwaway cluster that the demo starts from
+Debian's server binaries and removes at the end.
+
 While it runs, the demo serves the dashboard on 127.0.0.1, on a free port, and
 prints its URL: open it to watch the queues, retry a failed webhook, pause a queue.
 The dashboard stops with the demo, a few seconds after it starts: with -keep the
@@ -98,6 +102,8 @@ type demoConfig struct {
 	reset bool    // delete the file first
 	dash  bool    // serve the dashboard while running
 	keep  bool    // keep running and serving after the jobs finish, until interrupted
+	store string  // "bolt" or "pg"
+	dsn   string  // with store pg: the database; "" for a throwaway cluster
 }
 
 // runDemo is the demo command: it parses args and runs the demo, writing to stdout.
@@ -114,6 +120,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&cfg.reset, "reset", false, "delete the database file first, to start from an empty one")
 	fs.BoolVar(&cfg.dash, "dashboard", true, "serve the dashboard on 127.0.0.1, on a free port, while the demo runs")
 	fs.BoolVar(&cfg.keep, "keep", false, "once every job has finished, keep running and serving the dashboard until Ctrl-C")
+	fs.StringVar(&cfg.store, "store", "bolt", "`store` of the jobs: bolt (the -db file) or pg: PostgreSQL (package pg), in the\n"+
+		"database -dsn, or without it on a throwaway cluster (Debian's server binaries), removed at the end")
+	fs.StringVar(&cfg.dsn, "dsn", "", "with -store pg, the PostgreSQL database (`DSN`) whose schema \"demo\" holds the jobs")
 	if err := parseFlags(fs, demoSynopsis, demoDoc, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -125,6 +134,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		bad = fmt.Errorf("-speed must be above 0 and at most 1000, got %v", cfg.speed)
 	case cfg.keep && !cfg.dash:
 		bad = errors.New("-keep serves the dashboard: it needs -dashboard")
+	case cfg.store != "bolt" && cfg.store != "pg":
+		bad = fmt.Errorf("-store must be bolt or pg, got %q", cfg.store)
+	case cfg.dsn != "" && cfg.store != "pg":
+		bad = errors.New("-dsn goes with -store pg")
 	}
 	if bad != nil {
 		fmt.Fprintf(stderr, "jobrun demo: %v\n%s\nRun \"jobrun help demo\" for details.\n", bad, demoSynopsis)
@@ -137,12 +150,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // prints a summary; if ctx ends first, it stops gracefully, reports what is left and
 // returns an interruptError.
 func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
-	if cfg.reset {
-		if err := os.Remove(cfg.db); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	st, err := openDemoStore(ctx, &cfg)
+	if err != nil {
+		return err
 	}
-	r, err := jobrun.Open(cfg.db,
+	defer st.close()
+	r, err := st.open(
 		jobrun.WithQueue(emailQueue, emailWorkers, nil),
 		jobrun.WithQueue(imageQueue, imageWorkers, nil),
 		jobrun.WithQueue(webhookQueue, hookWorkers, rate.NewLimiter(rate.Limit(hookRate*cfg.speed), hookBurst)),
@@ -191,7 +204,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	printHeld(out, cfg.db, before)
+	printHeld(out, st.name, before)
 	if dashURL != "" {
 		if cfg.keep {
 			fmt.Fprintf(out, "dashboard: %s (until Ctrl-C)\n", dashURL)
@@ -209,7 +222,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "interrupted while enqueuing; the jobs enqueued so far are stored")
-			return stopEarly(ctx, r, cfg.db, out)
+			return stopEarly(ctx, r, st, out)
 		}
 		return err
 	}
@@ -240,13 +253,13 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 		return err
 	}
 	if !allDone {
-		return stopEarly(ctx, r, cfg.db, out)
+		return stopEarly(ctx, r, st, out)
 	}
 	elapsed := time.Since(start)
 	var functions bytes.Buffer // printed after the jobs' summary
 	if err := demoFunctions(ctx, r, &functions, sim); err != nil {
 		if ctx.Err() != nil {
-			return stopEarly(ctx, r, cfg.db, out)
+			return stopEarly(ctx, r, st, out)
 		}
 		return err
 	}
@@ -290,8 +303,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) (err error) {
 	out.Write(functions.Bytes())
 	fmt.Fprintf(out, "\nCron: schedule %q (%s) ran %d rollups during this run; it is stored in the file and keeps its timetable across runs.\n",
 		rollupSchedule, rollupSpec, rollupsAfter[jobrun.StateDone]-rollupsBefore[jobrun.StateDone])
-	fmt.Fprintf(out, "\nThe jobs stay in %s: run the demo again to add to them, or with -reset to start over;\n"+
-		"\"jobrun serve %s\" shows them in the dashboard.\n", cfg.db, cfg.db)
+	fmt.Fprintf(out, "\n%s\n", st.after)
 	return nil
 }
 
@@ -449,13 +461,13 @@ func shutdown(r *jobrun.Runner, out io.Writer) error {
 
 // stopEarly handles an interruption through ctx: it shuts the runner down gracefully,
 // reports how many jobs will resume at the next run and returns an interruptError.
-func stopEarly(ctx context.Context, r *jobrun.Runner, db string, out io.Writer) error {
+func stopEarly(ctx context.Context, r *jobrun.Runner, st *demoStore, out io.Writer) error {
 	fmt.Fprintf(out, "interrupted: stopping gracefully, running jobs get up to %v to finish...\n", shutdownTimeout)
 	if err := shutdown(r, out); err != nil {
 		return err
 	}
-	// Counts fails once the runner is closed: read them from the file again.
-	again, err := jobrun.Open(db)
+	// Counts fails once the runner is closed: read them from the store again.
+	again, err := st.open()
 	if err != nil {
 		return fmt.Errorf("reopen to count the unfinished jobs: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/jobrun/jobrun"
+	"github.com/jobrun/jobrun/internal/pgtest"
 )
 
 // fastDemo are the flags of a quick demo run on db.
@@ -317,4 +319,29 @@ func TestDemoProgressCountsThisRun(t *testing.T) {
 	if !slices.Equal(last[1:], want) {
 		t.Errorf("final progress line %q: finished, total, done, failed, canceled %v, want %v", last[0], last[1:], want)
 	}
+}
+
+// TestDemoOnPostgres: with -store pg, the demo runs its jobs and its durable
+// function on PostgreSQL, and a second run with the same -dsn finds the first's
+// jobs there; -reset empties the demo's schema.
+func TestDemoOnPostgres(t *testing.T) {
+	cluster, err := pgtest.Start(t.Context())
+	if errors.Is(err, pgtest.ErrNoServer) {
+		t.Skipf("PostgreSQL not tested: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cluster.Stop() })
+	dsn := cluster.DSN("postgres")
+	args := []string{"-store", "pg", "-dsn", dsn, "-n", "30", "-speed", "20", "-dashboard=false"}
+	out := runDemoOK(t, t.Context(), args, new(output))
+	mustContain(t, out, "(schema demo) holds no jobs yet")
+	mustContain(t, out, "All 30 jobs of this run finished in ")
+	mustContain(t, out, "; 2 onboarding runs")
+	mustContain(t, out, `schema "demo" of the database`)
+	out = runDemoOK(t, t.Context(), args, new(output))
+	mustContain(t, out, "(schema demo) already holds 30 jobs")
+	out = runDemoOK(t, t.Context(), append(args, "-reset"), new(output))
+	mustContain(t, out, "(schema demo) holds no jobs yet")
 }
