@@ -274,14 +274,13 @@ func schemaCurrent(tx *bbolt.Tx, writes bool) (bool, error) {
 // txn is one write or read transaction over the runner's buckets, with the count
 // changes it makes gathered and written once at flush.
 type txn struct {
-	tx              *bbolt.Tx
-	now             time.Time
-	root            *bbolt.Bucket
-	buckets         [numBuckets]*bbolt.Bucket    // opened on first use: a commit touches few
-	cfg             *config                      // key limits and retention
-	deltas          map[string]*[numStates]int64 // queue → change per state
-	suspendedDeltas [numSuspended]int64          // change per suspension
-	changes         []jobChange                  // what the writes did, for the engine
+	tx      *bbolt.Tx
+	now     time.Time
+	root    *bbolt.Bucket
+	buckets [numBuckets]*bbolt.Bucket // opened on first use: a commit touches few
+	cfg     *config                   // key limits and retention
+	countDeltas
+	changes []jobChange // what the writes did, for the engine
 }
 
 // log records a change this transaction made.

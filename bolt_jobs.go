@@ -57,24 +57,6 @@ func (t *txn) insert(r *record) (ID, error) {
 	return id, nil
 }
 
-// count moves one job of queue from one state to another in the counters; 0 is
-// "nowhere" (a new or deleted job).
-func (t *txn) count(queue string, from, to byte) {
-	if from == to {
-		return
-	}
-	d := t.deltas[queue]
-	if d == nil {
-		if t.deltas == nil {
-			t.deltas = map[string]*[numStates]int64{}
-		}
-		d = new([numStates]int64)
-		t.deltas[queue] = d
-	}
-	d[from]--
-	d[to]++
-}
-
 // pending is the change this transaction made to queue's count of state st and has
 // not written yet: the counters it reads add it, so that a write reads its own.
 func (t *txn) pending(queue string, st byte) int64 {
@@ -113,15 +95,6 @@ func (t *txn) flush() error {
 	return nil
 }
 
-// countSuspended moves a job from one suspension to another in the counters (0:
-// none).
-func (t *txn) countSuspended(from, to byte) {
-	if from != to {
-		t.suspendedDeltas[from]--
-		t.suspendedDeltas[to]++
-	}
-}
-
 // suspendedCounts reads how many jobs are suspended in each way, with this
 // transaction's changes.
 func (t *txn) suspendedCounts() [numSuspended]int {
@@ -155,13 +128,7 @@ func (t *txn) queueCounts(queue string) map[State]int {
 			out[stateNames[st]] += int(n)
 		}
 	}
-	for q, d := range t.deltas {
-		if queue == "" || q == queue {
-			for st := stScheduled; st < numStates; st++ {
-				out[stateNames[st]] += int(d[st])
-			}
-		}
-	}
+	t.addPending(out, queue)
 	return out
 }
 
@@ -179,11 +146,7 @@ func (t *txn) queueNames() []string {
 		// Skip the queue's other state keys.
 		k, _ = c.Seek(append(queuePrefix(q), 0xff))
 	}
-	for q, d := range t.deltas { // a queue this transaction gave its first jobs
-		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
-			names = append(names, q)
-		}
-	}
+	names = t.addNewQueues(names)
 	slices.Sort(names) // the counters' keys put shorter names first
 	return names
 }

@@ -416,14 +416,13 @@ type pgTxn struct {
 	cfg    *config
 	writes bool
 
-	rows            map[ID]*pgRow // the jobs rows read or written in this transaction
-	dirty           []ID          // rows with writes not yet sent, in order
-	deltas          map[string]*[numStates]int64
-	suspendedDeltas [numSuspended]int64
-	changes         []jobChange
-	poked           bool  // the other processes are to poll after the commit
-	lazyCommit      bool  // the commit need not wait for the disk (lazyCommitter)
-	shard           int16 // the counters' shard this transaction adds to
+	rows  map[ID]*pgRow // the jobs rows read or written in this transaction
+	dirty []ID          // rows with writes not yet sent, in order
+	countDeltas
+	changes    []jobChange
+	poked      bool  // the other processes are to poll after the commit
+	lazyCommit bool  // the commit need not wait for the disk (lazyCommitter)
+	shard      int16 // the counters' shard this transaction adds to
 }
 
 func (s *pgStore) newTxn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {

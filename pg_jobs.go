@@ -72,30 +72,6 @@ func (t *pgTxn) insert(rec *record) (ID, error) {
 	return id, nil
 }
 
-// count moves one job of queue from one state to another in the counters.
-func (t *pgTxn) count(queue string, from, to byte) {
-	if from == to {
-		return
-	}
-	d := t.deltas[queue]
-	if d == nil {
-		if t.deltas == nil {
-			t.deltas = map[string]*[numStates]int64{}
-		}
-		d = new([numStates]int64)
-		t.deltas[queue] = d
-	}
-	d[from]--
-	d[to]++
-}
-
-func (t *pgTxn) countSuspended(from, to byte) {
-	if from != to {
-		t.suspendedDeltas[from]--
-		t.suspendedDeltas[to]++
-	}
-}
-
 func (t *pgTxn) queueCounts(queue string) map[State]int {
 	out := make(map[State]int, len(States))
 	for _, s := range States {
@@ -119,13 +95,7 @@ func (t *pgTxn) queueCounts(queue string) map[State]int {
 	if err != nil {
 		t.s.cfg.logger.Error("jobrun: read counters", "error", err)
 	}
-	for q, d := range t.deltas {
-		if queue == "" || q == queue {
-			for st := stScheduled; st < numStates; st++ {
-				out[stateNames[st]] += int(d[st])
-			}
-		}
-	}
+	t.addPending(out, queue)
 	return out
 }
 
@@ -140,11 +110,7 @@ func (t *pgTxn) queueNames() []string {
 	if err != nil {
 		t.s.cfg.logger.Error("jobrun: read queue names", "error", err)
 	}
-	for q, d := range t.deltas {
-		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
-			names = append(names, q)
-		}
-	}
+	names = t.addNewQueues(names)
 	slices.Sort(names)
 	return names
 }

@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -235,6 +236,62 @@ type leaseWriter interface {
 	claimedElsewhere(id ID) bool
 	// poke has the other processes poll after this transaction commits.
 	poke()
+}
+
+// countDeltas are the changes a write transaction made to the counters, gathered
+// as it goes and written once at its end (each store's flush); its reads of the
+// counters add them, so that a transaction reads its own writes.
+type countDeltas struct {
+	deltas          map[string]*[numStates]int64 // queue → change per state
+	suspendedDeltas [numSuspended]int64          // change per suspension
+}
+
+// count moves one job of queue from one state to another in the counters; 0 is
+// "nowhere" (a new or deleted job).
+func (c *countDeltas) count(queue string, from, to byte) {
+	if from == to {
+		return
+	}
+	d := c.deltas[queue]
+	if d == nil {
+		if c.deltas == nil {
+			c.deltas = map[string]*[numStates]int64{}
+		}
+		d = new([numStates]int64)
+		c.deltas[queue] = d
+	}
+	d[from]--
+	d[to]++
+}
+
+// countSuspended moves a job from one suspension to another in the counters (0:
+// none).
+func (c *countDeltas) countSuspended(from, to byte) {
+	if from != to {
+		c.suspendedDeltas[from]--
+		c.suspendedDeltas[to]++
+	}
+}
+
+// addPending adds the changes to the counts of queue ("" for every queue) to out.
+func (c *countDeltas) addPending(out map[State]int, queue string) {
+	for q, d := range c.deltas {
+		if queue == "" || q == queue {
+			for st := stScheduled; st < numStates; st++ {
+				out[stateNames[st]] += int(d[st])
+			}
+		}
+	}
+}
+
+// addNewQueues adds to names the queues this transaction gave their first jobs.
+func (c *countDeltas) addNewQueues(names []string) []string {
+	for q, d := range c.deltas {
+		if !slices.Contains(names, q) && slices.ContainsFunc(d[stScheduled:], func(n int64) bool { return n != 0 }) {
+			names = append(names, q)
+		}
+	}
+	return names
 }
 
 // claimSkipBudget bounds the ready jobs one claim steps over because their key is out
