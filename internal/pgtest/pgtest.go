@@ -34,6 +34,8 @@ type Cluster struct {
 	bin  string // the directory of initdb and pg_ctl
 	port int
 	cred *syscall.Credential // nil: run as this process's user
+
+	watchdog *exec.Cmd // stops the server if this process dies without Stop
 }
 
 // Start creates and starts a cluster. Its server runs with PostgreSQL's defaults
@@ -78,8 +80,27 @@ func Start(ctx context.Context) (*Cluster, error) {
 	if err := c.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts, "-w", "start"); err != nil {
 		return nil, err
 	}
+	if err := c.watch(); err != nil {
+		return nil, err
+	}
 	ok = true
 	return c, nil
+}
+
+// watch starts a shell that outlives this process to stop the server and remove
+// its directory once this process is gone: a test binary that panics (a timeout)
+// or is killed runs no Stop, and the server would run on. It looks every second;
+// /proc says whether the process lives, as kill -0 cannot from another user.
+func (c *Cluster) watch() error {
+	script := fmt.Sprintf(`while [ -d /proc/%d ]; do sleep 1; done; %s -D %s -m immediate stop; rm -rf %s`,
+		os.Getpid(), filepath.Join(c.bin, "pg_ctl"), filepath.Join(c.dir, "data"), c.dir)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgtest: start the watchdog: %w", err)
+	}
+	c.watchdog = cmd
+	return nil
 }
 
 // DSN is the connection string of database on the cluster.
@@ -92,6 +113,10 @@ func (c *Cluster) Port() int { return c.port }
 
 // Stop stops the server at once and removes the cluster's directory.
 func (c *Cluster) Stop() error {
+	if c.watchdog != nil {
+		c.watchdog.Process.Kill()
+		c.watchdog.Wait()
+	}
 	var err error
 	if _, serr := os.Stat(filepath.Join(c.dir, "data", "postmaster.pid")); serr == nil {
 		err = c.run(context.Background(), "pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
