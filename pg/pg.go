@@ -33,9 +33,12 @@ import (
 // Open returns a runner whose jobs live in pool's database, in the tables of
 // schema "jobrun" (WithSchema), which it creates or upgrades first (a schema of
 // a newer jobrun is refused with an error wrapping jobrun.ErrSchema). It takes
-// every jobrun.Option, and the options of this package. The runner uses the pool
-// for its commits (one connection at a time), its reads, and one connection held
-// for LISTEN; Close leaves the pool open.
+// every jobrun.Option, and the options of this package. The runner takes from the
+// pool a connection held for LISTEN, one for its commit loop's commits, up to four
+// for enqueues (which run beside the loop, concurrent callers batched), one for
+// notifications, and one per read in progress: give it a pool of at least 4
+// (pgxpool's default is the larger of 4 and the CPUs); a smaller one makes them
+// queue for connections. Close leaves the pool open.
 //
 // Opening rescues the jobs whose processes stopped renewing their claims; jobs
 // that live processes run are theirs.
