@@ -96,6 +96,7 @@ var pgSchema = []string{
 	`CREATE TABLE IF NOT EXISTS {s}.event_ids (event_id text PRIMARY KEY, seq bigint NOT NULL, sent_at bigint NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS {s}.event_waits (name text NOT NULL, field text NOT NULL, value bytea NOT NULL,
 		job bigint NOT NULL, step text NOT NULL, PRIMARY KEY (name, field, value, job))`,
+	`CREATE INDEX IF NOT EXISTS event_waits_job ON {s}.event_waits (job)`,
 	`CREATE TABLE IF NOT EXISTS {s}.event_cancels (name text NOT NULL, field text NOT NULL, value bytea NOT NULL,
 		job bigint NOT NULL, PRIMARY KEY (name, field, value, job))`,
 	`CREATE TABLE IF NOT EXISTS {s}.functions (kind text PRIMARY KEY, data bytea NOT NULL)`,
@@ -420,9 +421,10 @@ type pgTxn struct {
 	dirty []ID          // rows with writes not yet sent, in order
 	countDeltas
 	changes    []jobChange
-	poked      bool  // the other processes are to poll after the commit
-	lazyCommit bool  // the commit need not wait for the disk (lazyCommitter)
-	shard      int16 // the counters' shard this transaction adds to
+	poked      bool    // the other processes are to poll after the commit
+	removed    []int64 // jobs remove deleted: their steps, waits and kept bytes are to go
+	lazyCommit bool    // the commit need not wait for the disk (lazyCommitter)
+	shard      int16   // the counters' shard this transaction adds to
 }
 
 func (s *pgStore) newTxn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {

@@ -497,12 +497,7 @@ func (t *pgTxn) remove(id ID, rec *record) error {
 	if err := t.releaseUnique(id, rec); err != nil {
 		return err
 	}
-	if err := t.exec(`DELETE FROM {s}.corrupt WHERE id = $1`, int64(id)); err != nil {
-		return err
-	}
-	if err := t.removeSteps(id); err != nil {
-		return err
-	}
+	t.removed = append(t.removed, int64(id)) // its steps, waits and kept bytes go with its row
 	if err := t.unindexCancels(id, rec); err != nil {
 		return err
 	}

@@ -253,7 +253,7 @@ type pgStatement struct {
 
 // rowStatements takes the gathered writes to jobs rows as statements.
 func (t *pgTxn) rowStatements() []pgStatement {
-	if len(t.dirty) == 0 {
+	if len(t.dirty) == 0 && len(t.removed) == 0 {
 		return nil
 	}
 	var ins, upd pgColumns
@@ -279,6 +279,16 @@ func (t *pgTxn) rowStatements() []pgStatement {
 	var stmts []pgStatement
 	if len(del) > 0 {
 		stmts = append(stmts, pgStatement{"delete jobs", `DELETE FROM {s}.jobs WHERE id = ANY($1)`, []any{del}})
+	}
+	if len(t.removed) > 0 {
+		// What names the jobs remove deleted, in three statements for all of them
+		// rather than a few per job: retention and Clean remove hundreds at once.
+		gone := t.removed
+		t.removed = nil
+		stmts = append(stmts,
+			pgStatement{"delete the steps of removed jobs", `DELETE FROM {s}.steps WHERE job = ANY($1)`, []any{gone}},
+			pgStatement{"delete the waits of removed jobs", `DELETE FROM {s}.event_waits WHERE job = ANY($1)`, []any{gone}},
+			pgStatement{"delete the kept bytes of removed jobs", `DELETE FROM {s}.corrupt WHERE id = ANY($1)`, []any{gone}})
 	}
 	if len(ins.id) > 0 {
 		stmts = append(stmts, pgStatement{"insert jobs", `INSERT INTO {s}.jobs (` + pgJobColumns + `)

@@ -48,27 +48,3 @@ func (t *pgTxn) putStep(id ID, s *step) error {
 	return t.exec(`INSERT INTO {s}.steps (job, key, data) VALUES ($1, $2, $3)
 		ON CONFLICT (job, key) DO UPDATE SET data = excluded.data`, int64(id), s.key, s.encode())
 }
-
-// removeSteps deletes a job's steps, and the index entries of those that wait for
-// an event. The delete returns only the waiting steps (the state is the encoding's
-// second byte), so that a job with many results sends none of them back.
-func (t *pgTxn) removeSteps(id ID) error {
-	var waits []*step
-	err := scanRows(t.queryOther(`WITH gone AS (DELETE FROM {s}.steps WHERE job = $1 RETURNING key, data)
-		SELECT key, data FROM gone WHERE substring(data FROM 2 FOR 1) = $2`, int64(id), []byte{stepWait}),
-		func(rows sqldb.Rows) error {
-			var key string
-			var data []byte
-			if err := rows.Scan(&key, &data); err != nil {
-				return err
-			}
-			if s, err := decodeStep(key, data); err == nil {
-				waits = append(waits, s)
-			}
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	return t.endWaits(id, waits)
-}

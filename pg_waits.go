@@ -92,20 +92,6 @@ func (t *pgTxn) endWait(id ID, s *step) error {
 		s.waitEvent, s.waitField, pgBytes(s.waitValue), int64(id))
 }
 
-// endWaits is endWait for many steps of job id, in one statement.
-func (t *pgTxn) endWaits(id ID, waits []*step) error {
-	if len(waits) == 0 {
-		return nil
-	}
-	var names, fields []string
-	var values [][]byte
-	for _, s := range waits {
-		names, fields, values = append(names, s.waitEvent), append(fields, s.waitField), append(values, pgBytes(s.waitValue))
-	}
-	return t.exec(`DELETE FROM {s}.event_waits w USING unnest($1::text[], $2::text[], $3::bytea[]) AS v(name, field, value)
-		WHERE w.name = v.name AND w.field = v.field AND w.value = v.value AND w.job = $4`, names, fields, values, int64(id))
-}
-
 // pgMatch is a row of event_waits or event_cancels that an event matched.
 type pgMatch struct {
 	id    ID
