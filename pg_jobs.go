@@ -327,7 +327,11 @@ func (t *pgTxn) pausedQueues() map[string]bool {
 	return paused
 }
 
+// setPaused pauses or resumes a queue, and has the other processes poll: a claim
+// reads the pause from the row, but a process whose claim found the queue paused
+// looks again only when something wakes it.
 func (t *pgTxn) setPaused(queue string, paused bool) error {
+	t.poke()
 	return t.exec(`INSERT INTO {s}.queues (queue, paused) VALUES ($1, $2)
 		ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused`, queue, paused)
 }

@@ -77,6 +77,7 @@ func (t *pgTxn) putSchedule(name string, s *storedSchedule) error {
 	if err != nil {
 		return err
 	}
+	t.poke() // the other processes' firers load the schedules at their next poll
 	return t.putSchedules([]string{name}, [][]byte{b})
 }
 
@@ -90,6 +91,7 @@ func (t *pgTxn) putSchedules(names []string, datas [][]byte) error {
 // deleteSchedule removes a schedule with the fire times it remembers, which no
 // later fire of it would prune.
 func (t *pgTxn) deleteSchedule(name string) error {
+	t.poke()
 	return t.exec(`WITH fires AS (DELETE FROM {s}.schedule_fires WHERE name = $1)
 		DELETE FROM {s}.schedules WHERE name = $1`, name)
 }

@@ -230,6 +230,12 @@ func (en *engine) applyPoll(now time.Time, res *cycleResult) {
 			en.takeBack(q)
 		}
 	}
+	for name, was := range en.paused {
+		if q := en.queues[name]; q != nil && was && !res.polled.paused[name] {
+			// Resumed elsewhere: this commit's claims still saw it paused.
+			q.mayReady, en.fresh = true, true
+		}
+	}
 	en.paused = res.polled.paused
 	en.firer.fires = res.polled.fires
 	if n := res.rescued; n[0]+n[1] > 0 {

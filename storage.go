@@ -11,9 +11,9 @@ import (
 // of the domain (insert jobs, claim from a queue, apply an outcome, promote due jobs,
 // fire schedules, sweep finished jobs), not of a key-value layout; the bbolt store
 // (bolt*.go) implements it, and the PostgreSQL store (pg*.go) implements the same
-// operations over its tables. The engine never sees how a store keeps jobs, and a store never
-// sees the engine: what a write did comes back as the changes it made, from which the
-// engine derives events, wake-ups and its memory.
+// operations over its tables. The engine never sees how a store keeps jobs, and a
+// store never sees the engine: what a write did comes back as the changes it made,
+// from which the engine derives events, wake-ups and its memory.
 type store interface {
 	// update runs fn in one write transaction at now and commits it durably. It
 	// appends the changes fn's writes made, in order, to buf and returns it once

@@ -416,3 +416,40 @@ func TestDashboardAndMetrics(t *testing.T) {
 		t.Fatalf("gather: %d families, %v", len(families), err)
 	}
 }
+
+// TestPauseAcrossRunners: a queue paused by one runner holds its jobs in another
+// runner's workers' claims too (the claim reads the pause in the database), and
+// Resume in the first lets the second run them, woken by its notification.
+func TestPauseAcrossRunners(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	manager := open(t, pool, schema) // it never runs: only enqueues and manages
+	jobrun.Handle(manager, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
+	worker := open(t, pool, schema, pg.WithPoll(time.Hour), pg.WithLease(3*time.Hour))
+	ran := make(chan jobrun.ID, 2)
+	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[task]) error {
+		ran <- job.ID
+		return nil
+	})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	if err := manager.Pause(ctx, jobrun.DefaultQueue); err != nil {
+		t.Fatal(err)
+	}
+	held, err := manager.Enqueue(ctx, task{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := manager.Get(ctx, held); err != nil || info.State != jobrun.StateReady {
+		t.Fatalf("a job of the paused queue: %+v, %v", info, err)
+	}
+	if err := manager.Resume(ctx, jobrun.DefaultQueue); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ran; got != held {
+		t.Errorf("ran job %d, want %d", got, held)
+	}
+}
