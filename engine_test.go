@@ -79,8 +79,12 @@ func TestIdleRunnerSleeps(t *testing.T) {
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if n := r.cycles.Load() - before; n == 0 || n > 3 {
-			t.Fatalf("the delayed job took %d cycles, want 1 to 3", n)
+		// The promotion and claim, the start note, the outcome: each may have a
+		// cycle of its own, and a start note that arrives after its job's outcome
+		// wakes the loop for nothing (engine.cycle drops it), which -race's
+		// scheduling makes common.
+		if n := r.cycles.Load() - before; n == 0 || n > 4 {
+			t.Fatalf("the delayed job took %d cycles, want 1 to 4", n)
 		}
 		c, _ := r.Counts(ctx, "")
 		if c[StateDone] != 1 {

@@ -30,6 +30,9 @@ func (t *pgTxn) steps(id ID) ([]*step, error) {
 }
 
 func (t *pgTxn) saveStep(id ID, rec *record, s *step) error {
+	if ok, err := t.owns(id); !ok || err != nil {
+		return err // rescued meanwhile: the steps are the run's that followed
+	}
 	if rec != nil {
 		if err := t.saveProgress(id, rec); err != nil {
 			return err

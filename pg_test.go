@@ -115,8 +115,9 @@ func renewAt(t *testing.T, st *pgStore, now time.Time) (ready, ended int, change
 }
 
 // TestPGLeases: a claim whose process renews it holds; one that lapses is rescued
-// by another process without spending an attempt, and the outcome that the first
-// process records late is refused, so the rescued run's is the one that counts.
+// by another process without spending an attempt, and the outcome, progress and
+// steps that the first process records late are refused, so the rescued run's are
+// the ones that count.
 func TestPGLeases(t *testing.T) {
 	x, y := openPGPair(t, 10*time.Second)
 	id := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0))[0]
@@ -158,6 +159,15 @@ func TestPGLeases(t *testing.T) {
 	}); len(err) != 0 {
 		t.Errorf("the rescued claim's progress was recorded: %v", confChangeList(err))
 	}
+	confUpdate(t, x, confT0.Add(21*time.Second), func(w storeWriter) error {
+		return w.saveStep(id, nil, &step{key: "late", state: stepDone, result: []byte(`1`), finishedAt: confT0})
+	})
+	confView(t, y, func(r storeReader) error {
+		if steps, err := r.steps(id); err != nil || len(steps) != 0 {
+			t.Errorf("the rescued claim's step was stored: %d steps, %v", len(steps), err)
+		}
+		return nil
+	})
 	confWantInfo(t, y, id, StateRunning, 1)
 	_, rec, _ := confApply(t, y, confT0.Add(22*time.Second), cy, ending{outcome: outcomeDone, started: confT0.Add(20 * time.Second)})
 	if rec.state != stDone || rec.attempt != 1 {
