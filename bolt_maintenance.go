@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"go.etcd.io/bbolt"
 )
@@ -172,35 +171,12 @@ func (t *txn) checkCounts(repair bool) ([]CountMismatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	queues := t.queueNames()
-	for q := range actual {
-		if !slices.Contains(queues, q) {
-			queues = append(queues, q)
-		}
+	var fix func(q string, st byte, n int) error
+	if repair {
+		fix = func(q string, st byte, n int) error { return t.counts().Put(countKey(q, st), countValue(int64(n))) }
 	}
-	slices.Sort(queues)
-	for _, q := range queues {
-		a := actual[q]
-		if a == nil {
-			a = new([numStates]int)
-		}
-		for st := stScheduled; st < numStates; st++ {
-			stored := t.countOf(q, st)
-			if stored == a[st] {
-				continue
-			}
-			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: stored, Actual: a[st]})
-			if repair {
-				if err := t.counts().Put(countKey(q, st), countValue(int64(a[st]))); err != nil {
-					return nil, err
-				}
-				if d := t.deltas[q]; d != nil {
-					d[st] = 0 // the recount has this transaction's changes: flush must not add them again
-				}
-			}
-		}
-	}
-	return out, nil
+	mm, err := t.compareCounts(actual, t.queueNames(), t.countOf, fix)
+	return append(out, mm...), err
 }
 
 // checkSuspended recounts the runs suspended in a step, from the records of the

@@ -777,39 +777,25 @@ func (t *pgTxn) checkCounts(repair bool) ([]CountMismatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	queues := t.queueNames()
-	for q := range actual {
-		if !slices.Contains(queues, q) {
-			queues = append(queues, q)
+	stored := map[string]map[State]int{}
+	countOf := func(q string, st byte) int {
+		if stored[q] == nil {
+			stored[q] = t.queueCounts(q)
+		}
+		return stored[q][stateNames[st]]
+	}
+	var fix func(q string, st byte, n int) error
+	if repair {
+		fix = func(q string, st byte, n int) error {
+			if err := t.exec(`DELETE FROM {s}.counts WHERE queue = $1 AND state = $2`, q, int16(st)); err != nil {
+				return err
+			}
+			return t.exec(`INSERT INTO {s}.counts (queue, state, shard, n) VALUES ($1, $2, $3, $4)`,
+				q, int16(st), t.shard, int64(n))
 		}
 	}
-	slices.Sort(queues)
-	for _, q := range queues {
-		a := actual[q]
-		if a == nil {
-			a = new([numStates]int)
-		}
-		stored := t.queueCounts(q)
-		for st := stScheduled; st < numStates; st++ {
-			if stored[stateNames[st]] == a[st] {
-				continue
-			}
-			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: stored[stateNames[st]], Actual: a[st]})
-			if repair {
-				if err := t.exec(`DELETE FROM {s}.counts WHERE queue = $1 AND state = $2`, q, int16(st)); err != nil {
-					return nil, err
-				}
-				if err := t.exec(`INSERT INTO {s}.counts (queue, state, shard, n) VALUES ($1, $2, $3, $4)`,
-					q, int16(st), t.shard, int64(a[st])); err != nil {
-					return nil, err
-				}
-				if d := t.deltas[q]; d != nil {
-					d[st] = 0
-				}
-			}
-		}
-	}
-	return out, nil
+	mm, err := t.compareCounts(actual, t.queueNames(), countOf, fix)
+	return append(out, mm...), err
 }
 
 func (t *pgTxn) suspendedCounts() [numSuspended]int {

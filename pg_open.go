@@ -52,9 +52,6 @@ func openPG(ctx context.Context, pool sqldb.Pool, opts []Option) (*Runner, error
 	if cfg.sql.Poll <= 0 {
 		return nil, fmt.Errorf("open: %w", invalidf("poll interval %v is not positive", cfg.sql.Poll))
 	}
-	if cfg.readOnly {
-		cfg.noServices = true
-	}
 	st, err := openPGStore(ctx, pool, cfg, cfg.sql)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", pool.Name(), err)

@@ -294,6 +294,45 @@ func (c *countDeltas) addNewQueues(names []string) []string {
 	return names
 }
 
+// compareCounts compares a recount, actual (queue → count per state), with the
+// counters, stored, queue by queue: the counters' queues and the recount's, in
+// byte order. For each counter that disagrees it reports a mismatch and, if fix is
+// not nil, calls it with the recount to rewrite the counter; the transaction's own
+// changes are in the recount, so they are dropped from what flush adds.
+func (c *countDeltas) compareCounts(actual map[string]*[numStates]int, queues []string,
+	stored func(queue string, st byte) int, fix func(queue string, st byte, n int) error) ([]CountMismatch, error) {
+	for q := range actual {
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
+	}
+	slices.Sort(queues)
+	var out []CountMismatch
+	for _, q := range queues {
+		a := actual[q]
+		if a == nil {
+			a = new([numStates]int)
+		}
+		for st := stScheduled; st < numStates; st++ {
+			n := stored(q, st)
+			if n == a[st] {
+				continue
+			}
+			out = append(out, CountMismatch{Queue: q, State: stateNames[st], Stored: n, Actual: a[st]})
+			if fix == nil {
+				continue
+			}
+			if err := fix(q, st, a[st]); err != nil {
+				return nil, err
+			}
+			if d := c.deltas[q]; d != nil {
+				d[st] = 0
+			}
+		}
+	}
+	return out, nil
+}
+
 // claimSkipBudget bounds the ready jobs one claim steps over because their key is out
 // of rate-limit tokens.
 const claimSkipBudget = 1000

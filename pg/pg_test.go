@@ -92,6 +92,14 @@ func open(t *testing.T, pool *pgxpool.Pool, schema string, opts ...jobrun.Option
 	return r
 }
 
+// run runs r's workers until the end of t.
+func run(t *testing.T, r *jobrun.Runner) {
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+}
+
 type task struct {
 	N int `json:"n"`
 }
@@ -183,10 +191,7 @@ func TestNotifyWakesOthers(t *testing.T) {
 		ran <- job.ID
 		return nil
 	})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	run(t, worker)
 	// A first job of the worker's own shows its loop running and idle after it;
 	// the producer's job comes later, so only a notification can announce it.
 	first, err := worker.Enqueue(ctx, task{N: 0})
@@ -271,10 +276,7 @@ func TestCancelAcrossRunners(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	run(t, worker)
 	id, err := manager.Enqueue(ctx, task{N: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -335,10 +337,7 @@ func TestFunctionsAcrossRunners(t *testing.T) {
 		return err
 	}, jobrun.On("order/placed"))
 	jobrun.Handle(worker, func(ctx context.Context, job *jobrun.Job[task]) error { return nil })
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	run(t, worker)
 
 	// The worker stores its functions in its first commits, before a job of its own
 	// is done: the sender, without handlers, starts their runs from them.
@@ -431,10 +430,7 @@ func TestPauseAcrossRunners(t *testing.T) {
 		ran <- job.ID
 		return nil
 	})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- worker.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	run(t, worker)
 
 	if err := manager.Pause(ctx, jobrun.DefaultQueue); err != nil {
 		t.Fatal(err)
