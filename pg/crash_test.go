@@ -64,7 +64,7 @@ func TestCrashPG(t *testing.T) {
 	}
 	dir := t.TempDir()
 	env := []string{"JOBRUN_PG_CRASH_DSN=" + shared.cluster.DSN("postgres"), "JOBRUN_PG_CRASH_SCHEMA=" + schema}
-	c := &crashCampaign{t: t, dir: dir, env: env}
+	c := &crashCampaign{t: t, dir: dir, env: env, pool: pool, schema: schema}
 	const workers = 3
 	for i := range workers {
 		c.start(i)
@@ -106,13 +106,15 @@ func (crashTick) Kind() string { return "crash_tick" }
 
 // crashCampaign runs the worker processes.
 type crashCampaign struct {
-	t     *testing.T
-	dir   string
-	env   []string
-	procs map[int]*exec.Cmd
-	life  map[int]int // slot → its process's index in runs
-	runs  []crashRun  // every process started: its ledger and when it was killed
-	kills int
+	t      *testing.T
+	dir    string
+	env    []string
+	pool   *pgxpool.Pool
+	schema string
+	procs  map[int]*exec.Cmd
+	life   map[int]int // slot → its process's index in runs
+	runs   []crashRun  // every process started: its ledger and when it was killed
+	kills  int
 }
 
 // crashRun is one life of a worker process.
@@ -178,9 +180,43 @@ func (c *crashCampaign) drain(ctx context.Context, r *jobrun.Runner) {
 			return
 		}
 		if time.Now().After(deadline) {
+			c.dump(ctx)
 			c.t.Fatalf("after the campaign, %d jobs are still unfinished: %v", left, counts)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the database for the drain's end
+	}
+}
+
+// dump logs the rows of the jobs left unfinished, with the key slots and held
+// slots, for the failure's diagnosis.
+func (c *crashCampaign) dump(ctx context.Context) {
+	for _, q := range []string{
+		`SELECT id, queue, kind, state, lane, claim, conc_key, owner, lease_until, fence, run_at FROM ` + c.schema + `.jobs WHERE state < 5 ORDER BY id LIMIT 20`,
+		`SELECT queue, key, n FROM ` + c.schema + `.key_slots`,
+		`SELECT job, queue, key, owner, lease_until FROM ` + c.schema + `.held`,
+		`SELECT queue, paused FROM ` + c.schema + `.queues`,
+	} {
+		rows, err := c.pool.Query(ctx, q)
+		if err != nil {
+			c.t.Logf("%s: %v", q, err)
+			continue
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			c.t.Logf("%.40s…: %v %v", q, vals, err)
+		}
+		rows.Close()
+	}
+	for _, run := range c.runs {
+		if !run.killed.IsZero() {
+			continue
+		}
+		out, _ := os.ReadFile(run.ledger + ".out")
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "level=") || strings.Contains(line, "owner") {
+				c.t.Logf("%s: %s", filepath.Base(run.ledger), line)
+			}
+		}
 	}
 }
 
