@@ -496,7 +496,7 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	if err := en.writeSteps(w, finished); err != nil {
 		return err
 	}
-	if err := en.poller.write(w, res); err != nil {
+	if err := en.poller.write(w, res, en.claimed(res.now)); err != nil {
 		return err
 	}
 	if err := en.promoter.write(w, res); err != nil {
@@ -513,6 +513,19 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	}
 	// A queue may have got ready jobs from what was pending, or from the services.
 	return en.writeClaims(w, res, freed, pending || res.promoted || len(res.looked) > 0)
+}
+
+// claimed lists the claimed jobs the engine holds, in its lineups or running, for a
+// poll's renewal of their leases; nil when no poll is due at now.
+func (en *engine) claimed(now time.Time) []ID {
+	if !en.poller.due(now) {
+		return nil
+	}
+	ids := make([]ID, 0, len(en.inflight))
+	for id := range en.inflight {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // running lists the claimed jobs whose starts, outcomes, progress and steps the

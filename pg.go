@@ -273,6 +273,7 @@ func (s *pgStore) updateOnce(ctx context.Context, now time.Time, buf []jobChange
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	t.commitFences()
 	s.notifyAfter(t.changes, t.poked)
 	return t.changes, nil
 }
@@ -421,10 +422,11 @@ type pgTxn struct {
 	dirty []ID          // rows with writes not yet sent, in order
 	countDeltas
 	changes    []jobChange
-	poked      bool    // the other processes are to poll after the commit
-	removed    []int64 // jobs remove deleted: their steps, waits and kept bytes are to go
-	lazyCommit bool    // the commit need not wait for the disk (lazyCommitter)
-	shard      int16   // the counters' shard this transaction adds to
+	poked      bool         // the other processes are to poll after the commit
+	removed    []int64      // jobs remove deleted: their steps, waits and kept bytes are to go
+	lazyCommit bool         // the commit need not wait for the disk (lazyCommitter)
+	shard      int16        // the counters' shard this transaction adds to
+	fences     map[ID]int64 // the fences it noted, the store's once it commits (setFence)
 }
 
 func (s *pgStore) newTxn(ctx context.Context, tx sqldb.Tx, now time.Time, writes bool) *pgTxn {

@@ -519,9 +519,7 @@ func (t *pgTxn) apply(id ID, rec *record, e ending) (next, error) {
 	if r != nil && r.claim != pgUnclaimed {
 		// A claim of this store, or of another process (a Cancel of a job that no
 		// session runs): ended here either way.
-		t.s.fenceMu.Lock()
-		t.s.fences[id] = r.fence
-		t.s.fenceMu.Unlock()
+		t.setFence(id, r.fence)
 		r.owner = t.s.owner
 		return t.finish(id, rec, e, r.claim == pgStarted)
 	}
@@ -535,6 +533,9 @@ func (t *pgTxn) apply(id ID, rec *record, e ending) (next, error) {
 // that lapsed and was rescued, or that another process ended, is dropped.
 func (t *pgTxn) finish(id ID, rec *record, e ending, started bool) (next, error) {
 	ok, err := t.owns(id)
+	if err == nil && !ok {
+		t.forget(id) // rescued or ended elsewhere: this store's fence is stale
+	}
 	if err != nil || !ok {
 		return next{}, err
 	}

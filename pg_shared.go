@@ -200,9 +200,44 @@ func (s *pgStore) watch(fn func(n wakeNote)) {
 // claimLease makes job id's claim this store's, with a new fence.
 func (t *pgTxn) claimLease(id ID, r *pgRow) {
 	r.owner, r.fence, r.leaseUntil = t.s.owner, r.fence+1, storedNanos(t.now.Add(t.s.set.Lease))
+	t.setFence(id, r.fence)
+}
+
+// setFence notes the fence of this store's claim of job id (0: it has none). The
+// note is the transaction's until it commits (commitFences): a transaction the
+// server aborts and update runs again must find the fences as they were, or the
+// second try would refuse the outcome whose claim the first try forgot.
+func (t *pgTxn) setFence(id ID, fence int64) {
+	if t.fences == nil {
+		t.fences = map[ID]int64{}
+	}
+	t.fences[id] = fence
+}
+
+// fence returns the fence of this store's claim of job id, 0 if it has none.
+func (t *pgTxn) fence(id ID) int64 {
+	if f, ok := t.fences[id]; ok {
+		return f
+	}
 	t.s.fenceMu.Lock()
-	t.s.fences[id] = r.fence
-	t.s.fenceMu.Unlock()
+	defer t.s.fenceMu.Unlock()
+	return t.s.fences[id]
+}
+
+// commitFences makes the fences a committed transaction noted the store's.
+func (t *pgTxn) commitFences() {
+	if len(t.fences) == 0 {
+		return
+	}
+	t.s.fenceMu.Lock()
+	defer t.s.fenceMu.Unlock()
+	for id, f := range t.fences {
+		if f == 0 {
+			delete(t.s.fences, id)
+		} else {
+			t.s.fences[id] = f
+		}
+	}
 }
 
 // owns reports whether this store's claim of job id still holds: a claim that
@@ -213,27 +248,25 @@ func (t *pgTxn) owns(id ID) (bool, error) {
 	if err != nil || r == nil {
 		return false, err
 	}
-	t.s.fenceMu.Lock()
-	fence, ok := t.s.fences[id]
-	t.s.fenceMu.Unlock()
-	return ok && r.claim != pgUnclaimed && r.owner == t.s.owner && r.fence == fence, nil
+	fence := t.fence(id)
+	return fence != 0 && r.claim != pgUnclaimed && r.owner == t.s.owner && r.fence == fence, nil
 }
 
 // forget drops the fence of a claim that ended.
-func (t *pgTxn) forget(id ID) {
-	t.s.fenceMu.Lock()
-	delete(t.s.fences, id)
-	t.s.fenceMu.Unlock()
-}
+func (t *pgTxn) forget(id ID) { t.setFence(id, 0) }
 
-func (t *pgTxn) renew(limit int) (ready, ended int, err error) {
+func (t *pgTxn) renew(limit int, held []ID) (ready, ended int, err error) {
 	until := storedNanos(t.now.Add(t.s.set.Lease))
 	if err := t.sendRows(); err != nil {
 		return 0, 0, err
 	}
+	ids := make([]int64, len(held))
+	for i, id := range held {
+		ids[i] = int64(id)
+	}
 	var asked []ID
-	err = scanRows(t.query(`UPDATE {s}.jobs SET lease_until = $2 WHERE owner = $1 AND claim > 0 RETURNING id, cancel`,
-		t.s.owner, until), func(rows sqldb.Rows) error {
+	err = scanRows(t.query(`UPDATE {s}.jobs SET lease_until = $2 WHERE id = ANY($3) AND owner = $1 AND claim > 0 RETURNING id, cancel`,
+		t.s.owner, until, ids), func(rows sqldb.Rows) error {
 		var id int64
 		var cancel bool
 		if err := rows.Scan(&id, &cancel); err != nil {

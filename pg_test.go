@@ -104,11 +104,12 @@ func openPGPair(t *testing.T, lease time.Duration) (x, y *pgStore) {
 	return open(), open()
 }
 
-// renewAt runs a renewal of st's leases at now, as the commit loop's poll does.
-func renewAt(t *testing.T, st *pgStore, now time.Time) (ready, ended int, changes []jobChange) {
+// renewAt runs a renewal of st's leases of the jobs held at now, as the commit
+// loop's poll does with the jobs its engine holds.
+func renewAt(t *testing.T, st *pgStore, now time.Time, held ...ID) (ready, ended int, changes []jobChange) {
 	t.Helper()
 	changes = confUpdate(t, st, now, func(w storeWriter) (err error) {
-		ready, ended, err = w.(leaseWriter).renew(100)
+		ready, ended, err = w.(leaseWriter).renew(100, held)
 		return err
 	})
 	return ready, ended, changes
@@ -120,15 +121,20 @@ func renewAt(t *testing.T, st *pgStore, now time.Time) (ready, ended int, change
 // the ones that count.
 func TestPGLeases(t *testing.T) {
 	x, y := openPGPair(t, 10*time.Second)
-	id := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0))[0]
+	ids := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0))
+	id, lost := ids[0], ids[1]
 	cj := confClaimOne(t, x, confT0, "q", id)
 	confStart(t, x, confT0, cj)
+	confClaimOne(t, x, confT0, "q", lost) // a claim x's engine does not hold
 
-	// x renews at 8s: at 15s the claim (until 18s) holds.
-	renewAt(t, x, confT0.Add(8*time.Second))
-	if ready, ended, _ := renewAt(t, y, confT0.Add(15*time.Second)); ready+ended != 0 {
-		t.Fatalf("a renewed claim was rescued: %d ready, %d ended", ready, ended)
+	// x renews at 8s the claim its engine holds: at 15s that claim (until 18s)
+	// holds, and the other, which lapsed at 10s, is rescued.
+	renewAt(t, x, confT0.Add(8*time.Second), id)
+	ready, ended, changes := renewAt(t, y, confT0.Add(15*time.Second))
+	if ready != 1 || ended != 0 {
+		t.Fatalf("rescue at 15s: %d ready, %d ended; want the claim x's engine lost, only", ready, ended)
 	}
+	confWantMove(t, changes, lost, stReady, stReady, outcomeRecovered)
 	confView(t, y, func(r storeReader) error {
 		if !r.(*pgTxn).claimedElsewhere(id) {
 			t.Errorf("y does not see x's claim")
@@ -137,7 +143,7 @@ func TestPGLeases(t *testing.T) {
 	})
 
 	// x stops renewing: at 19s y rescues the job, ready again with no attempt spent.
-	ready, _, changes := renewAt(t, y, confT0.Add(19*time.Second))
+	ready, _, changes = renewAt(t, y, confT0.Add(19*time.Second))
 	if ready != 1 {
 		t.Fatalf("rescue at 19s: %d ready, want 1", ready)
 	}
@@ -195,7 +201,7 @@ func TestPGCancelElsewhere(t *testing.T) {
 		rec.cancel = true
 		return w.put(id, rec)
 	})
-	_, _, changes := renewAt(t, x, confT0.Add(time.Second))
+	_, _, changes := renewAt(t, x, confT0.Add(time.Second), id)
 	confOne(t, changes, changeCancelAsked, id)
 	rec := cj.rec.clone()
 	changes = confUpdate(t, x, confT0.Add(2*time.Second), func(w storeWriter) error { return w.saveProgress(id, rec) })
@@ -203,4 +209,60 @@ func TestPGCancelElsewhere(t *testing.T) {
 		t.Errorf("progress overwrote the cancel request")
 	}
 	confOne(t, changes, changeCancelAsked, id)
+}
+
+// TestPGRetriedCommit: a transaction the server aborts for a conflict (a
+// serialization failure or a deadlock) runs again from the start, and what the
+// first try did is undone in the store's memory too: an outcome the first try
+// recorded, then lost with the abort, is recorded by the second, and a claim the
+// first try took, then lost, is not this process's.
+func TestPGRetriedCommit(t *testing.T) {
+	x, _ := openPGPair(t, 10*time.Second)
+	ids := confEnqueueIDs(t, x, confT0, confJob("k", "q", confT0), confJob("k", "q", confT0))
+	cj := confClaimOne(t, x, confT0, "q", ids[0])
+	confStart(t, x, confT0, cj)
+	abort := func(w storeWriter) error {
+		return w.(*pgTxn).exec(`DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$`)
+	}
+	tries := 0
+	changes := confUpdate(t, x, confT0.Add(time.Second), func(w storeWriter) error {
+		if _, err := w.finish(cj.id, cj.rec.clone(), ending{outcome: outcomeDone, started: confT0}, true); err != nil {
+			return err
+		}
+		if tries++; tries == 1 {
+			return abort(w)
+		}
+		return nil
+	})
+	if tries != 2 {
+		t.Fatalf("the aborted transaction ran %d times, want 2", tries)
+	}
+	confWantMove(t, changes, cj.id, stRunning, stDone, outcomeDone)
+	confWantInfo(t, x, cj.id, StateDone, 1)
+
+	// A claim lost with an aborted try: the second try claims nothing (the job is
+	// taken by a fresh claim in the same way), and the fence the first try set is
+	// not taken for this process's once that try is gone.
+	tries = 0
+	_, err := x.update(confT0.Add(2*time.Second), nil, func(w storeWriter) error {
+		tries++
+		if _, err := w.claim("q", 1, 0, 0, nil); err != nil {
+			return err
+		}
+		return abort(w)
+	})
+	if err == nil || tries != pgRetries+1 {
+		t.Fatalf("a transaction that always aborts: %d tries, error %v", tries, err)
+	}
+	confView(t, x, func(r storeReader) error {
+		if ok, err := r.(*pgTxn).owns(ids[1]); ok || err != nil {
+			t.Errorf("the job of an aborted claim is this process's: %v, %v", ok, err)
+		}
+		return nil
+	})
+	x.fenceMu.Lock()
+	defer x.fenceMu.Unlock()
+	if _, ok := x.fences[ids[1]]; ok {
+		t.Errorf("the fence of an aborted claim stayed in memory")
+	}
 }

@@ -202,12 +202,12 @@ func (p *poller) dueBy(at time.Time) {
 	}
 }
 
-func (p *poller) write(w storeWriter, res *cycleResult) error {
+func (p *poller) write(w storeWriter, res *cycleResult, held []ID) error {
 	lw, ok := w.(leaseWriter)
 	if !ok || !p.due(res.now) {
 		return nil
 	}
-	ready, ended, err := lw.renew(maxPromotePerCycle)
+	ready, ended, err := lw.renew(maxPromotePerCycle, held)
 	if err != nil {
 		return err
 	}

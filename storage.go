@@ -227,11 +227,13 @@ type wakeNote struct {
 
 // leaseWriter is the writer of a sharedStore.
 type leaseWriter interface {
-	// renew extends this process's leases, tells the engine of the jobs it runs
-	// that another process asked to stop (changeCancelAsked), and rescues up to
-	// limit jobs whose leases lapsed. It returns how many it made ready again and
-	// how many it ended.
-	renew(limit int) (ready, ended int, err error)
+	// renew extends this process's leases of the jobs held names, the claimed jobs
+	// its engine holds, tells the engine of those that another process asked to
+	// stop (changeCancelAsked), and rescues up to limit jobs whose leases lapsed.
+	// It returns how many it made ready again and how many it ended. A claim of
+	// this process that its engine does not hold (one whose commit reported an
+	// error the server had not had) lapses and is rescued, as a dead process's.
+	renew(limit int, held []ID) (ready, ended int, err error)
 	// claimedElsewhere reports whether another live process holds job id's claim.
 	claimedElsewhere(id ID) bool
 	// poke has the other processes poll after this transaction commits.
