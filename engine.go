@@ -114,6 +114,11 @@ type engine struct {
 	commitTime time.Duration // moving average of a commit's duration
 	changes    []jobChange   // reused for each commit's changes
 
+	// Outcomes recorded alongside the loop's commits (completer.go).
+	completed    chan completion // the running completion's result; nil if outcomes go in the loop's commits
+	completing   []*execution    // the outcomes a completion records now
+	completeTime time.Duration   // moving average of a completion's duration
+
 	failures     int       // consecutive failed commits
 	backoffUntil time.Time // no retry of a failed commit before this, unless new work arrives
 }
@@ -145,6 +150,9 @@ func newEngine(r *Runner) *engine {
 		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter}
 		en.queues[name] = q
 		en.order = append(en.order, q)
+	}
+	if en.completesAlongside() {
+		en.completed = make(chan completion, 1)
 	}
 	if ss, ok := r.st.(sharedStore); ok && !r.cfg.noServices {
 		en.poller.every = ss.pollEvery()
@@ -181,6 +189,8 @@ func (en *engine) loop() {
 				en.take(op)
 			case <-en.r.wake:
 				en.takeWake()
+			case c := <-en.completed:
+				en.takeCompletion(c)
 			case <-en.timer.C:
 			}
 		}
@@ -191,6 +201,8 @@ func (en *engine) loop() {
 				en.take(op)
 			case <-en.r.wake:
 				en.takeWake()
+			case c := <-en.completed:
+				en.takeCompletion(c)
 			default:
 				break gather
 			}
@@ -373,6 +385,17 @@ func (en *engine) drain(q *queueState) {
 // have to do, in one transaction, then applies the result.
 func (en *engine) cycle() {
 	en.r.cycles.Add(1)
+	if en.closing {
+		en.awaitCompletion() // the last commit records what is left
+	}
+	en.startCompletion()
+	if en.completing != nil {
+		// Outcomes wait for the next completion, management calls for this one's
+		// end (completer.go).
+		done, mutates := en.done, en.mutates
+		en.done, en.mutates = nil, nil
+		defer func() { en.done, en.mutates = append(done, en.done...), append(mutates, en.mutates...) }()
+	}
 	now := time.Now()
 	en.fresh = false
 	// A start note that lost the race with its job's outcome has nothing to record.
@@ -522,8 +545,10 @@ func (en *engine) claimed(now time.Time) []ID {
 		return nil
 	}
 	ids := make([]ID, 0, len(en.inflight))
-	for id := range en.inflight {
-		ids = append(ids, id)
+	for id, e := range en.inflight {
+		if !e.completing { // a completion holds its row: it ends the claim
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
@@ -573,7 +598,7 @@ func (en *engine) writeEnqueues(w storeWriter) error {
 // in this commit too (finish records the start then).
 func (en *engine) writeStarts(w storeWriter, res *cycleResult, finished map[*execution]bool) error {
 	for _, e := range en.starts {
-		if en.inflight[e.id] != e || finished[e] {
+		if en.inflight[e.id] != e || finished[e] || e.completing {
 			continue // handed back, recorded before, or recorded now by finish
 		}
 		if err := w.markStarted(e.id, e.rec, e.startedAt); err != nil {
@@ -602,7 +627,7 @@ func (en *engine) writeOutcomes(w storeWriter) (map[*queueState]int, error) {
 // writeProgress stores the progress and log lines of running jobs.
 func (en *engine) writeProgress(w storeWriter, finished map[*execution]bool) error {
 	for e := range en.progress {
-		if finished[e] || en.inflight[e.id] != e {
+		if finished[e] || en.inflight[e.id] != e || e.completing {
 			continue
 		}
 		if !e.takeUpdates(e.rec) && !e.unsaved {
@@ -622,7 +647,7 @@ func (en *engine) writeProgress(w storeWriter, finished map[*execution]bool) err
 func (en *engine) writeSteps(w storeWriter, finished map[*execution]bool) error {
 	for _, op := range en.steps {
 		e := op.e
-		if finished[e] || en.inflight[e.id] != e || e.status.Load() != execRunning {
+		if finished[e] || en.inflight[e.id] != e || e.completing || e.status.Load() != execRunning {
 			op.s = nil
 			continue
 		}
@@ -704,19 +729,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 		op.reply <- nil
 	}
 	en.enqueues = nil
-	for _, e := range en.done {
-		if en.inflight[e.id] == e {
-			delete(en.inflight, e.id)
-			if q := en.queues[e.rec.queue]; q != nil {
-				q.inflight--
-				if !e.endedAt.IsZero() {
-					q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
-					q.resize(en.commitTime)
-				}
-			}
-		}
-		en.logOutcome(e)
-	}
+	en.settleOutcomes(en.done)
 	en.done = en.done[:0]
 	for e := range en.progress {
 		e.unsaved = false
@@ -753,7 +766,7 @@ func (en *engine) applied(now time.Time, res *cycleResult) {
 	// parent's children, claimed in one lineup) before its mark, and run it.
 	var stop []context.CancelCauseFunc
 	for _, id := range res.cancels {
-		if e := en.inflight[id]; e != nil {
+		if e := en.inflight[id]; e != nil && !e.completing {
 			e.rec.cancel = true // as Cancel does: later writes start from this copy
 			if cancel := e.markCanceled(); cancel != nil {
 				stop = append(stop, cancel)
@@ -904,6 +917,10 @@ func (en *engine) stop(err error) {
 // stay recorded as running and are recovered at the next open.
 func (en *engine) exit() {
 	en.timer.Stop()
+	if en.completing != nil {
+		<-en.completed // a completion after a fatal error: its goroutine ends
+		en.completing = nil
+	}
 	closed := en.r.closedErr()
 	for {
 		select {

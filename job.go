@@ -296,6 +296,7 @@ type execution struct {
 	unsaved    bool // loop only: rec holds progress or log lines a failed commit did not store
 	startSaved bool // loop only: its start is committed, so it counts as running
 	endState   byte // loop only: the state its outcome left it in, for the log
+	completing bool // loop only: a completion records its outcome now (completer.go)
 
 	mu          sync.Mutex
 	result      []byte
