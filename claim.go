@@ -112,6 +112,9 @@ func (en *engine) claimQueue(w storeWriter, q *queueState, now time.Time, n, ext
 		}
 		return true, false
 	}
+	if q.limiter == nil && (keyLim.rate <= 0 || keyLim.rate == rate.Inf) {
+		take = nil // nothing to ask: a store claims without a call per job
+	}
 	claimed, err := w.claim(q.name, n, extra, outrank, take)
 	if err != nil {
 		return queueClaim{}, err

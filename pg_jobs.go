@@ -119,6 +119,9 @@ func (t *pgTxn) queueNames() []string {
 // outrank priority beat, as claimed (not started). Rows another process's claim
 // holds are skipped (SKIP LOCKED); take is asked as in the bbolt store.
 func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error) {
+	if take == nil {
+		return t.claimAll(queue, n, extra, beat)
+	}
 	var claimed []claimedJob
 	skipped := 0
 	afterPrio, afterID := int64(math.MaxInt64), int64(0)
@@ -185,6 +188,84 @@ func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []by
 		}
 	}
 	return claimed, nil
+}
+
+// claimAll is claim with no limiter to ask: the best n ready jobs, and up to
+// extra more that outrank beat, each claimed by one statement that takes and
+// updates the rows together, rather than a lock of each row and a write of it
+// later (docs/PERFORMANCE.md).
+func (t *pgTxn) claimAll(queue string, n, extra int, beat int64) ([]claimedJob, error) {
+	claimed, last, err := t.claimRows(queue, math.MaxInt64, 0, nil, n)
+	if err != nil || extra == 0 || len(claimed) < n {
+		return claimed, err
+	}
+	if n == 0 {
+		last = pgPlace{priority: math.MaxInt64} // the beginning of the queue
+	}
+	more, _, err := t.claimRows(queue, last.priority, int64(last.id), &beat, extra)
+	return append(claimed, more...), err
+}
+
+// pgPlace is a job's place in its queue's order.
+type pgPlace struct {
+	id       ID
+	priority int64
+}
+
+// claimRows claims up to limit ready jobs of queue that come after (afterPrio,
+// afterID) in the queue's order and, if outrank is set, have a higher priority,
+// and returns them with the last one's place.
+func (t *pgTxn) claimRows(queue string, afterPrio, afterID int64, outrank *int64, limit int) ([]claimedJob, pgPlace, error) {
+	var last pgPlace
+	if limit <= 0 {
+		return nil, last, nil
+	}
+	args := []any{queue, afterPrio, afterID, t.s.owner, storedNanos(t.now.Add(t.s.set.Lease)), limit}
+	above := ""
+	if outrank != nil {
+		args = append(args, *outrank)
+		above = " AND priority > $7"
+	}
+	var ids []ID
+	var rows []*pgRow
+	err := scanRows(t.query(`UPDATE {s}.jobs j SET claim = 1, started_at = 0, owner = $4, fence = j.fence + 1, lease_until = $5
+		FROM (SELECT id FROM {s}.jobs
+			WHERE queue = $1 AND lane = 1 AND claim = 0 AND (priority < $2 OR priority = $2 AND id > $3)`+above+`
+				AND NOT EXISTS (SELECT 1 FROM {s}.queues WHERE queue = $1 AND paused)
+			ORDER BY priority DESC, id LIMIT $6 FOR UPDATE SKIP LOCKED) c
+		WHERE j.id = c.id RETURNING `+pgJobColumnsOf("j"), args...),
+		func(rs sqldb.Rows) error {
+			id, r, err := t.scanWritten(rs)
+			ids, rows = append(ids, id), append(rows, r)
+			return err
+		})
+	if err != nil {
+		return nil, last, err
+	}
+	// The statement returns its rows in no order: the lineup sorts them, and the
+	// claim goes on after the last in the queue's.
+	var claimed []claimedJob
+	for i, r := range rows {
+		id := ids[i]
+		if i == 0 || r.priority < last.priority || r.priority == last.priority && id > last.id {
+			last = pgPlace{id, r.priority}
+		}
+		t.setFence(id, r.fence)
+		rec, err := decodeRecord(r.raw)
+		if err != nil {
+			if err := t.quarantine(id, queue, stReady, err); err != nil {
+				return nil, last, err
+			}
+			if r.concKey != "" {
+				if err := t.releaseSlot(queue, r.concKey); err != nil {
+					return nil, last, err
+				}
+			}
+			continue
+		}
+		claimed = append(claimed, claimedJob{id, rec})
+	}
+	return claimed, last, nil
 }
 
 func (t *pgTxn) logStart(id ID, rec *record, at time.Time) {

@@ -3,6 +3,7 @@ package jobrun
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/jobrun/jobrun/internal/sqldb"
 )
@@ -58,9 +59,42 @@ type pgRow struct {
 const pgJobColumns = `id, queue, kind, state, priority, run_at, finished_at, lane, claim, started_at, conc_key, tags, suspended,
 	owner, lease_until, fence, cancel, rec`
 
+// pgJobColumnsOf is pgJobColumns of the table named alias.
+func pgJobColumnsOf(alias string) string {
+	cols := strings.Split(pgJobColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
 // scanRow reads a row of pgJobColumns and keeps it, unless the transaction holds
 // a newer version of it.
 func (t *pgTxn) scanRow(rows sqldb.Rows) (ID, *pgRow, error) {
+	id, r, err := scanJobRow(rows)
+	if err != nil {
+		return 0, nil, err
+	}
+	if held := t.rows[id]; held != nil { // read before, maybe written since
+		return id, held, nil
+	}
+	t.rows[id] = r
+	return id, r, nil
+}
+
+// scanWritten is scanRow for a row that the statement wrote: what it returns
+// replaces what the transaction read of the row before (and sent: a query sends
+// the gathered writes first).
+func (t *pgTxn) scanWritten(rows sqldb.Rows) (ID, *pgRow, error) {
+	id, r, err := scanJobRow(rows)
+	if err == nil {
+		t.rows[id] = r
+	}
+	return id, r, err
+}
+
+// scanJobRow reads a row of pgJobColumns.
+func scanJobRow(rows sqldb.Rows) (ID, *pgRow, error) {
 	var id int64
 	var state, lane, claim, suspended int16
 	r := &pgRow{}
@@ -69,10 +103,6 @@ func (t *pgTxn) scanRow(rows sqldb.Rows) (ID, *pgRow, error) {
 		return 0, nil, err
 	}
 	r.state, r.lane, r.claim, r.suspended = byte(state), byte(lane), byte(claim), byte(suspended)
-	if held := t.rows[ID(id)]; held != nil { // read before, maybe written since
-		return ID(id), held, nil
-	}
-	t.rows[ID(id)] = r
 	return ID(id), r, nil
 }
 
