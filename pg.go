@@ -27,7 +27,15 @@ import (
 //	jobs (queue, conc_key, priority DESC, id) WHERE lane = 2       ready, waiting for a key slot
 //	jobs (run_at, id) WHERE state IN (scheduled, retrying)         due first
 //	jobs (state, finished_at, id) WHERE state >= done              retention, dead letters, lists
-//	jobs (owner, lease_until) WHERE claim > 0                      claimed: renewals, rescues
+//	jobs (lease_until) WHERE claim > 0                             claimed: rescues of lapsed leases
+//	jobs USING gin (tags) WHERE cardinality(tags) > 0             tagged: lists by tag
+//
+// A claim and an outcome each write a new version of the job's row, with an
+// entry in every index whose predicate it meets: so there is no index of all
+// jobs by queue or by kind, which would take two entries at every write (in a W4
+// drain, the claims' and outcomes' updates cost the server 18% and 20% less
+// without them). A list filtered by queue or kind reads its state's index, or the
+// IDs, and filters.
 //
 // A transaction's writes to jobs rows are gathered in memory and written in one
 // statement per kind (insert, update, delete) before the next read of the jobs
@@ -62,10 +70,8 @@ var pgSchema = []string{
 	`CREATE INDEX IF NOT EXISTS jobs_keywait ON {s}.jobs (queue, conc_key, priority DESC, id) WHERE lane = 2`,
 	`CREATE INDEX IF NOT EXISTS jobs_due ON {s}.jobs (run_at, id) WHERE state IN (1, 4)`,
 	`CREATE INDEX IF NOT EXISTS jobs_finished ON {s}.jobs (state, finished_at, id) WHERE state >= 5`,
-	`CREATE INDEX IF NOT EXISTS jobs_claimed ON {s}.jobs (owner, lease_until) WHERE claim > 0`,
-	`CREATE INDEX IF NOT EXISTS jobs_queue ON {s}.jobs (queue, id)`,
-	`CREATE INDEX IF NOT EXISTS jobs_kind ON {s}.jobs (kind, id)`,
-	`CREATE INDEX IF NOT EXISTS jobs_tags ON {s}.jobs USING gin (tags)`,
+	`CREATE INDEX IF NOT EXISTS jobs_claimed ON {s}.jobs (lease_until) WHERE claim > 0`,
+	`CREATE INDEX IF NOT EXISTS jobs_tags ON {s}.jobs USING gin (tags) WHERE cardinality(tags) > 0`,
 	`CREATE TABLE IF NOT EXISTS {s}.corrupt (id bigint PRIMARY KEY, raw bytea NOT NULL)`,
 	// Counters are sharded: each transaction adds its changes to a shard it picks
 	// at random, so that transactions committing at once (of many processes, or the

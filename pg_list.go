@@ -33,7 +33,9 @@ func (t *pgTxn) list(f Filter, st byte, limit int, cursor []byte) ([]*Info, []by
 		where = append(where, "kind = "+arg(f.Kind))
 	}
 	if f.Tag != "" {
-		where = append(where, "tags @> ARRAY["+arg(f.Tag)+"]::text[]")
+		// The tags index holds the jobs that have tags: a job's every write would
+		// otherwise add an entry for its empty list too.
+		where = append(where, "cardinality(tags) > 0 AND tags @> ARRAY["+arg(f.Tag)+"]::text[]")
 	}
 	key := pgListOrder(st)
 	switch {
