@@ -42,10 +42,9 @@ func (en *engine) completesAlongside() bool {
 	return ok
 }
 
-// startCompletion hands the gathered outcomes to a completion, unless one runs or
-// the loop is closing (its last commit records them itself).
+// startCompletion hands the gathered outcomes to a completion, unless one runs.
 func (en *engine) startCompletion() {
-	if en.completed == nil || en.completing != nil || len(en.done) == 0 || en.closing {
+	if en.completed == nil || en.completing != nil || len(en.done) == 0 {
 		return
 	}
 	if en.failures > 0 && time.Now().Before(en.backoffUntil) {
@@ -80,7 +79,10 @@ func (en *engine) startCompletion() {
 	}()
 }
 
-// awaitCompletion waits for the running completion, if any, and takes its result.
+// awaitCompletion waits for the running completion, if any, and takes its result:
+// the cycle's own commit then records the outcomes gathered since, before it
+// answers a control operation (a session's barrier: everything its workers
+// reported is recorded when Run returns) or closes.
 func (en *engine) awaitCompletion() {
 	if en.completing != nil {
 		en.takeCompletion(<-en.completed)

@@ -385,10 +385,13 @@ func (en *engine) drain(q *queueState) {
 // have to do, in one transaction, then applies the result.
 func (en *engine) cycle() {
 	en.r.cycles.Add(1)
-	if en.closing {
-		en.awaitCompletion() // the last commit records what is left
+	if en.closing || len(en.controls) > 0 {
+		// The last commit, or a session's barrier, a drain or a start: this commit
+		// records every outcome reported before it, as the controls' callers expect.
+		en.awaitCompletion()
+	} else {
+		en.startCompletion()
 	}
-	en.startCompletion()
 	if en.completing != nil {
 		// Outcomes wait for the next completion, management calls for this one's
 		// end (completer.go).

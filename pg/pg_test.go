@@ -449,3 +449,93 @@ func TestPauseAcrossRunners(t *testing.T) {
 		t.Errorf("ran job %d, want %d", got, held)
 	}
 }
+
+// TestFailedCompletionRetried: the transaction that records outcomes beside the
+// commit loop fails (here a trigger refuses the first write of a done job), and
+// the outcomes go with the next one: the job ends done once, with its result,
+// and the counters agree with a recount.
+func TestFailedCompletionRetried(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	r := open(t, pool, schema)
+	for _, stmt := range []string{
+		`CREATE SEQUENCE ` + schema + `.refusals`,
+		`CREATE FUNCTION ` + schema + `.refuse_first_done() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.state = 5 AND nextval('` + schema + `.refusals') = 1 THEN
+				RAISE EXCEPTION 'the first outcome is refused';
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER refuse_first_done BEFORE UPDATE ON ` + schema + `.jobs FOR EACH ROW EXECUTE FUNCTION ` + schema + `.refuse_first_done()`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var runs atomic.Int32
+	jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[task]) error {
+		runs.Add(1)
+		return job.SetResult(job.Args.N)
+	})
+	id, err := r.Enqueue(ctx, task{N: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RunUntilIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.Get(ctx, id)
+	if err != nil || info.State != jobrun.StateDone || string(info.Result) != "7" || info.Attempt != 1 {
+		t.Fatalf("job after a refused outcome: %+v, %v", info, err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Errorf("the handler ran %d times, want once: the refused outcome was retried, not the job", n)
+	}
+	var refusals int64
+	if err := pool.QueryRow(ctx, `SELECT last_value FROM `+schema+`.refusals`).Scan(&refusals); err != nil || refusals < 2 {
+		t.Errorf("the trigger saw %d writes of a done job (%v): the refusal did not happen", refusals, err)
+	}
+	if m, err := r.CheckCounts(ctx, false); err != nil || len(m) != 0 {
+		t.Errorf("counters after the retry: %v, %v", m, err)
+	}
+}
+
+// TestRunReturnsAfterOutcomes: Run returns once every outcome its workers
+// reported is recorded, though outcomes are recorded beside the commit loop: a
+// Run stopped by the handler of its last jobs finds them done when it returns.
+func TestRunReturnsAfterOutcomes(t *testing.T) {
+	pool, schema := testPool(t)
+	ctx := t.Context()
+	for round := range 5 {
+		r := open(t, pool, fmt.Sprintf("%s_%d", schema, round))
+		runCtx, stop := context.WithCancel(ctx)
+		var left atomic.Int32
+		left.Store(8)
+		jobrun.Handle(r, func(ctx context.Context, job *jobrun.Job[task]) error {
+			if left.Add(-1) == 0 {
+				stop() // the last job stops Run as it returns
+			}
+			return nil
+		})
+		var ids []jobrun.ID
+		for i := range 8 {
+			id, err := r.Enqueue(ctx, task{N: i})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := r.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if info, err := r.Get(ctx, id); err != nil || info.State != jobrun.StateDone {
+				t.Fatalf("round %d: job %d when Run returned: %s, %v", round, id, info.State, err)
+			}
+		}
+		if err := r.Close(); err != nil { // its connections go back to the shared pool
+			t.Fatal(err)
+		}
+	}
+}
