@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -518,7 +520,10 @@ func (t *pgTxn) flush() error {
 	var queues []string
 	var states []int16
 	var ns []int64
-	for queue, d := range t.deltas {
+	// In one order in every transaction, so that two that picked one shard wait
+	// for each other's rows rather than deadlock over them.
+	for _, queue := range slices.Sorted(maps.Keys(t.deltas)) {
+		d := t.deltas[queue]
 		for st := stScheduled; st < numStates; st++ {
 			if d[st] != 0 {
 				queues, states, ns = append(queues, queue), append(states, int16(st)), append(ns, d[st])
