@@ -130,17 +130,21 @@ func (en *engine) takeCompletion(c completion) {
 }
 
 // settleOutcomes takes recorded outcomes out of the loop's inflight map, freeing
-// their queues' capacity, and logs the failures.
+// their queues' capacity, and logs the failures. The map may name a newer claim
+// of the job by then: a completion that made its job ready again (a retry, a
+// hand-back) commits before the loop takes its result, and the loop's commits
+// meanwhile may claim the job anew. That claim keeps its entry; the capacity the
+// ended attempt held is freed all the same.
 func (en *engine) settleOutcomes(done []*execution) {
 	for _, e := range done {
 		if en.inflight[e.id] == e {
 			delete(en.inflight, e.id)
-			if q := en.queues[e.rec.queue]; q != nil {
-				q.inflight--
-				if !e.endedAt.IsZero() {
-					q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
-					q.resize(max(en.commitTime, en.completeTime))
-				}
+		}
+		if q := en.queues[e.rec.queue]; q != nil {
+			q.inflight--
+			if !e.endedAt.IsZero() {
+				q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
+				q.resize(max(en.commitTime, en.completeTime))
 			}
 		}
 		en.logOutcome(e)

@@ -203,10 +203,10 @@ func (t *pgTxn) claimLease(id ID, r *pgRow) {
 	t.setFence(id, r.fence)
 }
 
-// setFence notes the fence of this store's claim of job id (0: it has none). The
-// note is the transaction's until it commits (commitFences): a transaction the
-// server aborts and update runs again must find the fences as they were, or the
-// second try would refuse the outcome whose claim the first try forgot.
+// setFence notes the fence of this store's claim of job id. The note is the
+// transaction's until it commits (commitFences): a transaction the server aborts
+// and update runs again must find the fences as they were, or the second try
+// would refuse the outcome whose claim the first try forgot.
 func (t *pgTxn) setFence(id ID, fence int64) {
 	if t.fences == nil {
 		t.fences = map[ID]int64{}
@@ -217,14 +217,17 @@ func (t *pgTxn) setFence(id ID, fence int64) {
 // fence returns the fence of this store's claim of job id, 0 if it has none.
 func (t *pgTxn) fence(id ID) int64 {
 	if f, ok := t.fences[id]; ok {
-		return f
+		return max(f, 0) // a forgotten claim's is negative
 	}
 	t.s.fenceMu.Lock()
 	defer t.s.fenceMu.Unlock()
 	return t.s.fences[id]
 }
 
-// commitFences makes the fences a committed transaction noted the store's.
+// commitFences makes the fences a committed transaction noted the store's. A
+// claim it forgot is forgotten only if no later claim of the job replaced it: a
+// completion's commit and the commit loop's next claim of the job it made ready
+// may land in either order.
 func (t *pgTxn) commitFences() {
 	if len(t.fences) == 0 {
 		return
@@ -232,10 +235,11 @@ func (t *pgTxn) commitFences() {
 	t.s.fenceMu.Lock()
 	defer t.s.fenceMu.Unlock()
 	for id, f := range t.fences {
-		if f == 0 {
+		switch {
+		case f > 0:
+			t.s.fences[id] = max(t.s.fences[id], f)
+		case t.s.fences[id] == -f:
 			delete(t.s.fences, id)
-		} else {
-			t.s.fences[id] = f
 		}
 	}
 }
@@ -252,8 +256,12 @@ func (t *pgTxn) owns(id ID) (bool, error) {
 	return fence != 0 && r.claim != pgUnclaimed && r.owner == t.s.owner && r.fence == fence, nil
 }
 
-// forget drops the fence of a claim that ended.
-func (t *pgTxn) forget(id ID) { t.setFence(id, 0) }
+// forget drops the fence of a claim that ended (noted as its negative).
+func (t *pgTxn) forget(id ID) {
+	if f := t.fence(id); f > 0 {
+		t.setFence(id, -f)
+	}
+}
 
 func (t *pgTxn) renew(limit int, held []ID) (ready, ended int, err error) {
 	until := storedNanos(t.now.Add(t.s.set.Lease))
