@@ -144,7 +144,7 @@ func (en *engine) settleOutcomes(done []*execution) {
 			q.inflight--
 			if !e.endedAt.IsZero() {
 				q.runTime = ewma(q.runTime, e.endedAt.Sub(e.startedAt))
-				q.resize(max(en.commitTime, en.completeTime))
+				q.resize(en.commitTime + en.completeTime)
 			}
 		}
 		en.logOutcome(e)

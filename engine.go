@@ -67,15 +67,16 @@ type controlOp struct {
 
 // queueState is the loop's view of one configured queue.
 type queueState struct {
-	name     string
-	workers  int
-	prefetch int           // the claim-ahead window, resized as jobs finish (worker.go)
-	runTime  time.Duration // moving average of its handlers' run time
-	limiter  *rate.Limiter
-	inflight int       // claimed and not yet committed as finished
-	mayReady bool      // it may hold ready jobs: false once a claim came back short
-	starved  time.Time // when the limiter has a token again, if it ran out
-	line     *lineup   // the current session's claimed jobs
+	name        string
+	workers     int
+	prefetch    int           // the claim-ahead window, resized as jobs finish (worker.go)
+	maxPrefetch int           // the widest it gets
+	runTime     time.Duration // moving average of its handlers' run time
+	limiter     *rate.Limiter
+	inflight    int       // claimed and not yet committed as finished
+	mayReady    bool      // it may hold ready jobs: false once a claim came back short
+	starved     time.Time // when the limiter has a token again, if it ran out
+	line        *lineup   // the current session's claimed jobs
 }
 
 type engine struct {
@@ -147,7 +148,13 @@ func newEngine(r *Runner) *engine {
 		progress: map[*execution]bool{}}
 	for _, name := range r.cfg.order {
 		c := r.cfg.queues[name]
-		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter}
+		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter,
+			maxPrefetch: maxPrefetchOf(c.workers)}
+		if _, ok := r.st.(concurrentStore); ok {
+			// An attempt holds its place from its claim's commit until its
+			// completion's (completer.go): two commits, so twice the window.
+			q.maxPrefetch = min(2*q.maxPrefetch, 2*maxPrefetch)
+		}
 		en.queues[name] = q
 		en.order = append(en.order, q)
 	}

@@ -165,7 +165,7 @@ func (q *queueState) resize(commit time.Duration) {
 		return // not measured yet (or on a fake clock): keep the window
 	}
 	want := float64(q.workers)*2*float64(commit)/float64(q.runTime) + 1
-	q.prefetch = int(min(max(want, minPrefetch), float64(maxPrefetchOf(q.workers))))
+	q.prefetch = int(min(max(want, minPrefetch), float64(q.maxPrefetch)))
 }
 
 // ewma folds a sample into a moving average that weighs the latest eighth.
