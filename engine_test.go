@@ -128,7 +128,7 @@ func TestConcurrentEnqueuesShareCommits(t *testing.T) {
 }
 
 func TestClaimAheadWindowFollowsRunTime(t *testing.T) {
-	q := &queueState{workers: 16, prefetch: initialPrefetch(16)}
+	q := &queueState{workers: 16, prefetch: initialPrefetch(16), maxPrefetch: maxPrefetchOf(16)}
 	if q.prefetch != 32 {
 		t.Fatalf("initial window %d, want 2 per worker", q.prefetch)
 	}
