@@ -50,10 +50,19 @@ func (en *engine) startCompletion() {
 	if en.failures > 0 && time.Now().Before(en.backoffUntil) {
 		return // a failed commit's backoff holds for completions too
 	}
-	batch := en.done
-	en.done = nil
-	for _, e := range batch {
+	var batch, dropped []*execution
+	for _, e := range en.done {
+		if en.superseded(e) {
+			dropped = append(dropped, e)
+			continue
+		}
 		e.completing = true
+		batch = append(batch, e)
+	}
+	en.done = nil
+	en.settleOutcomes(dropped)
+	if len(batch) == 0 {
+		return
 	}
 	en.completing = batch
 	ids := make([]ID, len(batch))

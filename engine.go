@@ -548,6 +548,15 @@ func (en *engine) commit(w storeWriter, res *cycleResult, pending bool) error {
 	return en.writeClaims(w, res, freed, pending || res.promoted || len(res.looked) > 0)
 }
 
+// superseded reports whether a finished attempt's claim was replaced by a later
+// claim of its job by this runner: on a shared store, a claim that lapsed (the
+// loop stalled past the lease) is rescued by another process, and the job may come
+// back to this one while the first handler still runs. The store's fence is the
+// job's latest claim's, so the first attempt's outcome would be taken for the
+// second's: it is dropped instead, as a rescued claim's outcome is, and only its
+// capacity is freed.
+func (en *engine) superseded(e *execution) bool { return en.inflight[e.id] != e }
+
 // claimed lists the claimed jobs the engine holds, in its lineups or running, for a
 // poll's renewal of their leases; nil when no poll is due at now.
 func (en *engine) claimed(now time.Time) []ID {
@@ -624,7 +633,10 @@ func (en *engine) writeStarts(w storeWriter, res *cycleResult, finished map[*exe
 func (en *engine) writeOutcomes(w storeWriter) (map[*queueState]int, error) {
 	freed := map[*queueState]int{}
 	for _, e := range en.done {
-		if q := en.queues[e.rec.queue]; q != nil && en.inflight[e.id] == e {
+		if en.inflight[e.id] != e {
+			continue // a later claim of the job replaced it (superseded)
+		}
+		if q := en.queues[e.rec.queue]; q != nil {
 			freed[q]++
 		}
 		if err := en.finish(w, e); err != nil {
