@@ -150,7 +150,7 @@ func newEngine(r *Runner) *engine {
 		c := r.cfg.queues[name]
 		q := &queueState{name: name, workers: c.workers, prefetch: initialPrefetch(c.workers), limiter: c.limiter,
 			maxPrefetch: maxPrefetchOf(c.workers)}
-		if _, ok := r.st.(concurrentStore); ok {
+		if en.completesAlongside() {
 			// An attempt holds its place from its claim's commit until its
 			// completion's (completer.go): two commits, so twice the window.
 			q.maxPrefetch = min(2*q.maxPrefetch, 2*maxPrefetch)
