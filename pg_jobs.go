@@ -622,6 +622,12 @@ func (t *pgTxn) finish(id ID, rec *record, e ending, started bool) (next, error)
 	}
 	t.forget(id)
 	t.keepCancel(id, rec)
+	if r := t.rows[id]; r != nil {
+		// The row says whether the start was stored, and so which counter the
+		// job leaves: the engine's belief can be a start it sent that the store
+		// refused (a claim rescued and given back to this process since).
+		started = r.claim == pgStarted
+	}
 	from := stRunning
 	if !started {
 		from = stReady
