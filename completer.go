@@ -113,9 +113,7 @@ func (en *engine) takeCompletion(c completion) {
 	}
 	if c.err != nil {
 		en.done = append(c.batch, en.done...)
-		en.failures++
-		wait := min(10*time.Millisecond<<min(en.failures, 10), maxCommitBackoff)
-		en.backoffUntil = time.Now().Add(wait)
+		wait := en.backOff(time.Now())
 		en.r.log.Error("jobrun: recording outcomes failed; retrying", "error", c.err, "retry_in", wait,
 			"completions", len(c.batch))
 		return

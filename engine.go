@@ -448,9 +448,7 @@ func (en *engine) cycle() {
 		return
 	}
 	if err != nil {
-		en.failures++
-		wait := min(10*time.Millisecond<<min(en.failures, 10), maxCommitBackoff)
-		en.backoffUntil = now.Add(wait)
+		wait := en.backOff(now)
 		en.r.log.Error("jobrun: commit failed; retrying", "error", err, "retry_in", wait,
 			"enqueues", len(en.enqueues), "completions", len(en.done))
 		en.refuseWaiting(err)
@@ -468,6 +466,14 @@ func (en *engine) cycle() {
 	en.changes = changes[:0] // the next commit's buffer
 	en.applied(now, res)
 	en.finishCycle(now, nil)
+}
+
+// backOff counts a failed commit (or completion) and sets how long the next waits.
+func (en *engine) backOff(now time.Time) time.Duration {
+	en.failures++
+	wait := min(10*time.Millisecond<<min(en.failures, 10), maxCommitBackoff)
+	en.backoffUntil = now.Add(wait)
+	return wait
 }
 
 // commit writes one cycle into w. The order of its steps is what the cycle means:

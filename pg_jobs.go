@@ -117,7 +117,8 @@ func (t *pgTxn) queueNames() []string {
 
 // claim takes up to n ready jobs of queue, best first, and up to extra more that
 // outrank priority beat, as claimed (not started). Rows another process's claim
-// holds are skipped (SKIP LOCKED); take is asked as in the bbolt store.
+// holds are skipped (SKIP LOCKED); take is asked as in the bbolt store, and a
+// nil take (no limiter) claims in one statement (claimAll).
 func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []byte) (ok, stop bool)) ([]claimedJob, error) {
 	if take == nil {
 		return t.claimAll(queue, n, extra, beat)
@@ -126,10 +127,7 @@ func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []by
 	skipped := 0
 	afterPrio, afterID := int64(math.MaxInt64), int64(0)
 	for page := 0; len(claimed) < n+extra; page++ {
-		want := n + extra - len(claimed)
-		if take != nil {
-			want += min(skipped+16, claimSkipBudget)
-		}
+		want := n + extra - len(claimed) + min(skipped+16, claimSkipBudget)
 		var ids []ID
 		var rows []*pgRow
 		err := scanRows(t.query(`SELECT `+pgJobColumns+` FROM {s}.jobs
@@ -154,29 +152,22 @@ func (t *pgTxn) claim(queue string, n, extra int, beat int64, take func(key []by
 			if len(claimed) == n+extra {
 				return claimed, nil
 			}
-			if take != nil {
-				ok, end := take([]byte(r.concKey))
-				if end {
+			ok, end := take([]byte(r.concKey))
+			if end {
+				return claimed, nil
+			}
+			if !ok {
+				if skipped++; skipped == claimSkipBudget {
 					return claimed, nil
 				}
-				if !ok {
-					if skipped++; skipped == claimSkipBudget {
-						return claimed, nil
-					}
-					continue
-				}
-			}
-			rec, err := decodeRecord(r.raw)
-			if err != nil {
-				if err := t.quarantine(id, queue, stReady, err); err != nil {
-					return nil, err
-				}
-				if r.concKey != "" {
-					if err := t.releaseSlot(queue, r.concKey); err != nil {
-						return nil, err
-					}
-				}
 				continue
+			}
+			rec, err := t.decodeClaimed(id, queue, r)
+			if err != nil {
+				return nil, err
+			}
+			if rec == nil {
+				continue // quarantined
 			}
 			r.claim, r.startedAt = pgClaimed, 0
 			t.claimLease(id, r)
@@ -251,21 +242,31 @@ func (t *pgTxn) claimRows(queue string, afterPrio, afterID int64, outrank *int64
 			last = pgPlace{id, r.priority}
 		}
 		t.setFence(id, r.fence)
-		rec, err := decodeRecord(r.raw)
+		rec, err := t.decodeClaimed(id, queue, r)
 		if err != nil {
-			if err := t.quarantine(id, queue, stReady, err); err != nil {
-				return nil, last, err
-			}
-			if r.concKey != "" {
-				if err := t.releaseSlot(queue, r.concKey); err != nil {
-					return nil, last, err
-				}
-			}
-			continue
+			return nil, last, err
 		}
-		claimed = append(claimed, claimedJob{id, rec})
+		if rec != nil {
+			claimed = append(claimed, claimedJob{id, rec})
+		}
 	}
 	return claimed, last, nil
+}
+
+// decodeClaimed decodes the record of a job being claimed; one that cannot be
+// decoded is quarantined, its key slot freed, and nil returned.
+func (t *pgTxn) decodeClaimed(id ID, queue string, r *pgRow) (*record, error) {
+	rec, err := decodeRecord(r.raw)
+	if err == nil {
+		return rec, nil
+	}
+	if err := t.quarantine(id, queue, stReady, err); err != nil {
+		return nil, err
+	}
+	if r.concKey != "" {
+		return nil, t.releaseSlot(queue, r.concKey)
+	}
+	return nil, nil
 }
 
 func (t *pgTxn) logStart(id ID, rec *record, at time.Time) {

@@ -232,7 +232,7 @@ type leaseWriter interface {
 	// stop (changeCancelAsked), and rescues up to limit jobs whose leases lapsed.
 	// It returns how many it made ready again and how many it ended. A claim of
 	// this process that its engine does not hold (one whose commit reported an
-	// error the server had not had) lapses and is rescued, as a dead process's.
+	// error after the server had committed it) lapses and is rescued, as a dead process's.
 	renew(limit int, held []ID) (ready, ended int, err error)
 	// claimedElsewhere reports whether another live process holds job id's claim.
 	claimedElsewhere(id ID) bool
