@@ -226,7 +226,8 @@ func (s *pgStore) prepare(ctx context.Context) error {
 		ON CONFLICT (key) DO UPDATE SET value = GREATEST({s}.meta.value, excluded.value)`), int64(pgSchemaVersion)); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	_, err = tx.CommitWith(ctx, nil)
+	return err
 }
 
 func (s *pgStore) name() string { return s.pool.Name() + "?schema=" + s.set.Schema }
@@ -275,10 +276,7 @@ func (s *pgStore) updateOnce(ctx context.Context, now time.Time, buf []jobChange
 	if err := fn(t); err != nil {
 		return nil, err
 	}
-	if err := t.flush(); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := t.commit(); err != nil {
 		return nil, err
 	}
 	t.commitFences()
@@ -514,8 +512,25 @@ func pgTime(n int64) time.Time {
 }
 
 // flush sends what is left of the writes and the counters' changes, in one round
-// trip; update calls it before the commit.
-func (t *pgTxn) flush() error {
+// trip: EnqueueTx's, before the application commits.
+func (t *pgTxn) flush() error { return t.sendWith(t.lastStatements()) }
+
+// commit sends what is left of the writes and the counters' changes and commits,
+// in one round trip: update's.
+func (t *pgTxn) commit() error {
+	stmts := append(t.rowStatements(), t.lastStatements()...)
+	if i, err := t.tx.CommitWith(t.ctx, t.batch(stmts)); err != nil {
+		if i < 0 || i >= len(stmts) {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return fmt.Errorf("%s: %w", stmts[i].what, err)
+	}
+	return nil
+}
+
+// lastStatements take the counters' changes as statements, and the transaction's
+// settings for its commit.
+func (t *pgTxn) lastStatements() []pgStatement {
 	var more []pgStatement
 	var queues []string
 	var states []int16
@@ -554,7 +569,7 @@ func (t *pgTxn) flush() error {
 	if t.lazyCommit {
 		more = append(more, pgStatement{"commit lazily", `SET LOCAL synchronous_commit = off`, nil})
 	}
-	return t.sendWith(more)
+	return more
 }
 
 func (t *pgTxn) lazy() { t.lazyCommit = true }

@@ -264,14 +264,19 @@ func (t *pgTxn) sendWith(more []pgStatement) error {
 	if len(stmts) == 0 {
 		return nil
 	}
+	if i, err := t.tx.Batch(t.ctx, t.batch(stmts)); err != nil {
+		return fmt.Errorf("%s: %w", stmts[max(i, 0)].what, err)
+	}
+	return nil
+}
+
+// batch is stmts with the schema in their SQL.
+func (t *pgTxn) batch(stmts []pgStatement) []sqldb.Statement {
 	batch := make([]sqldb.Statement, len(stmts))
 	for i, st := range stmts {
 		batch[i] = sqldb.Statement{SQL: t.s.q(st.sql), Args: st.args}
 	}
-	if i, err := t.tx.Batch(t.ctx, batch); err != nil {
-		return fmt.Errorf("%s: %w", stmts[max(i, 0)].what, err)
-	}
-	return nil
+	return batch
 }
 
 // pgStatement is a statement of a batch, with what it does for its error.

@@ -140,13 +140,11 @@ func (s *pgStore) notify(payloads []string) error {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Batch(ctx, []sqldb.Statement{
+	_, err = tx.CommitWith(ctx, []sqldb.Statement{
 		{SQL: `SET LOCAL synchronous_commit = off`},
 		{SQL: `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, Args: []any{s.channel(), payloads}},
-	}); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	})
+	return err
 }
 
 func (s *pgStore) watch(fn func(n wakeNote)) {

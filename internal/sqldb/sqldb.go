@@ -42,7 +42,11 @@ type Tx interface {
 	// Batch runs stmts in order in one round trip and returns the index of the
 	// one that failed with its error, or -1 and nil.
 	Batch(ctx context.Context, stmts []Statement) (int, error)
-	Commit(ctx context.Context) error
+	// CommitWith runs stmts (none is fine) and commits, in one round trip where
+	// the driver can: it returns the index of the statement that failed
+	// (len(stmts) for the commit) with its error, or -1 and nil.
+	CommitWith(ctx context.Context, stmts []Statement) (int, error)
+	// Rollback rolls back what was not committed; after a commit it does nothing.
 	Rollback(ctx context.Context) error
 }
 
