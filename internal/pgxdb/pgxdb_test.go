@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,7 +272,7 @@ func TestTxCommitFails(t *testing.T) {
 }
 
 // A transaction's first statement may set its isolation (BEGIN and the plan
-// setting went before it); inside, plans are custom.
+// setting went before it); inside, sequential scans are priced out.
 func TestTxSettings(t *testing.T) {
 	p, _ := testPool(t)
 	ctx := t.Context()
@@ -280,20 +281,20 @@ func TestTxSettings(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
 		t.Fatalf("set isolation first: %v", err)
 	}
-	var iso, ro, plans string
+	var iso, ro, seqscan string
 	if err := tx.QueryRow(ctx, `SELECT current_setting('transaction_isolation'),
-		current_setting('transaction_read_only'), current_setting('plan_cache_mode')`).Scan(&iso, &ro, &plans); err != nil {
+		current_setting('transaction_read_only'), current_setting('enable_seqscan')`).Scan(&iso, &ro, &seqscan); err != nil {
 		t.Fatal(err)
 	}
-	if iso != "repeatable read" || ro != "on" || plans != "force_custom_plan" {
-		t.Fatalf("inside: isolation %q, read only %q, plans %q", iso, ro, plans)
+	if iso != "repeatable read" || ro != "on" || seqscan != "off" {
+		t.Fatalf("inside: isolation %q, read only %q, enable_seqscan %q", iso, ro, seqscan)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// SET LOCAL ends with the transaction.
-	if err := p.P.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&plans); err != nil || plans != "auto" {
-		t.Fatalf("outside: plans %q, %v", plans, err)
+	if err := p.P.QueryRow(ctx, `SELECT current_setting('enable_seqscan')`).Scan(&seqscan); err != nil || seqscan != "on" {
+		t.Fatalf("outside: enable_seqscan %q, %v", seqscan, err)
 	}
 	idle(t, p)
 }
@@ -314,4 +315,52 @@ func TestAppTxCommitWith(t *testing.T) {
 		t.Fatalf("rows: %d, want 1", got)
 	}
 	idle(t, p)
+}
+
+// A statement's generic plan, which a connection caches after five runs, made
+// while its table was small, still finds rows by index once the table has grown:
+// with sequential scans at their usual price it would scan the table for each.
+func TestGenericPlanOnGrownTable(t *testing.T) {
+	p, table := testPool(t)
+	ctx := t.Context()
+	if _, err := p.Exec(ctx, `INSERT INTO `+table+` SELECT i, 'v' || i FROM generate_series(1, 50) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `ANALYZE `+table); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := p.Begin(ctx)
+	defer tx.Rollback(ctx)
+	stmt := table + "_lookup"
+	if _, err := tx.Exec(ctx, `PREPARE `+stmt+`(int[]) AS SELECT v FROM `+table+` WHERE id = ANY($1)`); err != nil {
+		t.Fatal(err)
+	}
+	defer p.P.Exec(context.Background(), `DEALLOCATE `+stmt)
+	for range 6 {
+		if _, err := tx.Exec(ctx, `EXECUTE `+stmt+`('{1,2,3}')`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` SELECT i, 'v' || i FROM generate_series(51, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(ctx, `EXPLAIN EXECUTE `+stmt+`('{1,2,3}')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan.String(), "Index") || strings.Contains(plan.String(), "Seq Scan") {
+		t.Fatalf("the cached plan of a lookup by ID on %s:\n%s", table, plan.String())
+	}
 }
